@@ -1,0 +1,92 @@
+//! Scores a model on a split: loss, accuracy, top-3 accuracy, per-class accuracy and the confusion matrix.
+//! Shared by training (validation) and `test`. Runs without gradients in large batches and accumulates on
+//! the device, reading back to the host once.
+
+use crate::data::{NUM_CLASSES, Split};
+use serde::{Deserialize, Serialize};
+use tch::nn::ModuleT;
+use tch::{Kind, Reduction, Tensor};
+
+/// Batch size for evaluation: large, since no activations are kept for backward.
+pub const EVAL_BATCH: i64 = 2000;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Evaluation {
+    pub images: i64,
+    /// Mean cross-entropy (nats).
+    pub loss: f64,
+    pub accuracy: f64,
+    pub top3_accuracy: f64,
+    pub per_class_accuracy: Vec<f64>,
+    /// `confusion[true][predicted]` counts.
+    pub confusion: Vec<Vec<i64>>,
+}
+
+/// Evaluates `model` on `split` in eval mode.
+pub fn evaluate(model: &impl ModuleT, split: &Split) -> Evaluation {
+    let n = split.len();
+    let device = split.labels.device();
+    let classes = NUM_CLASSES;
+    let (loss_sum, top3, confusion) = tch::no_grad(|| {
+        let mut loss_sum = Tensor::zeros([], (Kind::Double, device));
+        let mut top3 = Tensor::zeros([], (Kind::Int64, device));
+        let mut confusion = Tensor::zeros([classes * classes], (Kind::Int64, device));
+        for start in (0..n).step_by(EVAL_BATCH as usize) {
+            let len = EVAL_BATCH.min(n - start);
+            let xs = split.images.narrow(0, start, len);
+            let ys = split.labels.narrow(0, start, len);
+            let logits = model.forward_t(&xs, false);
+            loss_sum += logits.cross_entropy_loss::<Tensor>(&ys, None, Reduction::Sum, -100, 0.0).to_kind(Kind::Double);
+            let (_, top) = logits.topk(3, -1, true, true);
+            top3 += top.eq_tensor(&ys.unsqueeze(1)).sum(Kind::Int64);
+            let pred = top.select(1, 0);
+            confusion += (&ys * classes + pred).bincount::<Tensor>(None, classes * classes);
+        }
+        (loss_sum, top3, confusion)
+    });
+    let confusion: Vec<i64> = Vec::try_from(confusion.to_device(tch::Device::Cpu)).expect("int64 vector");
+    let confusion: Vec<Vec<i64>> = confusion.chunks(classes as usize).map(<[i64]>::to_vec).collect();
+    let correct: i64 = (0..classes as usize).map(|c| confusion[c][c]).sum();
+    let per_class_accuracy = confusion
+        .iter()
+        .enumerate()
+        .map(|(c, row)| {
+            let total: i64 = row.iter().sum();
+            if total == 0 { f64::NAN } else { row[c] as f64 / total as f64 }
+        })
+        .collect();
+    let denom = n.max(1) as f64;
+    Evaluation {
+        images: n,
+        loss: f64::try_from(loss_sum).expect("scalar") / denom,
+        accuracy: correct as f64 / denom,
+        top3_accuracy: i64::try_from(top3).expect("scalar") as f64 / denom,
+        per_class_accuracy,
+        confusion,
+    }
+}
+
+impl Evaluation {
+    /// The human-readable report `lenet5 test` prints.
+    pub fn to_text(&self) -> String {
+        let mut out = format!(
+            "images: {}\nloss: {:.4}\naccuracy: {:.2}%\ntop-3 accuracy: {:.2}%\n\nper-class accuracy:\n",
+            self.images,
+            self.loss,
+            100.0 * self.accuracy,
+            100.0 * self.top3_accuracy
+        );
+        for (c, acc) in self.per_class_accuracy.iter().enumerate() {
+            out += &format!("  {c}: {:.2}%\n", 100.0 * acc);
+        }
+        out += "\nconfusion matrix (rows: true digit, columns: predicted):\n      ";
+        out += &(0..self.confusion.len()).map(|c| format!("{c:>6}")).collect::<String>();
+        out += "\n";
+        for (c, row) in self.confusion.iter().enumerate() {
+            out += &format!("  {c:>2}: ");
+            out += &row.iter().map(|v| format!("{v:>6}")).collect::<String>();
+            out += "\n";
+        }
+        out
+    }
+}

@@ -1,0 +1,54 @@
+//! Ctrl-C and SIGTERM: the first one asks the training loop to stop after the current batch (it then saves
+//! and exits 130 / 143); a second one exits at once. Every file is written atomically, so even then only
+//! complete files are left.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use signal_hook::consts::{SIGINT, SIGTERM};
+
+/// Flags set by the signal handlers, polled by the training loop between batches.
+#[derive(Clone, Default)]
+pub struct Interrupt {
+    sigint: Arc<AtomicBool>,
+    sigterm: Arc<AtomicBool>,
+}
+
+impl Interrupt {
+    /// Installs the handlers. Without this call, [`Interrupt::requested`] is always `None`.
+    pub fn install() -> std::io::Result<Self> {
+        let this = Self::default();
+        for (signal, flag) in [(SIGINT, &this.sigint), (SIGTERM, &this.sigterm)] {
+            // Registered first, so it runs before the flag is set: a second signal exits at once.
+            signal_hook::flag::register_conditional_shutdown(signal, 128 + signal, Arc::clone(flag))?;
+            signal_hook::flag::register(signal, Arc::clone(flag))?;
+        }
+        Ok(this)
+    }
+
+    /// The exit code the process should end with (130 for SIGINT, 143 for SIGTERM), once a signal came.
+    pub fn requested(&self) -> Option<i32> {
+        if self.sigint.load(Ordering::Relaxed) {
+            Some(128 + SIGINT)
+        } else if self.sigterm.load(Ordering::Relaxed) {
+            Some(128 + SIGTERM)
+        } else {
+            None
+        }
+    }
+}
+
+/// The error a run ends with after a signal; `main` exits with its code.
+#[derive(Debug)]
+pub struct Interrupted {
+    pub exit_code: i32,
+    pub message: String,
+}
+
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Interrupted {}

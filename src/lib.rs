@@ -1,0 +1,38 @@
+//! lenet5: LeNet-5 on MNIST with LibTorch (tch), and the experiments that show what modern techniques change.
+//!
+//! The pipeline is a chain of typed stages: [`cli`] parses, [`config`] resolves and validates a [`Config`],
+//! [`train`] runs the loop over [`data`] and [`model`], [`evaluate`] scores a split, [`metrics`] and
+//! [`checkpoint`] write the run directory. `main.rs` only calls [`cli::run`].
+
+pub mod checkpoint;
+pub mod cli;
+pub mod config;
+pub mod data;
+pub mod device;
+pub mod evaluate;
+pub mod interrupt;
+pub mod metrics;
+pub mod model;
+pub mod optim;
+pub mod train;
+
+pub use config::Config;
+
+/// A mistake in what the user typed or wrote (flags, config, paths): exit code 2, like clap's own errors.
+/// Everything else is a runtime failure: exit code 1.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl UsageError {
+    pub fn new(msg: impl Into<String>) -> anyhow::Error {
+        anyhow::Error::new(UsageError(msg.into()))
+    }
+}
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}

@@ -1,0 +1,117 @@
+//! LeNet-5 as the seed builds it, with the activation, pooling and initialisation the config picks.
+//! Knows nothing about training. Variable paths are the seed's PyTorch attribute names (`conv1.weight`, …),
+//! so checkpoints load with `load_state_dict(strict=True)` in PyTorch.
+
+use crate::config::{Activation, Init, ModelConfig, Pooling};
+use tch::nn::{self, ModuleT};
+use tch::Tensor;
+
+/// Layer sizes: conv 6@5×5 (padding 2, so 28×28 stays 28×28) → pool → conv 16@5×5 → pool → 120 → 84 → 10.
+pub const CONV1_CHANNELS: i64 = 6;
+pub const CONV2_CHANNELS: i64 = 16;
+pub const KERNEL: i64 = 5;
+pub const FC1_IN: i64 = CONV2_CHANNELS * 5 * 5;
+pub const FC1_OUT: i64 = 120;
+pub const FC2_OUT: i64 = 84;
+pub const CLASSES: i64 = 10;
+
+/// Parameter names in state-dict order, as PyTorch's `LeNet().state_dict()` lists them.
+pub const PARAMETER_NAMES: [&str; 10] = [
+    "conv1.weight", "conv1.bias", "conv2.weight", "conv2.bias", "fc1.weight", "fc1.bias",
+    "fc2.weight", "fc2.bias", "fc3.weight", "fc3.bias",
+];
+
+#[derive(Debug)]
+pub struct LeNet5 {
+    pub conv1: nn::Conv2D,
+    pub conv2: nn::Conv2D,
+    pub fc1: nn::Linear,
+    pub fc2: nn::Linear,
+    pub fc3: nn::Linear,
+    pub activation: Activation,
+    pub pooling: Pooling,
+}
+
+/// Builds LeNet-5 under `vs` (normally the var store's root).
+pub fn lenet5(vs: &nn::Path, cfg: &ModelConfig) -> LeNet5 {
+    let conv = |name: &str, i, o, padding| {
+        let (ws_init, bs_init) = inits(cfg.init, &[o, i, KERNEL, KERNEL]);
+        let c = nn::ConvConfig { padding, ws_init, bs_init, ..Default::default() };
+        nn::conv2d(vs / name, i, o, KERNEL, c)
+    };
+    let linear = |name: &str, i, o| {
+        let (ws_init, bs_init) = inits(cfg.init, &[o, i]);
+        nn::linear(vs / name, i, o, nn::LinearConfig { ws_init, bs_init: Some(bs_init), bias: true })
+    };
+    LeNet5 {
+        conv1: conv("conv1", 1, CONV1_CHANNELS, 2),
+        conv2: conv("conv2", CONV1_CHANNELS, CONV2_CHANNELS, 0),
+        fc1: linear("fc1", FC1_IN, FC1_OUT),
+        fc2: linear("fc2", FC1_OUT, FC2_OUT),
+        fc3: linear("fc3", FC2_OUT, CLASSES),
+        activation: cfg.activation,
+        pooling: cfg.pooling,
+    }
+}
+
+/// Weight and bias initialisers for a weight of shape `dims` (`[out, in, k…]`).
+fn inits(init: Init, dims: &[i64]) -> (nn::Init, nn::Init) {
+    use nn::init::{FanInOut, NonLinearity, NormalOrUniform};
+    let fan_in = FanInOut::FanIn.for_weight_dims(dims) as f64;
+    let fan_out = FanInOut::FanOut.for_weight_dims(dims) as f64;
+    // Glorot & Bengio (2010): Var(w) = 2 / (fan_in + fan_out); uniform bound = sqrt(3·Var).
+    let glorot_std = (2.0 / (fan_in + fan_out)).sqrt();
+    let he = |dist| nn::Init::Kaiming { dist, fan: FanInOut::FanIn, non_linearity: NonLinearity::ReLU };
+    let zero = nn::Init::Const(0.0);
+    match init {
+        // PyTorch's own layer defaults (what the seed's "default" means; tch's differ): weights
+        // kaiming_uniform(a=√5), i.e. uniform(±1/√fan_in), and biases uniform(±1/√fan_in).
+        Init::Default => {
+            let bound = 1.0 / fan_in.sqrt();
+            (nn::Init::Uniform { lo: -bound, up: bound }, nn::Init::Uniform { lo: -bound, up: bound })
+        }
+        Init::XavierUniform => {
+            let bound = 3f64.sqrt() * glorot_std;
+            (nn::Init::Uniform { lo: -bound, up: bound }, zero)
+        }
+        Init::XavierNormal => (nn::Init::Randn { mean: 0.0, stdev: glorot_std }, zero),
+        Init::HeUniform => (he(NormalOrUniform::Uniform), zero),
+        Init::HeNormal => (he(NormalOrUniform::Normal), zero),
+    }
+}
+
+impl LeNet5 {
+    fn act(&self, xs: Tensor) -> Tensor {
+        match self.activation {
+            Activation::Sigmoid => xs.sigmoid(),
+            Activation::Relu => xs.relu(),
+            Activation::Tanh => xs.tanh(),
+        }
+    }
+
+    fn pool(&self, xs: Tensor) -> Tensor {
+        match self.pooling {
+            Pooling::Avg => xs.avg_pool2d_default(2),
+            Pooling::Max => xs.max_pool2d_default(2),
+        }
+    }
+}
+
+impl ModuleT for LeNet5 {
+    /// `[N, 1, 28, 28]` normalised images → `[N, 10]` logits. The seed applies the activation after each
+    /// pooling (conv → pool → act) and after fc1 and fc2.
+    fn forward_t(&self, xs: &Tensor, _train: bool) -> Tensor {
+        let xs = self.act(self.pool(xs.apply(&self.conv1)));
+        let xs = self.act(self.pool(xs.apply(&self.conv2)));
+        let xs = self.act(xs.flatten(1, -1).apply(&self.fc1));
+        let xs = self.act(xs.apply(&self.fc2));
+        xs.apply(&self.fc3)
+    }
+}
+
+/// Weight tensors (not biases), for the L1 penalty.
+impl LeNet5 {
+    pub fn weights(&self) -> [&Tensor; 5] {
+        [&self.conv1.ws, &self.conv2.ws, &self.fc1.ws, &self.fc2.ws, &self.fc3.ws]
+    }
+}
