@@ -1,0 +1,108 @@
+//! Shared test helpers: synthetic MNIST-format IDX files and running the real `lenet5` binary.
+//! Nothing here touches the network or the real MNIST.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub const SIDE: usize = 28;
+
+/// A scratch directory under the target dir, fresh for each test.
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// IDX images file bytes: magic 2051, count, rows, cols, then `pixels`.
+pub fn idx_images(count: u32, rows: u32, cols: u32, pixels: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(16 + pixels.len());
+    for v in [2051u32, count, rows, cols] {
+        out.extend_from_slice(&v.to_be_bytes());
+    }
+    out.extend_from_slice(pixels);
+    out
+}
+
+/// IDX labels file bytes: magic 2049, count, then `labels`.
+pub fn idx_labels(count: u32, labels: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(8 + labels.len());
+    for v in [2049u32, count] {
+        out.extend_from_slice(&v.to_be_bytes());
+    }
+    out.extend_from_slice(labels);
+    out
+}
+
+/// A learnable synthetic digit: a bright 6×6 block whose position encodes the label, plus seeded noise.
+pub fn synthetic_images(labels: &[u8], seed: u64) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut next = move || {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (state >> 33) as u8
+    };
+    let mut pixels = vec![0u8; labels.len() * SIDE * SIDE];
+    for (i, &label) in labels.iter().enumerate() {
+        let img = &mut pixels[i * SIDE * SIDE..(i + 1) * SIDE * SIDE];
+        for p in img.iter_mut() {
+            *p = next() / 8;
+        }
+        let (row, col) = (2 + (label as usize / 5) * 12, 1 + (label as usize % 5) * 5);
+        for r in row..row + 6 {
+            for c in col..col + 5 {
+                img[r * SIDE + c] = 200 + next() / 5;
+            }
+        }
+    }
+    pixels
+}
+
+/// Writes the four MNIST files into `dir` with `n_train` and `n_test` synthetic images.
+pub fn write_mnist(dir: &Path, n_train: usize, n_test: usize) {
+    std::fs::create_dir_all(dir).unwrap();
+    for (images, labels, n, seed) in [
+        ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", n_train, 1),
+        ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", n_test, 2),
+    ] {
+        let ys: Vec<u8> = (0..n).map(|i| ((i * 7 + seed as usize) % 10) as u8).collect();
+        let xs = synthetic_images(&ys, seed);
+        std::fs::write(dir.join(images), idx_images(n as u32, 28, 28, &xs)).unwrap();
+        std::fs::write(dir.join(labels), idx_labels(n as u32, &ys)).unwrap();
+    }
+}
+
+/// A config for fast tests on the synthetic data in `data_dir`, with runs under `runs_dir`.
+pub fn tiny_config(data_dir: &Path, runs_dir: &Path, extra: &str) -> String {
+    format!(
+        "data:\n  dir: {}\n  download: false\n  batch_size: 32\ntrainer:\n  epochs: 2\n  device: cpu\n  threads: 1\n  runs_dir: {}\n{extra}",
+        data_dir.display(),
+        runs_dir.display()
+    )
+}
+
+/// Runs the real binary with `args` in `cwd`.
+pub fn lenet5(cwd: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_lenet5")).args(args).current_dir(cwd).output().expect("run lenet5")
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Asserts success and returns stdout.
+pub fn ok(o: Output) -> String {
+    assert!(o.status.success(), "lenet5 failed ({:?}):\nstdout:\n{}\nstderr:\n{}", o.status, stdout(&o), stderr(&o));
+    stdout(&o)
+}
+
+/// The only run directory under `runs`.
+pub fn only_run(runs: &Path) -> PathBuf {
+    let dirs: Vec<_> = std::fs::read_dir(runs).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(dirs.len(), 1, "expected one run in {}: {dirs:?}", runs.display());
+    dirs[0].clone()
+}

@@ -1,0 +1,87 @@
+//! The real binary on synthetic MNIST: train → run directory → test, resume, and determinism.
+mod common;
+use common::*;
+use std::path::Path;
+
+fn setup(name: &str, extra: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let dir = scratch(name);
+    write_mnist(&dir.join("data"), 300, 100);
+    std::fs::write(dir.join("tiny.yaml"), tiny_config(&dir.join("data"), &dir.join("runs"), extra)).unwrap();
+    (dir.clone(), dir.join("runs"))
+}
+
+fn csv_lines(run: &Path) -> Vec<String> {
+    std::fs::read_to_string(run.join("metrics.csv")).unwrap().lines().map(str::to_owned).collect()
+}
+
+/// The loss and accuracy columns only (seconds differ between runs).
+fn loss_columns(run: &Path) -> Vec<String> {
+    csv_lines(run).iter().map(|l| l.split(',').take(6).collect::<Vec<_>>().join(",")).collect()
+}
+
+#[test]
+fn train_writes_run_directory_and_test_reads_it() {
+    let (dir, runs) = setup("e2e_train", "");
+    let out = ok(lenet5(&dir, &["train", "tiny.yaml", "--epochs", "3"]));
+    assert!(out.contains("test: loss"), "train prints the test result:\n{out}");
+    let run = only_run(&runs);
+    assert!(run.file_name().unwrap().to_string_lossy().starts_with("tiny-"));
+
+    let lines = csv_lines(&run);
+    assert_eq!(lines[0], "epoch,lr,loss,accuracy,val_loss,val_accuracy,seconds");
+    assert_eq!(lines.len(), 1 + 3, "one row per epoch:\n{lines:#?}");
+    for (i, line) in lines[1..].iter().enumerate() {
+        assert!(line.starts_with(&format!("{},", i + 1)), "{line}");
+    }
+
+    for file in ["best.safetensors", "last.safetensors"] {
+        let tensors = tch::Tensor::read_safetensors(run.join(file)).unwrap();
+        let mut names: Vec<_> = tensors.iter().map(|(n, _)| n.clone()).collect();
+        names.sort();
+        let mut expected = lenet5::model::PARAMETER_NAMES.map(str::to_owned).to_vec();
+        expected.sort();
+        assert_eq!(names, expected, "{file}");
+    }
+    let saved = lenet5::config::load(&run.join("config.yaml"), &[]).unwrap();
+    assert_eq!(saved.trainer.epochs, 3, "the resolved config includes the --epochs override");
+    assert!(run.join("test.json").is_file());
+
+    // `test` defaults to the most recent run under runs/.
+    let out = ok(lenet5(&dir, &["test", "--runs-dir", runs.to_str().unwrap(), "--json"]));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["images"], 100);
+    assert_eq!(v["confusion"].as_array().unwrap().len(), 10);
+    let acc = v["accuracy"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&acc));
+    let text = ok(lenet5(&dir, &["test", run.to_str().unwrap()]));
+    assert!(text.contains("top-3 accuracy") && text.contains("confusion matrix"), "{text}");
+}
+
+#[test]
+fn two_seeded_cpu_runs_give_identical_metrics() {
+    let (dir, runs) = setup("e2e_determinism", "");
+    ok(lenet5(&dir, &["train", "tiny.yaml", "--name", "a"]));
+    ok(lenet5(&dir, &["train", "tiny.yaml", "--name", "b"]));
+    let mut found: Vec<_> = std::fs::read_dir(&runs).unwrap().map(|e| e.unwrap().path()).collect();
+    found.sort();
+    assert_eq!(loss_columns(&found[0]), loss_columns(&found[1]));
+    // And a different seed really changes them, so the comparison above can fail.
+    ok(lenet5(&dir, &["train", "tiny.yaml", "--name", "c", "--seed", "7"]));
+    let c = std::fs::read_dir(&runs).unwrap().map(|e| e.unwrap().path()).find(|p| p.to_string_lossy().contains("/c-")).unwrap();
+    assert_ne!(loss_columns(&found[0]), loss_columns(&c));
+}
+
+#[test]
+fn resume_continues_without_gaps_or_duplicates() {
+    let (dir, runs) = setup("e2e_resume", "");
+    ok(lenet5(&dir, &["train", "tiny.yaml", "--epochs", "2", "--set", "trainer.early_stopping.enabled=false"]));
+    let run = only_run(&runs);
+    let out = lenet5(&dir, &["train", "--resume", run.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "a finished run is not resumed without more epochs: {}", stderr(&out));
+    ok(lenet5(&dir, &["train", "--resume", run.to_str().unwrap(), "--epochs", "4"]));
+    let epochs: Vec<String> = csv_lines(&run)[1..].iter().map(|l| l.split(',').next().unwrap().to_owned()).collect();
+    assert_eq!(epochs, ["1", "2", "3", "4"]);
+    let state: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("state.json")).unwrap()).unwrap();
+    assert_eq!(state["epoch"], 4);
+    assert_eq!(state["status"], "completed");
+}

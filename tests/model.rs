@@ -1,0 +1,87 @@
+//! LeNet-5's layout, parameter names and count, every model choice, and the initialisers' statistics.
+use lenet5::config::{Activation, Init, ModelConfig, Pooling};
+use lenet5::model::{self, PARAMETER_NAMES};
+use tch::nn::{self, ModuleT, OptimizerConfig};
+use tch::{Device, Kind, Tensor};
+
+fn build(cfg: &ModelConfig) -> (nn::VarStore, model::LeNet5) {
+    tch::manual_seed(0);
+    let vs = nn::VarStore::new(Device::Cpu);
+    let net = model::lenet5(&vs.root(), cfg);
+    (vs, net)
+}
+
+#[test]
+fn output_shape_parameter_count_and_names() {
+    let (vs, net) = build(&ModelConfig::default());
+    let logits = net.forward_t(&Tensor::randn([7, 1, 28, 28], (Kind::Float, Device::Cpu)), false);
+    assert_eq!(logits.size(), [7, 10]);
+    let count: i64 = vs.trainable_variables().iter().map(Tensor::numel).map(|n| n as i64).sum();
+    // 6·25+6 + 16·6·25+16 + 400·120+120 + 120·84+84 + 84·10+10
+    assert_eq!(count, 61_706);
+    let mut names: Vec<String> = vs.variables().into_keys().collect();
+    names.sort();
+    let mut expected: Vec<String> = PARAMETER_NAMES.map(str::to_owned).to_vec();
+    expected.sort();
+    assert_eq!(names, expected);
+}
+
+#[test]
+fn every_activation_pooling_and_init_builds_and_takes_a_step() {
+    for activation in [Activation::Sigmoid, Activation::Relu, Activation::Tanh] {
+        for pooling in [Pooling::Avg, Pooling::Max] {
+            for init in [Init::Default, Init::XavierUniform, Init::XavierNormal, Init::HeUniform, Init::HeNormal] {
+                let (vs, net) = build(&ModelConfig { activation, pooling, init });
+                let before = vs.variables()["fc3.weight"].copy();
+                let mut opt = nn::Sgd::default().build(&vs, 0.1).unwrap();
+                let xs = Tensor::randn([4, 1, 28, 28], (Kind::Float, Device::Cpu));
+                let loss = net.forward_t(&xs, true).cross_entropy_for_logits(&Tensor::from_slice(&[0i64, 1, 2, 3]));
+                assert!(f64::try_from(&loss).unwrap().is_finite());
+                opt.backward_step(&loss);
+                let moved = f64::try_from((vs.variables()["fc3.weight"].copy() - before).abs().sum(Kind::Float)).unwrap();
+                assert!(moved > 0.0, "{activation:?}/{pooling:?}/{init:?} did not update");
+            }
+        }
+    }
+}
+
+fn std_of(init: Init, name: &str) -> f64 {
+    let (vs, _) = build(&ModelConfig { init, ..Default::default() });
+    f64::try_from(vs.variables()[name].std(true)).unwrap()
+}
+
+#[test]
+fn xavier_and_he_have_the_expected_variance() {
+    // fc1.weight is [120, 400]: 48,000 samples, so the sample std is within ~1% of the target.
+    let (fan_in, fan_out) = (400.0f64, 120.0f64);
+    let glorot = (2.0 / (fan_in + fan_out)).sqrt();
+    let he = (2.0 / fan_in).sqrt();
+    for (init, expected) in [
+        (Init::XavierUniform, glorot),
+        (Init::XavierNormal, glorot),
+        (Init::HeUniform, he),
+        (Init::HeNormal, he),
+        // PyTorch's default: uniform(±1/√fan_in) has std 1/√(3·fan_in).
+        (Init::Default, 1.0 / (3.0 * fan_in).sqrt()),
+    ] {
+        let got = std_of(init, "fc1.weight");
+        assert!((got / expected - 1.0).abs() < 0.03, "{init:?}: std {got}, expected {expected}");
+    }
+    let (vs, _) = build(&ModelConfig { init: Init::XavierUniform, ..Default::default() });
+    let bias_abs = f64::try_from(vs.variables()["fc1.bias"].abs().sum(Kind::Float)).unwrap();
+    assert_eq!(bias_abs, 0.0, "biases start at zero");
+    let w = vs.variables()["conv1.weight"].abs().max();
+    let bound = (6.0f64 / (25.0 + 150.0)).sqrt(); // conv1: fan_in 1·25, fan_out 6·25
+    assert!(f64::try_from(w).unwrap() <= bound);
+}
+
+#[test]
+fn l1_penalty_is_the_sum_of_absolute_weights() {
+    let (vs, net) = build(&ModelConfig::default());
+    let expected: f64 = ["conv1.weight", "conv2.weight", "fc1.weight", "fc2.weight", "fc3.weight"]
+        .iter()
+        .map(|n| f64::try_from(vs.variables()[*n].abs().sum(Kind::Double)).unwrap())
+        .sum();
+    let got = f64::try_from(lenet5::train::l1_penalty(&net)).unwrap();
+    assert!((got - expected).abs() < 1e-3 * expected, "{got} vs {expected}");
+}
