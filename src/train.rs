@@ -7,7 +7,7 @@
 //! NaN early) and at the end of the epoch.
 
 use crate::checkpoint::{self, RunDir, RunStatus, TrainState};
-use crate::config::{Config, Monitor};
+use crate::config::{Config, EarlyStoppingConfig, Monitor};
 use crate::data::{self, Mnist, Split};
 use crate::evaluate::{self, Evaluation};
 use crate::interrupt::{Interrupt, Interrupted};
@@ -39,15 +39,7 @@ pub fn train(config: &Config, name: &str, interrupt: &Interrupt) -> Result<Train
     let run = RunDir::create(&config.trainer.runs_dir, name)?;
     run.write_config(config)?;
     let metrics = MetricsWriter::create(&run.file(checkpoint::METRICS_FILE))?;
-    let state = TrainState {
-        epoch: 0,
-        best_epoch: 0,
-        best_value: None,
-        epochs_without_improvement: 0,
-        scheduler: LrScheduler::new(&config.lr_scheduler, config.optimizer.lr),
-        status: RunStatus::Running,
-        train_seconds: 0.0,
-    };
+    let state = initial_state(config);
     eprintln!("run directory: {}", run.path.display());
     Trainer::new(config, device, run, state, metrics, None)?.run(&data, interrupt)
 }
@@ -156,7 +148,7 @@ impl<'a> Trainer<'a> {
                 Monitor::ValLoss => val_loss,
                 Monitor::ValAccuracy => val_accuracy,
             };
-            let improved = self.record(epoch, monitored, seconds);
+            let improved = record_epoch(&mut self.state, &t.early_stopping, epoch, monitored, seconds);
             if improved {
                 self.run.save_weights(&self.vs, checkpoint::BEST_WEIGHTS)?;
             }
@@ -164,7 +156,7 @@ impl<'a> Trainer<'a> {
             if t.save_period > 0 && epoch % t.save_period == 0 {
                 self.run.save_weights(&self.vs, &format!("epoch-{epoch}.safetensors"))?;
             }
-            let stop = t.early_stopping.enabled && self.state.epochs_without_improvement >= t.early_stopping.patience;
+            let stop = should_stop(&self.state, &t.early_stopping);
             if stop {
                 self.state.status = RunStatus::EarlyStopped;
             } else if epoch == t.epochs {
@@ -183,25 +175,6 @@ impl<'a> Trainer<'a> {
             }
         }
         self.finish(data)
-    }
-
-    /// Updates best/early-stopping/scheduler state after `epoch`. Returns whether it is the new best.
-    fn record(&mut self, epoch: usize, monitored: f64, seconds: f64) -> bool {
-        let es = &self.config.trainer.early_stopping;
-        let s = &mut self.state;
-        // Ties are not improvements: the earlier epoch stays best.
-        let improved = s.best_value.is_none_or(|best| es.monitor.improves(monitored, best, es.min_delta));
-        if improved {
-            s.best_value = Some(monitored);
-            s.best_epoch = epoch;
-            s.epochs_without_improvement = 0;
-        } else {
-            s.epochs_without_improvement += 1;
-        }
-        s.scheduler.step(epoch, monitored);
-        s.epoch = epoch;
-        s.train_seconds += seconds;
-        improved
     }
 
     /// One pass over `train` in a permutation seeded by `trainer.seed + epoch` (so a resumed run sees the
@@ -295,6 +268,42 @@ impl<'a> Trainer<'a> {
         let test = evaluate::evaluate(&self.net, &data.test);
         crate::checkpoint::write_atomic(&self.run.file(checkpoint::TEST_FILE), serde_json::to_string_pretty(&test)?.as_bytes())?;
         Ok(TrainOutcome { run: self.run, state: self.state, test })
+    }
+}
+
+/// Updates best/early-stopping/scheduler state after `epoch` with its monitored value. Returns whether it
+/// is the new best. Ties are not improvements (the earlier epoch stays best), and neither is a gain of
+/// `min_delta` or less.
+pub fn record_epoch(s: &mut TrainState, es: &EarlyStoppingConfig, epoch: usize, monitored: f64, seconds: f64) -> bool {
+    let improved = s.best_value.is_none_or(|best| es.monitor.improves(monitored, best, es.min_delta));
+    if improved {
+        s.best_value = Some(monitored);
+        s.best_epoch = epoch;
+        s.epochs_without_improvement = 0;
+    } else {
+        s.epochs_without_improvement += 1;
+    }
+    s.scheduler.step(epoch, monitored);
+    s.epoch = epoch;
+    s.train_seconds += seconds;
+    improved
+}
+
+/// Early stopping: `patience` epochs in a row without improvement.
+pub fn should_stop(s: &TrainState, es: &EarlyStoppingConfig) -> bool {
+    es.enabled && s.epochs_without_improvement >= es.patience
+}
+
+/// A fresh state before epoch 1.
+pub fn initial_state(config: &Config) -> TrainState {
+    TrainState {
+        epoch: 0,
+        best_epoch: 0,
+        best_value: None,
+        epochs_without_improvement: 0,
+        scheduler: LrScheduler::new(&config.lr_scheduler, config.optimizer.lr),
+        status: RunStatus::Running,
+        train_seconds: 0.0,
     }
 }
 
