@@ -166,15 +166,16 @@ pub fn load_weights(vs: &mut VarStore, path: &Path) -> Result<()> {
     let expected = vs.variables();
     let mut names: Vec<&String> = expected.keys().collect();
     names.sort();
-    for name in names {
-        let want = expected[name].size();
-        match tensors.get(name) {
-            None => return Err(bad(format!("missing tensor `{name}` (shape {want:?}) that the model needs"))),
-            Some(t) if t.size() != want => {
+    for name in &names {
+        if let Some(t) = tensors.get(*name) {
+            let want = expected[*name].size();
+            if t.size() != want {
                 return Err(bad(format!("tensor `{name}` has shape {:?}, the model needs {want:?}", t.size())));
             }
-            Some(_) => {}
         }
+    }
+    if let Some(name) = names.iter().find(|n| !tensors.contains_key(**n)) {
+        return Err(bad(format!("missing tensor `{name}` (shape {:?}) that the model needs", expected[*name].size())));
     }
     if let Some(extra) = tensors.keys().find(|k| !expected.contains_key(*k)) {
         return Err(bad(format!("unexpected tensor `{extra}`: the checkpoint is for another model")));
