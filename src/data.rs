@@ -146,14 +146,15 @@ pub fn check_idx(path: &Path, magic: u32) -> Result<u64> {
     let mut file = std::fs::File::open(path).map_err(|e| bad(format!("cannot open: {e}")))?;
     let file_len = file.metadata().map_err(|e| bad(e.to_string()))?.len();
     let header_len: u64 = if magic == IMAGES_MAGIC { 16 } else { 8 };
-    let mut header = vec![0u8; header_len as usize];
-    file.read_exact(&mut header)
-        .map_err(|_| bad(format!("truncated header ({file_len} bytes, expected at least {header_len})")))?;
+    let mut header = Vec::with_capacity(header_len as usize);
+    (&mut file).take(header_len).read_to_end(&mut header).map_err(|e| bad(e.to_string()))?;
     let field = |i: usize| u32::from_be_bytes(header[4 * i..4 * i + 4].try_into().unwrap());
-    let found = field(0);
-    if found != magic {
+    if header.len() >= 4 && field(0) != magic {
         let what = if magic == IMAGES_MAGIC { "images" } else { "labels" };
-        return Err(bad(format!("wrong magic number {found} (expected {magic} for IDX {what})")));
+        return Err(bad(format!("wrong magic number {} (expected {magic} for IDX {what})", field(0))));
+    }
+    if (header.len() as u64) < header_len {
+        return Err(bad(format!("truncated header ({file_len} bytes, expected at least {header_len})")));
     }
     let count = u64::from(field(1));
     let item_len = if magic == IMAGES_MAGIC {

@@ -1,0 +1,63 @@
+//! IDX parsing, normalisation and the seeded split, on synthetic files.
+mod common;
+use common::*;
+use lenet5::config::DataConfig;
+use lenet5::data::{self, IMAGES_MAGIC, LABELS_MAGIC};
+use tch::{Device, Kind, Tensor};
+
+fn cfg(dir: &std::path::Path, validation_split: f64, seed: u64) -> DataConfig {
+    DataConfig { dir: dir.to_path_buf(), download: false, batch_size: 10, validation_split, seed, ..Default::default() }
+}
+
+#[test]
+fn loads_normalises_and_splits() {
+    let dir = scratch("data_load");
+    write_mnist(&dir, 200, 50);
+    assert_eq!(data::check_idx(&dir.join("train-images-idx3-ubyte"), IMAGES_MAGIC).unwrap(), 200);
+    assert_eq!(data::check_idx(&dir.join("t10k-labels-idx1-ubyte"), LABELS_MAGIC).unwrap(), 50);
+
+    let m = data::load(&cfg(&dir, 0.1, 1), Device::Cpu).unwrap();
+    assert_eq!((m.train.len(), m.validation.len(), m.test.len()), (180, 20, 50));
+    assert_eq!(m.train.images.size(), [180, 1, 28, 28]);
+    assert_eq!(m.test.labels.kind(), Kind::Int64);
+
+    // Pixel p/255 is stored as (p/255 - 0.1307) / 0.3081: check the very first test pixel.
+    let raw = std::fs::read(dir.join("t10k-images-idx3-ubyte")).unwrap();
+    let expected = (raw[16] as f64 / 255.0 - 0.1307) / 0.3081;
+    let got = f64::try_from(m.test.images.get(0).get(0).get(0).get(0)).unwrap();
+    assert!((got - expected).abs() < 1e-5, "{got} vs {expected}");
+    let labels = std::fs::read(dir.join("t10k-labels-idx1-ubyte")).unwrap();
+    let first: Vec<i64> = Vec::try_from(m.test.labels.narrow(0, 0, 5)).unwrap();
+    assert_eq!(first, labels[8..13].iter().map(|&l| l as i64).collect::<Vec<_>>());
+
+    // The split is a seeded partition: the same seed gives the same split, another seed another one,
+    // and train ∪ validation is every training label exactly once.
+    let again = data::load(&cfg(&dir, 0.1, 1), Device::Cpu).unwrap();
+    assert!(m.validation.images.equal(&again.validation.images));
+    let other = data::load(&cfg(&dir, 0.1, 2), Device::Cpu).unwrap();
+    assert!(!m.validation.images.equal(&other.validation.images));
+    let all = Tensor::cat(&[&m.train.labels, &m.validation.labels], 0).bincount::<Tensor>(None, 10);
+    let train_labels = std::fs::read(dir.join("train-labels-idx1-ubyte")).unwrap();
+    let counts = Tensor::from_slice(&train_labels[8..]).to_kind(Kind::Int64).bincount::<Tensor>(None, 10);
+    assert!(all.equal(&counts));
+
+    let no_val = data::load(&cfg(&dir, 0.0, 1), Device::Cpu).unwrap();
+    assert_eq!((no_val.train.len(), no_val.validation.len()), (200, 0));
+}
+
+#[test]
+fn bad_headers_are_errors_not_panics() {
+    let dir = scratch("data_bad");
+    let path = dir.join("x");
+    for (bytes, magic, needle) in [
+        (idx_images(2, 28, 28, &[0; 100]), IMAGES_MAGIC, "truncated"),
+        (idx_images(1, 28, 28, &[0; 784 + 1]), IMAGES_MAGIC, "longer"),
+        (idx_labels(3, &[1, 2, 10]), LABELS_MAGIC, "label 10 at index 2"),
+        (idx_labels(3, &[1, 2, 3]), IMAGES_MAGIC, "wrong magic number 2049"),
+        (vec![0, 0, 8], LABELS_MAGIC, "truncated header"),
+    ] {
+        std::fs::write(&path, bytes).unwrap();
+        let e = format!("{:#}", data::check_idx(&path, magic).unwrap_err());
+        assert!(e.contains(needle) && e.contains(path.to_str().unwrap()), "{e}");
+    }
+}
