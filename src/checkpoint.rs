@@ -84,6 +84,18 @@ impl RunDir {
         unreachable!()
     }
 
+    /// Creates exactly `path`; an existing run there is an error (resume it instead).
+    pub fn create_at(path: &Path) -> Result<Self> {
+        if path.join(CONFIG_FILE).exists() {
+            return Err(UsageError::new(format!(
+                "{} already holds a run; continue it with `lenet5 train --resume {0}`",
+                path.display()
+            )));
+        }
+        std::fs::create_dir_all(path).with_context(|| format!("cannot create run directory {}", path.display()))?;
+        Ok(Self { path: path.to_path_buf() })
+    }
+
     /// Opens an existing run directory; it must hold a `config.yaml`.
     pub fn open(path: &Path) -> Result<Self> {
         if !path.is_dir() {

@@ -34,8 +34,11 @@ pub struct TrainArgs {
     #[command(flatten)]
     pub overrides: Overrides,
     /// Run directory name prefix [default: the config file's name].
-    #[arg(long)]
+    #[arg(long, conflicts_with = "run_dir")]
     pub name: Option<String>,
+    /// Exact run directory to create, instead of RUNS_DIR/NAME-TIMESTAMP.
+    #[arg(long, value_name = "DIR", conflicts_with = "resume")]
+    pub run_dir: Option<PathBuf>,
 }
 
 /// Command-line overrides, applied after the config file in the order listed here.
@@ -117,10 +120,14 @@ fn run_train(args: TrainArgs) -> Result<()> {
         (Some(run_dir), _) => train::resume(run_dir, &overrides, &interrupt)?,
         (None, Some(path)) => {
             let config = config::load(path, &overrides)?;
-            let name = args.name.clone().unwrap_or_else(|| {
-                path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "run".into())
-            });
-            train::train(&config, &name, &interrupt)?
+            let new_run = match (&args.run_dir, &args.name) {
+                (Some(dir), _) => train::NewRun::At(dir.clone()),
+                (None, Some(name)) => train::NewRun::Named(name.clone()),
+                (None, None) => train::NewRun::Named(
+                    path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "run".into()),
+                ),
+            };
+            train::train(&config, &new_run, &interrupt)?
         }
         (None, None) => unreachable!("clap requires CONFIG or --resume"),
     };

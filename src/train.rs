@@ -31,12 +31,23 @@ pub struct TrainOutcome {
     pub test: Evaluation,
 }
 
-/// Starts a new run named `name` under `config.trainer.runs_dir`.
-pub fn train(config: &Config, name: &str, interrupt: &Interrupt) -> Result<TrainOutcome> {
+/// Where a new run's directory goes.
+pub enum NewRun {
+    /// `runs_dir/<name>-<UTC timestamp>`
+    Named(String),
+    /// Exactly this directory (created; must not hold a run already).
+    At(std::path::PathBuf),
+}
+
+/// Starts a new run.
+pub fn train(config: &Config, new_run: &NewRun, interrupt: &Interrupt) -> Result<TrainOutcome> {
     // Everything that can fail on bad input is checked before the run directory is made.
     let device = prepare(config)?;
     let data = data::load(&config.data, device)?;
-    let run = RunDir::create(&config.trainer.runs_dir, name)?;
+    let run = match new_run {
+        NewRun::Named(name) => RunDir::create(&config.trainer.runs_dir, name)?,
+        NewRun::At(path) => RunDir::create_at(path)?,
+    };
     run.write_config(config)?;
     let metrics = MetricsWriter::create(&run.file(checkpoint::METRICS_FILE))?;
     let state = initial_state(config);
