@@ -3,7 +3,7 @@
 
 use crate::checkpoint::{self, RunDir};
 use crate::interrupt::Interrupt;
-use crate::{Config, UsageError, config, data, evaluate, train};
+use crate::{Config, UsageError, config, data, evaluate, report, train};
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -21,6 +21,18 @@ pub enum Command {
     Train(TrainArgs),
     /// Evaluate a run's best checkpoint on the 10k MNIST test set.
     Test(TestArgs),
+    /// Results table (Markdown) and loss/accuracy charts (SVG, PNG) from run directories.
+    Report(ReportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Run directories to compare.
+    #[arg(required = true)]
+    pub run_dirs: Vec<PathBuf>,
+    /// Output directory for report.md and the charts.
+    #[arg(long, default_value = "report")]
+    pub out: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -110,6 +122,7 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Train(args) => run_train(args),
         Command::Test(args) => run_test(args),
+        Command::Report(args) => run_report(args),
     }
 }
 
@@ -175,5 +188,18 @@ fn run_test(args: TestArgs) -> Result<()> {
         println!("run: {}\ncheckpoint: {}", run.path.display(), weights.display());
         print!("{}", result.to_text());
     }
+    Ok(())
+}
+
+fn run_report(args: ReportArgs) -> Result<()> {
+    let runs = args.run_dirs.iter().map(|d| report::load_run(d)).collect::<Result<Vec<_>>>()?;
+    let dirs: Vec<String> = args.run_dirs.iter().map(|d| d.display().to_string()).collect();
+    let command = format!("lenet5 report {} --out {}", dirs.join(" "), args.out.display());
+    let written = report::write_report(&runs, &args.out, &command)?;
+    print!("{}", report::render_table(&runs, report::TableEpoch::Best));
+    for run in runs.iter().filter(|r| !r.status().starts_with("finished")) {
+        eprintln!("note: {} is {}", run.name, run.status());
+    }
+    eprintln!("wrote {} files to {}", written.len(), args.out.display());
     Ok(())
 }

@@ -1,0 +1,108 @@
+//! The report: exact Markdown for hand-made runs, valid SVG/PNG charts, unfinished runs flagged.
+mod common;
+use common::*;
+use lenet5::checkpoint::{RunStatus, TrainState};
+use lenet5::config::Config;
+use lenet5::evaluate::Evaluation;
+use lenet5::metrics::EpochRow;
+use lenet5::optim::LrScheduler;
+use lenet5::report::{self, RunSummary, TableEpoch};
+
+fn row(epoch: usize, val_loss: f64) -> EpochRow {
+    EpochRow { epoch, lr: 0.001, loss: 0.5 / epoch as f64, accuracy: 0.9 + 0.01 * epoch as f64, val_loss, val_accuracy: 0.95 + 0.01 * epoch as f64, seconds: 2.5 }
+}
+
+fn state(epoch: usize, best_epoch: usize, status: RunStatus) -> TrainState {
+    let c = Config::default();
+    TrainState {
+        epoch,
+        best_epoch,
+        best_value: Some(0.1),
+        epochs_without_improvement: epoch - best_epoch,
+        scheduler: LrScheduler::new(&c.lr_scheduler, c.optimizer.lr),
+        status,
+        train_seconds: 2.5 * epoch as f64,
+    }
+}
+
+fn test_result(accuracy: f64) -> Evaluation {
+    Evaluation { images: 10000, loss: 0.03, accuracy, top3_accuracy: 0.999, per_class_accuracy: vec![accuracy; 10], confusion: vec![vec![0; 10]; 10] }
+}
+
+fn runs() -> Vec<RunSummary> {
+    let mut sigmoid = Config::default();
+    sigmoid.model.activation = lenet5::config::Activation::Sigmoid;
+    sigmoid.optimizer.weight_decay = 0.001;
+    let mut relu_no_es = Config::default();
+    relu_no_es.trainer.early_stopping.enabled = false;
+    relu_no_es.model.pooling = lenet5::config::Pooling::Max;
+    vec![
+        RunSummary {
+            name: "sigmoid_wd".into(),
+            config: sigmoid,
+            rows: vec![row(1, 0.2), row(2, 0.1), row(3, 0.15)],
+            state: Some(state(3, 2, RunStatus::EarlyStopped)),
+            test: Some(test_result(0.9876)),
+        },
+        RunSummary {
+            name: "relu_max".into(),
+            config: relu_no_es,
+            rows: vec![row(1, 0.3)],
+            state: Some(state(1, 1, RunStatus::Interrupted)),
+            test: None,
+        },
+        RunSummary { name: "empty".into(), config: Config::default(), rows: vec![], state: None, test: None },
+    ]
+}
+
+#[test]
+fn table_is_the_seed_layout_with_test_accuracy_and_wall_time() {
+    let expected = "\
+| Run | Early stopping | Activation | Pooling | Weight decay | Initialization | Optimizer | Epochs | Loss | Accuracy | Val loss | Val accuracy | Test accuracy | Wall time | Status |
+|---|---|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|
+| sigmoid_wd | patience 10 | sigmoid | avg | 0.001 | xavier_uniform | Adam (lr 0.001, amsgrad) | 3 (best 2) | 0.2500 | 92.00% | 0.1000 | 97.00% | 98.76% | 8 s | finished (early stop) |
+| relu_max | No | relu | max | 0 | xavier_uniform | Adam (lr 0.001, amsgrad) | 1 (best 1) | 0.5000 | 91.00% | 0.3000 | 96.00% | — | 2 s | unfinished: interrupted after epoch 1 |
+| empty | patience 10 | relu | avg | 0 | xavier_uniform | Adam (lr 0.001, amsgrad) | 0 | — | — | — | — | — | 0 s | empty: no completed epoch |
+";
+    assert_eq!(report::render_table(&runs(), TableEpoch::Best), expected);
+    let last = report::render_table(&runs(), TableEpoch::Final);
+    assert!(last.contains("| sigmoid_wd | patience 10 | sigmoid | avg | 0.001 | xavier_uniform | Adam (lr 0.001, amsgrad) | 3 | 0.1667 | 93.00% | 0.1500 | 98.00% | 98.76% |"), "{last}");
+}
+
+#[test]
+fn charts_are_valid_svg_and_png() {
+    let runs = runs();
+    for panels in [report::curves(&runs[0]), report::overlay(&runs)] {
+        let svg = report::render_svg(&panels, (600, 300)).unwrap();
+        assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>") && svg.contains("polyline"), "{}", &svg[..200]);
+        assert!(svg.contains("epoch") && svg.contains("sigmoid_wd"));
+        let png = report::render_png(&panels, (600, 300)).unwrap();
+        let decoder = png::Decoder::new(std::io::Cursor::new(&png));
+        let reader = decoder.read_info().unwrap();
+        assert_eq!((reader.info().width, reader.info().height), (600, 300));
+    }
+}
+
+#[test]
+fn report_command_flags_unfinished_runs() {
+    let dir = scratch("report_cli");
+    write_mnist(&dir.join("data"), 200, 50);
+    std::fs::write(dir.join("tiny.yaml"), tiny_config(&dir.join("data"), &dir.join("runs"), "")).unwrap();
+    ok(lenet5(&dir, &["train", "tiny.yaml", "--run-dir", "runs/done"]));
+    // An unfinished run: a second run directory whose state says it was interrupted.
+    ok(lenet5(&dir, &["train", "tiny.yaml", "--run-dir", "runs/cut", "--epochs", "3"]));
+    let state = std::fs::read_to_string(dir.join("runs/cut/state.json")).unwrap().replace("\"completed\"", "\"interrupted\"");
+    std::fs::write(dir.join("runs/cut/state.json"), state).unwrap();
+    std::fs::remove_file(dir.join("runs/cut/test.json")).unwrap();
+    let out = lenet5(&dir, &["report", "runs/done", "runs/cut", "--out", "rep"]);
+    let table = ok(out);
+    assert!(table.contains("| done |") && table.contains("| cut |"), "{table}");
+    assert!(table.contains("unfinished: interrupted after epoch 3"), "{table}");
+    for f in ["report.md", "overlay.svg", "overlay.png", "done-curves.svg", "done-curves.png", "cut-curves.png"] {
+        assert!(std::fs::metadata(dir.join("rep").join(f)).unwrap().len() > 1000, "{f}");
+    }
+    let md = std::fs::read_to_string(dir.join("rep/report.md")).unwrap();
+    assert!(md.contains("## At the best epoch") && md.contains("## At the final epoch") && md.contains("overlay.svg"));
+    let bad = lenet5(&dir, &["report", "data"]);
+    assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
+}
