@@ -81,7 +81,7 @@ fn inits(init: Init, dims: &[i64]) -> (nn::Init, nn::Init) {
 }
 
 impl LeNet5 {
-    fn act(&self, xs: Tensor) -> Tensor {
+    pub fn act(&self, xs: Tensor) -> Tensor {
         match self.activation {
             Activation::Sigmoid => xs.sigmoid(),
             Activation::Relu => xs.relu(),
@@ -89,10 +89,11 @@ impl LeNet5 {
         }
     }
 
-    fn pool(&self, xs: Tensor) -> Tensor {
+    pub fn pool(&self, xs: Tensor) -> Tensor {
         match self.pooling {
-            Pooling::Avg => xs.avg_pool2d_default(2),
-            Pooling::Max => xs.max_pool2d_default(2),
+            // Not tch's `avg_pool2d_default`: it passes divisor_override = 1, i.e. a 2×2 *sum*, not a mean.
+            Pooling::Avg => xs.avg_pool2d([2, 2], [2, 2], [0, 0], false, true, None::<i64>),
+            Pooling::Max => xs.max_pool2d([2, 2], [2, 2], [0, 0], [1, 1], false),
         }
     }
 }

@@ -85,3 +85,15 @@ fn l1_penalty_is_the_sum_of_absolute_weights() {
     let got = f64::try_from(lenet5::train::l1_penalty(&net)).unwrap();
     assert!((got - expected).abs() < 1e-3 * expected, "{got} vs {expected}");
 }
+
+#[test]
+fn average_pooling_is_a_mean_and_max_pooling_a_max() {
+    // tch's avg_pool2d_default sums (divisor_override = 1); LeNet-5's average pooling must average.
+    let xs = Tensor::arange(16, (Kind::Float, Device::Cpu)).view([1, 1, 4, 4]);
+    let (_, avg) = build(&ModelConfig { pooling: Pooling::Avg, ..Default::default() });
+    let (_, max) = build(&ModelConfig { pooling: Pooling::Max, ..Default::default() });
+    let got: Vec<f32> = Vec::try_from(avg.pool(xs.shallow_clone()).flatten(0, -1)).unwrap();
+    assert_eq!(got, [2.5, 4.5, 10.5, 12.5]);
+    let got: Vec<f32> = Vec::try_from(max.pool(xs).flatten(0, -1)).unwrap();
+    assert_eq!(got, [5.0, 7.0, 13.0, 15.0]);
+}
