@@ -7,6 +7,9 @@
                     (batch 128, SubsetRandomSampler, num_workers=2).
   --check-loss W    print the cross-entropy of the weights W (.safetensors from lenet5) on the first
                     --batch training images of --data, normalised as lenet5 does; nothing else.
+  --logits W        print the logits of W on the first --batch test images (interop test).
+  --export-random F save a freshly initialised (PyTorch default init, seed --seed) LeNet's state_dict to
+                    the .safetensors file F, as `safetensors.torch.save_file` would (interop test).
 
 Timings are printed as one JSON line: per-epoch seconds (training + validation, like lenet5's metrics.csv)
 and test-set evaluation seconds.
@@ -78,6 +81,21 @@ def load_safetensors(path):
         buf = bytearray(data[8 + n + lo : 8 + n + hi])
         out[name] = torch.frombuffer(buf, dtype=dtypes[meta["dtype"]]).view(meta["shape"]).clone()
     return out
+
+
+def save_safetensors(tensors, path):
+    """Writes a state_dict in the safetensors format (what safetensors.torch.save_file writes)."""
+    header, blobs, offset = {}, [], 0
+    for name in sorted(tensors):
+        t = tensors[name].detach().contiguous().float()
+        blob = bytes(t.view(torch.uint8).flatten().tolist())  # little-endian f32, without needing numpy
+        header[name] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [offset, offset + len(blob)]}
+        blobs.append(blob)
+        offset += len(blob)
+    head = json.dumps(header, separators=(",", ":")).encode()
+    head += b" " * (-len(head) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(head)) + head + b"".join(blobs))
 
 
 def normalised(images_u8):
@@ -191,6 +209,14 @@ def check_loss(args):
         return {"loss": F.cross_entropy(model(x), y).item()}
 
 
+def logits(args):
+    model = LeNet()
+    model.load_state_dict(load_safetensors(args.logits), strict=True)
+    x = normalised(read_idx(os.path.join(args.data, "t10k-images-idx3-ubyte"))[: args.batch])
+    with torch.no_grad():
+        return {"logits": model(x).tolist()}
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--pipeline", choices=["fast", "seed"], default="fast")
@@ -199,11 +225,20 @@ def main():
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--threads", type=int, default=0, help="intra-op threads (0: torch's default)")
     p.add_argument("--check-loss", metavar="WEIGHTS")
+    p.add_argument("--logits", metavar="WEIGHTS")
+    p.add_argument("--export-random", metavar="FILE")
+    p.add_argument("--seed", type=int, default=7)
     args = p.parse_args()
     if args.threads > 0:
         torch.set_num_threads(args.threads)
+    if args.export_random:
+        torch.manual_seed(args.seed)
+        save_safetensors(LeNet().state_dict(), args.export_random)
+        return 0
     if args.check_loss:
         result = check_loss(args)
+    elif args.logits:
+        result = logits(args)
     else:
         result = fast(args) if args.pipeline == "fast" else seed_pipeline(args)
     print(json.dumps(result))

@@ -3,7 +3,7 @@
 
 use crate::checkpoint::{self, RunDir};
 use crate::interrupt::Interrupt;
-use crate::{Config, UsageError, config, data, evaluate, report, train};
+use crate::{Config, UsageError, config, data, evaluate, predict, report, train};
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -23,6 +23,38 @@ pub enum Command {
     Test(TestArgs),
     /// Results table (Markdown) and loss/accuracy charts (SVG, PNG) from run directories.
     Report(ReportArgs),
+    /// Classify digit images (PNG/JPEG, any size) with a trained model.
+    Predict(PredictArgs),
+}
+
+/// Where the model comes from: a run directory's config and weights, or `--config` + a `.safetensors` file
+/// (e.g. one saved from the seed's PyTorch module).
+#[derive(Debug, Args)]
+pub struct ModelSource {
+    /// Which weights: best, last (of the run), or a path to a .safetensors file.
+    #[arg(long, default_value = "best")]
+    pub checkpoint: String,
+    /// The architecture for a --checkpoint file outside a run directory (a config YAML).
+    #[arg(long, value_name = "CONFIG.yaml")]
+    pub config: Option<PathBuf>,
+    /// Device to run on [default: the config's trainer.device].
+    #[arg(long)]
+    pub device: Option<String>,
+    /// Where to look for the most recent run.
+    #[arg(long, default_value = "runs")]
+    pub runs_dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct PredictArgs {
+    /// [RUN_DIR] IMAGE...: an optional run directory (default: the most recent run), then image files.
+    #[arg(required = true, value_name = "[RUN_DIR] IMAGE")]
+    pub paths: Vec<PathBuf>,
+    #[command(flatten)]
+    pub model: ModelSource,
+    /// Print the predictions as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -101,20 +133,13 @@ impl Overrides {
 
 #[derive(Debug, Args)]
 pub struct TestArgs {
-    /// Run directory [default: the most recent run under --runs-dir].
+    /// Run directory [default: the most recent run under --runs-dir; none with --config].
     pub run_dir: Option<PathBuf>,
-    /// Which weights: best, last, or a path to a .safetensors file.
-    #[arg(long, default_value = "best")]
-    pub checkpoint: String,
+    #[command(flatten)]
+    pub model: ModelSource,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
-    /// Device to evaluate on [default: the run's trainer.device].
-    #[arg(long)]
-    pub device: Option<String>,
-    /// Where to look for the most recent run.
-    #[arg(long, default_value = "runs")]
-    pub runs_dir: PathBuf,
 }
 
 /// Runs the parsed command.
@@ -123,6 +148,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Train(args) => run_train(args),
         Command::Test(args) => run_test(args),
         Command::Report(args) => run_report(args),
+        Command::Predict(args) => run_predict(args),
     }
 }
 
@@ -157,38 +183,104 @@ fn run_train(args: TrainArgs) -> Result<()> {
     Ok(())
 }
 
-fn run_test(args: TestArgs) -> Result<()> {
-    let run = match &args.run_dir {
-        Some(dir) => RunDir::open(dir)?,
-        None => RunDir::latest(&args.runs_dir)?,
+/// A model ready to evaluate, and where it came from.
+struct LoadedModel {
+    config: Config,
+    run: Option<RunDir>,
+    weights: PathBuf,
+    device: tch::Device,
+    _vs: tch::nn::VarStore,
+    net: crate::model::LeNet5,
+}
+
+fn load_model(run_dir: Option<&PathBuf>, source: &ModelSource) -> Result<LoadedModel> {
+    let (mut config, run) = match (&source.config, run_dir) {
+        (Some(path), None) => (config::load(path, &[])?, None),
+        (Some(_), Some(_)) => return Err(UsageError::new("give either a run directory or --config, not both")),
+        (None, Some(dir)) => {
+            let run = RunDir::open(dir)?;
+            (run.config()?, Some(run))
+        }
+        (None, None) => {
+            let run = RunDir::latest(&source.runs_dir)?;
+            (run.config()?, Some(run))
+        }
     };
-    let mut config: Config = run.config()?;
-    if let Some(device) = &args.device {
+    if let Some(device) = &source.device {
         config.trainer.device = device.clone();
     }
-    let weights = match args.checkpoint.as_str() {
-        "best" => run.file(checkpoint::BEST_WEIGHTS),
-        "last" => run.file(checkpoint::LAST_WEIGHTS),
-        path if path.ends_with(".safetensors") => PathBuf::from(path),
-        other => {
-            return Err(UsageError::new(format!("--checkpoint {other:?}: expected best, last or a .safetensors path")));
+    let weights = match (source.checkpoint.as_str(), &run) {
+        ("best", Some(run)) => run.file(checkpoint::BEST_WEIGHTS),
+        ("last", Some(run)) => run.file(checkpoint::LAST_WEIGHTS),
+        (path, _) if path.ends_with(".safetensors") => PathBuf::from(path),
+        (other, _) => {
+            return Err(UsageError::new(format!(
+                "--checkpoint {other:?}: expected best, last (with a run directory) or a .safetensors path"
+            )));
         }
     };
     let device = crate::device::resolve(&config.trainer.device)?;
-    let test = data::load_test(&config.data, device)?;
     let (mut vs, net) = train::build_model(&config, device);
     checkpoint::load_weights(&mut vs, &weights)?;
-    let result = evaluate::evaluate(&net, &test);
-    if args.checkpoint == "best" {
+    Ok(LoadedModel { config, run, weights, device, _vs: vs, net })
+}
+
+fn run_test(args: TestArgs) -> Result<()> {
+    let m = load_model(args.run_dir.as_ref(), &args.model)?;
+    let test = data::load_test(&m.config.data, m.device)?;
+    let started = std::time::Instant::now();
+    let result = evaluate::evaluate(&m.net, &test);
+    let seconds = started.elapsed().as_secs_f64();
+    if let (Some(run), "best") = (&m.run, args.model.checkpoint.as_str()) {
         checkpoint::write_atomic(&run.file(checkpoint::TEST_FILE), serde_json::to_string_pretty(&result)?.as_bytes())?;
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&result)?);
     } else {
-        println!("run: {}\ncheckpoint: {}", run.path.display(), weights.display());
+        if let Some(run) = &m.run {
+            println!("run: {}", run.path.display());
+        }
+        println!("checkpoint: {}", m.weights.display());
         print!("{}", result.to_text());
+        println!("
+evaluated {} images in {seconds:.2}s ({:.0} images/s)", result.images, result.images as f64 / seconds);
     }
     Ok(())
+}
+
+fn run_predict(args: PredictArgs) -> Result<()> {
+    let (run_dir, images) = match args.paths.split_first() {
+        Some((first, rest)) if first.is_dir() => (Some(first), rest),
+        _ => (None, &args.paths[..]),
+    };
+    if images.is_empty() {
+        return Err(UsageError::new("no image files given"));
+    }
+    let m = load_model(run_dir, &args.model)?;
+    let (mut files, mut prepared, mut failures) = (vec![], vec![], vec![]);
+    for path in images {
+        match predict::load_image(path) {
+            Ok(img) => {
+                files.push(path.display().to_string());
+                prepared.push(img);
+            }
+            Err(e) => {
+                eprintln!("Error: {e:#}");
+                failures.push(path.display().to_string());
+            }
+        }
+    }
+    let predictions = predict::classify(&m.net, &files, &prepared, m.device);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "predictions": predictions, "failed": failures }))?);
+    } else {
+        predictions.iter().for_each(|p| println!("{}", p.to_text()));
+    }
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(UsageError::new(format!("{} of {} images could not be classified: {}", failures.len(), images.len(), failures.join(", "))))
+    }
 }
 
 fn run_report(args: ReportArgs) -> Result<()> {

@@ -1,0 +1,131 @@
+//! Classifying the user's own digit images: decode (PNG/JPEG, any size, colour or grey, alpha composited on
+//! white), then prepare them the way MNIST itself was prepared — ink made bright on dark, cropped to the
+//! digit's bounding box, scaled to fit 20×20, centred by centre of mass in 28×28 — and normalise like training.
+
+use crate::UsageError;
+use crate::data::{IMAGE_SIDE, MNIST_MEAN, MNIST_STD};
+use anyhow::Result;
+use image::{ImageBuffer, Luma};
+use serde::Serialize;
+use std::path::Path;
+use tch::nn::ModuleT;
+use tch::{Device, Kind, Tensor};
+
+/// MNIST's digits fit a 20×20 box inside the 28×28 field.
+pub const DIGIT_BOX: u32 = 20;
+const SIDE: usize = IMAGE_SIDE as usize;
+
+/// A grey image, ink bright (up to 1.0) on a dark background (0.0), 28×28, row-major.
+pub type Prepared = Vec<f32>;
+
+/// Reads and prepares `path`; the error names the file.
+pub fn load_image(path: &Path) -> Result<Prepared> {
+    let img = image::open(path).map_err(|e| UsageError::new(format!("{}: cannot read image ({e})", path.display())))?;
+    prepare(&img).map_err(|e| UsageError::new(format!("{}: {e}", path.display())))
+}
+
+/// The MNIST preparation of a decoded image.
+pub fn prepare(img: &image::DynamicImage) -> std::result::Result<Prepared, String> {
+    let rgba = img.to_rgba32f();
+    let (w, h) = rgba.dimensions();
+    if w == 0 || h == 0 {
+        return Err("empty image".into());
+    }
+    // Luminance (ITU-R 601, as PIL's "L") composited over white, in [0, 1].
+    let mut grey: Vec<f32> = rgba
+        .pixels()
+        .map(|p| {
+            let [r, g, b, a] = p.0;
+            (0.299 * r + 0.587 * g + 0.114 * b) * a + (1.0 - a)
+        })
+        .collect();
+    // The background is what the border mostly is; a light background means dark ink: invert.
+    let mut border: Vec<f32> = (0..w as usize)
+        .flat_map(|x| [grey[x], grey[(h as usize - 1) * w as usize + x]])
+        .chain((0..h as usize).flat_map(|y| [grey[y * w as usize], grey[y * w as usize + w as usize - 1]]))
+        .collect();
+    border.sort_by(f32::total_cmp);
+    let background = border[border.len() / 2];
+    if background > 0.5 {
+        grey.iter_mut().for_each(|v| *v = 1.0 - *v);
+    }
+    let background = background.min(1.0 - background);
+    // Levels: background to 0, the brightest ink to 1 (photos and scans are rarely pure black and white).
+    let peak = grey.iter().copied().fold(0.0f32, f32::max);
+    if peak - background < 0.1 {
+        return Err("no digit found (the image is blank or has no contrast)".into());
+    }
+    grey.iter_mut().for_each(|v| *v = ((*v - background) / (peak - background)).clamp(0.0, 1.0));
+
+    // Bounding box of the ink.
+    let ink = |x: u32, y: u32| grey[(y * w + x) as usize] > 0.2;
+    let xs: Vec<u32> = (0..w).filter(|&x| (0..h).any(|y| ink(x, y))).collect();
+    let ys: Vec<u32> = (0..h).filter(|&y| (0..w).any(|x| ink(x, y))).collect();
+    let (x0, x1, y0, y1) = (xs[0], *xs.last().unwrap(), ys[0], *ys.last().unwrap());
+    let (bw, bh) = (x1 - x0 + 1, y1 - y0 + 1);
+    let crop = ImageBuffer::<Luma<f32>, Vec<f32>>::from_fn(bw, bh, |x, y| Luma([grey[((y + y0) * w + x + x0) as usize]]));
+
+    // Longer side to 20 pixels, aspect ratio kept (anti-aliased, like MNIST's resampling).
+    let scale = DIGIT_BOX as f32 / bw.max(bh) as f32;
+    let (sw, sh) = (((bw as f32 * scale).round() as u32).max(1), ((bh as f32 * scale).round() as u32).max(1));
+    let small = image::imageops::resize(&crop, sw, sh, image::imageops::FilterType::Triangle);
+
+    // Centre of mass to the middle of the 28×28 field.
+    let mass: f32 = small.pixels().map(|p| p.0[0]).sum();
+    let (mut cx, mut cy) = (0.0f32, 0.0f32);
+    for (x, y, p) in small.enumerate_pixels() {
+        cx += x as f32 * p.0[0];
+        cy += y as f32 * p.0[0];
+    }
+    let (cx, cy) = (cx / mass, cy / mass);
+    let place = |c: f32, len: u32| ((SIDE as f32 / 2.0 - c).round() as i64).clamp(0, (SIDE as u32 - len) as i64) as usize;
+    let (ox, oy) = (place(cx, sw), place(cy, sh));
+    let mut out = vec![0.0f32; SIDE * SIDE];
+    for (x, y, p) in small.enumerate_pixels() {
+        out[(oy + y as usize) * SIDE + ox + x as usize] = p.0[0].clamp(0.0, 1.0);
+    }
+    Ok(out)
+}
+
+/// Prepared images → the `[N, 1, 28, 28]` normalised batch the model takes.
+pub fn to_batch(images: &[Prepared], device: Device) -> Tensor {
+    let flat: Vec<f32> = images.iter().flatten().copied().collect();
+    ((Tensor::from_slice(&flat).view([images.len() as i64, 1, IMAGE_SIDE, IMAGE_SIDE]) - MNIST_MEAN) / MNIST_STD)
+        .to_device(device)
+}
+
+/// One image's answer.
+#[derive(Debug, Clone, Serialize)]
+pub struct Prediction {
+    pub file: String,
+    pub digit: i64,
+    /// The three most likely digits with their softmax probabilities, best first.
+    pub top3: Vec<(i64, f64)>,
+}
+
+/// Classifies prepared images.
+pub fn classify(model: &impl ModuleT, files: &[String], images: &[Prepared], device: Device) -> Vec<Prediction> {
+    if images.is_empty() {
+        return vec![];
+    }
+    let probs = tch::no_grad(|| model.forward_t(&to_batch(images, device), false).softmax(-1, Kind::Float));
+    let (values, indices) = probs.topk(3, -1, true, true);
+    let values: Vec<Vec<f32>> = Vec::try_from(values.to_device(Device::Cpu)).expect("probabilities");
+    let indices: Vec<Vec<i64>> = Vec::try_from(indices.to_device(Device::Cpu)).expect("indices");
+    files
+        .iter()
+        .zip(values.iter().zip(&indices))
+        .map(|(file, (v, i))| Prediction {
+            file: file.clone(),
+            digit: i[0],
+            top3: i.iter().zip(v).map(|(&d, &p)| (d, f64::from(p))).collect(),
+        })
+        .collect()
+}
+
+impl Prediction {
+    pub fn to_text(&self) -> String {
+        let top: Vec<String> = self.top3.iter().map(|(d, p)| format!("{d}: {:.1}%", 100.0 * p)).collect();
+        format!("{}: {}  ({})", self.file, self.digit, top.join(", "))
+    }
+}

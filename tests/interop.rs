@@ -1,0 +1,72 @@
+//! PyTorch interop both ways, with the Python torch set-up installed (`LENET5_PYTHON`): lenet5's checkpoints
+//! load with `load_state_dict(strict=True)` into the seed's module and give the same logits, and a
+//! `.safetensors` saved from PyTorch gives the same results in lenet5.
+mod common;
+use common::*;
+use std::path::Path;
+use std::process::Command;
+use tch::nn::ModuleT;
+
+fn python() -> Option<String> {
+    let python = std::env::var("LENET5_PYTHON").unwrap_or_else(|_| "python3".into());
+    Command::new(&python).args(["-c", "import torch"]).output().ok()?.status.success().then_some(python)
+}
+
+fn reference(python: &str, args: &[&str]) -> serde_json::Value {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/reference.py");
+    let out = Command::new(python).arg(script).args(args).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
+}
+
+/// lenet5's logits for the first `n` test images of `data`, with weights from `weights`.
+fn our_logits(config: &lenet5::Config, weights: &Path, data: &Path, n: i64) -> Vec<Vec<f32>> {
+    let (mut vs, net) = lenet5::train::build_model(config, tch::Device::Cpu);
+    lenet5::checkpoint::load_weights(&mut vs, weights).unwrap();
+    let ds = tch::vision::mnist::load_dir(data).unwrap();
+    let xs = lenet5::data::normalise(&ds.test_images.narrow(0, 0, n));
+    Vec::try_from(net.forward_t(&xs, false)).unwrap()
+}
+
+fn assert_close(ours: &[Vec<f32>], theirs: &serde_json::Value) {
+    let theirs = theirs["logits"].as_array().unwrap();
+    assert_eq!(ours.len(), theirs.len());
+    for (a, b) in ours.iter().zip(theirs) {
+        for (x, y) in a.iter().zip(b.as_array().unwrap()) {
+            let y = y.as_f64().unwrap() as f32;
+            assert!((x - y).abs() <= 1e-5, "{x} vs {y}");
+        }
+    }
+}
+
+#[test]
+fn lenet5_checkpoints_load_in_pytorch_and_back() {
+    let Some(python) = python() else {
+        eprintln!("SKIPPED: no Python with torch (run scripts/setup-libtorch, or set LENET5_PYTHON)");
+        return;
+    };
+    let dir = scratch("interop");
+    let data = dir.join("data");
+    write_mnist(&data, 300, 32);
+    std::fs::write(dir.join("tiny.yaml"), tiny_config(&data, &dir.join("runs"), "")).unwrap();
+    ok(lenet5(&dir, &["train", "tiny.yaml", "--run-dir", "runs/r"]));
+    let config = lenet5::config::load(&dir.join("runs/r/config.yaml"), &[]).unwrap();
+
+    // lenet5 → PyTorch: strict load, same logits on a fixed batch.
+    let best = dir.join("runs/r/best.safetensors");
+    let theirs = reference(&python, &["--logits", best.to_str().unwrap(), "--data", data.to_str().unwrap(), "--batch", "32"]);
+    assert_close(&our_logits(&config, &best, &data, 32), &theirs);
+
+    // PyTorch → lenet5: a state_dict saved by PyTorch loads, gives the same logits, and `test` accepts it.
+    let from_torch = dir.join("from_torch.safetensors");
+    reference(&python, &["--export-random", from_torch.to_str().unwrap(), "--seed", "3"]);
+    let theirs = reference(&python, &["--logits", from_torch.to_str().unwrap(), "--data", data.to_str().unwrap(), "--batch", "32"]);
+    let ours = our_logits(&config, &from_torch, &data, 32);
+    assert_close(&ours, &theirs);
+    let out = ok(lenet5(&dir, &["test", "--config", "tiny.yaml", "--checkpoint", from_torch.to_str().unwrap(), "--json"]));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let predicted: Vec<usize> = ours.iter().map(|l| (0..10).max_by(|&a, &b| l[a].total_cmp(&l[b])).unwrap()).collect();
+    let labels = std::fs::read(data.join("t10k-labels-idx1-ubyte")).unwrap();
+    let correct = predicted.iter().zip(&labels[8..]).filter(|(p, l)| **p == **l as usize).count();
+    assert_eq!(v["accuracy"].as_f64().unwrap(), correct as f64 / 32.0);
+}
