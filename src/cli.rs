@@ -235,7 +235,9 @@ fn run_test(args: TestArgs) -> Result<()> {
         checkpoint::write_atomic(&run.file(checkpoint::TEST_FILE), serde_json::to_string_pretty(&result)?.as_bytes())?;
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&result)?);
+        let mut value = serde_json::to_value(&result)?;
+        value["seconds"] = seconds.into();
+        println!("{}", serde_json::to_string_pretty(&value)?);
     } else {
         if let Some(run) = &m.run {
             println!("run: {}", run.path.display());

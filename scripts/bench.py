@@ -1,0 +1,138 @@
+#!/usr/bin/env python3
+"""lenet5 vs PyTorch, side by side in one invocation (run through scripts/bench, which sets things up).
+
+Times one epoch of the seed's ReLU / avg-pool / Adam(amsgrad) config (batch 128, 54k train + 6k validation)
+for three contenders, alternating A B C A B C ... so that drift on a shared machine hits all alike:
+  lenet5     target/release/lenet5 train configs/relu_adam.yaml --epochs 1
+  reference  scripts/reference.py --pipeline fast  (same model/optimizer/split/threads, tensors in memory)
+  seed       scripts/reference.py --pipeline seed  (torchvision MNIST + DataLoader, 2 workers, as the seed)
+Epoch time is training plus validation, measured inside each process (start-up and data loading excluded).
+Prints medians, images/s, ratios reference/lenet5, GFLOP/s against the CPU's FP32 peak, test-set evaluation
+throughput and each process's peak resident memory. With --speedrun-seeds, also trains configs/speedrun.yaml
+with those seeds and reports test accuracy and training wall time.
+"""
+import argparse
+import csv
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.path.join(ROOT, "target", "release", "lenet5")
+# LeNet-5 training cost per image (forward + backward), from the layer shapes: ~2.26 MFLOP.
+TRAIN_FLOP_PER_IMAGE = 2.26e6
+
+
+def run(cmd, cwd=ROOT):
+    """Runs cmd; returns its stdout."""
+    return run_rss(cmd, cwd)[0]
+
+
+def run_rss(cmd, cwd=ROOT):
+    """Runs cmd, returning (stdout, peak RSS MiB) from wait4's rusage of exactly that process."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        if proc.returncode != 0:
+            sys.exit(f"bench: {' '.join(cmd)} failed:\n{err.read().decode()}")
+        return out.read().decode(), usage.ru_maxrss / 1024
+
+
+def lenet5_epoch(threads, workdir):
+    run_dir = os.path.join(workdir, "run")
+    shutil.rmtree(run_dir, ignore_errors=True)
+    _, rss = run_rss([BIN, "train", "configs/relu_adam.yaml", "--epochs", "1", "--threads", str(threads),
+                      "--device", "cpu", "--run-dir", run_dir])
+    with open(os.path.join(run_dir, "metrics.csv")) as f:
+        epoch = float(next(csv.DictReader(f))["seconds"])
+    test = json.loads(run([BIN, "test", run_dir, "--json", "--device", "cpu"]))
+    return {"epoch": epoch, "eval": test["seconds"], "eval_images": test["images"], "train_images": 54000, "rss": rss}
+
+
+def python_epoch(pipeline, threads):
+    out, rss = run_rss([sys.executable, "scripts/reference.py", "--pipeline", pipeline, "--threads", str(threads)])
+    r = json.loads(out)
+    return {"epoch": r["epoch_seconds"][0], "eval": r["eval_seconds"], "eval_images": r["eval_images"],
+            "train_images": r["train_images"], "rss": rss}
+
+
+def fp32_peak_gflops(threads):
+    """cores × clock × FP32 FLOP/cycle (AVX-512: 64, AVX2+FMA: 32, else 16), from /proc/cpuinfo."""
+    try:
+        info = open("/proc/cpuinfo").read()
+    except OSError:
+        return None, "unknown CPU"
+    flags = next((l for l in info.splitlines() if l.startswith("flags")), "")
+    mhz = max(float(l.split(":")[1]) for l in info.splitlines() if l.startswith("cpu MHz"))
+    per_cycle = 64 if " avx512f" in flags else 32 if " fma" in flags and " avx2" in flags else 16
+    model = next((l.split(":", 1)[1].strip() for l in info.splitlines() if l.startswith("model name")), "?")
+    return threads * mhz / 1000 * per_cycle, f"{model}, {threads} threads × {mhz:.0f} MHz × {per_cycle} FLOP/cycle"
+
+
+def speedrun(seeds, threads, workdir):
+    rows = []
+    for seed in seeds:
+        run_dir = os.path.join(workdir, f"speedrun-{seed}")
+        shutil.rmtree(run_dir, ignore_errors=True)
+        run([BIN, "train", "configs/speedrun.yaml", "--seed", str(seed), "--threads", str(threads), "--device", "cpu",
+             "--run-dir", run_dir])
+        with open(os.path.join(run_dir, "metrics.csv")) as f:
+            seconds = sum(float(r["seconds"]) for r in csv.DictReader(f))
+        with open(os.path.join(run_dir, "test.json")) as f:
+            acc = json.load(f)["accuracy"]
+        rows.append((seed, acc, seconds))
+    return rows
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--rounds", type=int, default=3, help="alternating rounds (median of these) [3]")
+    p.add_argument("--threads", type=int, default=os.cpu_count(), help="intra-op threads for all [all cores]")
+    p.add_argument("--skip-seed", action="store_true", help="leave out the (slow) seed pipeline")
+    p.add_argument("--speedrun-seeds", type=int, nargs="*", default=[], help="also time configs/speedrun.yaml")
+    args = p.parse_args()
+
+    contenders = {"lenet5": lambda d: lenet5_epoch(args.threads, d),
+                  "reference": lambda d: python_epoch("fast", args.threads)}
+    if not args.skip_seed:
+        contenders["seed"] = lambda d: python_epoch("seed", args.threads)
+    results = {name: [] for name in contenders}
+    with tempfile.TemporaryDirectory(prefix="lenet5-bench-") as workdir:
+        for r in range(args.rounds):
+            for name, fn in contenders.items():
+                results[name].append(fn(workdir))
+                print(f"round {r + 1}/{args.rounds} {name}: {results[name][-1]['epoch']:.2f} s/epoch", file=sys.stderr)
+        sprint = speedrun(args.speedrun_seeds, args.threads, workdir)
+
+    peak, peak_desc = fp32_peak_gflops(args.threads)
+    base = statistics.median(x["epoch"] for x in results["lenet5"])
+    print(f"\nOne epoch, batch 128, 54k train + 6k validation, CPU, {args.threads} threads, median of {args.rounds}")
+    print(f"FP32 peak: {peak:.0f} GFLOP/s ({peak_desc})\n" if peak else "")
+    print("| contender | s/epoch (median) | train images/s | ratio vs lenet5 | GFLOP/s | % of FP32 peak | test eval images/s | peak RSS MiB |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for name, rs in results.items():
+        epoch = statistics.median(x["epoch"] for x in rs)
+        ips = rs[0]["train_images"] / epoch
+        gflops = TRAIN_FLOP_PER_IMAGE * ips / 1e9
+        eval_ips = statistics.median(x["eval_images"] / x["eval"] for x in rs)
+        rss = max(x["rss"] for x in rs)
+        pct = f"{100 * gflops / peak:.1f}%" if peak else "?"
+        print(f"| {name} | {epoch:.2f} | {ips:,.0f} | {epoch / base:.2f}× | {gflops:.1f} | {pct} | {eval_ips:,.0f} | {rss:.0f} |")
+    print("\n(ratio = contender's epoch time / lenet5's: how many times faster lenet5 is)")
+    if sprint:
+        print("\nspeedrun (configs/speedrun.yaml):")
+        print("| seed | test accuracy | training wall time |")
+        print("|---:|---:|---:|")
+        for seed, acc, seconds in sprint:
+            print(f"| {seed} | {100 * acc:.2f}% | {seconds:.1f} s |")
+
+
+if __name__ == "__main__":
+    main()
