@@ -97,3 +97,22 @@ fn average_pooling_is_a_mean_and_max_pooling_a_max() {
     let got: Vec<f32> = Vec::try_from(max.pool(xs).flatten(0, -1)).unwrap();
     assert_eq!(got, [5.0, 7.0, 13.0, 15.0]);
 }
+
+#[test]
+fn fused_conv_and_average_pooling_equal_conv_then_pool() {
+    let (_, net) = build(&ModelConfig { pooling: Pooling::Avg, ..Default::default() });
+    tch::manual_seed(1);
+    let xs = Tensor::randn([5, 1, 28, 28], (Kind::Float, Device::Cpu));
+    let fused = net.conv_pool(&net.conv1, &xs, 2);
+    let explicit = net.pool(xs.apply(&net.conv1));
+    assert_eq!(fused.size(), [5, 6, 14, 14]);
+    let diff = f64::try_from((&fused - &explicit).abs().max()).unwrap();
+    assert!(diff < 1e-5, "conv1: {diff}");
+    let h = Tensor::randn([5, 6, 14, 14], (Kind::Float, Device::Cpu));
+    let diff = f64::try_from((net.conv_pool(&net.conv2, &h, 0) - net.pool(h.apply(&net.conv2))).abs().max()).unwrap();
+    assert!(diff < 1e-5, "conv2: {diff}");
+    // Gradients reach the 5×5 weights the same way.
+    let grad = |out: Tensor| Tensor::run_backward(&[out.square().sum(Kind::Float)], &[&net.conv1.ws], false, false).remove(0);
+    let diff = f64::try_from((grad(net.conv_pool(&net.conv1, &xs, 2)) - grad(net.pool(xs.apply(&net.conv1)))).abs().max()).unwrap();
+    assert!(diff < 1e-3, "grad: {diff}");
+}
