@@ -100,7 +100,7 @@ struct Trainer<'a> {
     config: &'a Config,
     vs: nn::VarStore,
     net: LeNet5,
-    opt: nn::Optimizer,
+    opt: optim::Optimizer,
     run: RunDir,
     state: TrainState,
     metrics: MetricsWriter,

@@ -83,3 +83,41 @@ fn every_optimizer_builds_and_takes_a_step() {
         }
     }
 }
+
+#[test]
+fn flat_adam_matches_libtorch_adam() {
+    use lenet5::config::ModelConfig;
+    use tch::nn::ModuleT;
+    for (amsgrad, weight_decay) in [(true, 0.0), (false, 0.01), (true, 0.001)] {
+        let cfg = OptimizerConfig { kind: OptimizerKind::Adam, lr: 0.01, amsgrad, weight_decay, ..Default::default() };
+        // Tests run in parallel threads and LibTorch's RNG is global, so nothing here draws from it: both
+        // runs copy one set of initial weights, and the batches are deterministic functions.
+        let init = tch::nn::VarStore::new(tch::Device::Cpu);
+        let _ = lenet5::model::lenet5(&init.root(), &ModelConfig::default());
+        let run = |flat: bool| {
+            let mut vs = tch::nn::VarStore::new(tch::Device::Cpu);
+            let net = lenet5::model::lenet5(&vs.root(), &ModelConfig::default());
+            vs.copy(&init).unwrap();
+            let mut opt = if flat { optim::build(&vs, &cfg).unwrap() } else { optim::Optimizer::Torch(optim::build_torch(&vs, &cfg).unwrap()) };
+            assert_eq!(flat, matches!(opt, optim::Optimizer::FlatAdam(_)));
+            for step in 0..5 {
+                let xs = (tch::Tensor::arange(8 * 784, tch::kind::FLOAT_CPU) * (0.37 + step as f64)).sin().view([8, 1, 28, 28]);
+                let ys = (tch::Tensor::arange(8, (tch::Kind::Int64, tch::Device::Cpu)) * (step + 3)).remainder(10);
+                opt.set_lr(0.01 / (step + 1) as f64);
+                opt.backward_step(&net.forward_t(&xs, true).cross_entropy_for_logits(&ys));
+            }
+            let mut vars: Vec<(String, tch::Tensor)> = vs.variables().into_iter().collect();
+            vars.sort_by(|a, b| a.0.cmp(&b.0));
+            vars
+        };
+        let (flat, torch) = (run(true), run(false));
+        for ((name, a), (_, b)) in flat.iter().zip(&torch) {
+            let diff = f64::try_from((a - b).abs().max()).unwrap();
+            // Float rounding only (lerp_ vs mul_+add_, the step size folded into the numerator).
+            assert!(diff < 1e-5, "amsgrad {amsgrad} wd {weight_decay}: {name} differs by {diff}");
+        }
+        // The updates really moved the weights, so the comparison can fail.
+        let moved = f64::try_from((&init.variables()["fc1.weight"] - &flat.iter().find(|v| v.0 == "fc1.weight").unwrap().1).abs().max()).unwrap();
+        assert!(moved > 1e-3);
+    }
+}
