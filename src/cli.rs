@@ -190,7 +190,7 @@ struct LoadedModel {
     weights: PathBuf,
     device: tch::Device,
     _vs: tch::nn::VarStore,
-    net: crate::model::LeNet5,
+    net: crate::model::Net,
 }
 
 fn load_model(run_dir: Option<&PathBuf>, source: &ModelSource) -> Result<LoadedModel> {

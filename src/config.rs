@@ -51,17 +51,34 @@ pub enum Init {
     HeNormal,
 }
 
+/// Which network: the seed's LeNet-5, or the same 6/16/120/84 widths with batch norm and dropout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Variant {
+    Lenet5,
+    Lenet5Modern,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ModelConfig {
+    pub variant: Variant,
     pub activation: Activation,
     pub pooling: Pooling,
     pub init: Init,
+    /// lenet5_modern: dropout probability before each fully connected layer.
+    pub dropout: f64,
 }
 
 impl Default for ModelConfig {
     fn default() -> Self {
-        Self { activation: Activation::Relu, pooling: Pooling::Avg, init: Init::XavierUniform }
+        Self {
+            variant: Variant::Lenet5,
+            activation: Activation::Relu,
+            pooling: Pooling::Avg,
+            init: Init::XavierUniform,
+            dropout: 0.0,
+        }
     }
 }
 
@@ -123,6 +140,8 @@ impl Default for OptimizerConfig {
 pub struct RegularizationConfig {
     /// λ in `loss += λ·Σ|w|` over the weight tensors (not biases).
     pub l1: f64,
+    /// Cross-entropy label smoothing ε in [0, 1) (PyTorch's `label_smoothing`).
+    pub label_smoothing: f64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -208,6 +227,31 @@ pub struct DataConfig {
     /// Seed of the train/validation split (kept apart from `trainer.seed`, so the split stays fixed when
     /// only the training seed changes).
     pub seed: u64,
+    /// Random affine distortions of training batches (all zero: none).
+    pub augment: AugmentConfig,
+}
+
+/// Per-batch random planar affine distortions (LeCun et al. 1998, section III.C), applied on the device to
+/// the training split only. Each image draws every parameter uniformly in ±its bound.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct AugmentConfig {
+    /// Shift, in pixels.
+    pub translate: f64,
+    /// Zoom: scale factor in 1 ± scale.
+    pub scale: f64,
+    /// Squeeze: x scaled by 1 + q and y by 1 − q.
+    pub squeeze: f64,
+    /// Horizontal shear factor.
+    pub shear: f64,
+    /// Rotation, in degrees.
+    pub rotate: f64,
+}
+
+impl AugmentConfig {
+    pub fn is_identity(&self) -> bool {
+        [self.translate, self.scale, self.squeeze, self.shear, self.rotate].iter().all(|v| *v == 0.0)
+    }
 }
 
 impl Default for DataConfig {
@@ -219,6 +263,7 @@ impl Default for DataConfig {
             validation_split: 0.1,
             shuffle: true,
             seed: 123,
+            augment: AugmentConfig::default(),
         }
     }
 }
@@ -347,6 +392,15 @@ impl Config {
             check(o.momentum > 0.0, "optimizer.nesterov", o.nesterov, "needs optimizer.momentum > 0")?;
         }
         check(self.regularization.l1 >= 0.0, "regularization.l1", self.regularization.l1, "must be >= 0")?;
+        let ls = self.regularization.label_smoothing;
+        check((0.0..1.0).contains(&ls), "regularization.label_smoothing", ls, "must be in [0, 1)")?;
+        let p = self.model.dropout;
+        check((0.0..1.0).contains(&p), "model.dropout", p, "must be in [0, 1)")?;
+        let a = &self.data.augment;
+        for (key, v) in [("translate", a.translate), ("scale", a.scale), ("squeeze", a.squeeze), ("shear", a.shear), ("rotate", a.rotate)] {
+            check(v >= 0.0 && v.is_finite(), &format!("data.augment.{key}"), v, "must be >= 0")?;
+        }
+        check(a.scale < 1.0 && a.squeeze < 1.0, "data.augment.scale/squeeze", (a.scale, a.squeeze), "must be < 1")?;
 
         let s = &self.lr_scheduler;
         match s.kind {

@@ -4,6 +4,7 @@
 //! [`train`] runs the loop over [`data`] and [`model`], [`evaluate`] scores a split, [`metrics`] and
 //! [`checkpoint`] write the run directory. `main.rs` only calls [`cli::run`].
 
+pub mod augment;
 pub mod checkpoint;
 pub mod cli;
 pub mod config;

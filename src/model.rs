@@ -1,8 +1,8 @@
-//! LeNet-5 as the seed builds it, with the activation, pooling and initialisation the config picks.
-//! Knows nothing about training. Variable paths are the seed's PyTorch attribute names (`conv1.weight`, …),
+//! LeNet-5 as the seed builds it, with the activation, pooling and initialisation the config picks, and a
+//! modern variant (batch norm, dropout) with the same widths. Knows nothing about training. Variable paths are the seed's PyTorch attribute names (`conv1.weight`, …),
 //! so checkpoints load with `load_state_dict(strict=True)` in PyTorch.
 
-use crate::config::{Activation, Init, ModelConfig, Pooling};
+use crate::config::{Activation, Init, ModelConfig, Pooling, Variant};
 use tch::nn::{self, ModuleT};
 use tch::Tensor;
 
@@ -134,5 +134,93 @@ impl ModuleT for LeNet5 {
 impl LeNet5 {
     pub fn weights(&self) -> [&Tensor; 5] {
         [&self.conv1.ws, &self.conv2.ws, &self.fc1.ws, &self.fc2.ws, &self.fc3.ws]
+    }
+}
+
+/// LeNet-5's 6/16/120/84 widths with today's habits: batch norm after every conv and hidden fc layer, ReLU,
+/// max pooling, dropout before each fc layer. Parameter names: conv1, bn1, conv2, bn2, fc1, bn3, fc2, bn4, fc3.
+#[derive(Debug)]
+pub struct ModernLeNet5 {
+    pub conv1: nn::Conv2D,
+    pub bn1: nn::BatchNorm,
+    pub conv2: nn::Conv2D,
+    pub bn2: nn::BatchNorm,
+    pub fc1: nn::Linear,
+    pub bn3: nn::BatchNorm,
+    pub fc2: nn::Linear,
+    pub bn4: nn::BatchNorm,
+    pub fc3: nn::Linear,
+    pub dropout: f64,
+}
+
+/// Builds the modern variant under `vs`; He init suits its ReLUs, so `init` applies as for LeNet-5.
+pub fn lenet5_modern(vs: &nn::Path, cfg: &ModelConfig) -> ModernLeNet5 {
+    let conv = |name: &str, i, o, padding| {
+        // No conv/fc biases: batch norm's shift replaces them.
+        let (ws_init, _) = inits(cfg.init, &[o, i, KERNEL, KERNEL]);
+        nn::conv2d(vs / name, i, o, KERNEL, nn::ConvConfig { padding, ws_init, bias: false, ..Default::default() })
+    };
+    let linear = |name: &str, i, o, bias| {
+        let (ws_init, bs_init) = inits(cfg.init, &[o, i]);
+        nn::linear(vs / name, i, o, nn::LinearConfig { ws_init, bs_init: Some(bs_init), bias })
+    };
+    let bn = Default::default();
+    ModernLeNet5 {
+        conv1: conv("conv1", 1, CONV1_CHANNELS, 2),
+        bn1: nn::batch_norm2d(vs / "bn1", CONV1_CHANNELS, bn),
+        conv2: conv("conv2", CONV1_CHANNELS, CONV2_CHANNELS, 0),
+        bn2: nn::batch_norm2d(vs / "bn2", CONV2_CHANNELS, bn),
+        fc1: linear("fc1", FC1_IN, FC1_OUT, false),
+        bn3: nn::batch_norm1d(vs / "bn3", FC1_OUT, bn),
+        fc2: linear("fc2", FC1_OUT, FC2_OUT, false),
+        bn4: nn::batch_norm1d(vs / "bn4", FC2_OUT, bn),
+        fc3: linear("fc3", FC2_OUT, CLASSES, true),
+        dropout: cfg.dropout,
+    }
+}
+
+impl ModuleT for ModernLeNet5 {
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        let pool = |x: Tensor| x.max_pool2d([2, 2], [2, 2], [0, 0], [1, 1], false);
+        let xs = pool(xs.apply(&self.conv1).apply_t(&self.bn1, train).relu());
+        let xs = pool(xs.apply(&self.conv2).apply_t(&self.bn2, train).relu());
+        let xs = xs.flatten(1, -1).dropout(self.dropout, train);
+        let xs = xs.apply(&self.fc1).apply_t(&self.bn3, train).relu().dropout(self.dropout, train);
+        let xs = xs.apply(&self.fc2).apply_t(&self.bn4, train).relu().dropout(self.dropout, train);
+        xs.apply(&self.fc3)
+    }
+}
+
+/// The network a config asks for.
+#[derive(Debug)]
+pub enum Net {
+    Lenet5(LeNet5),
+    Modern(ModernLeNet5),
+}
+
+/// Builds `cfg.variant` under `vs`.
+pub fn build(vs: &nn::Path, cfg: &ModelConfig) -> Net {
+    match cfg.variant {
+        Variant::Lenet5 => Net::Lenet5(lenet5(vs, cfg)),
+        Variant::Lenet5Modern => Net::Modern(lenet5_modern(vs, cfg)),
+    }
+}
+
+impl Net {
+    /// Weight tensors (not biases or batch-norm parameters), for the L1 penalty.
+    pub fn weights(&self) -> Vec<&Tensor> {
+        match self {
+            Net::Lenet5(n) => n.weights().to_vec(),
+            Net::Modern(n) => vec![&n.conv1.ws, &n.conv2.ws, &n.fc1.ws, &n.fc2.ws, &n.fc3.ws],
+        }
+    }
+}
+
+impl ModuleT for Net {
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        match self {
+            Net::Lenet5(n) => n.forward_t(xs, train),
+            Net::Modern(n) => n.forward_t(xs, train),
+        }
     }
 }

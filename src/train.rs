@@ -12,7 +12,7 @@ use crate::data::{self, Mnist, Split};
 use crate::evaluate::{self, Evaluation};
 use crate::interrupt::{Interrupt, Interrupted};
 use crate::metrics::{EpochRow, MetricsWriter};
-use crate::model::{self, LeNet5};
+use crate::model::{self, Net};
 use crate::optim::{self, LrScheduler};
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -89,17 +89,17 @@ fn prepare(config: &Config) -> Result<Device> {
 }
 
 /// Builds the model on `device`, seeded by `seed`.
-pub fn build_model(config: &Config, device: Device) -> (nn::VarStore, LeNet5) {
+pub fn build_model(config: &Config, device: Device) -> (nn::VarStore, Net) {
     tch::manual_seed(config.trainer.seed as i64);
     let vs = nn::VarStore::new(device);
-    let net = model::lenet5(&vs.root(), &config.model);
+    let net = model::build(&vs.root(), &config.model);
     (vs, net)
 }
 
 struct Trainer<'a> {
     config: &'a Config,
     vs: nn::VarStore,
-    net: LeNet5,
+    net: Net,
     opt: optim::Optimizer,
     run: RunDir,
     state: TrainState,
@@ -202,6 +202,8 @@ impl<'a> Trainer<'a> {
             Tensor::arange(n, (Kind::Int64, device))
         };
         let l1 = self.config.regularization.l1;
+        let smoothing = self.config.regularization.label_smoothing;
+        let augment = &self.config.data.augment;
         let batch_losses = Tensor::zeros([batches as i64], (Kind::Float, device));
         let mut correct = Tensor::zeros([], (Kind::Int64, device));
         let progress = progress_bar(batches as u64, epoch, self.config.trainer.epochs);
@@ -212,10 +214,13 @@ impl<'a> Trainer<'a> {
             }
             let start = b as i64 * batch_size;
             let idx = order.narrow(0, start, batch_size.min(n - start));
-            let xs = train.images.index_select(0, &idx);
+            let mut xs = train.images.index_select(0, &idx);
+            if !augment.is_identity() {
+                xs = crate::augment::distort(&xs, augment);
+            }
             let ys = train.labels.index_select(0, &idx);
             let logits = self.net.forward_t(&xs, true);
-            let data_loss = logits.cross_entropy_for_logits(&ys);
+            let data_loss = logits.cross_entropy_loss::<Tensor>(&ys, None, tch::Reduction::Mean, -100, smoothing);
             let loss = if l1 > 0.0 { &data_loss + l1_penalty(&self.net) * l1 } else { data_loss.shallow_clone() };
             self.opt.backward_step(&loss);
             tch::no_grad(|| {
@@ -319,7 +324,7 @@ pub fn initial_state(config: &Config) -> TrainState {
 }
 
 /// λ-free L1 term: Σ|w| over the model's weight tensors.
-pub fn l1_penalty(net: &LeNet5) -> Tensor {
+pub fn l1_penalty(net: &Net) -> Tensor {
     net.weights().iter().map(|w| w.abs().sum(Kind::Float)).reduce(|a, b| a + b).expect("five weights")
 }
 

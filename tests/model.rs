@@ -31,7 +31,7 @@ fn every_activation_pooling_and_init_builds_and_takes_a_step() {
     for activation in [Activation::Sigmoid, Activation::Relu, Activation::Tanh] {
         for pooling in [Pooling::Avg, Pooling::Max] {
             for init in [Init::Default, Init::XavierUniform, Init::XavierNormal, Init::HeUniform, Init::HeNormal] {
-                let (vs, net) = build(&ModelConfig { activation, pooling, init });
+                let (vs, net) = build(&ModelConfig { activation, pooling, init, ..Default::default() });
                 let before = vs.variables()["fc3.weight"].copy();
                 let mut opt = nn::Sgd::default().build(&vs, 0.1).unwrap();
                 let xs = Tensor::randn([4, 1, 28, 28], (Kind::Float, Device::Cpu));
@@ -82,7 +82,7 @@ fn l1_penalty_is_the_sum_of_absolute_weights() {
         .iter()
         .map(|n| f64::try_from(vs.variables()[*n].abs().sum(Kind::Double)).unwrap())
         .sum();
-    let got = f64::try_from(lenet5::train::l1_penalty(&net)).unwrap();
+    let got = f64::try_from(lenet5::train::l1_penalty(&model::Net::Lenet5(net))).unwrap();
     assert!((got - expected).abs() < 1e-3 * expected, "{got} vs {expected}");
 }
 
@@ -115,4 +115,26 @@ fn fused_conv_and_average_pooling_equal_conv_then_pool() {
     let grad = |out: Tensor| Tensor::run_backward(&[out.square().sum(Kind::Float)], &[&net.conv1.ws], false, false).remove(0);
     let diff = f64::try_from((grad(net.conv_pool(&net.conv1, &xs, 2)) - grad(net.pool(xs.apply(&net.conv1)))).abs().max()).unwrap();
     assert!(diff < 1e-3, "grad: {diff}");
+}
+
+#[test]
+fn modern_variant_has_batch_norm_and_dropout_and_trains() {
+    use lenet5::config::Variant;
+    let cfg = ModelConfig { variant: Variant::Lenet5Modern, dropout: 0.5, init: Init::HeNormal, ..Default::default() };
+    tch::manual_seed(0);
+    let vs = nn::VarStore::new(Device::Cpu);
+    let net = model::build(&vs.root(), &cfg);
+    let names: Vec<String> = vs.variables().into_keys().collect();
+    for name in ["conv1.weight", "bn1.running_mean", "bn2.weight", "fc1.weight", "bn3.running_var", "bn4.bias", "fc3.bias"] {
+        assert!(names.contains(&name.to_string()), "{name} missing from {names:?}");
+    }
+    let xs = Tensor::randn([16, 1, 28, 28], (Kind::Float, Device::Cpu));
+    assert_eq!(net.forward_t(&xs, true).size(), [16, 10]);
+    // Eval mode is deterministic (no dropout, running statistics); train mode is not (dropout).
+    assert!(net.forward_t(&xs, false).equal(&net.forward_t(&xs, false)));
+    assert!(!net.forward_t(&xs, true).equal(&net.forward_t(&xs, true)));
+    let before = vs.variables()["bn1.running_mean"].copy();
+    let mut opt = nn::Adam::default().build(&vs, 0.01).unwrap();
+    opt.backward_step(&net.forward_t(&xs, true).cross_entropy_for_logits(&Tensor::zeros([16], (Kind::Int64, Device::Cpu))));
+    assert!(!vs.variables()["bn1.running_mean"].equal(&before), "batch norm statistics update in training");
 }
