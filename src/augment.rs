@@ -8,6 +8,11 @@ use tch::{Kind, Tensor};
 /// Distorts normalised images `[N, C, H, W]`. Pixels pulled in from outside the image are background
 /// (raw 0), not the normalised 0. With every bound zero this is the identity (to float rounding).
 pub fn distort(xs: &Tensor, cfg: &AugmentConfig) -> Tensor {
+    distort_over(xs, cfg, -MNIST_MEAN / MNIST_STD)
+}
+
+/// [`distort`] for images whose (normalised) background value is `background`.
+pub fn distort_over(xs: &Tensor, cfg: &AugmentConfig, background: f64) -> Tensor {
     let size = xs.size();
     let (n, h) = (size[0], size[2]);
     let opts = (Kind::Float, xs.device());
@@ -26,7 +31,6 @@ pub fn distort(xs: &Tensor, cfg: &AugmentConfig) -> Tensor {
     let row1 = Tensor::stack(&[&sin * &sx, &sin * &sx * &shear + &cos * &sy, ty], 1);
     let theta = Tensor::stack(&[row0, row1], 1);
     let grid = Tensor::affine_grid_generator(&theta, size.as_slice(), false);
-    let background = -MNIST_MEAN / MNIST_STD;
     // Bilinear (0), zero padding (0) around the background-shifted image.
     (xs - background).grid_sampler(&grid, 0, 0, false) + background
 }

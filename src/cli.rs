@@ -272,7 +272,7 @@ fn run_predict(args: PredictArgs) -> Result<()> {
             }
         }
     }
-    let predictions = predict::classify(&m.net, &files, &prepared, m.device);
+    let predictions = predict::classify(&m.net, &files, &prepared, m.config.data.dataset.mean_std(), m.device);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "predictions": predictions, "failed": failures }))?);
     } else {

@@ -10,7 +10,7 @@ use std::path::Path;
 use tch::{Device, Kind, Tensor};
 
 /// MNIST's mean and standard deviation of the training pixels in [0, 1], the values the seed and the
-/// PyTorch MNIST example normalise with.
+/// PyTorch MNIST example normalise with (other datasets: [`crate::config::Dataset::mean_std`]).
 pub const MNIST_MEAN: f64 = 0.1307;
 pub const MNIST_STD: f64 = 0.3081;
 pub const IMAGE_SIDE: i64 = 28;
@@ -50,28 +50,30 @@ pub struct Mnist {
 /// Makes sure the four files are in `cfg.dir`, fetching them with `scripts/fetch_mnist.py` when
 /// `cfg.download` is on, then checks every header.
 pub fn ensure_files(cfg: &DataConfig) -> Result<()> {
-    let missing: Vec<_> = all_files().filter(|f| !cfg.dir.join(f).exists()).collect();
+    let dir = cfg.dir();
+    let missing: Vec<_> = all_files().filter(|f| !dir.join(f).exists()).collect();
     if !missing.is_empty() {
-        let fetch_cmd = format!("python3 scripts/fetch_mnist.py --dir {}", cfg.dir.display());
+        let fetch_cmd = format!("python3 scripts/fetch_mnist.py --dataset {} --dir {}", cfg.dataset.name(), dir.display());
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/fetch_mnist.py");
         if !cfg.download || !script.exists() {
             return Err(UsageError::new(format!(
-                "data dir {}: missing {}; fetch MNIST with `{fetch_cmd}` (or set data.dir)",
-                cfg.dir.display(),
-                missing.join(", ")
+                "data dir {}: missing {}; fetch {} with `{fetch_cmd}` (or set data.dir)",
+                dir.display(),
+                missing.join(", "),
+                cfg.dataset.name()
             )));
         }
-        eprintln!("MNIST not found in {}; fetching it with `{fetch_cmd}`", cfg.dir.display());
+        eprintln!("{} not found in {}; fetching it with `{fetch_cmd}`", cfg.dataset.name(), dir.display());
         let status = std::process::Command::new("python3")
             .arg(&script)
-            .arg("--dir")
-            .arg(&cfg.dir)
+            .args(["--dataset", cfg.dataset.name(), "--dir"])
+            .arg(&dir)
             .status()
             .with_context(|| format!("cannot run `{fetch_cmd}` (is python3 installed?)"))?;
         anyhow::ensure!(status.success(), "`{fetch_cmd}` failed ({status}); see its messages above");
     }
-    check_pair(&cfg.dir, TRAIN_FILES)?;
-    check_pair(&cfg.dir, TEST_FILES)?;
+    check_pair(&dir, TRAIN_FILES)?;
+    check_pair(&dir, TEST_FILES)?;
     Ok(())
 }
 
@@ -83,9 +85,10 @@ fn all_files() -> impl Iterator<Item = &'static str> {
 /// with a permutation seeded by `cfg.seed`, all on `device`.
 pub fn load(cfg: &DataConfig, device: Device) -> Result<Mnist> {
     ensure_files(cfg)?;
-    let ds = tch::vision::mnist::load_dir(&cfg.dir)
-        .with_context(|| format!("cannot load MNIST from {}", cfg.dir.display()))?;
-    let train_all = Split { images: normalise(&ds.train_images), labels: ds.train_labels };
+    let ds = tch::vision::mnist::load_dir(cfg.dir())
+        .with_context(|| format!("cannot load {} from {}", cfg.dataset.name(), cfg.dir().display()))?;
+    let (mean, std) = cfg.dataset.mean_std();
+    let train_all = Split { images: standardise(&ds.train_images, mean, std), labels: ds.train_labels };
     let (train, validation) = split(train_all, cfg.validation_split, cfg.seed);
     if cfg.batch_size as i64 > train.len() {
         return Err(UsageError::new(format!(
@@ -94,7 +97,7 @@ pub fn load(cfg: &DataConfig, device: Device) -> Result<Mnist> {
             train.len()
         )));
     }
-    let test = Split { images: normalise(&ds.test_images), labels: ds.test_labels };
+    let test = Split { images: standardise(&ds.test_images, mean, std), labels: ds.test_labels };
     Ok(Mnist { train: train.to(device), validation: validation.to(device), test: test.to(device) })
 }
 
@@ -103,9 +106,14 @@ pub fn load_test(cfg: &DataConfig, device: Device) -> Result<Split> {
     Ok(load(&DataConfig { validation_split: 0.0, batch_size: 1, ..cfg.clone() }, device)?.test)
 }
 
-/// `[N, 784]` pixels in [0, 1] (as tch loads them) → `[N, 1, 28, 28]`, standardised.
+/// `[N, 784]` MNIST pixels in [0, 1] (as tch loads them) → `[N, 1, 28, 28]`, standardised.
 pub fn normalise(pixels: &Tensor) -> Tensor {
-    ((pixels - MNIST_MEAN) / MNIST_STD).view([-1, 1, IMAGE_SIDE, IMAGE_SIDE])
+    standardise(pixels, MNIST_MEAN, MNIST_STD)
+}
+
+/// `[N, 784]` pixels in [0, 1] → `[N, 1, 28, 28]`, `(x - mean) / std`.
+pub fn standardise(pixels: &Tensor, mean: f64, std: f64) -> Tensor {
+    ((pixels - mean) / std).view([-1, 1, IMAGE_SIDE, IMAGE_SIDE])
 }
 
 /// Holds out `fraction` of `all` for validation: the first `round(n·fraction)` indices of a permutation

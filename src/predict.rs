@@ -3,7 +3,7 @@
 //! digit's bounding box, scaled to fit 20×20, centred by centre of mass in 28×28 — and normalise like training.
 
 use crate::UsageError;
-use crate::data::{IMAGE_SIDE, MNIST_MEAN, MNIST_STD};
+use crate::data::IMAGE_SIDE;
 use anyhow::Result;
 use image::{ImageBuffer, Luma};
 use serde::Serialize;
@@ -87,11 +87,11 @@ pub fn prepare(img: &image::DynamicImage) -> std::result::Result<Prepared, Strin
     Ok(out)
 }
 
-/// Prepared images → the `[N, 1, 28, 28]` normalised batch the model takes.
-pub fn to_batch(images: &[Prepared], device: Device) -> Tensor {
+/// Prepared images → the `[N, 1, 28, 28]` batch the model takes, standardised with the training data's
+/// `(mean, std)`.
+pub fn to_batch(images: &[Prepared], (mean, std): (f64, f64), device: Device) -> Tensor {
     let flat: Vec<f32> = images.iter().flatten().copied().collect();
-    ((Tensor::from_slice(&flat).view([images.len() as i64, 1, IMAGE_SIDE, IMAGE_SIDE]) - MNIST_MEAN) / MNIST_STD)
-        .to_device(device)
+    ((Tensor::from_slice(&flat).view([images.len() as i64, 1, IMAGE_SIDE, IMAGE_SIDE]) - mean) / std).to_device(device)
 }
 
 /// One image's answer.
@@ -103,12 +103,18 @@ pub struct Prediction {
     pub top3: Vec<(i64, f64)>,
 }
 
-/// Classifies prepared images.
-pub fn classify(model: &impl ModuleT, files: &[String], images: &[Prepared], device: Device) -> Vec<Prediction> {
+/// Classifies prepared images with a model trained on data normalised by `mean_std`.
+pub fn classify(
+    model: &impl ModuleT,
+    files: &[String],
+    images: &[Prepared],
+    mean_std: (f64, f64),
+    device: Device,
+) -> Vec<Prediction> {
     if images.is_empty() {
         return vec![];
     }
-    let probs = tch::no_grad(|| model.forward_t(&to_batch(images, device), false).softmax(-1, Kind::Float));
+    let probs = tch::no_grad(|| model.forward_t(&to_batch(images, mean_std, device), false).softmax(-1, Kind::Float));
     let (values, indices) = probs.topk(3, -1, true, true);
     let values: Vec<Vec<f32>> = Vec::try_from(values.to_device(Device::Cpu)).expect("probabilities");
     let indices: Vec<Vec<i64>> = Vec::try_from(indices.to_device(Device::Cpu)).expect("indices");

@@ -204,6 +204,8 @@ impl<'a> Trainer<'a> {
         let l1 = self.config.regularization.l1;
         let smoothing = self.config.regularization.label_smoothing;
         let augment = &self.config.data.augment;
+        let (mean, std) = self.config.data.dataset.mean_std();
+        let background = -mean / std;
         let batch_losses = Tensor::zeros([batches as i64], (Kind::Float, device));
         let mut correct = Tensor::zeros([], (Kind::Int64, device));
         let progress = progress_bar(batches as u64, epoch, self.config.trainer.epochs);
@@ -216,7 +218,7 @@ impl<'a> Trainer<'a> {
             let idx = order.narrow(0, start, batch_size.min(n - start));
             let mut xs = train.images.index_select(0, &idx);
             if !augment.is_identity() {
-                xs = crate::augment::distort(&xs, augment);
+                xs = crate::augment::distort_over(&xs, augment, background);
             }
             let ys = train.labels.index_select(0, &idx);
             let logits = self.net.forward_t(&xs, true);

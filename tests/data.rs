@@ -6,7 +6,7 @@ use lenet5::data::{self, IMAGES_MAGIC, LABELS_MAGIC};
 use tch::{Device, Kind, Tensor};
 
 fn cfg(dir: &std::path::Path, validation_split: f64, seed: u64) -> DataConfig {
-    DataConfig { dir: dir.to_path_buf(), download: false, batch_size: 10, validation_split, seed, ..Default::default() }
+    DataConfig { dir: Some(dir.to_path_buf()), download: false, batch_size: 10, validation_split, seed, ..Default::default() }
 }
 
 #[test]
@@ -60,4 +60,23 @@ fn bad_headers_are_errors_not_panics() {
         let e = format!("{:#}", data::check_idx(&path, magic).unwrap_err());
         assert!(e.contains(needle) && e.contains(path.to_str().unwrap()), "{e}");
     }
+}
+
+#[test]
+fn fashion_mnist_reads_the_same_format_with_its_own_statistics() {
+    use lenet5::config::Dataset;
+    let dir = scratch("data_fashion");
+    write_mnist(&dir, 100, 20);
+    let c = DataConfig { dataset: Dataset::FashionMnist, ..cfg(&dir, 0.0, 1) };
+    let m = data::load(&c, Device::Cpu).unwrap();
+    let raw = std::fs::read(dir.join("t10k-images-idx3-ubyte")).unwrap();
+    let expected = (raw[16] as f64 / 255.0 - 0.2860) / 0.3530;
+    let got = f64::try_from(m.test.images.get(0).get(0).get(0).get(0)).unwrap();
+    assert!((got - expected).abs() < 1e-5, "{got} vs {expected}");
+    // Without data.dir, the directory follows the dataset, and the error says how to fetch it.
+    let missing = DataConfig { dataset: Dataset::FashionMnist, download: false, ..Default::default() };
+    assert_eq!(missing.dir(), std::path::PathBuf::from("data/fashion-mnist"));
+    let Err(e) = data::load(&DataConfig { dir: Some(dir.join("nowhere")), ..missing }, Device::Cpu) else { panic!("loaded a missing dir") };
+    let e = format!("{e:#}");
+    assert!(e.contains("--dataset fashion-mnist"), "{e}");
 }
