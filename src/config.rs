@@ -57,6 +57,9 @@ pub enum Init {
 pub enum Variant {
     Lenet5,
     Lenet5Modern,
+    /// LeCun et al. (1998), as published: see `src/lenet1998.rs`.
+    #[serde(rename = "lenet5_1998")]
+    Lenet1998,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -151,6 +154,7 @@ pub enum SchedulerKind {
     Step,
     Cosine,
     Plateau,
+    Piecewise,
 }
 
 /// What early stopping and the plateau scheduler watch.
@@ -194,6 +198,9 @@ pub struct LrSchedulerConfig {
     pub factor: f64,
     pub patience: usize,
     pub monitor: Monitor,
+    /// piecewise: `[[epochs, lr], ...]`, each lr held for that many epochs, the last one afterwards
+    /// (LeCun et al. 1998: [[2, 0.0005], [3, 0.0002], [3, 0.0001], [4, 0.00005], [8, 0.00001]]).
+    pub piecewise: Vec<(usize, f64)>,
 }
 
 impl Default for LrSchedulerConfig {
@@ -208,6 +215,7 @@ impl Default for LrSchedulerConfig {
             factor: 0.1,
             patience: 10,
             monitor: Monitor::ValLoss,
+            piecewise: vec![],
         }
     }
 }
@@ -450,6 +458,12 @@ impl Config {
             }
             SchedulerKind::Plateau => {
                 check(s.factor > 0.0 && s.factor < 1.0, "lr_scheduler.factor", s.factor, "must be in (0, 1)")?;
+            }
+            SchedulerKind::Piecewise => {
+                check(!s.piecewise.is_empty(), "lr_scheduler.piecewise", &s.piecewise, "needs at least one [epochs, lr]")?;
+                for (i, (epochs, lr)) in s.piecewise.iter().enumerate() {
+                    check(*epochs > 0 && *lr > 0.0, &format!("lr_scheduler.piecewise[{i}]"), (epochs, lr), "needs epochs > 0 and lr > 0")?;
+                }
             }
             SchedulerKind::None => {}
         }

@@ -3,6 +3,7 @@
 //! the device, reading back to the host once.
 
 use crate::data::{NUM_CLASSES, Split};
+use crate::model::Net;
 use serde::{Deserialize, Serialize};
 use tch::nn::ModuleT;
 use tch::{Kind, Reduction, Tensor};
@@ -22,8 +23,9 @@ pub struct Evaluation {
     pub confusion: Vec<Vec<i64>>,
 }
 
-/// Evaluates `model` on `split` in eval mode.
-pub fn evaluate(model: &impl ModuleT, split: &Split) -> Evaluation {
+/// Evaluates `model` on `split` in eval mode. `loss` is the network's own objective (cross-entropy, or the
+/// 1998 paper's loss for that variant) without label smoothing.
+pub fn evaluate(model: &Net, split: &Split) -> Evaluation {
     let n = split.len();
     let device = split.labels.device();
     let classes = NUM_CLASSES;
@@ -36,7 +38,7 @@ pub fn evaluate(model: &impl ModuleT, split: &Split) -> Evaluation {
             let xs = split.images.narrow(0, start, len);
             let ys = split.labels.narrow(0, start, len);
             let logits = model.forward_t(&xs, false);
-            loss_sum += logits.cross_entropy_loss::<Tensor>(&ys, None, Reduction::Sum, -100, 0.0).to_kind(Kind::Double);
+            loss_sum += model.loss(&logits, &ys, 0.0, Reduction::Sum).to_kind(Kind::Double);
             let (_, top) = logits.topk(3, -1, true, true);
             top3 += top.eq_tensor(&ys.unsqueeze(1)).sum(Kind::Int64);
             let pred = top.select(1, 0);

@@ -12,6 +12,7 @@ pub mod data;
 pub mod device;
 pub mod evaluate;
 pub mod interrupt;
+pub mod lenet1998;
 pub mod metrics;
 pub mod model;
 pub mod optim;

@@ -3,6 +3,7 @@
 //! so checkpoints load with `load_state_dict(strict=True)` in PyTorch.
 
 use crate::config::{Activation, Init, ModelConfig, Pooling, Variant};
+use crate::lenet1998::LeNet1998;
 use tch::nn::{self, ModuleT};
 use tch::Tensor;
 
@@ -196,6 +197,7 @@ impl ModuleT for ModernLeNet5 {
 pub enum Net {
     Lenet5(LeNet5),
     Modern(ModernLeNet5),
+    Lecun1998(LeNet1998),
 }
 
 /// Builds `cfg.variant` under `vs`.
@@ -203,6 +205,7 @@ pub fn build(vs: &nn::Path, cfg: &ModelConfig) -> Net {
     match cfg.variant {
         Variant::Lenet5 => Net::Lenet5(lenet5(vs, cfg)),
         Variant::Lenet5Modern => Net::Modern(lenet5_modern(vs, cfg)),
+        Variant::Lenet1998 => Net::Lecun1998(crate::lenet1998::lenet1998(vs)),
     }
 }
 
@@ -212,6 +215,16 @@ impl Net {
         match self {
             Net::Lenet5(n) => n.weights().to_vec(),
             Net::Modern(n) => vec![&n.conv1.ws, &n.conv2.ws, &n.fc1.ws, &n.fc2.ws, &n.fc3.ws],
+            Net::Lecun1998(n) => vec![&n.c1.ws, &n.c3.ws, &n.c5.ws, &n.f6.ws],
+        }
+    }
+
+    /// The training objective on this network's outputs: cross-entropy (with label smoothing) on logits, or
+    /// the 1998 paper's loss on its RBF outputs.
+    pub fn loss(&self, outputs: &Tensor, labels: &Tensor, label_smoothing: f64, reduction: tch::Reduction) -> Tensor {
+        match self {
+            Net::Lecun1998(_) => crate::lenet1998::map_loss(outputs, labels, reduction),
+            _ => outputs.cross_entropy_loss::<Tensor>(labels, None, reduction, -100, label_smoothing),
         }
     }
 }
@@ -221,6 +234,7 @@ impl ModuleT for Net {
         match self {
             Net::Lenet5(n) => n.forward_t(xs, train),
             Net::Modern(n) => n.forward_t(xs, train),
+            Net::Lecun1998(n) => n.forward_t(xs, train),
         }
     }
 }

@@ -36,10 +36,10 @@ impl Optimizer {
 
 /// Builds the configured optimizer over every trainable variable of `vs`.
 pub fn build(vs: &nn::VarStore, cfg: &OptimizerConfig) -> Result<Optimizer> {
-    if cfg.kind == OptimizerKind::Adam {
-        return Ok(Optimizer::FlatAdam(FlatAdam::new(vs, cfg)));
+    match cfg.kind {
+        OptimizerKind::Adam => Ok(Optimizer::FlatAdam(FlatAdam::new(vs, cfg))),
+        _ => Ok(Optimizer::Torch(build_torch(vs, cfg)?)),
     }
-    Ok(Optimizer::Torch(build_torch(vs, cfg)?))
 }
 
 /// LibTorch's implementation of the configured optimizer.
@@ -58,6 +58,27 @@ pub fn build_torch(vs: &nn::VarStore, cfg: &OptimizerConfig) -> Result<nn::Optim
         }
     };
     Ok(opt?)
+}
+
+/// Makes every trainable variable of `vs` a view into one flat buffer; returns the variables and the buffer.
+fn flatten_parameters(vs: &nn::VarStore) -> (Vec<Tensor>, Tensor) {
+    let mut params = vs.trainable_variables();
+    let flat = Tensor::cat(&params.iter().map(|p| p.detach().flatten(0, -1)).collect::<Vec<_>>(), 0);
+    let mut offset = 0;
+    tch::no_grad(|| {
+        for p in params.iter_mut() {
+            let n = p.numel() as i64;
+            p.set_data(&flat.narrow(0, offset, n).view(p.size().as_slice()));
+            offset += n;
+        }
+    });
+    (params, flat)
+}
+
+/// The gradients of `loss` with respect to `params`, concatenated into one flat tensor.
+fn flat_gradient(loss: &Tensor, params: &[Tensor]) -> Tensor {
+    let grads = Tensor::run_backward(&[loss], params, false, false);
+    Tensor::cat(&grads.iter().map(|g| g.view(-1)).collect::<Vec<_>>(), 0)
 }
 
 /// PyTorch's Adam (L2 weight decay added to the gradient, optional AMSGrad) over one flat buffer.
@@ -81,16 +102,7 @@ pub struct FlatAdam {
 
 impl FlatAdam {
     pub fn new(vs: &nn::VarStore, cfg: &OptimizerConfig) -> Self {
-        let mut params = vs.trainable_variables();
-        let flat = Tensor::cat(&params.iter().map(|p| p.detach().flatten(0, -1)).collect::<Vec<_>>(), 0);
-        let mut offset = 0;
-        tch::no_grad(|| {
-            for p in params.iter_mut() {
-                let n = p.numel() as i64;
-                p.set_data(&flat.narrow(0, offset, n).view(p.size().as_slice()));
-                offset += n;
-            }
-        });
+        let (params, flat) = flatten_parameters(vs);
         let zeros = || flat.zeros_like();
         Self {
             params,
@@ -108,9 +120,8 @@ impl FlatAdam {
     }
 
     pub fn backward_step(&mut self, loss: &Tensor) {
-        let grads = Tensor::run_backward(&[loss], &self.params, false, false);
+        let mut grad = flat_gradient(loss, &self.params);
         tch::no_grad(|| {
-            let mut grad = Tensor::cat(&grads.iter().map(|g| g.view(-1)).collect::<Vec<_>>(), 0);
             self.step += 1;
             if self.weight_decay != 0.0 {
                 grad += &self.flat * self.weight_decay;
@@ -143,7 +154,8 @@ pub struct LrScheduler {
 
 impl LrScheduler {
     pub fn new(cfg: &LrSchedulerConfig, base_lr: f64) -> Self {
-        Self { cfg: cfg.clone(), base_lr, lr: base_lr, best: None, bad_epochs: 0 }
+        let lr = piecewise_lr(cfg, 1).unwrap_or(base_lr);
+        Self { cfg: cfg.clone(), base_lr, lr, best: None, bad_epochs: 0 }
     }
 
     /// Called after epoch `epoch` (1-based) with its monitored value; sets `self.lr` for epoch `epoch + 1`.
@@ -151,6 +163,7 @@ impl LrScheduler {
         let c = &self.cfg;
         self.lr = match c.kind {
             SchedulerKind::None => self.base_lr,
+            SchedulerKind::Piecewise => piecewise_lr(c, epoch + 1).unwrap_or(self.base_lr),
             // PyTorch StepLR: lr = base · γ^⌊e/step_size⌋ for 0-based epoch e.
             SchedulerKind::Step => self.base_lr * c.gamma.powi((epoch / c.step_size) as i32),
             // PyTorch CosineAnnealingLR's closed form.
@@ -175,4 +188,19 @@ impl LrScheduler {
             }
         };
     }
+}
+
+/// The piecewise schedule's lr for 1-based `epoch` (None for other schedules).
+fn piecewise_lr(cfg: &LrSchedulerConfig, epoch: usize) -> Option<f64> {
+    if cfg.kind != SchedulerKind::Piecewise {
+        return None;
+    }
+    let mut end = 0;
+    for &(epochs, lr) in &cfg.piecewise {
+        end += epochs;
+        if epoch <= end {
+            return Some(lr);
+        }
+    }
+    cfg.piecewise.last().map(|&(_, lr)| lr)
 }

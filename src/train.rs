@@ -222,7 +222,7 @@ impl<'a> Trainer<'a> {
             }
             let ys = train.labels.index_select(0, &idx);
             let logits = self.net.forward_t(&xs, true);
-            let data_loss = logits.cross_entropy_loss::<Tensor>(&ys, None, tch::Reduction::Mean, -100, smoothing);
+            let data_loss = self.net.loss(&logits, &ys, smoothing, tch::Reduction::Mean);
             let loss = if l1 > 0.0 { &data_loss + l1_penalty(&self.net) * l1 } else { data_loss.shallow_clone() };
             self.opt.backward_step(&loss);
             tch::no_grad(|| {

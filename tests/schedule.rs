@@ -32,6 +32,9 @@ fn step_cosine_and_plateau_follow_pytorch() {
     let plateau = LrSchedulerConfig { kind: SchedulerKind::Plateau, factor: 0.1, patience: 1, monitor: Monitor::ValLoss, ..Default::default() };
     let got = lrs(plateau, &[1.0, 0.9, 0.95, 0.9, 0.8, 0.8, 0.8, 0.8]);
     assert!(close(&got, &[1.0, 1.0, 1.0, 1.0, 0.1, 0.1, 0.1, 0.01]), "{got:?}");
+    // The 1998 paper's schedule shape: each lr held for its number of epochs, the last one afterwards.
+    let piecewise = LrSchedulerConfig { kind: SchedulerKind::Piecewise, piecewise: vec![(2, 0.5), (1, 0.2), (2, 0.1)], ..Default::default() };
+    assert!(close(&lrs(piecewise, &[0.0; 7]), &[0.5, 0.5, 0.2, 0.1, 0.1, 0.1, 0.1]));
     let none = LrSchedulerConfig { kind: SchedulerKind::None, ..Default::default() };
     assert!(close(&lrs(none, &[0.0; 3]), &[1.0; 3]));
 }
