@@ -7,11 +7,6 @@ use std::path::Path;
 use std::process::Command;
 use tch::nn::ModuleT;
 
-fn python() -> Option<String> {
-    let python = std::env::var("LENET5_PYTHON").unwrap_or_else(|_| "python3".into());
-    Command::new(&python).args(["-c", "import torch"]).output().ok()?.status.success().then_some(python)
-}
-
 fn reference(python: &str, args: &[&str]) -> serde_json::Value {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/reference.py");
     let out = Command::new(python).arg(script).args(args).output().unwrap();
@@ -41,7 +36,7 @@ fn assert_close(ours: &[Vec<f32>], theirs: &serde_json::Value) {
 
 #[test]
 fn lenet5_checkpoints_load_in_pytorch_and_back() {
-    let Some(python) = python() else {
+    let Some(python) = python_with_torch() else {
         eprintln!("SKIPPED: no Python with torch (run scripts/setup-libtorch, or set LENET5_PYTHON)");
         return;
     };

@@ -7,13 +7,6 @@ use lenet5::config::{Config, ModelConfig};
 use std::process::Command;
 use tch::nn::ModuleT;
 
-/// The Python with torch, or None (then the test says why it is skipped).
-fn python_with_torch() -> Option<String> {
-    let python = std::env::var("LENET5_PYTHON").unwrap_or_else(|_| "python3".into());
-    let ok = Command::new(&python).args(["-c", "import torch"]).output().is_ok_and(|o| o.status.success());
-    if ok { Some(python) } else { None }
-}
-
 #[test]
 fn reference_computes_the_same_loss_for_the_same_weights_and_batch() {
     let Some(python) = python_with_torch() else {

@@ -106,3 +106,11 @@ pub fn only_run(runs: &Path) -> PathBuf {
     assert_eq!(dirs.len(), 1, "expected one run in {}: {dirs:?}", runs.display());
     dirs[0].clone()
 }
+
+/// The Python with torch that scripts/setup-libtorch installed (`LENET5_PYTHON`, from .cargo/config.toml),
+/// or `python3` if it has torch; None otherwise (the caller then says loudly that it skips).
+pub fn python_with_torch() -> Option<String> {
+    let python = std::env::var("LENET5_PYTHON").unwrap_or_else(|_| "python3".into());
+    let ok = Command::new(&python).args(["-c", "import torch"]).output().is_ok_and(|o| o.status.success());
+    ok.then_some(python)
+}
