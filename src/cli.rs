@@ -259,6 +259,12 @@ fn run_predict(args: PredictArgs) -> Result<()> {
         return Err(UsageError::new("no image files given"));
     }
     let m = load_model(run_dir, &args.model)?;
+    if m.config.data.dataset.input() != (1, 28) {
+        return Err(UsageError::new(format!(
+            "predict prepares 28×28 grey digit images; this model was trained on {}",
+            m.config.data.dataset.name()
+        )));
+    }
     let (mut files, mut prepared, mut failures) = (vec![], vec![], vec![]);
     for path in images {
         match predict::load_image(path) {
@@ -272,7 +278,8 @@ fn run_predict(args: PredictArgs) -> Result<()> {
             }
         }
     }
-    let predictions = predict::classify(&m.net, &files, &prepared, m.config.data.dataset.mean_std(), m.device);
+    let (mean, std) = m.config.data.dataset.mean_std();
+    let predictions = predict::classify(&m.net, &files, &prepared, (mean[0], std[0]), m.device);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "predictions": predictions, "failed": failures }))?);
     } else {

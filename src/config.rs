@@ -220,12 +220,14 @@ impl Default for LrSchedulerConfig {
     }
 }
 
-/// Datasets in MNIST's IDX format (28×28 grey, 10 classes).
+/// The datasets: MNIST and Fashion-MNIST (IDX files, 28×28 grey) and CIFAR-10 (binary batches, 32×32 RGB);
+/// 10 classes each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Dataset {
     Mnist,
     FashionMnist,
+    Cifar10,
 }
 
 impl Dataset {
@@ -233,15 +235,26 @@ impl Dataset {
         match self {
             Dataset::Mnist => "mnist",
             Dataset::FashionMnist => "fashion-mnist",
+            Dataset::Cifar10 => "cifar10",
         }
     }
 
-    /// Mean and standard deviation of the training pixels in [0, 1], used to normalise. MNIST's are the
-    /// seed's (and PyTorch's MNIST example's); both were checked against the training files.
-    pub fn mean_std(self) -> (f64, f64) {
+    /// Per-channel mean and standard deviation of the training pixels in [0, 1], used to normalise.
+    /// MNIST's are the seed's (and PyTorch's MNIST example's); MNIST's and Fashion-MNIST's were checked
+    /// against the training files; CIFAR-10's are the commonly used ones.
+    pub fn mean_std(self) -> (&'static [f64], &'static [f64]) {
         match self {
-            Dataset::Mnist => (0.1307, 0.3081),
-            Dataset::FashionMnist => (0.2860, 0.3530),
+            Dataset::Mnist => (&[0.1307], &[0.3081]),
+            Dataset::FashionMnist => (&[0.2860], &[0.3530]),
+            Dataset::Cifar10 => (&[0.4914, 0.4822, 0.4465], &[0.2470, 0.2435, 0.2616]),
+        }
+    }
+
+    /// Channels and side length of the images.
+    pub fn input(self) -> (i64, i64) {
+        match self {
+            Dataset::Mnist | Dataset::FashionMnist => (1, 28),
+            Dataset::Cifar10 => (3, 32),
         }
     }
 }
@@ -481,6 +494,9 @@ impl Config {
             check(es.min_delta >= 0.0, "trainer.early_stopping.min_delta", es.min_delta, "must be >= 0")?;
         }
         crate::device::parse(&t.device).map_err(|e| format!("trainer.device: {e}"))?;
+        if self.model.variant == Variant::Lenet1998 && self.data.dataset == Dataset::Cifar10 {
+            return Err("model.variant = lenet5_1998 takes 28×28 grey images; data.dataset = cifar10 is 32×32 RGB".into());
+        }
         Ok(())
     }
 

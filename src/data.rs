@@ -3,7 +3,7 @@
 //! makes the seeded train/validation split, and keeps every split on the training device.
 
 use crate::UsageError;
-use crate::config::DataConfig;
+use crate::config::{DataConfig, Dataset};
 use anyhow::{Context, Result};
 use std::io::Read;
 use std::path::Path;
@@ -47,11 +47,22 @@ pub struct Mnist {
     pub test: Split,
 }
 
+/// CIFAR-10's binary batches (the contents of `cifar-10-binary.tar.gz`'s `cifar-10-batches-bin/`).
+pub const CIFAR_TRAIN_FILES: [&str; 5] =
+    ["data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin", "data_batch_4.bin", "data_batch_5.bin"];
+pub const CIFAR_TEST_FILE: &str = "test_batch.bin";
+/// One CIFAR-10 record: a label byte, then 3×32×32 pixel bytes (channel-major).
+const CIFAR_RECORD: u64 = 1 + 3 * 32 * 32;
+
 /// Makes sure the four files are in `cfg.dir`, fetching them with `scripts/fetch_mnist.py` when
 /// `cfg.download` is on, then checks every header.
 pub fn ensure_files(cfg: &DataConfig) -> Result<()> {
     let dir = cfg.dir();
-    let missing: Vec<_> = all_files().filter(|f| !dir.join(f).exists()).collect();
+    let names: Vec<&str> = match cfg.dataset {
+        Dataset::Cifar10 => CIFAR_TRAIN_FILES.iter().copied().chain([CIFAR_TEST_FILE]).collect(),
+        _ => all_files().collect(),
+    };
+    let missing: Vec<_> = names.into_iter().filter(|f| !dir.join(f).exists()).collect();
     if !missing.is_empty() {
         let fetch_cmd = format!("python3 scripts/fetch_mnist.py --dataset {} --dir {}", cfg.dataset.name(), dir.display());
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/fetch_mnist.py");
@@ -72,9 +83,45 @@ pub fn ensure_files(cfg: &DataConfig) -> Result<()> {
             .with_context(|| format!("cannot run `{fetch_cmd}` (is python3 installed?)"))?;
         anyhow::ensure!(status.success(), "`{fetch_cmd}` failed ({status}); see its messages above");
     }
+    if cfg.dataset == Dataset::Cifar10 {
+        for name in CIFAR_TRAIN_FILES.iter().chain([&CIFAR_TEST_FILE]) {
+            check_cifar(&dir.join(name))?;
+        }
+        return Ok(());
+    }
     check_pair(&dir, TRAIN_FILES)?;
     check_pair(&dir, TEST_FILES)?;
     Ok(())
+}
+
+/// Checks a CIFAR-10 batch: whole records only, labels in 0..10.
+fn check_cifar(path: &Path) -> Result<u64> {
+    let bad = |msg: String| UsageError::new(format!("{}: {msg}", path.display()));
+    let bytes = std::fs::read(path).map_err(|e| bad(format!("cannot read: {e}")))?;
+    let len = bytes.len() as u64;
+    if len == 0 || len % CIFAR_RECORD != 0 {
+        return Err(bad(format!("{len} bytes is not a whole number of {CIFAR_RECORD}-byte CIFAR-10 records")));
+    }
+    for (i, record) in bytes.chunks(CIFAR_RECORD as usize).enumerate() {
+        if i64::from(record[0]) >= NUM_CLASSES {
+            return Err(bad(format!("label {} of record {i} is outside 0..{}", record[0], NUM_CLASSES - 1)));
+        }
+    }
+    Ok(len / CIFAR_RECORD)
+}
+
+/// Reads CIFAR-10 batches into `[N, 3, 32, 32]` pixels in [0, 1] and `[N]` labels. (tch's
+/// `vision::cifar::load_dir` reads exactly 10,000 records per file, one copy per image; this reads any
+/// whole number of records with one reshape, so small synthetic files work in tests.)
+fn read_cifar(paths: &[std::path::PathBuf]) -> Result<(Tensor, Tensor)> {
+    let mut bytes = vec![];
+    for path in paths {
+        bytes.extend(std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?);
+    }
+    let records = Tensor::from_slice(&bytes).view([-1, CIFAR_RECORD as i64]);
+    let labels = records.select(1, 0).to_kind(Kind::Int64);
+    let images = records.narrow(1, 1, CIFAR_RECORD as i64 - 1).view([-1, 3, 32, 32]).to_kind(Kind::Float) / 255.0;
+    Ok((images, labels))
 }
 
 fn all_files() -> impl Iterator<Item = &'static str> {
@@ -85,10 +132,20 @@ fn all_files() -> impl Iterator<Item = &'static str> {
 /// with a permutation seeded by `cfg.seed`, all on `device`.
 pub fn load(cfg: &DataConfig, device: Device) -> Result<Mnist> {
     ensure_files(cfg)?;
-    let ds = tch::vision::mnist::load_dir(cfg.dir())
-        .with_context(|| format!("cannot load {} from {}", cfg.dataset.name(), cfg.dir().display()))?;
+    let dir = cfg.dir();
+    let (train_images, train_labels, test_images, test_labels) = if cfg.dataset == Dataset::Cifar10 {
+        let train: Vec<_> = CIFAR_TRAIN_FILES.iter().map(|f| dir.join(f)).collect();
+        let (train_images, train_labels) = read_cifar(&train)?;
+        let (test_images, test_labels) = read_cifar(&[dir.join(CIFAR_TEST_FILE)])?;
+        (train_images, train_labels, test_images, test_labels)
+    } else {
+        let ds = tch::vision::mnist::load_dir(&dir)
+            .with_context(|| format!("cannot load {} from {}", cfg.dataset.name(), dir.display()))?;
+        let side = [-1, 1, IMAGE_SIDE, IMAGE_SIDE];
+        (ds.train_images.view(side), ds.train_labels, ds.test_images.view(side), ds.test_labels)
+    };
     let (mean, std) = cfg.dataset.mean_std();
-    let train_all = Split { images: standardise(&ds.train_images, mean, std), labels: ds.train_labels };
+    let train_all = Split { images: standardise(&train_images, mean, std), labels: train_labels };
     let (train, validation) = split(train_all, cfg.validation_split, cfg.seed);
     if cfg.batch_size as i64 > train.len() {
         return Err(UsageError::new(format!(
@@ -97,7 +154,7 @@ pub fn load(cfg: &DataConfig, device: Device) -> Result<Mnist> {
             train.len()
         )));
     }
-    let test = Split { images: standardise(&ds.test_images, mean, std), labels: ds.test_labels };
+    let test = Split { images: standardise(&test_images, mean, std), labels: test_labels };
     Ok(Mnist { train: train.to(device), validation: validation.to(device), test: test.to(device) })
 }
 
@@ -108,12 +165,13 @@ pub fn load_test(cfg: &DataConfig, device: Device) -> Result<Split> {
 
 /// `[N, 784]` MNIST pixels in [0, 1] (as tch loads them) → `[N, 1, 28, 28]`, standardised.
 pub fn normalise(pixels: &Tensor) -> Tensor {
-    standardise(pixels, MNIST_MEAN, MNIST_STD)
+    standardise(&pixels.view([-1, 1, IMAGE_SIDE, IMAGE_SIDE]), &[MNIST_MEAN], &[MNIST_STD])
 }
 
-/// `[N, 784]` pixels in [0, 1] → `[N, 1, 28, 28]`, `(x - mean) / std`.
-pub fn standardise(pixels: &Tensor, mean: f64, std: f64) -> Tensor {
-    ((pixels - mean) / std).view([-1, 1, IMAGE_SIDE, IMAGE_SIDE])
+/// `[N, C, H, W]` pixels in [0, 1] → `(x - mean[c]) / std[c]` per channel.
+pub fn standardise(images: &Tensor, mean: &[f64], std: &[f64]) -> Tensor {
+    let per_channel = |v: &[f64]| Tensor::from_slice(v).to_kind(Kind::Float).view([1, -1, 1, 1]);
+    (images - per_channel(mean)) / per_channel(std)
 }
 
 /// Holds out `fraction` of `all` for validation: the first `round(n·fraction)` indices of a permutation

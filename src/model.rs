@@ -2,7 +2,7 @@
 //! modern variant (batch norm, dropout) with the same widths. Knows nothing about training. Variable paths are the seed's PyTorch attribute names (`conv1.weight`, …),
 //! so checkpoints load with `load_state_dict(strict=True)` in PyTorch.
 
-use crate::config::{Activation, Init, ModelConfig, Pooling, Variant};
+use crate::config::{Activation, Dataset, Init, ModelConfig, Pooling, Variant};
 use crate::lenet1998::LeNet1998;
 use tch::nn::{self, ModuleT};
 use tch::Tensor;
@@ -31,10 +31,33 @@ pub struct LeNet5 {
     pub fc3: nn::Linear,
     pub activation: Activation,
     pub pooling: Pooling,
+    pub conv1_padding: i64,
 }
 
-/// Builds LeNet-5 under `vs` (normally the var store's root).
+/// Builds LeNet-5 for MNIST under `vs` (normally the var store's root).
 pub fn lenet5(vs: &nn::Path, cfg: &ModelConfig) -> LeNet5 {
+    lenet5_for(vs, cfg, Input::MNIST)
+}
+
+/// What the first layer sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Input {
+    pub channels: i64,
+    pub side: i64,
+}
+
+impl Input {
+    pub const MNIST: Input = Input { channels: 1, side: 28 };
+
+    /// conv1's padding: 2 on 28×28 (so C1 stays 28×28, as in the seed), none on 32×32 (CIFAR-10, as LeNet-5
+    /// was drawn for 32×32 inputs); both give 16×5×5 before fc1.
+    pub fn conv1_padding(self) -> i64 {
+        (32 - self.side) / 2
+    }
+}
+
+/// Builds LeNet-5 for `input` under `vs`.
+pub fn lenet5_for(vs: &nn::Path, cfg: &ModelConfig, input: Input) -> LeNet5 {
     let conv = |name: &str, i, o, padding| {
         let (ws_init, bs_init) = inits(cfg.init, &[o, i, KERNEL, KERNEL]);
         let c = nn::ConvConfig { padding, ws_init, bs_init, ..Default::default() };
@@ -45,7 +68,8 @@ pub fn lenet5(vs: &nn::Path, cfg: &ModelConfig) -> LeNet5 {
         nn::linear(vs / name, i, o, nn::LinearConfig { ws_init, bs_init: Some(bs_init), bias: true })
     };
     LeNet5 {
-        conv1: conv("conv1", 1, CONV1_CHANNELS, 2),
+        conv1: conv("conv1", input.channels, CONV1_CHANNELS, input.conv1_padding()),
+        conv1_padding: input.conv1_padding(),
         conv2: conv("conv2", CONV1_CHANNELS, CONV2_CHANNELS, 0),
         fc1: linear("fc1", FC1_IN, FC1_OUT),
         fc2: linear("fc2", FC1_OUT, FC2_OUT),
@@ -123,7 +147,7 @@ impl ModuleT for LeNet5 {
     /// `[N, 1, 28, 28]` normalised images → `[N, 10]` logits. The seed applies the activation after each
     /// pooling (conv → pool → act) and after fc1 and fc2.
     fn forward_t(&self, xs: &Tensor, _train: bool) -> Tensor {
-        let xs = self.act(self.conv_pool(&self.conv1, xs, 2));
+        let xs = self.act(self.conv_pool(&self.conv1, xs, self.conv1_padding));
         let xs = self.act(self.conv_pool(&self.conv2, &xs, 0));
         let xs = self.act(xs.flatten(1, -1).apply(&self.fc1));
         let xs = self.act(xs.apply(&self.fc2));
@@ -154,8 +178,8 @@ pub struct ModernLeNet5 {
     pub dropout: f64,
 }
 
-/// Builds the modern variant under `vs`; He init suits its ReLUs, so `init` applies as for LeNet-5.
-pub fn lenet5_modern(vs: &nn::Path, cfg: &ModelConfig) -> ModernLeNet5 {
+/// Builds the modern variant for `input` under `vs`; `init` applies as for LeNet-5.
+pub fn lenet5_modern(vs: &nn::Path, cfg: &ModelConfig, input: Input) -> ModernLeNet5 {
     let conv = |name: &str, i, o, padding| {
         // No conv/fc biases: batch norm's shift replaces them.
         let (ws_init, _) = inits(cfg.init, &[o, i, KERNEL, KERNEL]);
@@ -167,7 +191,7 @@ pub fn lenet5_modern(vs: &nn::Path, cfg: &ModelConfig) -> ModernLeNet5 {
     };
     let bn = Default::default();
     ModernLeNet5 {
-        conv1: conv("conv1", 1, CONV1_CHANNELS, 2),
+        conv1: conv("conv1", input.channels, CONV1_CHANNELS, input.conv1_padding()),
         bn1: nn::batch_norm2d(vs / "bn1", CONV1_CHANNELS, bn),
         conv2: conv("conv2", CONV1_CHANNELS, CONV2_CHANNELS, 0),
         bn2: nn::batch_norm2d(vs / "bn2", CONV2_CHANNELS, bn),
@@ -200,11 +224,19 @@ pub enum Net {
     Lecun1998(LeNet1998),
 }
 
-/// Builds `cfg.variant` under `vs`.
+/// Builds `cfg.variant` for MNIST under `vs`.
 pub fn build(vs: &nn::Path, cfg: &ModelConfig) -> Net {
+    build_for(vs, cfg, Dataset::Mnist)
+}
+
+/// Builds `cfg.variant` for `dataset`'s images under `vs` (config validation rules out lenet5_1998 on
+/// CIFAR-10).
+pub fn build_for(vs: &nn::Path, cfg: &ModelConfig, dataset: Dataset) -> Net {
+    let (channels, side) = dataset.input();
+    let input = Input { channels, side };
     match cfg.variant {
-        Variant::Lenet5 => Net::Lenet5(lenet5(vs, cfg)),
-        Variant::Lenet5Modern => Net::Modern(lenet5_modern(vs, cfg)),
+        Variant::Lenet5 => Net::Lenet5(lenet5_for(vs, cfg, input)),
+        Variant::Lenet5Modern => Net::Modern(lenet5_modern(vs, cfg, input)),
         Variant::Lenet1998 => Net::Lecun1998(crate::lenet1998::lenet1998(vs)),
     }
 }

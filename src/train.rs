@@ -92,7 +92,7 @@ fn prepare(config: &Config) -> Result<Device> {
 pub fn build_model(config: &Config, device: Device) -> (nn::VarStore, Net) {
     tch::manual_seed(config.trainer.seed as i64);
     let vs = nn::VarStore::new(device);
-    let net = model::build(&vs.root(), &config.model);
+    let net = model::build_for(&vs.root(), &config.model, config.data.dataset);
     (vs, net)
 }
 
@@ -204,8 +204,9 @@ impl<'a> Trainer<'a> {
         let l1 = self.config.regularization.l1;
         let smoothing = self.config.regularization.label_smoothing;
         let augment = &self.config.data.augment;
+        // Background (raw pixel 0) after per-channel standardisation.
         let (mean, std) = self.config.data.dataset.mean_std();
-        let background = -mean / std;
+        let background = crate::data::standardise(&Tensor::zeros([1, mean.len() as i64, 1, 1], (Kind::Float, device)), mean, std);
         let batch_losses = Tensor::zeros([batches as i64], (Kind::Float, device));
         let mut correct = Tensor::zeros([], (Kind::Int64, device));
         let progress = progress_bar(batches as u64, epoch, self.config.trainer.epochs);
@@ -218,7 +219,7 @@ impl<'a> Trainer<'a> {
             let idx = order.narrow(0, start, batch_size.min(n - start));
             let mut xs = train.images.index_select(0, &idx);
             if !augment.is_identity() {
-                xs = crate::augment::distort_over(&xs, augment, background);
+                xs = crate::augment::distort_over(&xs, augment, background.shallow_clone());
             }
             let ys = train.labels.index_select(0, &idx);
             let logits = self.net.forward_t(&xs, true);

@@ -80,3 +80,29 @@ fn fashion_mnist_reads_the_same_format_with_its_own_statistics() {
     let e = format!("{e:#}");
     assert!(e.contains("--dataset fashion-mnist"), "{e}");
 }
+
+#[test]
+fn cifar10_batches_load_with_per_channel_statistics() {
+    use lenet5::config::Dataset;
+    let dir = scratch("data_cifar");
+    write_cifar(&dir, 20);
+    let c = DataConfig { dataset: Dataset::Cifar10, ..cfg(&dir, 0.1, 1) };
+    let m = data::load(&c, Device::Cpu).unwrap();
+    assert_eq!((m.train.len(), m.validation.len(), m.test.len()), (90, 10, 20));
+    assert_eq!(m.test.images.size(), [20, 3, 32, 32]);
+    // Test record 0 has label 5 (f = 5, i = 0): channel c is (5·20 + 40c)/255, standardised per channel.
+    let labels: Vec<i64> = Vec::try_from(m.test.labels.narrow(0, 0, 1)).unwrap();
+    assert_eq!(labels, [5]);
+    let (mean, std) = Dataset::Cifar10.mean_std();
+    for ch in 0..3 {
+        let expected = ((100.0 + 40.0 * ch as f64) / 255.0 - mean[ch]) / std[ch];
+        let got = f64::try_from(m.test.images.get(0).get(ch as i64).get(5).get(7)).unwrap();
+        assert!((got - expected).abs() < 1e-5, "channel {ch}: {got} vs {expected}");
+    }
+    // A batch that ends mid-record is named.
+    let bytes = std::fs::read(dir.join("test_batch.bin")).unwrap();
+    std::fs::write(dir.join("test_batch.bin"), &bytes[..bytes.len() - 7]).unwrap();
+    let Err(e) = data::load(&c, Device::Cpu) else { panic!("loaded a truncated batch") };
+    let e = format!("{e:#}");
+    assert!(e.contains("test_batch.bin") && e.contains("3073-byte"), "{e}");
+}

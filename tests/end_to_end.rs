@@ -85,3 +85,20 @@ fn resume_continues_without_gaps_or_duplicates() {
     assert_eq!(state["epoch"], 4);
     assert_eq!(state["status"], "completed");
 }
+
+#[test]
+fn trains_on_cifar10_with_three_input_channels() {
+    let dir = scratch("e2e_cifar");
+    write_cifar(&dir.join("cifar"), 40);
+    let yaml = tiny_config(&dir.join("cifar"), &dir.join("runs"), "").replace("data:\n", "data:\n  dataset: cifar10\n");
+    std::fs::write(dir.join("cifar.yaml"), yaml).unwrap();
+    for variant in ["lenet5", "lenet5_modern"] {
+        let run_dir = format!("runs/{variant}");
+        ok(lenet5(&dir, &["train", "cifar.yaml", "--run-dir", &run_dir, "--set", &format!("model.variant={variant}")]));
+        let tensors = tch::Tensor::read_safetensors(dir.join(&run_dir).join("best.safetensors")).unwrap();
+        let conv1 = tensors.iter().find(|(n, _)| n == "conv1.weight").unwrap();
+        assert_eq!(conv1.1.size(), [6, 3, 5, 5], "{variant}: conv1 takes 3 channels");
+    }
+    let out = lenet5(&dir, &["train", "cifar.yaml", "--set", "model.variant=lenet5_1998"]);
+    assert_eq!(out.status.code(), Some(2), "the 1998 network is for 28×28 grey images: {}", stderr(&out));
+}

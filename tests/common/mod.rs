@@ -114,3 +114,21 @@ pub fn python_with_torch() -> Option<String> {
     let ok = Command::new(&python).args(["-c", "import torch"]).output().is_ok_and(|o| o.status.success());
     ok.then_some(python)
 }
+
+/// Writes CIFAR-10's six binary batches into `dir` with `per_file` synthetic records each: a label byte,
+/// then 3×32×32 pixels whose colour depends on the label.
+pub fn write_cifar(dir: &Path, per_file: usize) {
+    std::fs::create_dir_all(dir).unwrap();
+    let names = ["data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin", "data_batch_4.bin", "data_batch_5.bin", "test_batch.bin"];
+    for (f, name) in names.iter().enumerate() {
+        let mut bytes = Vec::with_capacity(per_file * 3073);
+        for i in 0..per_file {
+            let label = ((i * 3 + f) % 10) as u8;
+            bytes.push(label);
+            for c in 0..3u8 {
+                bytes.extend(std::iter::repeat_n(label.wrapping_mul(20).wrapping_add(c * 40), 1024));
+            }
+        }
+        std::fs::write(dir.join(name), bytes).unwrap();
+    }
+}
