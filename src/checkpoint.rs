@@ -8,6 +8,7 @@
 //!   metrics.csv        one row per completed epoch
 //!   best.safetensors   weights of the best monitored epoch
 //!   last.safetensors   weights after the last completed epoch (or the interrupted batch)
+//!   optimizer.safetensors  Adam's moments and step count at the same point
 //!   state.json         epoch, early-stopping and scheduler state, status
 //!   test.json          test-set evaluation of best.safetensors
 //! ```
@@ -28,6 +29,8 @@ pub const STATE_FILE: &str = "state.json";
 pub const TEST_FILE: &str = "test.json";
 pub const BEST_WEIGHTS: &str = "best.safetensors";
 pub const LAST_WEIGHTS: &str = "last.safetensors";
+/// The optimizer's state beside `last.safetensors`, where lenet5 owns it (Adam).
+pub const OPTIMIZER_STATE: &str = "optimizer.safetensors";
 
 /// Where a run stands; saved after every epoch.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -154,6 +157,28 @@ impl RunDir {
     /// Saves all variables of `vs` as `name` (safetensors), atomically.
     pub fn save_weights(&self, vs: &VarStore, name: &str) -> Result<()> {
         save_weights(vs, &self.file(name))
+    }
+}
+
+impl RunDir {
+    /// Saves named tensors (the optimizer's state) as `name`, atomically.
+    pub fn save_tensors(&self, tensors: &[(String, tch::Tensor)], name: &str) -> Result<()> {
+        let path = self.file(name);
+        let tmp = temp_path(&path, ".tmp.safetensors");
+        let named: Vec<(&str, &tch::Tensor)> = tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
+        tch::Tensor::write_safetensors(&named, &tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
+        commit(&tmp, &path)
+    }
+
+    /// Reads named tensors saved by [`RunDir::save_tensors`]; `None` if the file is absent.
+    pub fn load_tensors(&self, name: &str) -> Result<Option<HashMap<String, tch::Tensor>>> {
+        let path = self.file(name);
+        if !path.exists() {
+            return Ok(None);
+        }
+        let tensors = tch::Tensor::read_safetensors(&path)
+            .map_err(|e| UsageError::new(format!("{}: not a readable safetensors file ({e})", path.display())))?;
+        Ok(Some(tensors.into_iter().collect()))
     }
 }
 

@@ -32,6 +32,23 @@ impl Optimizer {
             Optimizer::FlatAdam(opt) => opt.lr = lr,
         }
     }
+
+    /// The optimizer's internal state as named tensors, where lenet5 owns it (FlatAdam); LibTorch's
+    /// optimizers keep theirs out of reach, so `None`.
+    pub fn state(&self) -> Option<Vec<(String, Tensor)>> {
+        match self {
+            Optimizer::Torch(_) => None,
+            Optimizer::FlatAdam(opt) => Some(opt.state()),
+        }
+    }
+
+    /// Restores what [`Optimizer::state`] returned. Errors name the missing or mis-sized tensor.
+    pub fn load_state(&mut self, tensors: &std::collections::HashMap<String, Tensor>) -> std::result::Result<(), String> {
+        match self {
+            Optimizer::Torch(_) => Ok(()),
+            Optimizer::FlatAdam(opt) => opt.load_state(tensors),
+        }
+    }
 }
 
 /// Builds the configured optimizer over every trainable variable of `vs`.
@@ -117,6 +134,37 @@ impl FlatAdam {
             eps: cfg.eps,
             weight_decay: cfg.weight_decay,
         }
+    }
+
+    /// Moments, AMSGrad maxima and the step count, for `--resume`.
+    pub fn state(&self) -> Vec<(String, Tensor)> {
+        let mut state = vec![
+            ("exp_avg".to_string(), self.exp_avg.shallow_clone()),
+            ("exp_avg_sq".to_string(), self.exp_avg_sq.shallow_clone()),
+            ("step".to_string(), Tensor::from_slice(&[self.step as i64])),
+        ];
+        if let Some(max) = &self.max_exp_avg_sq {
+            state.push(("max_exp_avg_sq".to_string(), max.shallow_clone()));
+        }
+        state
+    }
+
+    pub fn load_state(&mut self, tensors: &std::collections::HashMap<String, Tensor>) -> std::result::Result<(), String> {
+        let get = |name: &str, like: &Tensor| match tensors.get(name) {
+            Some(t) if t.size() == like.size() => Ok(t.to_device(like.device()).to_kind(like.kind())),
+            Some(t) => Err(format!("`{name}` has shape {:?}, expected {:?}", t.size(), like.size())),
+            None => Err(format!("missing `{name}`")),
+        };
+        let exp_avg = get("exp_avg", &self.exp_avg)?;
+        let exp_avg_sq = get("exp_avg_sq", &self.exp_avg_sq)?;
+        let max = match &self.max_exp_avg_sq {
+            Some(max) => Some(get("max_exp_avg_sq", max)?),
+            None => None,
+        };
+        let step = tensors.get("step").ok_or("missing `step`")?;
+        self.step = i64::try_from(step).map_err(|e| format!("`step`: {e}"))? as i32;
+        (self.exp_avg, self.exp_avg_sq, self.max_exp_avg_sq) = (exp_avg, exp_avg_sq, max);
+        Ok(())
     }
 
     pub fn backward_step(&mut self, loss: &Tensor) {

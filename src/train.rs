@@ -126,7 +126,18 @@ impl<'a> Trainer<'a> {
         if let Some(path) = weights {
             checkpoint::load_weights(&mut vs, path)?;
         }
-        let opt = optim::build(&vs, &config.optimizer)?;
+        let mut opt = optim::build(&vs, &config.optimizer)?;
+        if weights.is_some() {
+            match run.load_tensors(checkpoint::OPTIMIZER_STATE)? {
+                Some(tensors) => opt.load_state(&tensors).map_err(|e| {
+                    crate::UsageError::new(format!("{}: {e}", run.file(checkpoint::OPTIMIZER_STATE).display()))
+                })?,
+                None if opt.state().is_some() => {
+                    eprintln!("note: no {} in the run; the optimizer restarts from zero state", checkpoint::OPTIMIZER_STATE)
+                }
+                None => {}
+            }
+        }
         Ok(Self { config, vs, net, opt, run, state, metrics })
     }
 
@@ -163,7 +174,7 @@ impl<'a> Trainer<'a> {
             if improved {
                 self.run.save_weights(&self.vs, checkpoint::BEST_WEIGHTS)?;
             }
-            self.run.save_weights(&self.vs, checkpoint::LAST_WEIGHTS)?;
+            self.save_last()?;
             if t.save_period > 0 && epoch % t.save_period == 0 {
                 self.run.save_weights(&self.vs, &format!("epoch-{epoch}.safetensors"))?;
             }
@@ -248,8 +259,17 @@ impl<'a> Trainer<'a> {
         EpochEnd::Done { loss, accuracy }
     }
 
+    /// `last.safetensors` and, where lenet5 owns it, the optimizer state that goes with it.
+    fn save_last(&self) -> Result<()> {
+        self.run.save_weights(&self.vs, checkpoint::LAST_WEIGHTS)?;
+        if let Some(state) = self.opt.state() {
+            self.run.save_tensors(&state, checkpoint::OPTIMIZER_STATE)?;
+        }
+        Ok(())
+    }
+
     fn interrupted(&mut self, epoch: usize, batch: usize, exit_code: i32) -> anyhow::Error {
-        let saved = self.run.save_weights(&self.vs, checkpoint::LAST_WEIGHTS);
+        let saved = self.save_last();
         self.state.status = RunStatus::Interrupted;
         let state_saved = self.run.write_state(&self.state);
         if let Err(e) = saved.and(state_saved) {
