@@ -85,7 +85,12 @@ fn prepare(config: &Config) -> Result<Device> {
     if config.trainer.threads > 0 {
         tch::set_num_threads(config.trainer.threads as i32);
     }
-    crate::device::resolve(&config.trainer.device).context("trainer.device")
+    let device = crate::device::resolve(&config.trainer.device).context("trainer.device")?;
+    if device.is_cuda() {
+        // Input shapes are fixed (but for the last batch), so cuDNN's autotuner pays off after one step.
+        tch::Cuda::cudnn_set_benchmark(true);
+    }
+    Ok(device)
 }
 
 /// Builds the model on `device`, seeded by `seed`.
