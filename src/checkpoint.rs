@@ -77,11 +77,18 @@ impl RunDir {
             .with_context(|| format!("cannot create runs directory {}", runs_dir.display()))?;
         let stem = format!("{name}-{}", utc_timestamp());
         for i in 1.. {
-            let path = if i == 1 { runs_dir.join(&stem) } else { runs_dir.join(format!("{stem}-{i}")) };
+            let path = if i == 1 {
+                runs_dir.join(&stem)
+            } else {
+                runs_dir.join(format!("{stem}-{i}"))
+            };
             match std::fs::create_dir(&path) {
                 Ok(()) => return Ok(Self { path }),
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-                Err(e) => return Err(e).with_context(|| format!("cannot create run directory {}", path.display())),
+                Err(e) => {
+                    return Err(e)
+                        .with_context(|| format!("cannot create run directory {}", path.display()));
+                }
             }
         }
         unreachable!()
@@ -95,14 +102,20 @@ impl RunDir {
                 path.display()
             )));
         }
-        std::fs::create_dir_all(path).with_context(|| format!("cannot create run directory {}", path.display()))?;
-        Ok(Self { path: path.to_path_buf() })
+        std::fs::create_dir_all(path)
+            .with_context(|| format!("cannot create run directory {}", path.display()))?;
+        Ok(Self {
+            path: path.to_path_buf(),
+        })
     }
 
     /// Opens an existing run directory; it must hold a `config.yaml`.
     pub fn open(path: &Path) -> Result<Self> {
         if !path.is_dir() {
-            return Err(UsageError::new(format!("run directory {} does not exist", path.display())));
+            return Err(UsageError::new(format!(
+                "run directory {} does not exist",
+                path.display()
+            )));
         }
         if !path.join(CONFIG_FILE).is_file() {
             return Err(UsageError::new(format!(
@@ -110,13 +123,18 @@ impl RunDir {
                 path.display()
             )));
         }
-        Ok(Self { path: path.to_path_buf() })
+        Ok(Self {
+            path: path.to_path_buf(),
+        })
     }
 
     /// The most recently modified run under `runs_dir`.
     pub fn latest(runs_dir: &Path) -> Result<Self> {
         let entries = std::fs::read_dir(runs_dir).map_err(|e| {
-            UsageError::new(format!("no runs in {} ({e}); train one first with `lenet5 train CONFIG`", runs_dir.display()))
+            UsageError::new(format!(
+                "no runs in {} ({e}); train one first with `lenet5 train CONFIG`",
+                runs_dir.display()
+            ))
         })?;
         let newest = entries
             .filter_map(|e| e.ok())
@@ -126,7 +144,10 @@ impl RunDir {
             .max();
         match newest {
             Some((_, path)) => Ok(Self { path }),
-            None => Err(UsageError::new(format!("no runs in {}; train one first with `lenet5 train CONFIG`", runs_dir.display()))),
+            None => Err(UsageError::new(format!(
+                "no runs in {}; train one first with `lenet5 train CONFIG`",
+                runs_dir.display()
+            ))),
         }
     }
 
@@ -145,13 +166,19 @@ impl RunDir {
     pub fn state(&self) -> Result<TrainState> {
         let path = self.file(STATE_FILE);
         let text = std::fs::read_to_string(&path).map_err(|e| {
-            UsageError::new(format!("{}: {e} (the run never completed an epoch)", path.display()))
+            UsageError::new(format!(
+                "{}: {e} (the run never completed an epoch)",
+                path.display()
+            ))
         })?;
         serde_json::from_str(&text).map_err(|e| UsageError::new(format!("{}: {e}", path.display())))
     }
 
     pub fn write_state(&self, state: &TrainState) -> Result<()> {
-        write_atomic(&self.file(STATE_FILE), serde_json::to_string_pretty(state)?.as_bytes())
+        write_atomic(
+            &self.file(STATE_FILE),
+            serde_json::to_string_pretty(state)?.as_bytes(),
+        )
     }
 
     /// Saves all variables of `vs` as `name` (safetensors), atomically.
@@ -165,8 +192,10 @@ impl RunDir {
     pub fn save_tensors(&self, tensors: &[(String, tch::Tensor)], name: &str) -> Result<()> {
         let path = self.file(name);
         let tmp = temp_path(&path, ".tmp.safetensors");
-        let named: Vec<(&str, &tch::Tensor)> = tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
-        tch::Tensor::write_safetensors(&named, &tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
+        let named: Vec<(&str, &tch::Tensor)> =
+            tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
+        tch::Tensor::write_safetensors(&named, &tmp)
+            .with_context(|| format!("cannot write {}", tmp.display()))?;
         commit(&tmp, &path)
     }
 
@@ -176,8 +205,12 @@ impl RunDir {
         if !path.exists() {
             return Ok(None);
         }
-        let tensors = tch::Tensor::read_safetensors(&path)
-            .map_err(|e| UsageError::new(format!("{}: not a readable safetensors file ({e})", path.display())))?;
+        let tensors = tch::Tensor::read_safetensors(&path).map_err(|e| {
+            UsageError::new(format!(
+                "{}: not a readable safetensors file ({e})",
+                path.display()
+            ))
+        })?;
         Ok(Some(tensors.into_iter().collect()))
     }
 }
@@ -185,7 +218,8 @@ impl RunDir {
 /// Saves `vs` to `path` in safetensors format through a temp file in the same directory.
 pub fn save_weights(vs: &VarStore, path: &Path) -> Result<()> {
     let tmp = temp_path(path, ".tmp.safetensors");
-    vs.save(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
+    vs.save(&tmp)
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
     commit(&tmp, path)
 }
 
@@ -207,15 +241,23 @@ pub fn load_weights(vs: &mut VarStore, path: &Path) -> Result<()> {
         if let Some(t) = tensors.get(*name) {
             let want = expected[*name].size();
             if t.size() != want {
-                return Err(bad(format!("tensor `{name}` has shape {:?}, the model needs {want:?}", t.size())));
+                return Err(bad(format!(
+                    "tensor `{name}` has shape {:?}, the model needs {want:?}",
+                    t.size()
+                )));
             }
         }
     }
     if let Some(name) = names.iter().find(|n| !tensors.contains_key(**n)) {
-        return Err(bad(format!("missing tensor `{name}` (shape {:?}) that the model needs", expected[*name].size())));
+        return Err(bad(format!(
+            "missing tensor `{name}` (shape {:?}) that the model needs",
+            expected[*name].size()
+        )));
     }
     if let Some(extra) = tensors.keys().find(|k| !expected.contains_key(*k)) {
-        return Err(bad(format!("unexpected tensor `{extra}`: the checkpoint is for another model")));
+        return Err(bad(format!(
+            "unexpected tensor `{extra}`: the checkpoint is for another model"
+        )));
     }
     vs.load(path).map_err(|e| bad(e.to_string()))
 }
@@ -223,8 +265,10 @@ pub fn load_weights(vs: &mut VarStore, path: &Path) -> Result<()> {
 /// Writes `bytes` to `path` atomically: a reader (or a crash) sees the old file or the new one, never half.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = temp_path(path, ".tmp");
-    let mut file = std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
-    file.write_all(bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
+    let mut file =
+        std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+    file.write_all(bytes)
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
     drop(file);
     commit(&tmp, path)
 }
@@ -252,7 +296,10 @@ fn commit(tmp: &Path, path: &Path) -> Result<()> {
 
 /// `YYYYmmdd-HHMMSS` in UTC, from the system clock (civil-from-days, Howard Hinnant's algorithm).
 pub fn utc_timestamp() -> String {
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
@@ -263,5 +310,10 @@ pub fn utc_timestamp() -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}{month:02}{day:02}-{:02}{:02}{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{year:04}{month:02}{day:02}-{:02}{:02}{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }

@@ -9,7 +9,11 @@ use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
-#[command(name = "lenet5", version, about = "LeNet-5 on MNIST with LibTorch: train, test and compare techniques")]
+#[command(
+    name = "lenet5",
+    version,
+    about = "LeNet-5 on MNIST with LibTorch: train, test and compare techniques"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -124,7 +128,10 @@ impl Overrides {
         push("optimizer.lr", self.lr.map(|v| v.to_string()));
         push("data.batch_size", self.batch_size.map(|v| v.to_string()));
         // Quoted so that YAML keeps e.g. `cuda:0` a string.
-        push("trainer.device", self.device.as_ref().map(|v| format!("{v:?}")));
+        push(
+            "trainer.device",
+            self.device.as_ref().map(|v| format!("{v:?}")),
+        );
         push("trainer.seed", self.seed.map(|v| v.to_string()));
         push("trainer.threads", self.threads.map(|v| v.to_string()));
         list
@@ -163,7 +170,9 @@ fn run_train(args: TrainArgs) -> Result<()> {
                 (Some(dir), _) => train::NewRun::At(dir.clone()),
                 (None, Some(name)) => train::NewRun::Named(name.clone()),
                 (None, None) => train::NewRun::Named(
-                    path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "run".into()),
+                    path.file_stem()
+                        .map(|s| s.to_string_lossy().into_owned())
+                        .unwrap_or_else(|| "run".into()),
                 ),
             };
             train::train(&config, &new_run, &interrupt)?
@@ -196,7 +205,11 @@ struct LoadedModel {
 fn load_model(run_dir: Option<&PathBuf>, source: &ModelSource) -> Result<LoadedModel> {
     let (mut config, run) = match (&source.config, run_dir) {
         (Some(path), None) => (config::load(path, &[])?, None),
-        (Some(_), Some(_)) => return Err(UsageError::new("give either a run directory or --config, not both")),
+        (Some(_), Some(_)) => {
+            return Err(UsageError::new(
+                "give either a run directory or --config, not both",
+            ));
+        }
         (None, Some(dir)) => {
             let run = RunDir::open(dir)?;
             (run.config()?, Some(run))
@@ -222,7 +235,14 @@ fn load_model(run_dir: Option<&PathBuf>, source: &ModelSource) -> Result<LoadedM
     let device = crate::device::resolve(&config.trainer.device)?;
     let (mut vs, net) = train::build_model(&config, device);
     checkpoint::load_weights(&mut vs, &weights)?;
-    Ok(LoadedModel { config, run, weights, device, _vs: vs, net })
+    Ok(LoadedModel {
+        config,
+        run,
+        weights,
+        device,
+        _vs: vs,
+        net,
+    })
 }
 
 fn run_test(args: TestArgs) -> Result<()> {
@@ -232,7 +252,10 @@ fn run_test(args: TestArgs) -> Result<()> {
     let result = evaluate::evaluate(&m.net, &test);
     let seconds = started.elapsed().as_secs_f64();
     if let (Some(run), "best") = (&m.run, args.model.checkpoint.as_str()) {
-        checkpoint::write_atomic(&run.file(checkpoint::TEST_FILE), serde_json::to_string_pretty(&result)?.as_bytes())?;
+        checkpoint::write_atomic(
+            &run.file(checkpoint::TEST_FILE),
+            serde_json::to_string_pretty(&result)?.as_bytes(),
+        )?;
     }
     if args.json {
         let mut value = serde_json::to_value(&result)?;
@@ -244,8 +267,12 @@ fn run_test(args: TestArgs) -> Result<()> {
         }
         println!("checkpoint: {}", m.weights.display());
         print!("{}", result.to_text());
-        println!("
-evaluated {} images in {seconds:.2}s ({:.0} images/s)", result.images, result.images as f64 / seconds);
+        println!(
+            "
+evaluated {} images in {seconds:.2}s ({:.0} images/s)",
+            result.images,
+            result.images as f64 / seconds
+        );
     }
     Ok(())
 }
@@ -281,21 +308,43 @@ fn run_predict(args: PredictArgs) -> Result<()> {
     let (mean, std) = m.config.data.dataset.mean_std();
     let predictions = predict::classify(&m.net, &files, &prepared, (mean[0], std[0]), m.device);
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "predictions": predictions, "failed": failures }))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({ "predictions": predictions, "failed": failures })
+            )?
+        );
     } else {
         predictions.iter().for_each(|p| println!("{}", p.to_text()));
     }
     if failures.is_empty() {
         Ok(())
     } else {
-        Err(UsageError::new(format!("{} of {} images could not be classified: {}", failures.len(), images.len(), failures.join(", "))))
+        Err(UsageError::new(format!(
+            "{} of {} images could not be classified: {}",
+            failures.len(),
+            images.len(),
+            failures.join(", ")
+        )))
     }
 }
 
 fn run_report(args: ReportArgs) -> Result<()> {
-    let runs = args.run_dirs.iter().map(|d| report::load_run(d)).collect::<Result<Vec<_>>>()?;
-    let dirs: Vec<String> = args.run_dirs.iter().map(|d| d.display().to_string()).collect();
-    let command = format!("lenet5 report {} --out {}", dirs.join(" "), args.out.display());
+    let runs = args
+        .run_dirs
+        .iter()
+        .map(|d| report::load_run(d))
+        .collect::<Result<Vec<_>>>()?;
+    let dirs: Vec<String> = args
+        .run_dirs
+        .iter()
+        .map(|d| d.display().to_string())
+        .collect();
+    let command = format!(
+        "lenet5 report {} --out {}",
+        dirs.join(" "),
+        args.out.display()
+    );
     let written = report::write_report(&runs, &args.out, &command)?;
     print!("{}", report::render_table(&runs, report::TableEpoch::Best));
     for run in runs.iter().filter(|r| !r.status().starts_with("finished")) {

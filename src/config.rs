@@ -300,13 +300,23 @@ pub struct AugmentConfig {
 impl DataConfig {
     /// The data directory: `dir`, or `data/<dataset>`.
     pub fn dir(&self) -> PathBuf {
-        self.dir.clone().unwrap_or_else(|| PathBuf::from("data").join(self.dataset.name()))
+        self.dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("data").join(self.dataset.name()))
     }
 }
 
 impl AugmentConfig {
     pub fn is_identity(&self) -> bool {
-        [self.translate, self.scale, self.squeeze, self.shear, self.rotate].iter().all(|v| *v == 0.0)
+        [
+            self.translate,
+            self.scale,
+            self.squeeze,
+            self.shear,
+            self.rotate,
+        ]
+        .iter()
+        .all(|v| *v == 0.0)
     }
 }
 
@@ -338,7 +348,12 @@ pub struct EarlyStoppingConfig {
 
 impl Default for EarlyStoppingConfig {
     fn default() -> Self {
-        Self { enabled: true, monitor: Monitor::ValLoss, patience: 10, min_delta: 0.0 }
+        Self {
+            enabled: true,
+            monitor: Monitor::ValLoss,
+            patience: 10,
+            min_delta: 0.0,
+        }
     }
 }
 
@@ -390,7 +405,9 @@ pub fn from_yaml_str(text: &str, origin: &str, overrides: &[String]) -> Result<C
         serde_yaml::from_str(text).map_err(|e| UsageError::new(format!("{origin}: {e}")))?
     };
     let config = apply_overrides(config, overrides)?;
-    config.validate().map_err(|e| UsageError::new(format!("{origin}: {e}")))?;
+    config
+        .validate()
+        .map_err(|e| UsageError::new(format!("{origin}: {e}")))?;
     Ok(config)
 }
 
@@ -401,12 +418,15 @@ pub fn apply_overrides(config: Config, overrides: &[String]) -> Result<Config> {
     }
     let mut tree = serde_yaml::to_value(&config)?;
     for item in overrides {
-        let (key, raw) = item
-            .split_once('=')
-            .ok_or_else(|| UsageError::new(format!("--set {item}: expected KEY=VALUE, e.g. optimizer.lr=0.01")))?;
+        let (key, raw) = item.split_once('=').ok_or_else(|| {
+            UsageError::new(format!(
+                "--set {item}: expected KEY=VALUE, e.g. optimizer.lr=0.01"
+            ))
+        })?;
         let value: Value = serde_yaml::from_str(raw)
             .map_err(|e| UsageError::new(format!("--set {item}: value is not valid YAML: {e}")))?;
-        set_path(&mut tree, key, value).map_err(|e| UsageError::new(format!("--set {item}: {e}")))?;
+        set_path(&mut tree, key, value)
+            .map_err(|e| UsageError::new(format!("--set {item}: {e}")))?;
         // Re-check after each override so the error names the one that broke it.
         serde_yaml::from_value::<Config>(tree.clone())
             .map_err(|e| UsageError::new(format!("--set {item}: {e}")))?;
@@ -418,11 +438,20 @@ fn set_path(tree: &mut Value, key: &str, value: Value) -> std::result::Result<()
     let mut node = tree;
     let parts: Vec<&str> = key.split('.').collect();
     for (i, part) in parts.iter().enumerate() {
-        let map = node.as_mapping_mut().ok_or_else(|| format!("`{}` is not a section", parts[..i].join(".")))?;
+        let map = node
+            .as_mapping_mut()
+            .ok_or_else(|| format!("`{}` is not a section", parts[..i].join(".")))?;
         let k = Value::String(part.to_string());
         if !map.contains_key(&k) {
-            let known: Vec<String> = map.keys().filter_map(|k| k.as_str().map(str::to_owned)).collect();
-            return Err(format!("unknown key `{}`, expected one of: {}", parts[..=i].join("."), known.join(", ")));
+            let known: Vec<String> = map
+                .keys()
+                .filter_map(|k| k.as_str().map(str::to_owned))
+                .collect();
+            return Err(format!(
+                "unknown key `{}`, expected one of: {}",
+                parts[..=i].join("."),
+                known.join(", ")
+            ));
         }
         if i + 1 == parts.len() {
             map.insert(k, value);
@@ -437,61 +466,172 @@ impl Config {
     /// Range checks that serde's types cannot express. Errors name the key.
     pub fn validate(&self) -> std::result::Result<(), String> {
         let o = &self.optimizer;
-        check(o.lr > 0.0 && o.lr.is_finite(), "optimizer.lr", o.lr, "must be > 0")?;
-        check(o.weight_decay >= 0.0, "optimizer.weight_decay", o.weight_decay, "must be >= 0")?;
-        check(o.momentum >= 0.0, "optimizer.momentum", o.momentum, "must be >= 0")?;
+        check(
+            o.lr > 0.0 && o.lr.is_finite(),
+            "optimizer.lr",
+            o.lr,
+            "must be > 0",
+        )?;
+        check(
+            o.weight_decay >= 0.0,
+            "optimizer.weight_decay",
+            o.weight_decay,
+            "must be >= 0",
+        )?;
+        check(
+            o.momentum >= 0.0,
+            "optimizer.momentum",
+            o.momentum,
+            "must be >= 0",
+        )?;
         check(o.eps > 0.0, "optimizer.eps", o.eps, "must be > 0")?;
         for (i, b) in o.betas.iter().enumerate() {
-            check((0.0..1.0).contains(b), &format!("optimizer.betas[{i}]"), b, "must be in [0, 1)")?;
+            check(
+                (0.0..1.0).contains(b),
+                &format!("optimizer.betas[{i}]"),
+                b,
+                "must be in [0, 1)",
+            )?;
         }
-        check((0.0..1.0).contains(&o.alpha), "optimizer.alpha", o.alpha, "must be in [0, 1)")?;
+        check(
+            (0.0..1.0).contains(&o.alpha),
+            "optimizer.alpha",
+            o.alpha,
+            "must be in [0, 1)",
+        )?;
         if o.kind == OptimizerKind::Sgd && o.nesterov {
-            check(o.momentum > 0.0, "optimizer.nesterov", o.nesterov, "needs optimizer.momentum > 0")?;
+            check(
+                o.momentum > 0.0,
+                "optimizer.nesterov",
+                o.nesterov,
+                "needs optimizer.momentum > 0",
+            )?;
         }
-        check(self.regularization.l1 >= 0.0, "regularization.l1", self.regularization.l1, "must be >= 0")?;
+        check(
+            self.regularization.l1 >= 0.0,
+            "regularization.l1",
+            self.regularization.l1,
+            "must be >= 0",
+        )?;
         let ls = self.regularization.label_smoothing;
-        check((0.0..1.0).contains(&ls), "regularization.label_smoothing", ls, "must be in [0, 1)")?;
+        check(
+            (0.0..1.0).contains(&ls),
+            "regularization.label_smoothing",
+            ls,
+            "must be in [0, 1)",
+        )?;
         let p = self.model.dropout;
-        check((0.0..1.0).contains(&p), "model.dropout", p, "must be in [0, 1)")?;
+        check(
+            (0.0..1.0).contains(&p),
+            "model.dropout",
+            p,
+            "must be in [0, 1)",
+        )?;
         let a = &self.data.augment;
-        for (key, v) in [("translate", a.translate), ("scale", a.scale), ("squeeze", a.squeeze), ("shear", a.shear), ("rotate", a.rotate)] {
-            check(v >= 0.0 && v.is_finite(), &format!("data.augment.{key}"), v, "must be >= 0")?;
+        for (key, v) in [
+            ("translate", a.translate),
+            ("scale", a.scale),
+            ("squeeze", a.squeeze),
+            ("shear", a.shear),
+            ("rotate", a.rotate),
+        ] {
+            check(
+                v >= 0.0 && v.is_finite(),
+                &format!("data.augment.{key}"),
+                v,
+                "must be >= 0",
+            )?;
         }
-        check(a.scale < 1.0 && a.squeeze < 1.0, "data.augment.scale/squeeze", (a.scale, a.squeeze), "must be < 1")?;
+        check(
+            a.scale < 1.0 && a.squeeze < 1.0,
+            "data.augment.scale/squeeze",
+            (a.scale, a.squeeze),
+            "must be < 1",
+        )?;
 
         let s = &self.lr_scheduler;
         match s.kind {
             SchedulerKind::Step => {
-                check(s.step_size > 0, "lr_scheduler.step_size", s.step_size, "must be > 0")?;
-                check(s.gamma > 0.0 && s.gamma <= 1.0, "lr_scheduler.gamma", s.gamma, "must be in (0, 1]")?;
+                check(
+                    s.step_size > 0,
+                    "lr_scheduler.step_size",
+                    s.step_size,
+                    "must be > 0",
+                )?;
+                check(
+                    s.gamma > 0.0 && s.gamma <= 1.0,
+                    "lr_scheduler.gamma",
+                    s.gamma,
+                    "must be in (0, 1]",
+                )?;
             }
             SchedulerKind::Cosine => {
                 check(s.t_max > 0, "lr_scheduler.t_max", s.t_max, "must be > 0")?;
-                check(s.eta_min >= 0.0, "lr_scheduler.eta_min", s.eta_min, "must be >= 0")?;
+                check(
+                    s.eta_min >= 0.0,
+                    "lr_scheduler.eta_min",
+                    s.eta_min,
+                    "must be >= 0",
+                )?;
             }
             SchedulerKind::Plateau => {
-                check(s.factor > 0.0 && s.factor < 1.0, "lr_scheduler.factor", s.factor, "must be in (0, 1)")?;
+                check(
+                    s.factor > 0.0 && s.factor < 1.0,
+                    "lr_scheduler.factor",
+                    s.factor,
+                    "must be in (0, 1)",
+                )?;
             }
             SchedulerKind::Piecewise => {
-                check(!s.piecewise.is_empty(), "lr_scheduler.piecewise", &s.piecewise, "needs at least one [epochs, lr]")?;
+                check(
+                    !s.piecewise.is_empty(),
+                    "lr_scheduler.piecewise",
+                    &s.piecewise,
+                    "needs at least one [epochs, lr]",
+                )?;
                 for (i, (epochs, lr)) in s.piecewise.iter().enumerate() {
-                    check(*epochs > 0 && *lr > 0.0, &format!("lr_scheduler.piecewise[{i}]"), (epochs, lr), "needs epochs > 0 and lr > 0")?;
+                    check(
+                        *epochs > 0 && *lr > 0.0,
+                        &format!("lr_scheduler.piecewise[{i}]"),
+                        (epochs, lr),
+                        "needs epochs > 0 and lr > 0",
+                    )?;
                 }
             }
             SchedulerKind::None => {}
         }
 
         let d = &self.data;
-        check(d.batch_size > 0, "data.batch_size", d.batch_size, "must be > 0")?;
+        check(
+            d.batch_size > 0,
+            "data.batch_size",
+            d.batch_size,
+            "must be > 0",
+        )?;
         let v = d.validation_split;
-        check((0.0..1.0).contains(&v), "data.validation_split", v, "must be in [0, 1)")?;
+        check(
+            (0.0..1.0).contains(&v),
+            "data.validation_split",
+            v,
+            "must be in [0, 1)",
+        )?;
 
         let t = &self.trainer;
         check(t.epochs > 0, "trainer.epochs", t.epochs, "must be > 0")?;
         let es = &t.early_stopping;
         if es.enabled {
-            check(es.patience > 0, "trainer.early_stopping.patience", es.patience, "must be > 0 when enabled")?;
-            check(es.min_delta >= 0.0, "trainer.early_stopping.min_delta", es.min_delta, "must be >= 0")?;
+            check(
+                es.patience > 0,
+                "trainer.early_stopping.patience",
+                es.patience,
+                "must be > 0 when enabled",
+            )?;
+            check(
+                es.min_delta >= 0.0,
+                "trainer.early_stopping.min_delta",
+                es.min_delta,
+                "must be >= 0",
+            )?;
         }
         crate::device::parse(&t.device).map_err(|e| format!("trainer.device: {e}"))?;
         if self.model.variant == Variant::Lenet1998 && self.data.dataset == Dataset::Cifar10 {
@@ -506,6 +646,15 @@ impl Config {
     }
 }
 
-fn check(ok: bool, key: &str, value: impl std::fmt::Debug, rule: &str) -> std::result::Result<(), String> {
-    if ok { Ok(()) } else { Err(format!("{key} = {value:?} {rule}")) }
+fn check(
+    ok: bool,
+    key: &str,
+    value: impl std::fmt::Debug,
+    rule: &str,
+) -> std::result::Result<(), String> {
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("{key} = {value:?} {rule}"))
+    }
 }

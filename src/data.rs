@@ -48,8 +48,13 @@ pub struct Mnist {
 }
 
 /// CIFAR-10's binary batches (the contents of `cifar-10-binary.tar.gz`'s `cifar-10-batches-bin/`).
-pub const CIFAR_TRAIN_FILES: [&str; 5] =
-    ["data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin", "data_batch_4.bin", "data_batch_5.bin"];
+pub const CIFAR_TRAIN_FILES: [&str; 5] = [
+    "data_batch_1.bin",
+    "data_batch_2.bin",
+    "data_batch_3.bin",
+    "data_batch_4.bin",
+    "data_batch_5.bin",
+];
 pub const CIFAR_TEST_FILE: &str = "test_batch.bin";
 /// One CIFAR-10 record: a label byte, then 3×32×32 pixel bytes (channel-major).
 const CIFAR_RECORD: u64 = 1 + 3 * 32 * 32;
@@ -59,12 +64,23 @@ const CIFAR_RECORD: u64 = 1 + 3 * 32 * 32;
 pub fn ensure_files(cfg: &DataConfig) -> Result<()> {
     let dir = cfg.dir();
     let names: Vec<&str> = match cfg.dataset {
-        Dataset::Cifar10 => CIFAR_TRAIN_FILES.iter().copied().chain([CIFAR_TEST_FILE]).collect(),
+        Dataset::Cifar10 => CIFAR_TRAIN_FILES
+            .iter()
+            .copied()
+            .chain([CIFAR_TEST_FILE])
+            .collect(),
         _ => all_files().collect(),
     };
-    let missing: Vec<_> = names.into_iter().filter(|f| !dir.join(f).exists()).collect();
+    let missing: Vec<_> = names
+        .into_iter()
+        .filter(|f| !dir.join(f).exists())
+        .collect();
     if !missing.is_empty() {
-        let fetch_cmd = format!("python3 scripts/fetch_mnist.py --dataset {} --dir {}", cfg.dataset.name(), dir.display());
+        let fetch_cmd = format!(
+            "python3 scripts/fetch_mnist.py --dataset {} --dir {}",
+            cfg.dataset.name(),
+            dir.display()
+        );
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/fetch_mnist.py");
         if !cfg.download || !script.exists() {
             return Err(UsageError::new(format!(
@@ -74,14 +90,21 @@ pub fn ensure_files(cfg: &DataConfig) -> Result<()> {
                 cfg.dataset.name()
             )));
         }
-        eprintln!("{} not found in {}; fetching it with `{fetch_cmd}`", cfg.dataset.name(), dir.display());
+        eprintln!(
+            "{} not found in {}; fetching it with `{fetch_cmd}`",
+            cfg.dataset.name(),
+            dir.display()
+        );
         let status = std::process::Command::new("python3")
             .arg(&script)
             .args(["--dataset", cfg.dataset.name(), "--dir"])
             .arg(&dir)
             .status()
             .with_context(|| format!("cannot run `{fetch_cmd}` (is python3 installed?)"))?;
-        anyhow::ensure!(status.success(), "`{fetch_cmd}` failed ({status}); see its messages above");
+        anyhow::ensure!(
+            status.success(),
+            "`{fetch_cmd}` failed ({status}); see its messages above"
+        );
     }
     if cfg.dataset == Dataset::Cifar10 {
         for name in CIFAR_TRAIN_FILES.iter().chain([&CIFAR_TEST_FILE]) {
@@ -100,11 +123,17 @@ fn check_cifar(path: &Path) -> Result<u64> {
     let bytes = std::fs::read(path).map_err(|e| bad(format!("cannot read: {e}")))?;
     let len = bytes.len() as u64;
     if len == 0 || len % CIFAR_RECORD != 0 {
-        return Err(bad(format!("{len} bytes is not a whole number of {CIFAR_RECORD}-byte CIFAR-10 records")));
+        return Err(bad(format!(
+            "{len} bytes is not a whole number of {CIFAR_RECORD}-byte CIFAR-10 records"
+        )));
     }
     for (i, record) in bytes.chunks(CIFAR_RECORD as usize).enumerate() {
         if i64::from(record[0]) >= NUM_CLASSES {
-            return Err(bad(format!("label {} of record {i} is outside 0..{}", record[0], NUM_CLASSES - 1)));
+            return Err(bad(format!(
+                "label {} of record {i} is outside 0..{}",
+                record[0],
+                NUM_CLASSES - 1
+            )));
         }
     }
     Ok(len / CIFAR_RECORD)
@@ -116,11 +145,17 @@ fn check_cifar(path: &Path) -> Result<u64> {
 fn read_cifar(paths: &[std::path::PathBuf]) -> Result<(Tensor, Tensor)> {
     let mut bytes = vec![];
     for path in paths {
-        bytes.extend(std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?);
+        bytes.extend(
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?,
+        );
     }
     let records = Tensor::from_slice(&bytes).view([-1, CIFAR_RECORD as i64]);
     let labels = records.select(1, 0).to_kind(Kind::Int64);
-    let images = records.narrow(1, 1, CIFAR_RECORD as i64 - 1).view([-1, 3, 32, 32]).to_kind(Kind::Float) / 255.0;
+    let images = records
+        .narrow(1, 1, CIFAR_RECORD as i64 - 1)
+        .view([-1, 3, 32, 32])
+        .to_kind(Kind::Float)
+        / 255.0;
     Ok((images, labels))
 }
 
@@ -133,19 +168,29 @@ fn all_files() -> impl Iterator<Item = &'static str> {
 pub fn load(cfg: &DataConfig, device: Device) -> Result<Mnist> {
     ensure_files(cfg)?;
     let dir = cfg.dir();
-    let (train_images, train_labels, test_images, test_labels) = if cfg.dataset == Dataset::Cifar10 {
+    let (train_images, train_labels, test_images, test_labels) = if cfg.dataset == Dataset::Cifar10
+    {
         let train: Vec<_> = CIFAR_TRAIN_FILES.iter().map(|f| dir.join(f)).collect();
         let (train_images, train_labels) = read_cifar(&train)?;
         let (test_images, test_labels) = read_cifar(&[dir.join(CIFAR_TEST_FILE)])?;
         (train_images, train_labels, test_images, test_labels)
     } else {
-        let ds = tch::vision::mnist::load_dir(&dir)
-            .with_context(|| format!("cannot load {} from {}", cfg.dataset.name(), dir.display()))?;
+        let ds = tch::vision::mnist::load_dir(&dir).with_context(|| {
+            format!("cannot load {} from {}", cfg.dataset.name(), dir.display())
+        })?;
         let side = [-1, 1, IMAGE_SIDE, IMAGE_SIDE];
-        (ds.train_images.view(side), ds.train_labels, ds.test_images.view(side), ds.test_labels)
+        (
+            ds.train_images.view(side),
+            ds.train_labels,
+            ds.test_images.view(side),
+            ds.test_labels,
+        )
     };
     let (mean, std) = cfg.dataset.mean_std();
-    let train_all = Split { images: standardise(&train_images, mean, std), labels: train_labels };
+    let train_all = Split {
+        images: standardise(&train_images, mean, std),
+        labels: train_labels,
+    };
     let (train, validation) = split(train_all, cfg.validation_split, cfg.seed);
     if cfg.batch_size as i64 > train.len() {
         return Err(UsageError::new(format!(
@@ -154,23 +199,46 @@ pub fn load(cfg: &DataConfig, device: Device) -> Result<Mnist> {
             train.len()
         )));
     }
-    let test = Split { images: standardise(&test_images, mean, std), labels: test_labels };
-    Ok(Mnist { train: train.to(device), validation: validation.to(device), test: test.to(device) })
+    let test = Split {
+        images: standardise(&test_images, mean, std),
+        labels: test_labels,
+    };
+    Ok(Mnist {
+        train: train.to(device),
+        validation: validation.to(device),
+        test: test.to(device),
+    })
 }
 
 /// Loads only the 10k test split (for `lenet5 test`).
 pub fn load_test(cfg: &DataConfig, device: Device) -> Result<Split> {
-    Ok(load(&DataConfig { validation_split: 0.0, batch_size: 1, ..cfg.clone() }, device)?.test)
+    Ok(load(
+        &DataConfig {
+            validation_split: 0.0,
+            batch_size: 1,
+            ..cfg.clone()
+        },
+        device,
+    )?
+    .test)
 }
 
 /// `[N, 784]` MNIST pixels in [0, 1] (as tch loads them) → `[N, 1, 28, 28]`, standardised.
 pub fn normalise(pixels: &Tensor) -> Tensor {
-    standardise(&pixels.view([-1, 1, IMAGE_SIDE, IMAGE_SIDE]), &[MNIST_MEAN], &[MNIST_STD])
+    standardise(
+        &pixels.view([-1, 1, IMAGE_SIDE, IMAGE_SIDE]),
+        &[MNIST_MEAN],
+        &[MNIST_STD],
+    )
 }
 
 /// `[N, C, H, W]` pixels in [0, 1] → `(x - mean[c]) / std[c]` per channel.
 pub fn standardise(images: &Tensor, mean: &[f64], std: &[f64]) -> Tensor {
-    let per_channel = |v: &[f64]| Tensor::from_slice(v).to_kind(Kind::Float).view([1, -1, 1, 1]);
+    let per_channel = |v: &[f64]| {
+        Tensor::from_slice(v)
+            .to_kind(Kind::Float)
+            .view([1, -1, 1, 1])
+    };
     (images - per_channel(mean)) / per_channel(std)
 }
 
@@ -181,13 +249,22 @@ pub fn split(all: Split, fraction: f64, seed: u64) -> (Split, Split) {
     let n_val = (n as f64 * fraction).round() as i64;
     tch::manual_seed(seed as i64);
     let perm = Tensor::randperm(n, (Kind::Int64, Device::Cpu));
-    let take = |idx: Tensor| Split { images: all.images.index_select(0, &idx), labels: all.labels.index_select(0, &idx) };
-    (take(perm.narrow(0, n_val, n - n_val)), take(perm.narrow(0, 0, n_val)))
+    let take = |idx: Tensor| Split {
+        images: all.images.index_select(0, &idx),
+        labels: all.labels.index_select(0, &idx),
+    };
+    (
+        take(perm.narrow(0, n_val, n - n_val)),
+        take(perm.narrow(0, 0, n_val)),
+    )
 }
 
 impl Split {
     fn to(self, device: Device) -> Split {
-        Split { images: self.images.to_device(device), labels: self.labels.to_device(device) }
+        Split {
+            images: self.images.to_device(device),
+            labels: self.labels.to_device(device),
+        }
     }
 }
 
@@ -213,20 +290,34 @@ pub fn check_idx(path: &Path, magic: u32) -> Result<u64> {
     let file_len = file.metadata().map_err(|e| bad(e.to_string()))?.len();
     let header_len: u64 = if magic == IMAGES_MAGIC { 16 } else { 8 };
     let mut header = Vec::with_capacity(header_len as usize);
-    (&mut file).take(header_len).read_to_end(&mut header).map_err(|e| bad(e.to_string()))?;
+    (&mut file)
+        .take(header_len)
+        .read_to_end(&mut header)
+        .map_err(|e| bad(e.to_string()))?;
     let field = |i: usize| u32::from_be_bytes(header[4 * i..4 * i + 4].try_into().unwrap());
     if header.len() >= 4 && field(0) != magic {
-        let what = if magic == IMAGES_MAGIC { "images" } else { "labels" };
-        return Err(bad(format!("wrong magic number {} (expected {magic} for IDX {what})", field(0))));
+        let what = if magic == IMAGES_MAGIC {
+            "images"
+        } else {
+            "labels"
+        };
+        return Err(bad(format!(
+            "wrong magic number {} (expected {magic} for IDX {what})",
+            field(0)
+        )));
     }
     if (header.len() as u64) < header_len {
-        return Err(bad(format!("truncated header ({file_len} bytes, expected at least {header_len})")));
+        return Err(bad(format!(
+            "truncated header ({file_len} bytes, expected at least {header_len})"
+        )));
     }
     let count = u64::from(field(1));
     let item_len = if magic == IMAGES_MAGIC {
         let (rows, cols) = (field(2), field(3));
         if i64::from(rows) != IMAGE_SIDE || i64::from(cols) != IMAGE_SIDE {
-            return Err(bad(format!("images are {rows}x{cols}, expected {IMAGE_SIDE}x{IMAGE_SIDE}")));
+            return Err(bad(format!(
+                "images are {rows}x{cols}, expected {IMAGE_SIDE}x{IMAGE_SIDE}"
+            )));
         }
         u64::from(rows) * u64::from(cols)
     } else {
@@ -234,14 +325,28 @@ pub fn check_idx(path: &Path, magic: u32) -> Result<u64> {
     };
     let expected = header_len + count * item_len;
     if file_len != expected {
-        let what = if file_len < expected { "truncated" } else { "longer than its header says" };
-        return Err(bad(format!("{what}: header says {count} items ({expected} bytes), file has {file_len} bytes")));
+        let what = if file_len < expected {
+            "truncated"
+        } else {
+            "longer than its header says"
+        };
+        return Err(bad(format!(
+            "{what}: header says {count} items ({expected} bytes), file has {file_len} bytes"
+        )));
     }
     if magic == LABELS_MAGIC {
         let mut labels = Vec::with_capacity(count as usize);
-        file.read_to_end(&mut labels).map_err(|e| bad(e.to_string()))?;
-        if let Some((i, l)) = labels.iter().enumerate().find(|(_, l)| i64::from(**l) >= NUM_CLASSES) {
-            return Err(bad(format!("label {l} at index {i} is outside 0..{}", NUM_CLASSES - 1)));
+        file.read_to_end(&mut labels)
+            .map_err(|e| bad(e.to_string()))?;
+        if let Some((i, l)) = labels
+            .iter()
+            .enumerate()
+            .find(|(_, l)| i64::from(**l) >= NUM_CLASSES)
+        {
+            return Err(bad(format!(
+                "label {l} at index {i} is outside 0..{}",
+                NUM_CLASSES - 1
+            )));
         }
     }
     Ok(count)

@@ -22,7 +22,9 @@ pub fn parse(s: &str) -> std::result::Result<DeviceSpec, String> {
             .strip_prefix("cuda:")
             .and_then(|n| n.parse().ok())
             .map(DeviceSpec::Cuda)
-            .ok_or_else(|| format!("unknown device {s:?}, expected one of: auto, cpu, cuda, cuda:N")),
+            .ok_or_else(|| {
+                format!("unknown device {s:?}, expected one of: auto, cpu, cuda, cuda:N")
+            }),
     }
 }
 
@@ -36,9 +38,10 @@ pub fn resolve(s: &str) -> Result<Device> {
         DeviceSpec::Cuda(_) if count == 0 => Err(UsageError::new(format!(
             "device {s:?}: no CUDA device is visible to LibTorch (use `cpu` or `auto`)"
         ))),
-        DeviceSpec::Cuda(n) if n >= count => {
-            Err(UsageError::new(format!("device {s:?}: only {count} CUDA device(s), numbered 0..{}", count - 1)))
-        }
+        DeviceSpec::Cuda(n) if n >= count => Err(UsageError::new(format!(
+            "device {s:?}: only {count} CUDA device(s), numbered 0..{}",
+            count - 1
+        ))),
         DeviceSpec::Cuda(n) => Ok(Device::Cuda(n)),
     }
 }

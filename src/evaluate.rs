@@ -38,7 +38,9 @@ pub fn evaluate(model: &Net, split: &Split) -> Evaluation {
             let xs = split.images.narrow(0, start, len);
             let ys = split.labels.narrow(0, start, len);
             let logits = model.forward_t(&xs, false);
-            loss_sum += model.loss(&logits, &ys, 0.0, Reduction::Sum).to_kind(Kind::Double);
+            loss_sum += model
+                .loss(&logits, &ys, 0.0, Reduction::Sum)
+                .to_kind(Kind::Double);
             let (_, top) = logits.topk(3, -1, true, true);
             top3 += top.eq_tensor(&ys.unsqueeze(1)).sum(Kind::Int64);
             let pred = top.select(1, 0);
@@ -46,15 +48,23 @@ pub fn evaluate(model: &Net, split: &Split) -> Evaluation {
         }
         (loss_sum, top3, confusion)
     });
-    let confusion: Vec<i64> = Vec::try_from(confusion.to_device(tch::Device::Cpu)).expect("int64 vector");
-    let confusion: Vec<Vec<i64>> = confusion.chunks(classes as usize).map(<[i64]>::to_vec).collect();
+    let confusion: Vec<i64> =
+        Vec::try_from(confusion.to_device(tch::Device::Cpu)).expect("int64 vector");
+    let confusion: Vec<Vec<i64>> = confusion
+        .chunks(classes as usize)
+        .map(<[i64]>::to_vec)
+        .collect();
     let correct: i64 = (0..classes as usize).map(|c| confusion[c][c]).sum();
     let per_class_accuracy = confusion
         .iter()
         .enumerate()
         .map(|(c, row)| {
             let total: i64 = row.iter().sum();
-            if total == 0 { f64::NAN } else { row[c] as f64 / total as f64 }
+            if total == 0 {
+                f64::NAN
+            } else {
+                row[c] as f64 / total as f64
+            }
         })
         .collect();
     let denom = n.max(1) as f64;
@@ -82,7 +92,9 @@ impl Evaluation {
             out += &format!("  {c}: {:.2}%\n", 100.0 * acc);
         }
         out += "\nconfusion matrix (rows: true digit, columns: predicted):\n      ";
-        out += &(0..self.confusion.len()).map(|c| format!("{c:>6}")).collect::<String>();
+        out += &(0..self.confusion.len())
+            .map(|c| format!("{c:>6}"))
+            .collect::<String>();
         out += "\n";
         for (c, row) in self.confusion.iter().enumerate() {
             out += &format!("  {c:>2}: ");

@@ -20,7 +20,11 @@ impl Interrupt {
         let this = Self::default();
         for (signal, flag) in [(SIGINT, &this.sigint), (SIGTERM, &this.sigterm)] {
             // Registered first, so it runs before the flag is set: a second signal exits at once.
-            signal_hook::flag::register_conditional_shutdown(signal, 128 + signal, Arc::clone(flag))?;
+            signal_hook::flag::register_conditional_shutdown(
+                signal,
+                128 + signal,
+                Arc::clone(flag),
+            )?;
             signal_hook::flag::register(signal, Arc::clone(flag))?;
         }
         Ok(this)

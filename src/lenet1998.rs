@@ -41,23 +41,56 @@ pub const C3_TABLE: [&[usize]; 16] = [
 /// The RBF prototypes: stylised 7×12 bitmaps of the digits in the manner of the paper's Fig. 3, drawn by
 /// hand for this project (the paper's exact bitmaps are not published as data). `#` is +1, `.` is −1.
 pub const PROTOTYPES: [[&str; 12]; 10] = [
-    [".......", "..###..", ".#...#.", "#.....#", "#.....#", "#.....#", "#.....#", "#.....#", "#.....#", ".#...#.", "..###..", "......."],
-    [".......", "...#...", "..##...", ".#.#...", "...#...", "...#...", "...#...", "...#...", "...#...", "...#...", ".#####.", "......."],
-    [".......", ".####..", "#....#.", ".....#.", ".....#.", "....#..", "...#...", "..#....", ".#.....", "#......", "######.", "......."],
-    [".......", "######.", ".....#.", "....#..", "...#...", "..###..", ".....#.", "......#", "......#", "#....#.", ".####..", "......."],
-    [".......", "....#..", "...##..", "..#.#..", ".#..#..", "#...#..", "#######", "....#..", "....#..", "....#..", "....#..", "......."],
-    [".......", "######.", "#......", "#......", "#####..", ".....#.", "......#", "......#", "......#", "#....#.", ".####..", "......."],
-    [".......", "..###..", ".#.....", "#......", "#......", "#.###..", "##...#.", "#.....#", "#.....#", ".#...#.", "..###..", "......."],
-    [".......", "#######", "......#", ".....#.", "....#..", "...#...", "...#...", "..#....", "..#....", "..#....", "..#....", "......."],
-    [".......", "..###..", ".#...#.", ".#...#.", "..###..", ".#...#.", "#.....#", "#.....#", "#.....#", ".#...#.", "..###..", "......."],
-    [".......", "..###..", ".#...#.", "#.....#", "#.....#", ".#...##", "..###.#", "......#", ".....#.", "....#..", ".###...", "......."],
+    [
+        ".......", "..###..", ".#...#.", "#.....#", "#.....#", "#.....#", "#.....#", "#.....#",
+        "#.....#", ".#...#.", "..###..", ".......",
+    ],
+    [
+        ".......", "...#...", "..##...", ".#.#...", "...#...", "...#...", "...#...", "...#...",
+        "...#...", "...#...", ".#####.", ".......",
+    ],
+    [
+        ".......", ".####..", "#....#.", ".....#.", ".....#.", "....#..", "...#...", "..#....",
+        ".#.....", "#......", "######.", ".......",
+    ],
+    [
+        ".......", "######.", ".....#.", "....#..", "...#...", "..###..", ".....#.", "......#",
+        "......#", "#....#.", ".####..", ".......",
+    ],
+    [
+        ".......", "....#..", "...##..", "..#.#..", ".#..#..", "#...#..", "#######", "....#..",
+        "....#..", "....#..", "....#..", ".......",
+    ],
+    [
+        ".......", "######.", "#......", "#......", "#####..", ".....#.", "......#", "......#",
+        "......#", "#....#.", ".####..", ".......",
+    ],
+    [
+        ".......", "..###..", ".#.....", "#......", "#......", "#.###..", "##...#.", "#.....#",
+        "#.....#", ".#...#.", "..###..", ".......",
+    ],
+    [
+        ".......", "#######", "......#", ".....#.", "....#..", "...#...", "...#...", "..#....",
+        "..#....", "..#....", "..#....", ".......",
+    ],
+    [
+        ".......", "..###..", ".#...#.", ".#...#.", "..###..", ".#...#.", "#.....#", "#.....#",
+        "#.....#", ".#...#.", "..###..", ".......",
+    ],
+    [
+        ".......", "..###..", ".#...#.", "#.....#", "#.....#", ".#...##", "..###.#", "......#",
+        ".....#.", "....#..", ".###...", ".......",
+    ],
 ];
 
 /// The 10×84 prototype matrix (±1).
 pub fn prototypes() -> Tensor {
     let values: Vec<f32> = PROTOTYPES
         .iter()
-        .flat_map(|rows| rows.iter().flat_map(|row| row.chars().map(|c| if c == '#' { 1.0 } else { -1.0 })))
+        .flat_map(|rows| {
+            rows.iter()
+                .flat_map(|row| row.chars().map(|c| if c == '#' { 1.0 } else { -1.0 }))
+        })
         .collect();
     Tensor::from_slice(&values).view([10, 84])
 }
@@ -84,14 +117,27 @@ pub struct LeNet1998 {
 /// Uniform ±2.4/F_in, the paper's initialisation.
 fn lecun_uniform(fan_in: f64) -> nn::Init {
     let bound = 2.4 / fan_in;
-    nn::Init::Uniform { lo: -bound, up: bound }
+    nn::Init::Uniform {
+        lo: -bound,
+        up: bound,
+    }
 }
 
 /// Builds the 1998 network under `vs`.
 pub fn lenet1998(vs: &nn::Path) -> LeNet1998 {
     let conv = |name: &str, i: i64, o: i64, fan_in: f64| {
         let init = lecun_uniform(fan_in);
-        nn::conv2d(vs / name, i, o, 5, nn::ConvConfig { ws_init: init, bs_init: init, ..Default::default() })
+        nn::conv2d(
+            vs / name,
+            i,
+            o,
+            5,
+            nn::ConvConfig {
+                ws_init: init,
+                bs_init: init,
+                ..Default::default()
+            },
+        )
     };
     let mut mask = vec![0f32; 16 * 6];
     for (out, inputs) in C3_TABLE.iter().enumerate() {
@@ -99,11 +145,16 @@ pub fn lenet1998(vs: &nn::Path) -> LeNet1998 {
             mask[out * 6 + i] = 1.0;
         }
     }
-    let c3_mask = Tensor::from_slice(&mask).view([16, 6, 1, 1]).to_device(vs.device());
+    let c3_mask = Tensor::from_slice(&mask)
+        .view([16, 6, 1, 1])
+        .to_device(vs.device());
     let c3 = conv("c3", 6, 16, 1.0);
     // C3's fan-in differs per map (3, 4 or 6 connected maps × 25): rescale its ±2.4 draw per map.
     tch::no_grad(|| {
-        let fan_in: Vec<f32> = C3_TABLE.iter().map(|inputs| 1.0 / (inputs.len() as f32 * 25.0)).collect();
+        let fan_in: Vec<f32> = C3_TABLE
+            .iter()
+            .map(|inputs| 1.0 / (inputs.len() as f32 * 25.0))
+            .collect();
         let scale = Tensor::from_slice(&fan_in).to_device(vs.device());
         let _ = c3.ws.shallow_clone().g_mul_(&scale.view([16, 1, 1, 1]));
         let _ = c3.bs.as_ref().expect("bias").shallow_clone().g_mul_(&scale);
@@ -111,7 +162,10 @@ pub fn lenet1998(vs: &nn::Path) -> LeNet1998 {
     let sub = |name: &str, maps: i64| {
         let init = lecun_uniform(4.0);
         let path = vs / name;
-        (path.var("coef", &[maps], init), path.var("bias", &[maps], init))
+        (
+            path.var("coef", &[maps], init),
+            path.var("bias", &[maps], init),
+        )
     };
     let (s2_coef, s2_bias) = sub("s2", 6);
     let (s4_coef, s4_bias) = sub("s4", 16);
@@ -125,7 +179,16 @@ pub fn lenet1998(vs: &nn::Path) -> LeNet1998 {
         s4_coef,
         s4_bias,
         c5: conv("c5", 16, 120, 16.0 * 25.0),
-        f6: nn::linear(vs / "f6", 120, 84, nn::LinearConfig { ws_init: f6_init, bs_init: Some(f6_init), bias: true }),
+        f6: nn::linear(
+            vs / "f6",
+            120,
+            84,
+            nn::LinearConfig {
+                ws_init: f6_init,
+                bs_init: Some(f6_init),
+                bias: true,
+            },
+        ),
         rbf: {
             let rbf = (vs / "rbf").zeros_no_train("prototypes", &[10, 84]);
             tch::no_grad(|| rbf.shallow_clone().copy_(&prototypes()));
@@ -143,7 +206,9 @@ impl LeNet1998 {
 
     /// F6's output `[N, 84]` → RBF penalties `[N, 10]`: y_i = Σ_j (x_j − w_ij)².
     pub fn rbf_penalties(&self, f6: &Tensor) -> Tensor {
-        (f6.unsqueeze(1) - self.rbf.unsqueeze(0)).square().sum_dim_intlist([2].as_slice(), false, Kind::Float)
+        (f6.unsqueeze(1) - self.rbf.unsqueeze(0))
+            .square()
+            .sum_dim_intlist([2].as_slice(), false, Kind::Float)
     }
 }
 
@@ -177,6 +242,16 @@ impl ModuleT for LeNet1998 {
 /// summed) over the batch. It is cross-entropy over the logits [−j, −y_0, …, −y_9] with target D + 1.
 pub fn map_loss(neg_penalties: &Tensor, labels: &Tensor, reduction: tch::Reduction) -> Tensor {
     let n = neg_penalties.size()[0];
-    let rubbish = Tensor::full([n, 1], -MAP_J, (neg_penalties.kind(), neg_penalties.device()));
-    Tensor::cat(&[&rubbish, neg_penalties], 1).cross_entropy_loss::<Tensor>(&(labels + 1), None, reduction, -100, 0.0)
+    let rubbish = Tensor::full(
+        [n, 1],
+        -MAP_J,
+        (neg_penalties.kind(), neg_penalties.device()),
+    );
+    Tensor::cat(&[&rubbish, neg_penalties], 1).cross_entropy_loss::<Tensor>(
+        &(labels + 1),
+        None,
+        reduction,
+        -100,
+        0.0,
+    )
 }

@@ -35,14 +35,24 @@ impl MetricsWriter {
     /// Reopens `path` for appending after keeping only the rows with `epoch <= last_epoch` (a kill between
     /// writing a row and checkpointing its epoch leaves one row too many; that epoch is trained again).
     pub fn resume(path: &Path, last_epoch: usize) -> Result<Self> {
-        let kept: Vec<EpochRow> = read(path)?.into_iter().filter(|r| r.epoch <= last_epoch).collect();
+        let kept: Vec<EpochRow> = read(path)?
+            .into_iter()
+            .filter(|r| r.epoch <= last_epoch)
+            .collect();
         crate::checkpoint::write_atomic(path, &to_csv(&kept)?)?;
         Self::open_append(path)
     }
 
     fn open_append(path: &Path) -> Result<Self> {
-        let file = OpenOptions::new().append(true).open(path).with_context(|| format!("cannot open {}", path.display()))?;
-        Ok(Self { writer: csv::WriterBuilder::new().has_headers(false).from_writer(file) })
+        let file = OpenOptions::new()
+            .append(true)
+            .open(path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        Ok(Self {
+            writer: csv::WriterBuilder::new()
+                .has_headers(false)
+                .from_writer(file),
+        })
     }
 
     pub fn append(&mut self, row: &EpochRow) -> Result<()> {
@@ -52,11 +62,21 @@ impl MetricsWriter {
     }
 }
 
-const HEADER: [&str; 7] = ["epoch", "lr", "loss", "accuracy", "val_loss", "val_accuracy", "seconds"];
+const HEADER: [&str; 7] = [
+    "epoch",
+    "lr",
+    "loss",
+    "accuracy",
+    "val_loss",
+    "val_accuracy",
+    "seconds",
+];
 
 /// The CSV bytes of a header and `rows`.
 pub fn to_csv(rows: &[EpochRow]) -> Result<Vec<u8>> {
-    let mut writer = csv::WriterBuilder::new().has_headers(false).from_writer(vec![]);
+    let mut writer = csv::WriterBuilder::new()
+        .has_headers(false)
+        .from_writer(vec![]);
     writer.write_record(HEADER)?;
     for row in rows {
         writer.serialize(row)?;
@@ -66,7 +86,8 @@ pub fn to_csv(rows: &[EpochRow]) -> Result<Vec<u8>> {
 
 /// Reads every row of a metrics file.
 pub fn read(path: &Path) -> Result<Vec<EpochRow>> {
-    let mut reader = csv::Reader::from_path(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut reader =
+        csv::Reader::from_path(path).with_context(|| format!("cannot read {}", path.display()))?;
     reader
         .deserialize()
         .enumerate()

@@ -4,8 +4,8 @@
 
 use crate::config::{Activation, Dataset, Init, ModelConfig, Pooling, Variant};
 use crate::lenet1998::LeNet1998;
-use tch::nn::{self, ModuleT};
 use tch::Tensor;
+use tch::nn::{self, ModuleT};
 
 /// Layer sizes: conv 6@5×5 (padding 2, so 28×28 stays 28×28) → pool → conv 16@5×5 → pool → 120 → 84 → 10.
 pub const CONV1_CHANNELS: i64 = 6;
@@ -18,8 +18,16 @@ pub const CLASSES: i64 = 10;
 
 /// Parameter names in state-dict order, as PyTorch's `LeNet().state_dict()` lists them.
 pub const PARAMETER_NAMES: [&str; 10] = [
-    "conv1.weight", "conv1.bias", "conv2.weight", "conv2.bias", "fc1.weight", "fc1.bias",
-    "fc2.weight", "fc2.bias", "fc3.weight", "fc3.bias",
+    "conv1.weight",
+    "conv1.bias",
+    "conv2.weight",
+    "conv2.bias",
+    "fc1.weight",
+    "fc1.bias",
+    "fc2.weight",
+    "fc2.bias",
+    "fc3.weight",
+    "fc3.bias",
 ];
 
 #[derive(Debug)]
@@ -47,7 +55,10 @@ pub struct Input {
 }
 
 impl Input {
-    pub const MNIST: Input = Input { channels: 1, side: 28 };
+    pub const MNIST: Input = Input {
+        channels: 1,
+        side: 28,
+    };
 
     /// conv1's padding: 2 on 28×28 (so C1 stays 28×28, as in the seed), none on 32×32 (CIFAR-10, as LeNet-5
     /// was drawn for 32×32 inputs); both give 16×5×5 before fc1.
@@ -60,15 +71,34 @@ impl Input {
 pub fn lenet5_for(vs: &nn::Path, cfg: &ModelConfig, input: Input) -> LeNet5 {
     let conv = |name: &str, i, o, padding| {
         let (ws_init, bs_init) = inits(cfg.init, &[o, i, KERNEL, KERNEL]);
-        let c = nn::ConvConfig { padding, ws_init, bs_init, ..Default::default() };
+        let c = nn::ConvConfig {
+            padding,
+            ws_init,
+            bs_init,
+            ..Default::default()
+        };
         nn::conv2d(vs / name, i, o, KERNEL, c)
     };
     let linear = |name: &str, i, o| {
         let (ws_init, bs_init) = inits(cfg.init, &[o, i]);
-        nn::linear(vs / name, i, o, nn::LinearConfig { ws_init, bs_init: Some(bs_init), bias: true })
+        nn::linear(
+            vs / name,
+            i,
+            o,
+            nn::LinearConfig {
+                ws_init,
+                bs_init: Some(bs_init),
+                bias: true,
+            },
+        )
     };
     LeNet5 {
-        conv1: conv("conv1", input.channels, CONV1_CHANNELS, input.conv1_padding()),
+        conv1: conv(
+            "conv1",
+            input.channels,
+            CONV1_CHANNELS,
+            input.conv1_padding(),
+        ),
         conv1_padding: input.conv1_padding(),
         conv2: conv("conv2", CONV1_CHANNELS, CONV2_CHANNELS, 0),
         fc1: linear("fc1", FC1_IN, FC1_OUT),
@@ -86,20 +116,45 @@ fn inits(init: Init, dims: &[i64]) -> (nn::Init, nn::Init) {
     let fan_out = FanInOut::FanOut.for_weight_dims(dims) as f64;
     // Glorot & Bengio (2010): Var(w) = 2 / (fan_in + fan_out); uniform bound = sqrt(3·Var).
     let glorot_std = (2.0 / (fan_in + fan_out)).sqrt();
-    let he = |dist| nn::Init::Kaiming { dist, fan: FanInOut::FanIn, non_linearity: NonLinearity::ReLU };
+    let he = |dist| nn::Init::Kaiming {
+        dist,
+        fan: FanInOut::FanIn,
+        non_linearity: NonLinearity::ReLU,
+    };
     let zero = nn::Init::Const(0.0);
     match init {
         // PyTorch's own layer defaults (what the seed's "default" means; tch's differ): weights
         // kaiming_uniform(a=√5), i.e. uniform(±1/√fan_in), and biases uniform(±1/√fan_in).
         Init::Default => {
             let bound = 1.0 / fan_in.sqrt();
-            (nn::Init::Uniform { lo: -bound, up: bound }, nn::Init::Uniform { lo: -bound, up: bound })
+            (
+                nn::Init::Uniform {
+                    lo: -bound,
+                    up: bound,
+                },
+                nn::Init::Uniform {
+                    lo: -bound,
+                    up: bound,
+                },
+            )
         }
         Init::XavierUniform => {
             let bound = 3f64.sqrt() * glorot_std;
-            (nn::Init::Uniform { lo: -bound, up: bound }, zero)
+            (
+                nn::Init::Uniform {
+                    lo: -bound,
+                    up: bound,
+                },
+                zero,
+            )
         }
-        Init::XavierNormal => (nn::Init::Randn { mean: 0.0, stdev: glorot_std }, zero),
+        Init::XavierNormal => (
+            nn::Init::Randn {
+                mean: 0.0,
+                stdev: glorot_std,
+            },
+            zero,
+        ),
         Init::HeUniform => (he(NormalOrUniform::Uniform), zero),
         Init::HeNormal => (he(NormalOrUniform::Normal), zero),
     }
@@ -129,7 +184,14 @@ impl LeNet5 {
     /// same function (to float rounding) with 2.8× fewer multiply-adds, and the weights stay 5×5.
     pub fn conv_pool(&self, conv: &nn::Conv2D, xs: &Tensor, padding: i64) -> Tensor {
         match self.pooling {
-            Pooling::Avg => xs.conv2d(&pooled_kernel(&conv.ws), conv.bs.as_ref(), [2, 2], [padding, padding], [1, 1], 1),
+            Pooling::Avg => xs.conv2d(
+                &pooled_kernel(&conv.ws),
+                conv.bs.as_ref(),
+                [2, 2],
+                [padding, padding],
+                [1, 1],
+                1,
+            ),
             Pooling::Max => self.pool(xs.apply(conv)),
         }
     }
@@ -158,7 +220,13 @@ impl ModuleT for LeNet5 {
 /// Weight tensors (not biases), for the L1 penalty.
 impl LeNet5 {
     pub fn weights(&self) -> [&Tensor; 5] {
-        [&self.conv1.ws, &self.conv2.ws, &self.fc1.ws, &self.fc2.ws, &self.fc3.ws]
+        [
+            &self.conv1.ws,
+            &self.conv2.ws,
+            &self.fc1.ws,
+            &self.fc2.ws,
+            &self.fc3.ws,
+        ]
     }
 }
 
@@ -183,15 +251,40 @@ pub fn lenet5_modern(vs: &nn::Path, cfg: &ModelConfig, input: Input) -> ModernLe
     let conv = |name: &str, i, o, padding| {
         // No conv/fc biases: batch norm's shift replaces them.
         let (ws_init, _) = inits(cfg.init, &[o, i, KERNEL, KERNEL]);
-        nn::conv2d(vs / name, i, o, KERNEL, nn::ConvConfig { padding, ws_init, bias: false, ..Default::default() })
+        nn::conv2d(
+            vs / name,
+            i,
+            o,
+            KERNEL,
+            nn::ConvConfig {
+                padding,
+                ws_init,
+                bias: false,
+                ..Default::default()
+            },
+        )
     };
     let linear = |name: &str, i, o, bias| {
         let (ws_init, bs_init) = inits(cfg.init, &[o, i]);
-        nn::linear(vs / name, i, o, nn::LinearConfig { ws_init, bs_init: Some(bs_init), bias })
+        nn::linear(
+            vs / name,
+            i,
+            o,
+            nn::LinearConfig {
+                ws_init,
+                bs_init: Some(bs_init),
+                bias,
+            },
+        )
     };
     let bn = Default::default();
     ModernLeNet5 {
-        conv1: conv("conv1", input.channels, CONV1_CHANNELS, input.conv1_padding()),
+        conv1: conv(
+            "conv1",
+            input.channels,
+            CONV1_CHANNELS,
+            input.conv1_padding(),
+        ),
         bn1: nn::batch_norm2d(vs / "bn1", CONV1_CHANNELS, bn),
         conv2: conv("conv2", CONV1_CHANNELS, CONV2_CHANNELS, 0),
         bn2: nn::batch_norm2d(vs / "bn2", CONV2_CHANNELS, bn),
@@ -210,8 +303,16 @@ impl ModuleT for ModernLeNet5 {
         let xs = pool(xs.apply(&self.conv1).apply_t(&self.bn1, train).relu());
         let xs = pool(xs.apply(&self.conv2).apply_t(&self.bn2, train).relu());
         let xs = xs.flatten(1, -1).dropout(self.dropout, train);
-        let xs = xs.apply(&self.fc1).apply_t(&self.bn3, train).relu().dropout(self.dropout, train);
-        let xs = xs.apply(&self.fc2).apply_t(&self.bn4, train).relu().dropout(self.dropout, train);
+        let xs = xs
+            .apply(&self.fc1)
+            .apply_t(&self.bn3, train)
+            .relu()
+            .dropout(self.dropout, train);
+        let xs = xs
+            .apply(&self.fc2)
+            .apply_t(&self.bn4, train)
+            .relu()
+            .dropout(self.dropout, train);
         xs.apply(&self.fc3)
     }
 }
@@ -253,10 +354,18 @@ impl Net {
 
     /// The training objective on this network's outputs: cross-entropy (with label smoothing) on logits, or
     /// the 1998 paper's loss on its RBF outputs.
-    pub fn loss(&self, outputs: &Tensor, labels: &Tensor, label_smoothing: f64, reduction: tch::Reduction) -> Tensor {
+    pub fn loss(
+        &self,
+        outputs: &Tensor,
+        labels: &Tensor,
+        label_smoothing: f64,
+        reduction: tch::Reduction,
+    ) -> Tensor {
         match self {
             Net::Lecun1998(_) => crate::lenet1998::map_loss(outputs, labels, reduction),
-            _ => outputs.cross_entropy_loss::<Tensor>(labels, None, reduction, -100, label_smoothing),
+            _ => {
+                outputs.cross_entropy_loss::<Tensor>(labels, None, reduction, -100, label_smoothing)
+            }
         }
     }
 }

@@ -43,7 +43,10 @@ impl Optimizer {
     }
 
     /// Restores what [`Optimizer::state`] returned. Errors name the missing or mis-sized tensor.
-    pub fn load_state(&mut self, tensors: &std::collections::HashMap<String, Tensor>) -> std::result::Result<(), String> {
+    pub fn load_state(
+        &mut self,
+        tensors: &std::collections::HashMap<String, Tensor>,
+    ) -> std::result::Result<(), String> {
         match self {
             Optimizer::Torch(_) => Ok(()),
             Optimizer::FlatAdam(opt) => opt.load_state(tensors),
@@ -64,15 +67,37 @@ pub fn build_torch(vs: &nn::VarStore, cfg: &OptimizerConfig) -> Result<nn::Optim
     let [beta1, beta2] = cfg.betas;
     let (wd, eps) = (cfg.weight_decay, cfg.eps);
     let opt = match cfg.kind {
-        OptimizerKind::Sgd => {
-            nn::Sgd { momentum: cfg.momentum, dampening: 0.0, wd, nesterov: cfg.nesterov }.build(vs, cfg.lr)
+        OptimizerKind::Sgd => nn::Sgd {
+            momentum: cfg.momentum,
+            dampening: 0.0,
+            wd,
+            nesterov: cfg.nesterov,
         }
-        OptimizerKind::Adam => nn::Adam { beta1, beta2, wd, eps, amsgrad: cfg.amsgrad }.build(vs, cfg.lr),
-        OptimizerKind::Adamw => nn::AdamW { beta1, beta2, wd, eps, amsgrad: cfg.amsgrad }.build(vs, cfg.lr),
-        OptimizerKind::Rmsprop => {
-            nn::RmsProp { alpha: cfg.alpha, eps, wd, momentum: cfg.momentum, centered: cfg.centered }
-                .build(vs, cfg.lr)
+        .build(vs, cfg.lr),
+        OptimizerKind::Adam => nn::Adam {
+            beta1,
+            beta2,
+            wd,
+            eps,
+            amsgrad: cfg.amsgrad,
         }
+        .build(vs, cfg.lr),
+        OptimizerKind::Adamw => nn::AdamW {
+            beta1,
+            beta2,
+            wd,
+            eps,
+            amsgrad: cfg.amsgrad,
+        }
+        .build(vs, cfg.lr),
+        OptimizerKind::Rmsprop => nn::RmsProp {
+            alpha: cfg.alpha,
+            eps,
+            wd,
+            momentum: cfg.momentum,
+            centered: cfg.centered,
+        }
+        .build(vs, cfg.lr),
     };
     Ok(opt?)
 }
@@ -80,7 +105,13 @@ pub fn build_torch(vs: &nn::VarStore, cfg: &OptimizerConfig) -> Result<nn::Optim
 /// Makes every trainable variable of `vs` a view into one flat buffer; returns the variables and the buffer.
 fn flatten_parameters(vs: &nn::VarStore) -> (Vec<Tensor>, Tensor) {
     let mut params = vs.trainable_variables();
-    let flat = Tensor::cat(&params.iter().map(|p| p.detach().flatten(0, -1)).collect::<Vec<_>>(), 0);
+    let flat = Tensor::cat(
+        &params
+            .iter()
+            .map(|p| p.detach().flatten(0, -1))
+            .collect::<Vec<_>>(),
+        0,
+    );
     let mut offset = 0;
     tch::no_grad(|| {
         for p in params.iter_mut() {
@@ -149,10 +180,19 @@ impl FlatAdam {
         state
     }
 
-    pub fn load_state(&mut self, tensors: &std::collections::HashMap<String, Tensor>) -> std::result::Result<(), String> {
+    pub fn load_state(
+        &mut self,
+        tensors: &std::collections::HashMap<String, Tensor>,
+    ) -> std::result::Result<(), String> {
         let get = |name: &str, like: &Tensor| match tensors.get(name) {
-            Some(t) if t.size() == like.size() => Ok(t.to_device(like.device()).to_kind(like.kind())),
-            Some(t) => Err(format!("`{name}` has shape {:?}, expected {:?}", t.size(), like.size())),
+            Some(t) if t.size() == like.size() => {
+                Ok(t.to_device(like.device()).to_kind(like.kind()))
+            }
+            Some(t) => Err(format!(
+                "`{name}` has shape {:?}, expected {:?}",
+                t.size(),
+                like.size()
+            )),
             None => Err(format!("missing `{name}`")),
         };
         let exp_avg = get("exp_avg", &self.exp_avg)?;
@@ -177,13 +217,18 @@ impl FlatAdam {
             let bias_correction1 = 1.0 - self.beta1.powi(self.step);
             let bias_correction2 = 1.0 - self.beta2.powi(self.step);
             let _ = self.exp_avg.lerp_(&grad, 1.0 - self.beta1);
-            let _ = self.exp_avg_sq.g_mul_scalar_(self.beta2).addcmul_(&(&grad * (1.0 - self.beta2)), &grad);
+            let _ = self
+                .exp_avg_sq
+                .g_mul_scalar_(self.beta2)
+                .addcmul_(&(&grad * (1.0 - self.beta2)), &grad);
             let second = match &self.max_exp_avg_sq {
                 Some(max) => self.exp_avg_sq.maximum_out(max, max),
                 None => self.exp_avg_sq.shallow_clone(),
             };
             let denom = second.sqrt() / bias_correction2.sqrt() + self.eps;
-            let _ = self.flat.addcdiv_(&(&self.exp_avg * (-self.lr / bias_correction1)), &denom);
+            let _ = self
+                .flat
+                .addcdiv_(&(&self.exp_avg * (-self.lr / bias_correction1)), &denom);
         });
     }
 }
@@ -203,7 +248,13 @@ pub struct LrScheduler {
 impl LrScheduler {
     pub fn new(cfg: &LrSchedulerConfig, base_lr: f64) -> Self {
         let lr = piecewise_lr(cfg, 1).unwrap_or(base_lr);
-        Self { cfg: cfg.clone(), base_lr, lr, best: None, bad_epochs: 0 }
+        Self {
+            cfg: cfg.clone(),
+            base_lr,
+            lr,
+            best: None,
+            bad_epochs: 0,
+        }
     }
 
     /// Called after epoch `epoch` (1-based) with its monitored value; sets `self.lr` for epoch `epoch + 1`.
@@ -221,7 +272,10 @@ impl LrScheduler {
             }
             // PyTorch ReduceLROnPlateau with threshold 0: any strict improvement resets the count.
             SchedulerKind::Plateau => {
-                if self.best.is_none_or(|best| c.monitor.improves(monitored, best, 0.0)) {
+                if self
+                    .best
+                    .is_none_or(|best| c.monitor.improves(monitored, best, 0.0))
+                {
                     self.best = Some(monitored);
                     self.bad_epochs = 0;
                 } else {

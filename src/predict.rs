@@ -20,7 +20,8 @@ pub type Prepared = Vec<f32>;
 
 /// Reads and prepares `path`; the error names the file.
 pub fn load_image(path: &Path) -> Result<Prepared> {
-    let img = image::open(path).map_err(|e| UsageError::new(format!("{}: cannot read image ({e})", path.display())))?;
+    let img = image::open(path)
+        .map_err(|e| UsageError::new(format!("{}: cannot read image ({e})", path.display())))?;
     prepare(&img).map_err(|e| UsageError::new(format!("{}: {e}", path.display())))
 }
 
@@ -42,7 +43,10 @@ pub fn prepare(img: &image::DynamicImage) -> std::result::Result<Prepared, Strin
     // The background is what the border mostly is; a light background means dark ink: invert.
     let mut border: Vec<f32> = (0..w as usize)
         .flat_map(|x| [grey[x], grey[(h as usize - 1) * w as usize + x]])
-        .chain((0..h as usize).flat_map(|y| [grey[y * w as usize], grey[y * w as usize + w as usize - 1]]))
+        .chain(
+            (0..h as usize)
+                .flat_map(|y| [grey[y * w as usize], grey[y * w as usize + w as usize - 1]]),
+        )
         .collect();
     border.sort_by(f32::total_cmp);
     let background = border[border.len() / 2];
@@ -55,7 +59,8 @@ pub fn prepare(img: &image::DynamicImage) -> std::result::Result<Prepared, Strin
     if peak - background < 0.1 {
         return Err("no digit found (the image is blank or has no contrast)".into());
     }
-    grey.iter_mut().for_each(|v| *v = ((*v - background) / (peak - background)).clamp(0.0, 1.0));
+    grey.iter_mut()
+        .for_each(|v| *v = ((*v - background) / (peak - background)).clamp(0.0, 1.0));
 
     // Bounding box of the ink.
     let ink = |x: u32, y: u32| grey[(y * w + x) as usize] > 0.2;
@@ -63,11 +68,16 @@ pub fn prepare(img: &image::DynamicImage) -> std::result::Result<Prepared, Strin
     let ys: Vec<u32> = (0..h).filter(|&y| (0..w).any(|x| ink(x, y))).collect();
     let (x0, x1, y0, y1) = (xs[0], *xs.last().unwrap(), ys[0], *ys.last().unwrap());
     let (bw, bh) = (x1 - x0 + 1, y1 - y0 + 1);
-    let crop = ImageBuffer::<Luma<f32>, Vec<f32>>::from_fn(bw, bh, |x, y| Luma([grey[((y + y0) * w + x + x0) as usize]]));
+    let crop = ImageBuffer::<Luma<f32>, Vec<f32>>::from_fn(bw, bh, |x, y| {
+        Luma([grey[((y + y0) * w + x + x0) as usize]])
+    });
 
     // Longer side to 20 pixels, aspect ratio kept (anti-aliased, like MNIST's resampling).
     let scale = DIGIT_BOX as f32 / bw.max(bh) as f32;
-    let (sw, sh) = (((bw as f32 * scale).round() as u32).max(1), ((bh as f32 * scale).round() as u32).max(1));
+    let (sw, sh) = (
+        ((bw as f32 * scale).round() as u32).max(1),
+        ((bh as f32 * scale).round() as u32).max(1),
+    );
     let small = image::imageops::resize(&crop, sw, sh, image::imageops::FilterType::Triangle);
 
     // Centre of mass to the middle of the 28×28 field.
@@ -78,7 +88,9 @@ pub fn prepare(img: &image::DynamicImage) -> std::result::Result<Prepared, Strin
         cy += y as f32 * p.0[0];
     }
     let (cx, cy) = (cx / mass, cy / mass);
-    let place = |c: f32, len: u32| ((SIDE as f32 / 2.0 - c).round() as i64).clamp(0, (SIDE as u32 - len) as i64) as usize;
+    let place = |c: f32, len: u32| {
+        ((SIDE as f32 / 2.0 - c).round() as i64).clamp(0, (SIDE as u32 - len) as i64) as usize
+    };
     let (ox, oy) = (place(cx, sw), place(cy, sh));
     let mut out = vec![0.0f32; SIDE * SIDE];
     for (x, y, p) in small.enumerate_pixels() {
@@ -91,7 +103,9 @@ pub fn prepare(img: &image::DynamicImage) -> std::result::Result<Prepared, Strin
 /// `(mean, std)`.
 pub fn to_batch(images: &[Prepared], (mean, std): (f64, f64), device: Device) -> Tensor {
     let flat: Vec<f32> = images.iter().flatten().copied().collect();
-    ((Tensor::from_slice(&flat).view([images.len() as i64, 1, IMAGE_SIDE, IMAGE_SIDE]) - mean) / std).to_device(device)
+    ((Tensor::from_slice(&flat).view([images.len() as i64, 1, IMAGE_SIDE, IMAGE_SIDE]) - mean)
+        / std)
+        .to_device(device)
 }
 
 /// One image's answer.
@@ -114,9 +128,14 @@ pub fn classify(
     if images.is_empty() {
         return vec![];
     }
-    let probs = tch::no_grad(|| model.forward_t(&to_batch(images, mean_std, device), false).softmax(-1, Kind::Float));
+    let probs = tch::no_grad(|| {
+        model
+            .forward_t(&to_batch(images, mean_std, device), false)
+            .softmax(-1, Kind::Float)
+    });
     let (values, indices) = probs.topk(3, -1, true, true);
-    let values: Vec<Vec<f32>> = Vec::try_from(values.to_device(Device::Cpu)).expect("probabilities");
+    let values: Vec<Vec<f32>> =
+        Vec::try_from(values.to_device(Device::Cpu)).expect("probabilities");
     let indices: Vec<Vec<i64>> = Vec::try_from(indices.to_device(Device::Cpu)).expect("indices");
     files
         .iter()
@@ -131,7 +150,11 @@ pub fn classify(
 
 impl Prediction {
     pub fn to_text(&self) -> String {
-        let top: Vec<String> = self.top3.iter().map(|(d, p)| format!("{d}: {:.1}%", 100.0 * p)).collect();
+        let top: Vec<String> = self
+            .top3
+            .iter()
+            .map(|(d, p)| format!("{d}: {:.1}%", 100.0 * p))
+            .collect();
         format!("{}: {}  ({})", self.file, self.digit, top.join(", "))
     }
 }

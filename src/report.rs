@@ -27,17 +27,37 @@ pub fn load_run(path: &Path) -> Result<RunSummary> {
     let run = RunDir::open(path)?;
     let config = run.config()?;
     let metrics_path = run.file(checkpoint::METRICS_FILE);
-    let rows = if metrics_path.exists() { metrics::read(&metrics_path)? } else { vec![] };
-    let state = if run.file(checkpoint::STATE_FILE).exists() { Some(run.state()?) } else { None };
-    let test_path = run.file(checkpoint::TEST_FILE);
-    let test = if test_path.exists() {
-        let text = std::fs::read_to_string(&test_path)?;
-        Some(serde_json::from_str(&text).with_context(|| format!("{}: not a test result", test_path.display()))?)
+    let rows = if metrics_path.exists() {
+        metrics::read(&metrics_path)?
+    } else {
+        vec![]
+    };
+    let state = if run.file(checkpoint::STATE_FILE).exists() {
+        Some(run.state()?)
     } else {
         None
     };
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| path.display().to_string());
-    Ok(RunSummary { name, config, rows, state, test })
+    let test_path = run.file(checkpoint::TEST_FILE);
+    let test = if test_path.exists() {
+        let text = std::fs::read_to_string(&test_path)?;
+        Some(
+            serde_json::from_str(&text)
+                .with_context(|| format!("{}: not a test result", test_path.display()))?,
+        )
+    } else {
+        None
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.display().to_string());
+    Ok(RunSummary {
+        name,
+        config,
+        rows,
+        state,
+        test,
+    })
 }
 
 impl RunSummary {
@@ -50,7 +70,9 @@ impl RunSummary {
                 _ => "finished".to_string(),
             },
             (Some(s), _) if s.status.is_finished() => "finished, not tested".to_string(),
-            (Some(s), _) => format!("unfinished: {:?} after epoch {}", s.status, s.epoch).to_lowercase(),
+            (Some(s), _) => {
+                format!("unfinished: {:?} after epoch {}", s.status, s.epoch).to_lowercase()
+            }
         }
     }
 
@@ -86,20 +108,33 @@ pub fn render_table(runs: &[RunSummary], which: TableEpoch) -> String {
     for run in runs {
         let c = &run.config;
         let es = &c.trainer.early_stopping;
-        let early_stopping = if es.enabled { format!("patience {}", es.patience) } else { "No".to_string() };
+        let early_stopping = if es.enabled {
+            format!("patience {}", es.patience)
+        } else {
+            "No".to_string()
+        };
         let row = match which {
             TableEpoch::Best => run.best_row(),
             TableEpoch::Final => run.final_row(),
         };
         let (loss, acc, val_loss, val_acc) = match row {
-            Some(r) => (format!("{:.4}", r.loss), pct(r.accuracy), format!("{:.4}", r.val_loss), pct(r.val_accuracy)),
+            Some(r) => (
+                format!("{:.4}", r.loss),
+                pct(r.accuracy),
+                format!("{:.4}", r.val_loss),
+                pct(r.val_accuracy),
+            ),
             None => ("—".into(), "—".into(), "—".into(), "—".into()),
         };
         let epochs = match (which, row) {
             (TableEpoch::Best, Some(r)) => format!("{} (best {})", run.rows.len(), r.epoch),
             _ => run.rows.len().to_string(),
         };
-        let test = run.test.as_ref().map(|t| pct(t.accuracy)).unwrap_or_else(|| "—".into());
+        let test = run
+            .test
+            .as_ref()
+            .map(|t| pct(t.accuracy))
+            .unwrap_or_else(|| "—".into());
         out += &format!(
             "| {} | {early_stopping} | {} | {} | {} | {} | {} | {epochs} | {loss} | {acc} | {val_loss} | {val_acc} | {test} | {:.0} s | {} |\n",
             run.name,
@@ -142,7 +177,11 @@ fn optimizer_name(c: &Config) -> String {
         OptimizerKind::Sgd => format!("SGD (lr {}, momentum {})", o.lr, o.momentum),
         OptimizerKind::Adam | OptimizerKind::Adamw => format!(
             "{} (lr {}{})",
-            if o.kind == OptimizerKind::Adam { "Adam" } else { "AdamW" },
+            if o.kind == OptimizerKind::Adam {
+                "Adam"
+            } else {
+                "AdamW"
+            },
             o.lr,
             if o.amsgrad { ", amsgrad" } else { "" }
         ),
@@ -186,18 +225,28 @@ fn points(rows: &[EpochRow], value: impl Fn(&EpochRow) -> f64) -> Vec<(f64, f64)
 
 /// Train and validation loss and accuracy of one run.
 pub fn curves(run: &RunSummary) -> Vec<Panel> {
-    let line = |label: &str, color, f: fn(&EpochRow) -> f64| Series { label: label.into(), points: points(&run.rows, f), color };
+    let line = |label: &str, color, f: fn(&EpochRow) -> f64| Series {
+        label: label.into(),
+        points: points(&run.rows, f),
+        color,
+    };
     vec![
         Panel {
             title: format!("{}: loss", run.name),
             y_label: "cross-entropy",
-            series: vec![line("train", COLORS[0], |r| r.loss), line("validation", COLORS[1], |r| r.val_loss)],
+            series: vec![
+                line("train", COLORS[0], |r| r.loss),
+                line("validation", COLORS[1], |r| r.val_loss),
+            ],
             legend: SeriesLabelPosition::UpperRight,
         },
         Panel {
             title: format!("{}: accuracy", run.name),
             y_label: "accuracy",
-            series: vec![line("train", COLORS[0], |r| r.accuracy), line("validation", COLORS[1], |r| r.val_accuracy)],
+            series: vec![
+                line("train", COLORS[0], |r| r.accuracy),
+                line("validation", COLORS[1], |r| r.val_accuracy),
+            ],
             legend: SeriesLabelPosition::LowerRight,
         },
     ]
@@ -208,7 +257,11 @@ pub fn overlay(runs: &[RunSummary]) -> Vec<Panel> {
     let lines = |f: fn(&EpochRow) -> f64| -> Vec<Series> {
         runs.iter()
             .enumerate()
-            .map(|(i, r)| Series { label: r.name.clone(), points: points(&r.rows, f), color: COLORS[i % COLORS.len()] })
+            .map(|(i, r)| Series {
+                label: r.name.clone(),
+                points: points(&r.rows, f),
+                color: COLORS[i % COLORS.len()],
+            })
             .collect()
     };
     vec![
@@ -234,10 +287,22 @@ pub fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, panels: &[Panel])
     root.fill(&WHITE).map_err(err)?;
     let areas = root.split_evenly((1, panels.len().max(1)));
     for (panel, area) in panels.iter().zip(&areas) {
-        let all = || panel.series.iter().flat_map(|s| s.points.iter()).filter(|p| p.1.is_finite());
+        let all = || {
+            panel
+                .series
+                .iter()
+                .flat_map(|s| s.points.iter())
+                .filter(|p| p.1.is_finite())
+        };
         let x_max = all().map(|p| p.0).fold(1.0f64, f64::max);
-        let (y_min, y_max) = all().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| (lo.min(p.1), hi.max(p.1)));
-        let (y_min, y_max) = if y_min.is_finite() { (y_min, y_max) } else { (0.0, 1.0) };
+        let (y_min, y_max) = all().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| {
+            (lo.min(p.1), hi.max(p.1))
+        });
+        let (y_min, y_max) = if y_min.is_finite() {
+            (y_min, y_max)
+        } else {
+            (0.0, 1.0)
+        };
         let pad = ((y_max - y_min) * 0.05).max(1e-4);
         let mut chart = ChartBuilder::on(area)
             .caption(&panel.title, ("sans-serif", 18))
@@ -257,10 +322,15 @@ pub fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, panels: &[Panel])
         for s in &panel.series {
             let color = s.color;
             chart
-                .draw_series(LineSeries::new(s.points.iter().copied().filter(|p| p.1.is_finite()), color.stroke_width(2)))
+                .draw_series(LineSeries::new(
+                    s.points.iter().copied().filter(|p| p.1.is_finite()),
+                    color.stroke_width(2),
+                ))
                 .map_err(err)?
                 .label(s.label.as_str())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
+                });
         }
         chart
             .configure_series_labels()
@@ -325,7 +395,10 @@ pub fn write_report(runs: &[RunSummary], out: &Path, command: &str) -> Result<Ve
         Ok(())
     };
     let overlay_panels = overlay(runs);
-    write("overlay.svg", render_svg(&overlay_panels, OVERLAY_SIZE)?.as_bytes())?;
+    write(
+        "overlay.svg",
+        render_svg(&overlay_panels, OVERLAY_SIZE)?.as_bytes(),
+    )?;
     write("overlay.png", &render_png(&overlay_panels, OVERLAY_SIZE)?)?;
     let mut md = format!(
         "# lenet5 report\n\nGenerated by `{command}`. Test accuracy is that of the best checkpoint (by the run's \
@@ -337,9 +410,16 @@ pub fn write_report(runs: &[RunSummary], out: &Path, command: &str) -> Result<Ve
     for run in runs {
         let panels = curves(run);
         let stem = format!("{}-curves", run.name);
-        write(&format!("{stem}.svg"), render_svg(&panels, CURVES_SIZE)?.as_bytes())?;
+        write(
+            &format!("{stem}.svg"),
+            render_svg(&panels, CURVES_SIZE)?.as_bytes(),
+        )?;
         write(&format!("{stem}.png"), &render_png(&panels, CURVES_SIZE)?)?;
-        md += &format!("### {}\n\n{}\n\n![{stem}]({stem}.svg)\n\n", run.name, run.status());
+        md += &format!(
+            "### {}\n\n{}\n\n![{stem}]({stem}.svg)\n\n",
+            run.name,
+            run.status()
+        );
     }
     write("report.md", md.as_bytes())?;
     Ok(written)

@@ -57,10 +57,16 @@ pub fn train(config: &Config, new_run: &NewRun, interrupt: &Interrupt) -> Result
 
 /// Continues the run in `run_dir` from its last completed epoch; `overrides` (e.g. more epochs) are applied
 /// over its saved config.
-pub fn resume(run_dir: &std::path::Path, overrides: &[String], interrupt: &Interrupt) -> Result<TrainOutcome> {
+pub fn resume(
+    run_dir: &std::path::Path,
+    overrides: &[String],
+    interrupt: &Interrupt,
+) -> Result<TrainOutcome> {
     let run = RunDir::open(run_dir)?;
     let config = crate::config::apply_overrides(run.config()?, overrides)?;
-    config.validate().map_err(|e| crate::UsageError::new(format!("{}: {e}", run_dir.display())))?;
+    config
+        .validate()
+        .map_err(|e| crate::UsageError::new(format!("{}: {e}", run_dir.display())))?;
     let mut state = run.state()?;
     if state.status.is_finished() && state.epoch >= config.trainer.epochs {
         bail!(crate::UsageError(format!(
@@ -75,7 +81,11 @@ pub fn resume(run_dir: &std::path::Path, overrides: &[String], interrupt: &Inter
     run.write_config(&config)?;
     let metrics = MetricsWriter::resume(&run.file(checkpoint::METRICS_FILE), state.epoch)?;
     state.status = RunStatus::Running;
-    eprintln!("resuming {} after epoch {}", run.path.display(), state.epoch);
+    eprintln!(
+        "resuming {} after epoch {}",
+        run.path.display(),
+        state.epoch
+    );
     let weights = run.file(checkpoint::LAST_WEIGHTS);
     Trainer::new(&config, device, run, state, metrics, Some(&weights))?.run(&data, interrupt)
 }
@@ -135,22 +145,39 @@ impl<'a> Trainer<'a> {
         if weights.is_some() {
             match run.load_tensors(checkpoint::OPTIMIZER_STATE)? {
                 Some(tensors) => opt.load_state(&tensors).map_err(|e| {
-                    crate::UsageError::new(format!("{}: {e}", run.file(checkpoint::OPTIMIZER_STATE).display()))
+                    crate::UsageError::new(format!(
+                        "{}: {e}",
+                        run.file(checkpoint::OPTIMIZER_STATE).display()
+                    ))
                 })?,
                 None if opt.state().is_some() => {
-                    eprintln!("note: no {} in the run; the optimizer restarts from zero state", checkpoint::OPTIMIZER_STATE)
+                    eprintln!(
+                        "note: no {} in the run; the optimizer restarts from zero state",
+                        checkpoint::OPTIMIZER_STATE
+                    )
                 }
                 None => {}
             }
         }
-        Ok(Self { config, vs, net, opt, run, state, metrics })
+        Ok(Self {
+            config,
+            vs,
+            net,
+            opt,
+            run,
+            state,
+            metrics,
+        })
     }
 
     fn run(mut self, data: &Mnist, interrupt: &Interrupt) -> Result<TrainOutcome> {
         let t = &self.config.trainer;
         let monitor = t.early_stopping.monitor;
         if data.validation.is_empty() {
-            eprintln!("note: data.validation_split is 0, so best checkpoint and early stopping use the training {}", monitor.name());
+            eprintln!(
+                "note: data.validation_split is 0, so best checkpoint and early stopping use the training {}",
+                monitor.name()
+            );
         }
         while self.state.epoch < t.epochs {
             let epoch = self.state.epoch + 1;
@@ -159,7 +186,9 @@ impl<'a> Trainer<'a> {
             let started = Instant::now();
             let (loss, accuracy) = match self.train_epoch(&data.train, epoch, interrupt) {
                 EpochEnd::Done { loss, accuracy } => (loss, accuracy),
-                EpochEnd::Interrupted { exit_code, batch } => return Err(self.interrupted(epoch, batch, exit_code)),
+                EpochEnd::Interrupted { exit_code, batch } => {
+                    return Err(self.interrupted(epoch, batch, exit_code));
+                }
                 EpochEnd::Diverged { batch } => return Err(self.diverged(epoch, batch, lr)),
             };
             let (val_loss, val_accuracy) = if data.validation.is_empty() {
@@ -169,19 +198,36 @@ impl<'a> Trainer<'a> {
                 (v.loss, v.accuracy)
             };
             let seconds = started.elapsed().as_secs_f64();
-            let row = EpochRow { epoch, lr, loss, accuracy, val_loss, val_accuracy, seconds };
-            self.metrics.append(&row).context("cannot append to metrics.csv")?;
+            let row = EpochRow {
+                epoch,
+                lr,
+                loss,
+                accuracy,
+                val_loss,
+                val_accuracy,
+                seconds,
+            };
+            self.metrics
+                .append(&row)
+                .context("cannot append to metrics.csv")?;
             let monitored = match monitor {
                 Monitor::ValLoss => val_loss,
                 Monitor::ValAccuracy => val_accuracy,
             };
-            let improved = record_epoch(&mut self.state, &t.early_stopping, epoch, monitored, seconds);
+            let improved = record_epoch(
+                &mut self.state,
+                &t.early_stopping,
+                epoch,
+                monitored,
+                seconds,
+            );
             if improved {
                 self.run.save_weights(&self.vs, checkpoint::BEST_WEIGHTS)?;
             }
             self.save_last()?;
             if t.save_period > 0 && epoch % t.save_period == 0 {
-                self.run.save_weights(&self.vs, &format!("epoch-{epoch}.safetensors"))?;
+                self.run
+                    .save_weights(&self.vs, &format!("epoch-{epoch}.safetensors"))?;
             }
             let stop = should_stop(&self.state, &t.early_stopping);
             if stop {
@@ -222,14 +268,21 @@ impl<'a> Trainer<'a> {
         let augment = &self.config.data.augment;
         // Background (raw pixel 0) after per-channel standardisation.
         let (mean, std) = self.config.data.dataset.mean_std();
-        let background = crate::data::standardise(&Tensor::zeros([1, mean.len() as i64, 1, 1], (Kind::Float, device)), mean, std);
+        let background = crate::data::standardise(
+            &Tensor::zeros([1, mean.len() as i64, 1, 1], (Kind::Float, device)),
+            mean,
+            std,
+        );
         let batch_losses = Tensor::zeros([batches as i64], (Kind::Float, device));
         let mut correct = Tensor::zeros([], (Kind::Int64, device));
         let progress = progress_bar(batches as u64, epoch, self.config.trainer.epochs);
         for b in 0..batches {
             if let Some(exit_code) = interrupt.requested() {
                 progress.abandon();
-                return EpochEnd::Interrupted { exit_code, batch: b };
+                return EpochEnd::Interrupted {
+                    exit_code,
+                    batch: b,
+                };
             }
             let start = b as i64 * batch_size;
             let idx = order.narrow(0, start, batch_size.min(n - start));
@@ -240,7 +293,11 @@ impl<'a> Trainer<'a> {
             let ys = train.labels.index_select(0, &idx);
             let logits = self.net.forward_t(&xs, true);
             let data_loss = self.net.loss(&logits, &ys, smoothing, tch::Reduction::Mean);
-            let loss = if l1 > 0.0 { &data_loss + l1_penalty(&self.net) * l1 } else { data_loss.shallow_clone() };
+            let loss = if l1 > 0.0 {
+                &data_loss + l1_penalty(&self.net) * l1
+            } else {
+                data_loss.shallow_clone()
+            };
             self.opt.backward_step(&loss);
             tch::no_grad(|| {
                 batch_losses.get(b as i64).copy_(&data_loss);
@@ -259,7 +316,8 @@ impl<'a> Trainer<'a> {
         let last_len = n - (batches as i64 - 1) * batch_size;
         let weights = Tensor::full([batches as i64], batch_size as f64, (Kind::Float, device));
         let _ = weights.get(batches as i64 - 1).fill_(last_len as f64);
-        let loss = f64::try_from((batch_losses * weights).sum(Kind::Double)).expect("scalar") / n as f64;
+        let loss =
+            f64::try_from((batch_losses * weights).sum(Kind::Double)).expect("scalar") / n as f64;
         let accuracy = i64::try_from(correct).expect("scalar") as f64 / n as f64;
         EpochEnd::Done { loss, accuracy }
     }
@@ -296,7 +354,11 @@ impl<'a> Trainer<'a> {
             return e;
         }
         let best = if self.state.best_epoch > 0 {
-            format!("the best checkpoint (epoch {}) is kept in {}", self.state.best_epoch, self.run.path.display())
+            format!(
+                "the best checkpoint (epoch {}) is kept in {}",
+                self.state.best_epoch,
+                self.run.path.display()
+            )
         } else {
             "no epoch completed, so there is no checkpoint".to_string()
         };
@@ -310,16 +372,31 @@ impl<'a> Trainer<'a> {
     fn finish(mut self, data: &Mnist) -> Result<TrainOutcome> {
         checkpoint::load_weights(&mut self.vs, &self.run.file(checkpoint::BEST_WEIGHTS))?;
         let test = evaluate::evaluate(&self.net, &data.test);
-        crate::checkpoint::write_atomic(&self.run.file(checkpoint::TEST_FILE), serde_json::to_string_pretty(&test)?.as_bytes())?;
-        Ok(TrainOutcome { run: self.run, state: self.state, test })
+        crate::checkpoint::write_atomic(
+            &self.run.file(checkpoint::TEST_FILE),
+            serde_json::to_string_pretty(&test)?.as_bytes(),
+        )?;
+        Ok(TrainOutcome {
+            run: self.run,
+            state: self.state,
+            test,
+        })
     }
 }
 
 /// Updates best/early-stopping/scheduler state after `epoch` with its monitored value. Returns whether it
 /// is the new best. Ties are not improvements (the earlier epoch stays best), and neither is a gain of
 /// `min_delta` or less.
-pub fn record_epoch(s: &mut TrainState, es: &EarlyStoppingConfig, epoch: usize, monitored: f64, seconds: f64) -> bool {
-    let improved = s.best_value.is_none_or(|best| es.monitor.improves(monitored, best, es.min_delta));
+pub fn record_epoch(
+    s: &mut TrainState,
+    es: &EarlyStoppingConfig,
+    epoch: usize,
+    monitored: f64,
+    seconds: f64,
+) -> bool {
+    let improved = s
+        .best_value
+        .is_none_or(|best| es.monitor.improves(monitored, best, es.min_delta));
     if improved {
         s.best_value = Some(monitored);
         s.best_epoch = epoch;
@@ -353,21 +430,35 @@ pub fn initial_state(config: &Config) -> TrainState {
 
 /// λ-free L1 term: Σ|w| over the model's weight tensors.
 pub fn l1_penalty(net: &Net) -> Tensor {
-    net.weights().iter().map(|w| w.abs().sum(Kind::Float)).reduce(|a, b| a + b).expect("five weights")
+    net.weights()
+        .iter()
+        .map(|w| w.abs().sum(Kind::Float))
+        .reduce(|a, b| a + b)
+        .expect("five weights")
 }
 
 /// Index of the first non-finite value among the first `len` entries (one host read).
 fn first_non_finite(values: &Tensor, len: usize) -> Option<usize> {
-    let bad = values.narrow(0, 0, len as i64).isfinite().logical_not().nonzero();
-    if bad.size()[0] == 0 { None } else { Some(i64::try_from(bad.get(0).get(0)).expect("index") as usize) }
+    let bad = values
+        .narrow(0, 0, len as i64)
+        .isfinite()
+        .logical_not()
+        .nonzero();
+    if bad.size()[0] == 0 {
+        None
+    } else {
+        Some(i64::try_from(bad.get(0).get(0)).expect("index") as usize)
+    }
 }
 
 fn progress_bar(batches: u64, epoch: usize, epochs: usize) -> ProgressBar {
     let bar = ProgressBar::new(batches);
     bar.set_style(
-        ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} batches, {per_sec}, eta {eta}")
-            .expect("valid template")
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "epoch {prefix} [{bar:30}] {pos}/{len} batches, {per_sec}, eta {eta}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
     );
     bar.set_prefix(format!("{epoch}/{epochs}"));
     bar

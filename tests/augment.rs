@@ -10,9 +10,18 @@ fn identity_at_zero_deterministic_under_a_seed() {
     let xs = Tensor::randn([6, 1, 28, 28], (Kind::Float, Device::Cpu));
     let same = distort(&xs, &AugmentConfig::default());
     let diff = f64::try_from((&same - &xs).abs().max()).unwrap();
-    assert!(diff < 1e-5, "zero strength must not change the images: {diff}");
+    assert!(
+        diff < 1e-5,
+        "zero strength must not change the images: {diff}"
+    );
 
-    let cfg = AugmentConfig { translate: 2.0, scale: 0.15, squeeze: 0.15, shear: 0.2, rotate: 10.0 };
+    let cfg = AugmentConfig {
+        translate: 2.0,
+        scale: 0.15,
+        squeeze: 0.15,
+        shear: 0.2,
+        rotate: 10.0,
+    };
     tch::manual_seed(42);
     let a = distort(&xs, &cfg);
     tch::manual_seed(42);
@@ -30,6 +39,22 @@ fn identity_at_zero_deterministic_under_a_seed() {
     let _ = img.narrow(2, 10, 8).narrow(3, 10, 8).fill_(2.0);
     let shifted = distort(&img, &AugmentConfig::default());
     assert!(f64::try_from((&shifted - &img).abs().max()).unwrap() < 1e-5);
-    let corner = f64::try_from(distort(&img, &AugmentConfig { rotate: 30.0, ..Default::default() }).get(0).get(0).get(0).get(0)).unwrap();
-    assert!((corner - background).abs() < 1e-5, "corners rotated in from outside are background: {corner}");
+    let corner = f64::try_from(
+        distort(
+            &img,
+            &AugmentConfig {
+                rotate: 30.0,
+                ..Default::default()
+            },
+        )
+        .get(0)
+        .get(0)
+        .get(0)
+        .get(0),
+    )
+    .unwrap();
+    assert!(
+        (corner - background).abs() < 1e-5,
+        "corners rotated in from outside are background: {corner}"
+    );
 }

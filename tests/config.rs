@@ -4,7 +4,10 @@ use std::path::Path;
 
 fn err(yaml: &str, overrides: &[&str]) -> String {
     let overrides: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
-    format!("{:#}", config::from_yaml_str(yaml, "test.yaml", &overrides).unwrap_err())
+    format!(
+        "{:#}",
+        config::from_yaml_str(yaml, "test.yaml", &overrides).unwrap_err()
+    )
 }
 
 #[test]
@@ -18,34 +21,69 @@ fn every_shipped_config_parses() {
             count += 1;
         }
     }
-    assert!(count >= 12, "expected the seed's 7 rows and the extra configs, found {count}");
+    assert!(
+        count >= 12,
+        "expected the seed's 7 rows and the extra configs, found {count}"
+    );
     let sigmoid = config::load(&dir.join("sigmoid_adam.yaml"), &[]).unwrap();
     assert_eq!(sigmoid.model.activation, Activation::Sigmoid);
     assert_eq!(sigmoid.optimizer.kind, OptimizerKind::Adam);
     assert!(sigmoid.optimizer.amsgrad && sigmoid.trainer.early_stopping.enabled);
-    assert_eq!((sigmoid.lr_scheduler.step_size, sigmoid.lr_scheduler.gamma), (50, 0.1));
+    assert_eq!(
+        (sigmoid.lr_scheduler.step_size, sigmoid.lr_scheduler.gamma),
+        (50, 0.1)
+    );
 }
 
 #[test]
 fn defaults_then_file_then_overrides() {
     let c = config::from_yaml_str("", "empty", &[]).unwrap();
     assert_eq!(c, lenet5::Config::default());
-    assert_eq!((c.data.batch_size, c.trainer.epochs, c.trainer.seed), (128, 100, 123));
+    assert_eq!(
+        (c.data.batch_size, c.trainer.epochs, c.trainer.seed),
+        (128, 100, 123)
+    );
     let yaml = "optimizer:\n  lr: 0.01\nmodel:\n  pooling: max\n";
-    let c = config::from_yaml_str(yaml, "f", &["optimizer.lr=0.5".into(), "trainer.device=cpu".into()]).unwrap();
+    let c = config::from_yaml_str(
+        yaml,
+        "f",
+        &["optimizer.lr=0.5".into(), "trainer.device=cpu".into()],
+    )
+    .unwrap();
     assert_eq!(c.optimizer.lr, 0.5, "the override wins over the file");
-    assert_eq!(c.model.pooling, Pooling::Max, "the file wins over the default");
+    assert_eq!(
+        c.model.pooling,
+        Pooling::Max,
+        "the file wins over the default"
+    );
     assert_eq!(c.trainer.device, "cpu");
-    let c = config::from_yaml_str("", "f", &["lr_scheduler.type=plateau".into(), "lr_scheduler.monitor=val_accuracy".into()]).unwrap();
-    assert_eq!((c.lr_scheduler.kind, c.lr_scheduler.monitor), (SchedulerKind::Plateau, Monitor::ValAccuracy));
+    let c = config::from_yaml_str(
+        "",
+        "f",
+        &[
+            "lr_scheduler.type=plateau".into(),
+            "lr_scheduler.monitor=val_accuracy".into(),
+        ],
+    )
+    .unwrap();
+    assert_eq!(
+        (c.lr_scheduler.kind, c.lr_scheduler.monitor),
+        (SchedulerKind::Plateau, Monitor::ValAccuracy)
+    );
 }
 
 #[test]
 fn bad_configs_name_the_key_and_allowed_values() {
     let e = err("model:\n  activaton: relu\n", &[]);
-    assert!(e.contains("test.yaml") && e.contains("activaton") && e.contains("activation"), "{e}");
+    assert!(
+        e.contains("test.yaml") && e.contains("activaton") && e.contains("activation"),
+        "{e}"
+    );
     let e = err("model:\n  activation: swish\n", &[]);
-    assert!(e.contains("swish") && e.contains("sigmoid") && e.contains("relu") && e.contains("tanh"), "{e}");
+    assert!(
+        e.contains("swish") && e.contains("sigmoid") && e.contains("relu") && e.contains("tanh"),
+        "{e}"
+    );
     assert!(e.contains("line 2"), "YAML errors carry the line: {e}");
     let e = err("optimizer:\n  lr: fast\n", &[]);
     assert!(e.contains("lr") && e.contains("line 2"), "{e}");
@@ -54,26 +92,43 @@ fn bad_configs_name_the_key_and_allowed_values() {
     for (yaml, key) in [
         ("optimizer:\n  lr: 0\n", "optimizer.lr"),
         ("optimizer:\n  lr: -1\n", "optimizer.lr"),
-        ("optimizer:\n  weight_decay: -0.1\n", "optimizer.weight_decay"),
+        (
+            "optimizer:\n  weight_decay: -0.1\n",
+            "optimizer.weight_decay",
+        ),
         ("data:\n  batch_size: 0\n", "data.batch_size"),
         ("data:\n  validation_split: 1.0\n", "data.validation_split"),
         ("data:\n  validation_split: -0.1\n", "data.validation_split"),
         ("trainer:\n  epochs: 0\n", "trainer.epochs"),
-        ("trainer:\n  early_stopping:\n    patience: 0\n", "trainer.early_stopping.patience"),
+        (
+            "trainer:\n  early_stopping:\n    patience: 0\n",
+            "trainer.early_stopping.patience",
+        ),
         ("trainer:\n  device: gpu\n", "trainer.device"),
-        ("optimizer:\n  type: sgd\n  nesterov: true\n", "optimizer.nesterov"),
+        (
+            "optimizer:\n  type: sgd\n  nesterov: true\n",
+            "optimizer.nesterov",
+        ),
     ] {
         let e = err(yaml, &[]);
         assert!(e.contains(key) && e.contains("test.yaml"), "{yaml:?}: {e}");
     }
     // patience 0 is fine when early stopping is off.
-    config::from_yaml_str("trainer:\n  early_stopping:\n    enabled: false\n    patience: 0\n", "f", &[]).unwrap();
+    config::from_yaml_str(
+        "trainer:\n  early_stopping:\n    enabled: false\n    patience: 0\n",
+        "f",
+        &[],
+    )
+    .unwrap();
 }
 
 #[test]
 fn bad_overrides_name_the_override() {
     let e = err("", &["optimizer.learning_rate=0.1"]);
-    assert!(e.contains("--set optimizer.learning_rate=0.1") && e.contains("lr"), "{e}");
+    assert!(
+        e.contains("--set optimizer.learning_rate=0.1") && e.contains("lr"),
+        "{e}"
+    );
     let e = err("", &["optimizer.lr"]);
     assert!(e.contains("KEY=VALUE"), "{e}");
     let e = err("", &["optimizer.type=lbfgs"]);
@@ -87,7 +142,12 @@ fn resolved_config_round_trips_through_yaml() {
     // cuda:1 is a valid config value even without CUDA; only resolving the device checks that it exists.
     let c = config::from_yaml_str("", "f", &["trainer.device=\"cuda:1\"".into()]).unwrap();
     assert_eq!(c.trainer.device, "cuda:1");
-    let c = config::from_yaml_str("model:\n  init: he_normal\noptimizer:\n  betas: [0.8, 0.9]\n", "f", &[]).unwrap();
+    let c = config::from_yaml_str(
+        "model:\n  init: he_normal\noptimizer:\n  betas: [0.8, 0.9]\n",
+        "f",
+        &[],
+    )
+    .unwrap();
     let again = config::from_yaml_str(&c.to_yaml().unwrap(), "again", &[]).unwrap();
     assert_eq!(c, again);
 }

@@ -6,18 +6,34 @@ use lenet5::data::{self, IMAGES_MAGIC, LABELS_MAGIC};
 use tch::{Device, Kind, Tensor};
 
 fn cfg(dir: &std::path::Path, validation_split: f64, seed: u64) -> DataConfig {
-    DataConfig { dir: Some(dir.to_path_buf()), download: false, batch_size: 10, validation_split, seed, ..Default::default() }
+    DataConfig {
+        dir: Some(dir.to_path_buf()),
+        download: false,
+        batch_size: 10,
+        validation_split,
+        seed,
+        ..Default::default()
+    }
 }
 
 #[test]
 fn loads_normalises_and_splits() {
     let dir = scratch("data_load");
     write_mnist(&dir, 200, 50);
-    assert_eq!(data::check_idx(&dir.join("train-images-idx3-ubyte"), IMAGES_MAGIC).unwrap(), 200);
-    assert_eq!(data::check_idx(&dir.join("t10k-labels-idx1-ubyte"), LABELS_MAGIC).unwrap(), 50);
+    assert_eq!(
+        data::check_idx(&dir.join("train-images-idx3-ubyte"), IMAGES_MAGIC).unwrap(),
+        200
+    );
+    assert_eq!(
+        data::check_idx(&dir.join("t10k-labels-idx1-ubyte"), LABELS_MAGIC).unwrap(),
+        50
+    );
 
     let m = data::load(&cfg(&dir, 0.1, 1), Device::Cpu).unwrap();
-    assert_eq!((m.train.len(), m.validation.len(), m.test.len()), (180, 20, 50));
+    assert_eq!(
+        (m.train.len(), m.validation.len(), m.test.len()),
+        (180, 20, 50)
+    );
     assert_eq!(m.train.images.size(), [180, 1, 28, 28]);
     assert_eq!(m.test.labels.kind(), Kind::Int64);
 
@@ -28,7 +44,10 @@ fn loads_normalises_and_splits() {
     assert!((got - expected).abs() < 1e-5, "{got} vs {expected}");
     let labels = std::fs::read(dir.join("t10k-labels-idx1-ubyte")).unwrap();
     let first: Vec<i64> = Vec::try_from(m.test.labels.narrow(0, 0, 5)).unwrap();
-    assert_eq!(first, labels[8..13].iter().map(|&l| l as i64).collect::<Vec<_>>());
+    assert_eq!(
+        first,
+        labels[8..13].iter().map(|&l| l as i64).collect::<Vec<_>>()
+    );
 
     // The split is a seeded partition: the same seed gives the same split, another seed another one,
     // and train ∪ validation is every training label exactly once.
@@ -38,7 +57,9 @@ fn loads_normalises_and_splits() {
     assert!(!m.validation.images.equal(&other.validation.images));
     let all = Tensor::cat(&[&m.train.labels, &m.validation.labels], 0).bincount::<Tensor>(None, 10);
     let train_labels = std::fs::read(dir.join("train-labels-idx1-ubyte")).unwrap();
-    let counts = Tensor::from_slice(&train_labels[8..]).to_kind(Kind::Int64).bincount::<Tensor>(None, 10);
+    let counts = Tensor::from_slice(&train_labels[8..])
+        .to_kind(Kind::Int64)
+        .bincount::<Tensor>(None, 10);
     assert!(all.equal(&counts));
 
     let no_val = data::load(&cfg(&dir, 0.0, 1), Device::Cpu).unwrap();
@@ -52,13 +73,24 @@ fn bad_headers_are_errors_not_panics() {
     for (bytes, magic, needle) in [
         (idx_images(2, 28, 28, &[0; 100]), IMAGES_MAGIC, "truncated"),
         (idx_images(1, 28, 28, &[0; 784 + 1]), IMAGES_MAGIC, "longer"),
-        (idx_labels(3, &[1, 2, 10]), LABELS_MAGIC, "label 10 at index 2"),
-        (idx_labels(3, &[1, 2, 3]), IMAGES_MAGIC, "wrong magic number 2049"),
+        (
+            idx_labels(3, &[1, 2, 10]),
+            LABELS_MAGIC,
+            "label 10 at index 2",
+        ),
+        (
+            idx_labels(3, &[1, 2, 3]),
+            IMAGES_MAGIC,
+            "wrong magic number 2049",
+        ),
         (vec![0, 0, 8], LABELS_MAGIC, "truncated header"),
     ] {
         std::fs::write(&path, bytes).unwrap();
         let e = format!("{:#}", data::check_idx(&path, magic).unwrap_err());
-        assert!(e.contains(needle) && e.contains(path.to_str().unwrap()), "{e}");
+        assert!(
+            e.contains(needle) && e.contains(path.to_str().unwrap()),
+            "{e}"
+        );
     }
 }
 
@@ -67,16 +99,34 @@ fn fashion_mnist_reads_the_same_format_with_its_own_statistics() {
     use lenet5::config::Dataset;
     let dir = scratch("data_fashion");
     write_mnist(&dir, 100, 20);
-    let c = DataConfig { dataset: Dataset::FashionMnist, ..cfg(&dir, 0.0, 1) };
+    let c = DataConfig {
+        dataset: Dataset::FashionMnist,
+        ..cfg(&dir, 0.0, 1)
+    };
     let m = data::load(&c, Device::Cpu).unwrap();
     let raw = std::fs::read(dir.join("t10k-images-idx3-ubyte")).unwrap();
     let expected = (raw[16] as f64 / 255.0 - 0.2860) / 0.3530;
     let got = f64::try_from(m.test.images.get(0).get(0).get(0).get(0)).unwrap();
     assert!((got - expected).abs() < 1e-5, "{got} vs {expected}");
     // Without data.dir, the directory follows the dataset, and the error says how to fetch it.
-    let missing = DataConfig { dataset: Dataset::FashionMnist, download: false, ..Default::default() };
-    assert_eq!(missing.dir(), std::path::PathBuf::from("data/fashion-mnist"));
-    let Err(e) = data::load(&DataConfig { dir: Some(dir.join("nowhere")), ..missing }, Device::Cpu) else { panic!("loaded a missing dir") };
+    let missing = DataConfig {
+        dataset: Dataset::FashionMnist,
+        download: false,
+        ..Default::default()
+    };
+    assert_eq!(
+        missing.dir(),
+        std::path::PathBuf::from("data/fashion-mnist")
+    );
+    let Err(e) = data::load(
+        &DataConfig {
+            dir: Some(dir.join("nowhere")),
+            ..missing
+        },
+        Device::Cpu,
+    ) else {
+        panic!("loaded a missing dir")
+    };
     let e = format!("{e:#}");
     assert!(e.contains("--dataset fashion-mnist"), "{e}");
 }
@@ -86,9 +136,15 @@ fn cifar10_batches_load_with_per_channel_statistics() {
     use lenet5::config::Dataset;
     let dir = scratch("data_cifar");
     write_cifar(&dir, 20);
-    let c = DataConfig { dataset: Dataset::Cifar10, ..cfg(&dir, 0.1, 1) };
+    let c = DataConfig {
+        dataset: Dataset::Cifar10,
+        ..cfg(&dir, 0.1, 1)
+    };
     let m = data::load(&c, Device::Cpu).unwrap();
-    assert_eq!((m.train.len(), m.validation.len(), m.test.len()), (90, 10, 20));
+    assert_eq!(
+        (m.train.len(), m.validation.len(), m.test.len()),
+        (90, 10, 20)
+    );
     assert_eq!(m.test.images.size(), [20, 3, 32, 32]);
     // Test record 0 has label 5 (f = 5, i = 0): channel c is (5·20 + 40c)/255, standardised per channel.
     let labels: Vec<i64> = Vec::try_from(m.test.labels.narrow(0, 0, 1)).unwrap();
@@ -97,12 +153,20 @@ fn cifar10_batches_load_with_per_channel_statistics() {
     for ch in 0..3 {
         let expected = ((100.0 + 40.0 * ch as f64) / 255.0 - mean[ch]) / std[ch];
         let got = f64::try_from(m.test.images.get(0).get(ch as i64).get(5).get(7)).unwrap();
-        assert!((got - expected).abs() < 1e-5, "channel {ch}: {got} vs {expected}");
+        assert!(
+            (got - expected).abs() < 1e-5,
+            "channel {ch}: {got} vs {expected}"
+        );
     }
     // A batch that ends mid-record is named.
     let bytes = std::fs::read(dir.join("test_batch.bin")).unwrap();
     std::fs::write(dir.join("test_batch.bin"), &bytes[..bytes.len() - 7]).unwrap();
-    let Err(e) = data::load(&c, Device::Cpu) else { panic!("loaded a truncated batch") };
+    let Err(e) = data::load(&c, Device::Cpu) else {
+        panic!("loaded a truncated batch")
+    };
     let e = format!("{e:#}");
-    assert!(e.contains("test_batch.bin") && e.contains("3073-byte"), "{e}");
+    assert!(
+        e.contains("test_batch.bin") && e.contains("3073-byte"),
+        "{e}"
+    );
 }

@@ -6,29 +6,51 @@ use std::path::Path;
 fn setup(name: &str, extra: &str) -> (std::path::PathBuf, std::path::PathBuf) {
     let dir = scratch(name);
     write_mnist(&dir.join("data"), 300, 100);
-    std::fs::write(dir.join("tiny.yaml"), tiny_config(&dir.join("data"), &dir.join("runs"), extra)).unwrap();
+    std::fs::write(
+        dir.join("tiny.yaml"),
+        tiny_config(&dir.join("data"), &dir.join("runs"), extra),
+    )
+    .unwrap();
     (dir.clone(), dir.join("runs"))
 }
 
 fn csv_lines(run: &Path) -> Vec<String> {
-    std::fs::read_to_string(run.join("metrics.csv")).unwrap().lines().map(str::to_owned).collect()
+    std::fs::read_to_string(run.join("metrics.csv"))
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
 }
 
 /// The loss and accuracy columns only (seconds differ between runs).
 fn loss_columns(run: &Path) -> Vec<String> {
-    csv_lines(run).iter().map(|l| l.split(',').take(6).collect::<Vec<_>>().join(",")).collect()
+    csv_lines(run)
+        .iter()
+        .map(|l| l.split(',').take(6).collect::<Vec<_>>().join(","))
+        .collect()
 }
 
 #[test]
 fn train_writes_run_directory_and_test_reads_it() {
     let (dir, runs) = setup("e2e_train", "");
     let out = ok(lenet5(&dir, &["train", "tiny.yaml", "--epochs", "3"]));
-    assert!(out.contains("test: loss"), "train prints the test result:\n{out}");
+    assert!(
+        out.contains("test: loss"),
+        "train prints the test result:\n{out}"
+    );
     let run = only_run(&runs);
-    assert!(run.file_name().unwrap().to_string_lossy().starts_with("tiny-"));
+    assert!(
+        run.file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("tiny-")
+    );
 
     let lines = csv_lines(&run);
-    assert_eq!(lines[0], "epoch,lr,loss,accuracy,val_loss,val_accuracy,seconds");
+    assert_eq!(
+        lines[0],
+        "epoch,lr,loss,accuracy,val_loss,val_accuracy,seconds"
+    );
     assert_eq!(lines.len(), 1 + 3, "one row per epoch:\n{lines:#?}");
     for (i, line) in lines[1..].iter().enumerate() {
         assert!(line.starts_with(&format!("{},", i + 1)), "{line}");
@@ -43,18 +65,27 @@ fn train_writes_run_directory_and_test_reads_it() {
         assert_eq!(names, expected, "{file}");
     }
     let saved = lenet5::config::load(&run.join("config.yaml"), &[]).unwrap();
-    assert_eq!(saved.trainer.epochs, 3, "the resolved config includes the --epochs override");
+    assert_eq!(
+        saved.trainer.epochs, 3,
+        "the resolved config includes the --epochs override"
+    );
     assert!(run.join("test.json").is_file());
 
     // `test` defaults to the most recent run under runs/.
-    let out = ok(lenet5(&dir, &["test", "--runs-dir", runs.to_str().unwrap(), "--json"]));
+    let out = ok(lenet5(
+        &dir,
+        &["test", "--runs-dir", runs.to_str().unwrap(), "--json"],
+    ));
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["images"], 100);
     assert_eq!(v["confusion"].as_array().unwrap().len(), 10);
     let acc = v["accuracy"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&acc));
     let text = ok(lenet5(&dir, &["test", run.to_str().unwrap()]));
-    assert!(text.contains("top-3 accuracy") && text.contains("confusion matrix"), "{text}");
+    assert!(
+        text.contains("top-3 accuracy") && text.contains("confusion matrix"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -62,26 +93,58 @@ fn two_seeded_cpu_runs_give_identical_metrics() {
     let (dir, runs) = setup("e2e_determinism", "");
     ok(lenet5(&dir, &["train", "tiny.yaml", "--name", "a"]));
     ok(lenet5(&dir, &["train", "tiny.yaml", "--name", "b"]));
-    let mut found: Vec<_> = std::fs::read_dir(&runs).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut found: Vec<_> = std::fs::read_dir(&runs)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     found.sort();
     assert_eq!(loss_columns(&found[0]), loss_columns(&found[1]));
     // And a different seed really changes them, so the comparison above can fail.
-    ok(lenet5(&dir, &["train", "tiny.yaml", "--name", "c", "--seed", "7"]));
-    let c = std::fs::read_dir(&runs).unwrap().map(|e| e.unwrap().path()).find(|p| p.to_string_lossy().contains("/c-")).unwrap();
+    ok(lenet5(
+        &dir,
+        &["train", "tiny.yaml", "--name", "c", "--seed", "7"],
+    ));
+    let c = std::fs::read_dir(&runs)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().contains("/c-"))
+        .unwrap();
     assert_ne!(loss_columns(&found[0]), loss_columns(&c));
 }
 
 #[test]
 fn resume_continues_without_gaps_or_duplicates() {
     let (dir, runs) = setup("e2e_resume", "");
-    ok(lenet5(&dir, &["train", "tiny.yaml", "--epochs", "2", "--set", "trainer.early_stopping.enabled=false"]));
+    ok(lenet5(
+        &dir,
+        &[
+            "train",
+            "tiny.yaml",
+            "--epochs",
+            "2",
+            "--set",
+            "trainer.early_stopping.enabled=false",
+        ],
+    ));
     let run = only_run(&runs);
     let out = lenet5(&dir, &["train", "--resume", run.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(2), "a finished run is not resumed without more epochs: {}", stderr(&out));
-    ok(lenet5(&dir, &["train", "--resume", run.to_str().unwrap(), "--epochs", "4"]));
-    let epochs: Vec<String> = csv_lines(&run)[1..].iter().map(|l| l.split(',').next().unwrap().to_owned()).collect();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "a finished run is not resumed without more epochs: {}",
+        stderr(&out)
+    );
+    ok(lenet5(
+        &dir,
+        &["train", "--resume", run.to_str().unwrap(), "--epochs", "4"],
+    ));
+    let epochs: Vec<String> = csv_lines(&run)[1..]
+        .iter()
+        .map(|l| l.split(',').next().unwrap().to_owned())
+        .collect();
     assert_eq!(epochs, ["1", "2", "3", "4"]);
-    let state: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("state.json")).unwrap()).unwrap();
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("state.json")).unwrap()).unwrap();
     assert_eq!(state["epoch"], 4);
     assert_eq!(state["status"], "completed");
 }
@@ -90,28 +153,95 @@ fn resume_continues_without_gaps_or_duplicates() {
 fn trains_on_cifar10_with_three_input_channels() {
     let dir = scratch("e2e_cifar");
     write_cifar(&dir.join("cifar"), 40);
-    let yaml = tiny_config(&dir.join("cifar"), &dir.join("runs"), "").replace("data:\n", "data:\n  dataset: cifar10\n");
+    let yaml = tiny_config(&dir.join("cifar"), &dir.join("runs"), "")
+        .replace("data:\n", "data:\n  dataset: cifar10\n");
     std::fs::write(dir.join("cifar.yaml"), yaml).unwrap();
     for variant in ["lenet5", "lenet5_modern"] {
         let run_dir = format!("runs/{variant}");
-        ok(lenet5(&dir, &["train", "cifar.yaml", "--run-dir", &run_dir, "--set", &format!("model.variant={variant}")]));
-        let tensors = tch::Tensor::read_safetensors(dir.join(&run_dir).join("best.safetensors")).unwrap();
+        ok(lenet5(
+            &dir,
+            &[
+                "train",
+                "cifar.yaml",
+                "--run-dir",
+                &run_dir,
+                "--set",
+                &format!("model.variant={variant}"),
+            ],
+        ));
+        let tensors =
+            tch::Tensor::read_safetensors(dir.join(&run_dir).join("best.safetensors")).unwrap();
         let conv1 = tensors.iter().find(|(n, _)| n == "conv1.weight").unwrap();
-        assert_eq!(conv1.1.size(), [6, 3, 5, 5], "{variant}: conv1 takes 3 channels");
+        assert_eq!(
+            conv1.1.size(),
+            [6, 3, 5, 5],
+            "{variant}: conv1 takes 3 channels"
+        );
     }
-    let out = lenet5(&dir, &["train", "cifar.yaml", "--set", "model.variant=lenet5_1998"]);
-    assert_eq!(out.status.code(), Some(2), "the 1998 network is for 28×28 grey images: {}", stderr(&out));
+    let out = lenet5(
+        &dir,
+        &["train", "cifar.yaml", "--set", "model.variant=lenet5_1998"],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "the 1998 network is for 28×28 grey images: {}",
+        stderr(&out)
+    );
 }
 
 #[test]
 fn resumed_adam_run_matches_an_uninterrupted_one() {
     // Weights, Adam's moments, the scheduler and the per-epoch shuffles are all restored, so stopping after
     // epoch 2 and resuming gives the very same numbers as training 4 epochs straight.
-    let (dir, runs) = setup("e2e_resume_exact", "lr_scheduler:\n  type: step\n  step_size: 3\n  gamma: 0.5\n");
+    let (dir, runs) = setup(
+        "e2e_resume_exact",
+        "lr_scheduler:\n  type: step\n  step_size: 3\n  gamma: 0.5\n",
+    );
     let no_es = ["--set", "trainer.early_stopping.enabled=false"];
-    ok(lenet5(&dir, &[&["train", "tiny.yaml", "--run-dir", "runs/straight", "--epochs", "4"][..], &no_es].concat()));
-    ok(lenet5(&dir, &[&["train", "tiny.yaml", "--run-dir", "runs/resumed", "--epochs", "2"][..], &no_es].concat()));
+    ok(lenet5(
+        &dir,
+        &[
+            &[
+                "train",
+                "tiny.yaml",
+                "--run-dir",
+                "runs/straight",
+                "--epochs",
+                "4",
+            ][..],
+            &no_es,
+        ]
+        .concat(),
+    ));
+    ok(lenet5(
+        &dir,
+        &[
+            &[
+                "train",
+                "tiny.yaml",
+                "--run-dir",
+                "runs/resumed",
+                "--epochs",
+                "2",
+            ][..],
+            &no_es,
+        ]
+        .concat(),
+    ));
     assert!(runs.join("resumed/optimizer.safetensors").is_file());
-    ok(lenet5(&dir, &["train", "--resume", runs.join("resumed").to_str().unwrap(), "--epochs", "4"]));
-    assert_eq!(loss_columns(&runs.join("straight")), loss_columns(&runs.join("resumed")));
+    ok(lenet5(
+        &dir,
+        &[
+            "train",
+            "--resume",
+            runs.join("resumed").to_str().unwrap(),
+            "--epochs",
+            "4",
+        ],
+    ));
+    assert_eq!(
+        loss_columns(&runs.join("straight")),
+        loss_columns(&runs.join("resumed"))
+    );
 }

@@ -11,13 +11,26 @@ use std::time::{Duration, Instant};
 fn fails(dir: &Path, args: &[&str], code: i32, needles: &[&str]) {
     let out = lenet5(dir, args);
     let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(code), "{args:?}: wrong exit code; stderr:\n{err}");
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{args:?}: wrong exit code; stderr:\n{err}"
+    );
     let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
     let error_line = lines.last().copied().unwrap_or_default();
-    assert!(error_line.starts_with("Error: "), "{args:?}: last line is not an error:\n{err}");
-    assert!(!err.contains("panicked") && !err.contains("backtrace"), "{args:?}: panic:\n{err}");
+    assert!(
+        error_line.starts_with("Error: "),
+        "{args:?}: last line is not an error:\n{err}"
+    );
+    assert!(
+        !err.contains("panicked") && !err.contains("backtrace"),
+        "{args:?}: panic:\n{err}"
+    );
     for n in needles {
-        assert!(error_line.contains(n), "{args:?}: {n:?} not in the error:\n{err}");
+        assert!(
+            error_line.contains(n),
+            "{args:?}: {n:?} not in the error:\n{err}"
+        );
     }
 }
 
@@ -25,7 +38,11 @@ fn fails(dir: &Path, args: &[&str], code: i32, needles: &[&str]) {
 fn setup(name: &str) -> PathBuf {
     let dir = scratch(name);
     write_mnist(&dir.join("data"), 200, 50);
-    std::fs::write(dir.join("tiny.yaml"), tiny_config(&dir.join("data"), &dir.join("runs"), "")).unwrap();
+    std::fs::write(
+        dir.join("tiny.yaml"),
+        tiny_config(&dir.join("data"), &dir.join("runs"), ""),
+    )
+    .unwrap();
     dir
 }
 
@@ -41,12 +58,28 @@ fn bad_data_files_are_named() {
     let pixels = &good_images[16..];
     let cases: Vec<(&Path, Vec<u8>, &str)> = vec![
         (&images, idx_labels(200, &ys), "wrong magic number 2049"),
-        (&images, idx_images(200, 32, 32, &vec![0; 200 * 32 * 32]), "32x32"),
+        (
+            &images,
+            idx_images(200, 32, 32, &vec![0; 200 * 32 * 32]),
+            "32x32",
+        ),
         (&images, idx_images(300, 28, 28, pixels), "truncated"),
-        (&images, good_images[..good_images.len() - 100].to_vec(), "truncated"),
-        (&images, idx_images(100, 28, 28, pixels), "longer than its header says"),
+        (
+            &images,
+            good_images[..good_images.len() - 100].to_vec(),
+            "truncated",
+        ),
+        (
+            &images,
+            idx_images(100, 28, 28, pixels),
+            "longer than its header says",
+        ),
         (&images, good_images[..10].to_vec(), "truncated header"),
-        (&labels, idx_labels(200, &[&ys[..199], &[12u8][..]].concat()), "label 12 at index 199"),
+        (
+            &labels,
+            idx_labels(200, &[&ys[..199], &[12u8][..]].concat()),
+            "label 12 at index 199",
+        ),
         (&labels, idx_labels(150, &ys[..150]), "150 labels"),
     ];
     for (file, bytes, needle) in cases {
@@ -58,8 +91,16 @@ fn bad_data_files_are_named() {
         std::fs::write(&labels, &good_labels).unwrap();
     }
     std::fs::remove_file(data.join("t10k-labels-idx1-ubyte")).unwrap();
-    fails(&dir, &["train", "tiny.yaml"], 2, &["t10k-labels-idx1-ubyte", "scripts/fetch_mnist.py"]);
-    assert!(!dir.join("runs").exists(), "no run directory is made for bad input");
+    fails(
+        &dir,
+        &["train", "tiny.yaml"],
+        2,
+        &["t10k-labels-idx1-ubyte", "scripts/fetch_mnist.py"],
+    );
+    assert!(
+        !dir.join("runs").exists(),
+        "no run directory is made for bad input"
+    );
 }
 
 #[test]
@@ -72,36 +113,133 @@ fn bad_configs_and_flags_are_named() {
     write("model:\n  activation: [relu\n");
     fails(&dir, &["train", "bad.yaml"], 2, &["bad.yaml", "line"]);
     write("model:\n  activation: gelu\n");
-    fails(&dir, &["train", "bad.yaml"], 2, &["bad.yaml", "model.activation", "gelu", "sigmoid"]);
+    fails(
+        &dir,
+        &["train", "bad.yaml"],
+        2,
+        &["bad.yaml", "model.activation", "gelu", "sigmoid"],
+    );
     write("optimiser:\n  lr: 0.1\n");
-    fails(&dir, &["train", "bad.yaml"], 2, &["bad.yaml", "optimiser", "optimizer"]);
+    fails(
+        &dir,
+        &["train", "bad.yaml"],
+        2,
+        &["bad.yaml", "optimiser", "optimizer"],
+    );
     write("optimizer:\n  lr: \"fast\"\n");
-    fails(&dir, &["train", "bad.yaml"], 2, &["bad.yaml", "optimizer.lr"]);
-    fails(&dir, &["train", "tiny.yaml", "--lr", "0"], 2, &["optimizer.lr"]);
-    fails(&dir, &["train", "tiny.yaml", "--set", "data.validation_split=1"], 2, &["data.validation_split"]);
-    fails(&dir, &["train", "tiny.yaml", "--set", "optimizer.weight_decay=-1"], 2, &["optimizer.weight_decay"]);
-    fails(&dir, &["train", "tiny.yaml", "--epochs", "0"], 2, &["trainer.epochs"]);
-    fails(&dir, &["train", "tiny.yaml", "--set", "trainer.early_stopping.patience=0"], 2, &["patience"]);
-    fails(&dir, &["train", "tiny.yaml", "--batch-size", "0"], 2, &["data.batch_size"]);
-    fails(&dir, &["train", "tiny.yaml", "--batch-size", "5000"], 2, &["data.batch_size", "5000"]);
-    fails(&dir, &["train", "tiny.yaml", "--device", "tpu"], 2, &["trainer.device", "tpu", "cuda:N"]);
+    fails(
+        &dir,
+        &["train", "bad.yaml"],
+        2,
+        &["bad.yaml", "optimizer.lr"],
+    );
+    fails(
+        &dir,
+        &["train", "tiny.yaml", "--lr", "0"],
+        2,
+        &["optimizer.lr"],
+    );
+    fails(
+        &dir,
+        &["train", "tiny.yaml", "--set", "data.validation_split=1"],
+        2,
+        &["data.validation_split"],
+    );
+    fails(
+        &dir,
+        &["train", "tiny.yaml", "--set", "optimizer.weight_decay=-1"],
+        2,
+        &["optimizer.weight_decay"],
+    );
+    fails(
+        &dir,
+        &["train", "tiny.yaml", "--epochs", "0"],
+        2,
+        &["trainer.epochs"],
+    );
+    fails(
+        &dir,
+        &[
+            "train",
+            "tiny.yaml",
+            "--set",
+            "trainer.early_stopping.patience=0",
+        ],
+        2,
+        &["patience"],
+    );
+    fails(
+        &dir,
+        &["train", "tiny.yaml", "--batch-size", "0"],
+        2,
+        &["data.batch_size"],
+    );
+    fails(
+        &dir,
+        &["train", "tiny.yaml", "--batch-size", "5000"],
+        2,
+        &["data.batch_size", "5000"],
+    );
+    fails(
+        &dir,
+        &["train", "tiny.yaml", "--device", "tpu"],
+        2,
+        &["trainer.device", "tpu", "cuda:N"],
+    );
     if !tch::Cuda::is_available() {
-        fails(&dir, &["train", "tiny.yaml", "--device", "cuda"], 2, &["cuda", "no CUDA device"]);
+        fails(
+            &dir,
+            &["train", "tiny.yaml", "--device", "cuda"],
+            2,
+            &["cuda", "no CUDA device"],
+        );
     }
     fails(&dir, &["train", "missing.yaml"], 2, &["missing.yaml"]);
     let out = lenet5(&dir, &["train", "tiny.yaml", "--bogus"]);
-    assert_eq!(out.status.code(), Some(2), "clap's own usage errors exit 2 too");
-    let runs_under_a_file = format!("trainer.runs_dir={}", dir.join("tiny.yaml").join("runs").display());
-    fails(&dir, &["train", "tiny.yaml", "--set", &runs_under_a_file], 1, &["runs"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "clap's own usage errors exit 2 too"
+    );
+    let runs_under_a_file = format!(
+        "trainer.runs_dir={}",
+        dir.join("tiny.yaml").join("runs").display()
+    );
+    fails(
+        &dir,
+        &["train", "tiny.yaml", "--set", &runs_under_a_file],
+        1,
+        &["runs"],
+    );
 }
 
 #[test]
 fn bad_run_directories_and_checkpoints_are_named() {
     let dir = setup("fail_checkpoint");
-    fails(&dir, &["test", "nowhere"], 2, &["nowhere", "does not exist"]);
-    fails(&dir, &["test", "data"], 2, &["data", "not a lenet5 run directory"]);
-    fails(&dir, &["train", "--resume", "data"], 2, &["not a lenet5 run directory"]);
-    fails(&dir, &["test", "--runs-dir", "empty-runs"], 2, &["no runs in empty-runs"]);
+    fails(
+        &dir,
+        &["test", "nowhere"],
+        2,
+        &["nowhere", "does not exist"],
+    );
+    fails(
+        &dir,
+        &["test", "data"],
+        2,
+        &["data", "not a lenet5 run directory"],
+    );
+    fails(
+        &dir,
+        &["train", "--resume", "data"],
+        2,
+        &["not a lenet5 run directory"],
+    );
+    fails(
+        &dir,
+        &["test", "--runs-dir", "empty-runs"],
+        2,
+        &["no runs in empty-runs"],
+    );
     ok(lenet5(&dir, &["train", "tiny.yaml", "--epochs", "1"]));
     let run = only_run(&dir.join("runs"));
     let run_s = run.to_str().unwrap();
@@ -110,20 +248,50 @@ fn bad_run_directories_and_checkpoints_are_named() {
     let foreign = dir.join("foreign.safetensors");
     let t = tch::Tensor::zeros([3, 3], tch::kind::FLOAT_CPU);
     tch::Tensor::write_safetensors(&[("conv1.weight", &t)], &foreign).unwrap();
-    fails(&dir, &["test", run_s, "--checkpoint", foreign.to_str().unwrap()], 2, &["foreign.safetensors", "conv1.weight", "[3, 3]"]);
+    fails(
+        &dir,
+        &["test", run_s, "--checkpoint", foreign.to_str().unwrap()],
+        2,
+        &["foreign.safetensors", "conv1.weight", "[3, 3]"],
+    );
     // A truncated checkpoint.
     let last = run.join("last.safetensors");
     let bytes = std::fs::read(&last).unwrap();
     std::fs::write(&last, &bytes[..bytes.len() / 2]).unwrap();
-    fails(&dir, &["test", run_s, "--checkpoint", "last"], 2, &["last.safetensors"]);
-    fails(&dir, &["train", "--resume", run_s, "--epochs", "2"], 2, &["last.safetensors"]);
-    fails(&dir, &["test", run_s, "--checkpoint", "middle"], 2, &["--checkpoint", "middle"]);
+    fails(
+        &dir,
+        &["test", run_s, "--checkpoint", "last"],
+        2,
+        &["last.safetensors"],
+    );
+    fails(
+        &dir,
+        &["train", "--resume", run_s, "--epochs", "2"],
+        2,
+        &["last.safetensors"],
+    );
+    fails(
+        &dir,
+        &["test", run_s, "--checkpoint", "middle"],
+        2,
+        &["--checkpoint", "middle"],
+    );
 }
 
 #[test]
 fn divergence_stops_with_epoch_batch_and_advice() {
     let dir = setup("fail_diverge");
-    let out = lenet5(&dir, &["train", "tiny.yaml", "--set", "optimizer.type=sgd", "--lr", "1e12"]);
+    let out = lenet5(
+        &dir,
+        &[
+            "train",
+            "tiny.yaml",
+            "--set",
+            "optimizer.type=sgd",
+            "--lr",
+            "1e12",
+        ],
+    );
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
     let line = err.lines().last().unwrap();
@@ -139,14 +307,30 @@ fn divergence_stops_with_epoch_batch_and_advice() {
 fn long_run(name: &str) -> (PathBuf, PathBuf) {
     let dir = scratch(name);
     write_mnist(&dir.join("data"), 4000, 50);
-    std::fs::write(dir.join("long.yaml"), tiny_config(&dir.join("data"), &dir.join("runs"), "")).unwrap();
+    std::fs::write(
+        dir.join("long.yaml"),
+        tiny_config(&dir.join("data"), &dir.join("runs"), ""),
+    )
+    .unwrap();
     (dir.clone(), dir.join("runs"))
 }
 
 /// Starts training and returns once `epochs` rows are in metrics.csv (plus a little, to be mid-epoch).
-fn start_and_wait(dir: &Path, runs: &Path, epochs: usize, args: &[&str]) -> (std::process::Child, PathBuf) {
+fn start_and_wait(
+    dir: &Path,
+    runs: &Path,
+    epochs: usize,
+    args: &[&str],
+) -> (std::process::Child, PathBuf) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_lenet5"))
-        .args(["train", "long.yaml", "--batch-size", "8", "--set", "trainer.early_stopping.enabled=false"])
+        .args([
+            "train",
+            "long.yaml",
+            "--batch-size",
+            "8",
+            "--set",
+            "trainer.early_stopping.enabled=false",
+        ])
         .args(args)
         .current_dir(dir)
         .stdout(Stdio::piped())
@@ -155,12 +339,21 @@ fn start_and_wait(dir: &Path, runs: &Path, epochs: usize, args: &[&str]) -> (std
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        assert!(Instant::now() < deadline, "training did not reach epoch {epochs}");
+        assert!(
+            Instant::now() < deadline,
+            "training did not reach epoch {epochs}"
+        );
         if let Some(status) = child.try_wait().unwrap() {
             panic!("training ended early: {status:?}");
         }
-        if let Some(run) = std::fs::read_dir(runs).ok().and_then(|mut d| d.next()).map(|e| e.unwrap().path()) {
-            let rows = std::fs::read_to_string(run.join("metrics.csv")).map(|s| s.lines().count()).unwrap_or(0);
+        if let Some(run) = std::fs::read_dir(runs)
+            .ok()
+            .and_then(|mut d| d.next())
+            .map(|e| e.unwrap().path())
+        {
+            let rows = std::fs::read_to_string(run.join("metrics.csv"))
+                .map(|s| s.lines().count())
+                .unwrap_or(0);
             if rows > epochs {
                 std::thread::sleep(Duration::from_millis(150));
                 return (child, run);
@@ -171,7 +364,11 @@ fn start_and_wait(dir: &Path, runs: &Path, epochs: usize, args: &[&str]) -> (std
 }
 
 fn epochs_in_csv(run: &Path) -> Vec<usize> {
-    lenet5::metrics::read(&run.join("metrics.csv")).unwrap().iter().map(|r| r.epoch).collect()
+    lenet5::metrics::read(&run.join("metrics.csv"))
+        .unwrap()
+        .iter()
+        .map(|r| r.epoch)
+        .collect()
 }
 
 #[test]
@@ -181,11 +378,18 @@ fn sigkill_mid_epoch_then_resume_loses_nothing() {
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     assert!(epochs_in_csv(&run).len() < 3, "killed before the end");
-    ok(lenet5(&dir, &["test", run.to_str().unwrap(), "--checkpoint", "last"]));
+    ok(lenet5(
+        &dir,
+        &["test", run.to_str().unwrap(), "--checkpoint", "last"],
+    ));
     ok(lenet5(&dir, &["train", "--resume", run.to_str().unwrap()]));
     assert_eq!(epochs_in_csv(&run), [1, 2, 3], "every epoch exactly once");
     ok(lenet5(&dir, &["test", run.to_str().unwrap()]));
-    let leftovers: Vec<_> = std::fs::read_dir(&run).unwrap().map(|e| e.unwrap().file_name()).filter(|n| n.to_string_lossy().starts_with('.')).collect();
+    let leftovers: Vec<_> = std::fs::read_dir(&run)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n.to_string_lossy().starts_with('.'))
+        .collect();
     assert!(leftovers.is_empty(), "no temp files left: {leftovers:?}");
 }
 
@@ -196,14 +400,24 @@ fn signal_run(name: &str, signal: i32, code: i32) {
     let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(code), "{err}");
-    assert!(err.contains("lenet5 train --resume"), "prints how to resume: {err}");
-    ok(lenet5(&dir, &["test", run.to_str().unwrap(), "--checkpoint", "last"]));
+    assert!(
+        err.contains("lenet5 train --resume"),
+        "prints how to resume: {err}"
+    );
+    ok(lenet5(
+        &dir,
+        &["test", run.to_str().unwrap(), "--checkpoint", "last"],
+    ));
     let state = std::fs::read_to_string(run.join("state.json")).unwrap();
     assert!(state.contains("\"interrupted\""), "{state}");
 }
 
 fn unsafe_kill(pid: u32, signal: i32) {
-    let status = Command::new("kill").arg(format!("-{signal}")).arg(pid.to_string()).status().unwrap();
+    let status = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
     assert!(status.success());
 }
 

@@ -9,8 +9,16 @@ use tch::nn::ModuleT;
 
 fn reference(python: &str, args: &[&str]) -> serde_json::Value {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/reference.py");
-    let out = Command::new(python).arg(script).args(args).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(python)
+        .arg(script)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
 }
 
@@ -37,31 +45,82 @@ fn assert_close(ours: &[Vec<f32>], theirs: &serde_json::Value) {
 #[test]
 fn lenet5_checkpoints_load_in_pytorch_and_back() {
     let Some(python) = python_with_torch() else {
-        eprintln!("SKIPPED: no Python with torch (run scripts/setup-libtorch, or set LENET5_PYTHON)");
+        eprintln!(
+            "SKIPPED: no Python with torch (run scripts/setup-libtorch, or set LENET5_PYTHON)"
+        );
         return;
     };
     let dir = scratch("interop");
     let data = dir.join("data");
     write_mnist(&data, 300, 32);
-    std::fs::write(dir.join("tiny.yaml"), tiny_config(&data, &dir.join("runs"), "")).unwrap();
+    std::fs::write(
+        dir.join("tiny.yaml"),
+        tiny_config(&data, &dir.join("runs"), ""),
+    )
+    .unwrap();
     ok(lenet5(&dir, &["train", "tiny.yaml", "--run-dir", "runs/r"]));
     let config = lenet5::config::load(&dir.join("runs/r/config.yaml"), &[]).unwrap();
 
     // lenet5 → PyTorch: strict load, same logits on a fixed batch.
     let best = dir.join("runs/r/best.safetensors");
-    let theirs = reference(&python, &["--logits", best.to_str().unwrap(), "--data", data.to_str().unwrap(), "--batch", "32"]);
+    let theirs = reference(
+        &python,
+        &[
+            "--logits",
+            best.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+            "--batch",
+            "32",
+        ],
+    );
     assert_close(&our_logits(&config, &best, &data, 32), &theirs);
 
     // PyTorch → lenet5: a state_dict saved by PyTorch loads, gives the same logits, and `test` accepts it.
     let from_torch = dir.join("from_torch.safetensors");
-    reference(&python, &["--export-random", from_torch.to_str().unwrap(), "--seed", "3"]);
-    let theirs = reference(&python, &["--logits", from_torch.to_str().unwrap(), "--data", data.to_str().unwrap(), "--batch", "32"]);
+    reference(
+        &python,
+        &[
+            "--export-random",
+            from_torch.to_str().unwrap(),
+            "--seed",
+            "3",
+        ],
+    );
+    let theirs = reference(
+        &python,
+        &[
+            "--logits",
+            from_torch.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+            "--batch",
+            "32",
+        ],
+    );
     let ours = our_logits(&config, &from_torch, &data, 32);
     assert_close(&ours, &theirs);
-    let out = ok(lenet5(&dir, &["test", "--config", "tiny.yaml", "--checkpoint", from_torch.to_str().unwrap(), "--json"]));
+    let out = ok(lenet5(
+        &dir,
+        &[
+            "test",
+            "--config",
+            "tiny.yaml",
+            "--checkpoint",
+            from_torch.to_str().unwrap(),
+            "--json",
+        ],
+    ));
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    let predicted: Vec<usize> = ours.iter().map(|l| (0..10).max_by(|&a, &b| l[a].total_cmp(&l[b])).unwrap()).collect();
+    let predicted: Vec<usize> = ours
+        .iter()
+        .map(|l| (0..10).max_by(|&a, &b| l[a].total_cmp(&l[b])).unwrap())
+        .collect();
     let labels = std::fs::read(data.join("t10k-labels-idx1-ubyte")).unwrap();
-    let correct = predicted.iter().zip(&labels[8..]).filter(|(p, l)| **p == **l as usize).count();
+    let correct = predicted
+        .iter()
+        .zip(&labels[8..])
+        .filter(|(p, l)| **p == **l as usize)
+        .count();
     assert_eq!(v["accuracy"].as_f64().unwrap(), correct as f64 / 32.0);
 }

@@ -7,7 +7,13 @@ use tch::{Device, Kind, Reduction, Tensor};
 
 fn build() -> (nn::VarStore, LeNet1998) {
     let vs = nn::VarStore::new(Device::Cpu);
-    let Net::Lecun1998(net) = model::build(&vs.root(), &ModelConfig { variant: Variant::Lenet1998, ..Default::default() }) else {
+    let Net::Lecun1998(net) = model::build(
+        &vs.root(),
+        &ModelConfig {
+            variant: Variant::Lenet1998,
+            ..Default::default()
+        },
+    ) else {
         panic!("lenet5_1998 builds the 1998 network")
     };
     (vs, net)
@@ -17,8 +23,14 @@ fn build() -> (nn::VarStore, LeNet1998) {
 fn c3_sees_exactly_the_maps_of_table_one() {
     let (_, net) = build();
     let mask: Vec<Vec<f32>> = Vec::try_from(net.c3_mask.view([16, 6])).unwrap();
-    let connections: usize = mask.iter().map(|row| row.iter().filter(|v| **v == 1.0).count()).sum();
-    assert_eq!(connections, 60, "3·6 + 4·9 + 6·1 connections, as in the paper");
+    let connections: usize = mask
+        .iter()
+        .map(|row| row.iter().filter(|v| **v == 1.0).count())
+        .sum();
+    assert_eq!(
+        connections, 60,
+        "3·6 + 4·9 + 6·1 connections, as in the paper"
+    );
     // Perturb one S2 map: only the C3 maps Table I connects to it change.
     let weights = &net.c3.ws * &net.c3_mask;
     let conv = |x: &Tensor| x.conv2d(&weights, net.c3.bs.as_ref(), [1, 1], [0, 0], [1, 1], 1);
@@ -26,10 +38,18 @@ fn c3_sees_exactly_the_maps_of_table_one() {
     for input in 0..6 {
         let bumped = base.copy();
         let _ = bumped.narrow(1, input, 1).fill_(1.0);
-        let changed = (conv(&bumped) - conv(&base)).abs().sum_dim_intlist([0, 2, 3].as_slice(), false, Kind::Float);
+        let changed = (conv(&bumped) - conv(&base)).abs().sum_dim_intlist(
+            [0, 2, 3].as_slice(),
+            false,
+            Kind::Float,
+        );
         let changed: Vec<f32> = Vec::try_from(changed).unwrap();
         for (out, inputs) in C3_TABLE.iter().enumerate() {
-            assert_eq!(changed[out] > 0.0, inputs.contains(&(input as usize)), "C3 map {out} vs S2 map {input}");
+            assert_eq!(
+                changed[out] > 0.0,
+                inputs.contains(&(input as usize)),
+                "C3 map {out} vs S2 map {input}"
+            );
         }
     }
 }
@@ -39,7 +59,12 @@ fn rbf_outputs_are_squared_distances_to_the_prototypes() {
     let (vs, net) = build();
     let protos = lenet1998::prototypes();
     assert_eq!(protos.size(), [10, 84]);
-    assert!(vs.trainable_variables().iter().all(|t| t.size() != [10, 84]), "prototypes are fixed, not trained");
+    assert!(
+        vs.trainable_variables()
+            .iter()
+            .all(|t| t.size() != [10, 84]),
+        "prototypes are fixed, not trained"
+    );
     // F6 exactly at prototype 3: penalty 0 for 3, and 4 per differing pixel for the others.
     let y: Vec<Vec<f32>> = Vec::try_from(net.rbf_penalties(&protos.get(3).unsqueeze(0))).unwrap();
     let p: Vec<Vec<f32>> = Vec::try_from(&protos).unwrap();
@@ -49,7 +74,10 @@ fn rbf_outputs_are_squared_distances_to_the_prototypes() {
     }
     assert_eq!(y[0][3], 0.0);
     // The network outputs −y for 10 classes.
-    let out = net.forward_t(&Tensor::zeros([2, 1, 28, 28], (Kind::Float, Device::Cpu)), false);
+    let out = net.forward_t(
+        &Tensor::zeros([2, 1, 28, 28], (Kind::Float, Device::Cpu)),
+        false,
+    );
     assert_eq!(out.size(), [2, 10]);
     assert!(f64::try_from(out.max()).unwrap() <= 0.0);
 }
@@ -60,15 +88,32 @@ fn input_scaling_and_loss_follow_the_paper() {
     let blank = Tensor::full([1, 1, 28, 28], -mean / std, (Kind::Float, Device::Cpu));
     let x = lenet1998::paper_input(&blank);
     assert_eq!(x.size(), [1, 1, 32, 32]);
-    assert!((f64::try_from(x.max()).unwrap() + 0.1).abs() < 1e-5 && (f64::try_from(x.min()).unwrap() + 0.1).abs() < 1e-5);
-    let ink = Tensor::full([1, 1, 28, 28], (1.0 - mean) / std, (Kind::Float, Device::Cpu));
+    assert!(
+        (f64::try_from(x.max()).unwrap() + 0.1).abs() < 1e-5
+            && (f64::try_from(x.min()).unwrap() + 0.1).abs() < 1e-5
+    );
+    let ink = Tensor::full(
+        [1, 1, 28, 28],
+        (1.0 - mean) / std,
+        (Kind::Float, Device::Cpu),
+    );
     let x = lenet1998::paper_input(&ink);
     assert!((f64::try_from(x.get(0).get(0).get(16).get(16)).unwrap() - 1.175).abs() < 1e-5);
-    assert!((f64::try_from(x.get(0).get(0).get(0).get(0)).unwrap() + 0.1).abs() < 1e-5, "padding is background");
+    assert!(
+        (f64::try_from(x.get(0).get(0).get(0).get(0)).unwrap() + 0.1).abs() < 1e-5,
+        "padding is background"
+    );
     // Eq. 9: y_D + log(e^{-j} + Σ_i e^{-y_i}).
-    let y = Tensor::from_slice(&[3.0f32, 1.0, 5.0, 2.0, 7.0, 9.0, 4.0, 6.0, 8.0, 10.0]).view([1, 10]);
-    let loss = f64::try_from(lenet1998::map_loss(&-&y, &Tensor::from_slice(&[2i64]), Reduction::Mean)).unwrap();
+    let y =
+        Tensor::from_slice(&[3.0f32, 1.0, 5.0, 2.0, 7.0, 9.0, 4.0, 6.0, 8.0, 10.0]).view([1, 10]);
+    let loss = f64::try_from(lenet1998::map_loss(
+        &-&y,
+        &Tensor::from_slice(&[2i64]),
+        Reduction::Mean,
+    ))
+    .unwrap();
     let ys: Vec<f64> = vec![3.0, 1.0, 5.0, 2.0, 7.0, 9.0, 4.0, 6.0, 8.0, 10.0];
-    let expected = ys[2] + ((-lenet1998::MAP_J).exp() + ys.iter().map(|v| (-v).exp()).sum::<f64>()).ln();
+    let expected =
+        ys[2] + ((-lenet1998::MAP_J).exp() + ys.iter().map(|v| (-v).exp()).sum::<f64>()).ln();
     assert!((loss - expected).abs() < 1e-5, "{loss} vs {expected}");
 }

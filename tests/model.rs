@@ -14,9 +14,17 @@ fn build(cfg: &ModelConfig) -> (nn::VarStore, model::LeNet5) {
 #[test]
 fn output_shape_parameter_count_and_names() {
     let (vs, net) = build(&ModelConfig::default());
-    let logits = net.forward_t(&Tensor::randn([7, 1, 28, 28], (Kind::Float, Device::Cpu)), false);
+    let logits = net.forward_t(
+        &Tensor::randn([7, 1, 28, 28], (Kind::Float, Device::Cpu)),
+        false,
+    );
     assert_eq!(logits.size(), [7, 10]);
-    let count: i64 = vs.trainable_variables().iter().map(Tensor::numel).map(|n| n as i64).sum();
+    let count: i64 = vs
+        .trainable_variables()
+        .iter()
+        .map(Tensor::numel)
+        .map(|n| n as i64)
+        .sum();
     // 6·25+6 + 16·6·25+16 + 400·120+120 + 120·84+84 + 84·10+10
     assert_eq!(count, 61_706);
     let mut names: Vec<String> = vs.variables().into_keys().collect();
@@ -30,23 +38,47 @@ fn output_shape_parameter_count_and_names() {
 fn every_activation_pooling_and_init_builds_and_takes_a_step() {
     for activation in [Activation::Sigmoid, Activation::Relu, Activation::Tanh] {
         for pooling in [Pooling::Avg, Pooling::Max] {
-            for init in [Init::Default, Init::XavierUniform, Init::XavierNormal, Init::HeUniform, Init::HeNormal] {
-                let (vs, net) = build(&ModelConfig { activation, pooling, init, ..Default::default() });
+            for init in [
+                Init::Default,
+                Init::XavierUniform,
+                Init::XavierNormal,
+                Init::HeUniform,
+                Init::HeNormal,
+            ] {
+                let (vs, net) = build(&ModelConfig {
+                    activation,
+                    pooling,
+                    init,
+                    ..Default::default()
+                });
                 let before = vs.variables()["fc3.weight"].copy();
                 let mut opt = nn::Sgd::default().build(&vs, 0.1).unwrap();
                 let xs = Tensor::randn([4, 1, 28, 28], (Kind::Float, Device::Cpu));
-                let loss = net.forward_t(&xs, true).cross_entropy_for_logits(&Tensor::from_slice(&[0i64, 1, 2, 3]));
+                let loss = net
+                    .forward_t(&xs, true)
+                    .cross_entropy_for_logits(&Tensor::from_slice(&[0i64, 1, 2, 3]));
                 assert!(f64::try_from(&loss).unwrap().is_finite());
                 opt.backward_step(&loss);
-                let moved = f64::try_from((vs.variables()["fc3.weight"].copy() - before).abs().sum(Kind::Float)).unwrap();
-                assert!(moved > 0.0, "{activation:?}/{pooling:?}/{init:?} did not update");
+                let moved = f64::try_from(
+                    (vs.variables()["fc3.weight"].copy() - before)
+                        .abs()
+                        .sum(Kind::Float),
+                )
+                .unwrap();
+                assert!(
+                    moved > 0.0,
+                    "{activation:?}/{pooling:?}/{init:?} did not update"
+                );
             }
         }
     }
 }
 
 fn std_of(init: Init, name: &str) -> f64 {
-    let (vs, _) = build(&ModelConfig { init, ..Default::default() });
+    let (vs, _) = build(&ModelConfig {
+        init,
+        ..Default::default()
+    });
     f64::try_from(vs.variables()[name].std(true)).unwrap()
 }
 
@@ -65,9 +97,15 @@ fn xavier_and_he_have_the_expected_variance() {
         (Init::Default, 1.0 / (3.0 * fan_in).sqrt()),
     ] {
         let got = std_of(init, "fc1.weight");
-        assert!((got / expected - 1.0).abs() < 0.03, "{init:?}: std {got}, expected {expected}");
+        assert!(
+            (got / expected - 1.0).abs() < 0.03,
+            "{init:?}: std {got}, expected {expected}"
+        );
     }
-    let (vs, _) = build(&ModelConfig { init: Init::XavierUniform, ..Default::default() });
+    let (vs, _) = build(&ModelConfig {
+        init: Init::XavierUniform,
+        ..Default::default()
+    });
     let bias_abs = f64::try_from(vs.variables()["fc1.bias"].abs().sum(Kind::Float)).unwrap();
     assert_eq!(bias_abs, 0.0, "biases start at zero");
     let w = vs.variables()["conv1.weight"].abs().max();
@@ -78,20 +116,35 @@ fn xavier_and_he_have_the_expected_variance() {
 #[test]
 fn l1_penalty_is_the_sum_of_absolute_weights() {
     let (vs, net) = build(&ModelConfig::default());
-    let expected: f64 = ["conv1.weight", "conv2.weight", "fc1.weight", "fc2.weight", "fc3.weight"]
-        .iter()
-        .map(|n| f64::try_from(vs.variables()[*n].abs().sum(Kind::Double)).unwrap())
-        .sum();
+    let expected: f64 = [
+        "conv1.weight",
+        "conv2.weight",
+        "fc1.weight",
+        "fc2.weight",
+        "fc3.weight",
+    ]
+    .iter()
+    .map(|n| f64::try_from(vs.variables()[*n].abs().sum(Kind::Double)).unwrap())
+    .sum();
     let got = f64::try_from(lenet5::train::l1_penalty(&model::Net::Lenet5(net))).unwrap();
-    assert!((got - expected).abs() < 1e-3 * expected, "{got} vs {expected}");
+    assert!(
+        (got - expected).abs() < 1e-3 * expected,
+        "{got} vs {expected}"
+    );
 }
 
 #[test]
 fn average_pooling_is_a_mean_and_max_pooling_a_max() {
     // tch's avg_pool2d_default sums (divisor_override = 1); LeNet-5's average pooling must average.
     let xs = Tensor::arange(16, (Kind::Float, Device::Cpu)).view([1, 1, 4, 4]);
-    let (_, avg) = build(&ModelConfig { pooling: Pooling::Avg, ..Default::default() });
-    let (_, max) = build(&ModelConfig { pooling: Pooling::Max, ..Default::default() });
+    let (_, avg) = build(&ModelConfig {
+        pooling: Pooling::Avg,
+        ..Default::default()
+    });
+    let (_, max) = build(&ModelConfig {
+        pooling: Pooling::Max,
+        ..Default::default()
+    });
     let got: Vec<f32> = Vec::try_from(avg.pool(xs.shallow_clone()).flatten(0, -1)).unwrap();
     assert_eq!(got, [2.5, 4.5, 10.5, 12.5]);
     let got: Vec<f32> = Vec::try_from(max.pool(xs).flatten(0, -1)).unwrap();
@@ -100,7 +153,10 @@ fn average_pooling_is_a_mean_and_max_pooling_a_max() {
 
 #[test]
 fn fused_conv_and_average_pooling_equal_conv_then_pool() {
-    let (_, net) = build(&ModelConfig { pooling: Pooling::Avg, ..Default::default() });
+    let (_, net) = build(&ModelConfig {
+        pooling: Pooling::Avg,
+        ..Default::default()
+    });
     tch::manual_seed(1);
     let xs = Tensor::randn([5, 1, 28, 28], (Kind::Float, Device::Cpu));
     let fused = net.conv_pool(&net.conv1, &xs, 2);
@@ -109,24 +165,58 @@ fn fused_conv_and_average_pooling_equal_conv_then_pool() {
     let diff = f64::try_from((&fused - &explicit).abs().max()).unwrap();
     assert!(diff < 1e-5, "conv1: {diff}");
     let h = Tensor::randn([5, 6, 14, 14], (Kind::Float, Device::Cpu));
-    let diff = f64::try_from((net.conv_pool(&net.conv2, &h, 0) - net.pool(h.apply(&net.conv2))).abs().max()).unwrap();
+    let diff = f64::try_from(
+        (net.conv_pool(&net.conv2, &h, 0) - net.pool(h.apply(&net.conv2)))
+            .abs()
+            .max(),
+    )
+    .unwrap();
     assert!(diff < 1e-5, "conv2: {diff}");
     // Gradients reach the 5×5 weights the same way.
-    let grad = |out: Tensor| Tensor::run_backward(&[out.square().sum(Kind::Float)], &[&net.conv1.ws], false, false).remove(0);
-    let diff = f64::try_from((grad(net.conv_pool(&net.conv1, &xs, 2)) - grad(net.pool(xs.apply(&net.conv1)))).abs().max()).unwrap();
+    let grad = |out: Tensor| {
+        Tensor::run_backward(
+            &[out.square().sum(Kind::Float)],
+            &[&net.conv1.ws],
+            false,
+            false,
+        )
+        .remove(0)
+    };
+    let diff = f64::try_from(
+        (grad(net.conv_pool(&net.conv1, &xs, 2)) - grad(net.pool(xs.apply(&net.conv1))))
+            .abs()
+            .max(),
+    )
+    .unwrap();
     assert!(diff < 1e-3, "grad: {diff}");
 }
 
 #[test]
 fn modern_variant_has_batch_norm_and_dropout_and_trains() {
     use lenet5::config::Variant;
-    let cfg = ModelConfig { variant: Variant::Lenet5Modern, dropout: 0.5, init: Init::HeNormal, ..Default::default() };
+    let cfg = ModelConfig {
+        variant: Variant::Lenet5Modern,
+        dropout: 0.5,
+        init: Init::HeNormal,
+        ..Default::default()
+    };
     tch::manual_seed(0);
     let vs = nn::VarStore::new(Device::Cpu);
     let net = model::build(&vs.root(), &cfg);
     let names: Vec<String> = vs.variables().into_keys().collect();
-    for name in ["conv1.weight", "bn1.running_mean", "bn2.weight", "fc1.weight", "bn3.running_var", "bn4.bias", "fc3.bias"] {
-        assert!(names.contains(&name.to_string()), "{name} missing from {names:?}");
+    for name in [
+        "conv1.weight",
+        "bn1.running_mean",
+        "bn2.weight",
+        "fc1.weight",
+        "bn3.running_var",
+        "bn4.bias",
+        "fc3.bias",
+    ] {
+        assert!(
+            names.contains(&name.to_string()),
+            "{name} missing from {names:?}"
+        );
     }
     let xs = Tensor::randn([16, 1, 28, 28], (Kind::Float, Device::Cpu));
     assert_eq!(net.forward_t(&xs, true).size(), [16, 10]);
@@ -135,6 +225,12 @@ fn modern_variant_has_batch_norm_and_dropout_and_trains() {
     assert!(!net.forward_t(&xs, true).equal(&net.forward_t(&xs, true)));
     let before = vs.variables()["bn1.running_mean"].copy();
     let mut opt = nn::Adam::default().build(&vs, 0.01).unwrap();
-    opt.backward_step(&net.forward_t(&xs, true).cross_entropy_for_logits(&Tensor::zeros([16], (Kind::Int64, Device::Cpu))));
-    assert!(!vs.variables()["bn1.running_mean"].equal(&before), "batch norm statistics update in training");
+    opt.backward_step(
+        &net.forward_t(&xs, true)
+            .cross_entropy_for_logits(&Tensor::zeros([16], (Kind::Int64, Device::Cpu))),
+    );
+    assert!(
+        !vs.variables()["bn1.running_mean"].equal(&before),
+        "batch norm statistics update in training"
+    );
 }

@@ -28,24 +28,41 @@ fn centre_of_mass(p: &Prepared) -> (f32, f32) {
 }
 
 fn max_diff(a: &Prepared, b: &Prepared) -> f32 {
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 /// Width and height of the ink's bounding box.
 fn ink_box(p: &Prepared) -> (usize, usize) {
-    let cols: Vec<usize> = (0..28).filter(|&x| (0..28).any(|y| p[y * 28 + x] > 0.2)).collect();
-    let rows: Vec<usize> = (0..28).filter(|&y| (0..28).any(|x| p[y * 28 + x] > 0.2)).collect();
-    (cols.last().unwrap() - cols[0] + 1, rows.last().unwrap() - rows[0] + 1)
+    let cols: Vec<usize> = (0..28)
+        .filter(|&x| (0..28).any(|y| p[y * 28 + x] > 0.2))
+        .collect();
+    let rows: Vec<usize> = (0..28)
+        .filter(|&y| (0..28).any(|x| p[y * 28 + x] > 0.2))
+        .collect();
+    (
+        cols.last().unwrap() - cols[0] + 1,
+        rows.last().unwrap() - rows[0] + 1,
+    )
 }
 
 #[test]
 fn a_centred_digit_stays_centred_and_an_off_centre_one_is_centred() {
     let centred = predict::prepare(&ring(100, 100, 50.0, 50.0, 30.0, 0, 255)).unwrap();
     let (cx, cy) = centre_of_mass(&centred);
-    assert!((cx - 14.0).abs() <= 0.6 && (cy - 14.0).abs() <= 0.6, "centre of mass ({cx}, {cy})");
+    assert!(
+        (cx - 14.0).abs() <= 0.6 && (cy - 14.0).abs() <= 0.6,
+        "centre of mass ({cx}, {cy})"
+    );
     // The same ring, small, in a corner of a large canvas: the same 28×28 result.
     let corner = predict::prepare(&ring(300, 200, 45.0, 40.0, 30.0, 0, 255)).unwrap();
-    assert!(max_diff(&centred, &corner) < 0.05, "{}", max_diff(&centred, &corner));
+    assert!(
+        max_diff(&centred, &corner) < 0.05,
+        "{}",
+        max_diff(&centred, &corner)
+    );
     // The longer side of the ink is scaled to 20 pixels, as in MNIST.
     let (w, h) = ink_box(&centred);
     assert!(w.max(h) == 20 || w.max(h) == 19, "{w}x{h}");
@@ -70,11 +87,23 @@ fn shipped_samples_have_mnist_like_statistics() {
         let p = predict::load_image(&path).unwrap();
         let mean = p.iter().sum::<f32>() / p.len() as f32;
         // MNIST's mean pixel is 0.1307 (digits vary: a "1" has little ink, an "8" a lot).
-        assert!((0.04..0.3).contains(&mean), "{}: mean {mean}", path.display());
+        assert!(
+            (0.04..0.3).contains(&mean),
+            "{}: mean {mean}",
+            path.display()
+        );
         let (w, h) = ink_box(&p);
-        assert!(w <= 21 && h <= 21 && w.max(h) >= 19, "{}: ink box {w}x{h}", path.display());
+        assert!(
+            w <= 21 && h <= 21 && w.max(h) >= 19,
+            "{}: ink box {w}x{h}",
+            path.display()
+        );
         let (cx, cy) = centre_of_mass(&p);
-        assert!((cx - 14.0).abs() < 1.0 && (cy - 14.0).abs() < 1.0, "{}: ({cx}, {cy})", path.display());
+        assert!(
+            (cx - 14.0).abs() < 1.0 && (cy - 14.0).abs() < 1.0,
+            "{}: ({cx}, {cy})",
+            path.display()
+        );
         n += 1;
     }
     assert!(n >= 10);
@@ -101,33 +130,72 @@ fn alpha_and_jpeg_inputs_are_understood() {
         for y in 0..28i64 {
             for x in 0..28i64 {
                 let (sx, sy) = (x + dx, y + dy);
-                let v = if (0..28).contains(&sx) && (0..28).contains(&sy) { from_jpeg[(sy * 28 + sx) as usize] } else { 0.0 };
+                let v = if (0..28).contains(&sx) && (0..28).contains(&sy) {
+                    from_jpeg[(sy * 28 + sx) as usize]
+                } else {
+                    0.0
+                };
                 total += (v - plain[(y * 28 + x) as usize]).abs();
             }
         }
         total / 784.0
     };
-    let best = (-1..=1).flat_map(|dx| (-1..=1).map(move |dy| (dx, dy))).map(|(dx, dy)| shifted_diff(dx, dy)).fold(f32::MAX, f32::min);
+    let best = (-1..=1)
+        .flat_map(|dx| (-1..=1).map(move |dy| (dx, dy)))
+        .map(|(dx, dy)| shifted_diff(dx, dy))
+        .fold(f32::MAX, f32::min);
     assert!(best < 0.03, "{best}");
-    assert!(predict::prepare(&ring(50, 50, 25.0, 25.0, 10.0, 128, 128)).unwrap_err().contains("no digit"));
+    assert!(
+        predict::prepare(&ring(50, 50, 25.0, 25.0, 10.0, 128, 128))
+            .unwrap_err()
+            .contains("no digit")
+    );
 }
 
 #[test]
 fn broken_images_are_named_and_the_rest_still_classified() {
     let dir = scratch("predict_cli");
     write_mnist(&dir.join("data"), 200, 20);
-    std::fs::write(dir.join("tiny.yaml"), tiny_config(&dir.join("data"), &dir.join("runs"), "")).unwrap();
-    ok(lenet5(&dir, &["train", "tiny.yaml", "--epochs", "1", "--run-dir", "runs/r"]));
+    std::fs::write(
+        dir.join("tiny.yaml"),
+        tiny_config(&dir.join("data"), &dir.join("runs"), ""),
+    )
+    .unwrap();
+    ok(lenet5(
+        &dir,
+        &["train", "tiny.yaml", "--epochs", "1", "--run-dir", "runs/r"],
+    ));
     std::fs::write(dir.join("broken.png"), b"\x89PNG\r\n\x1a\nnot really").unwrap();
     let good = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/7-blue-on-paper.png");
-    let out = lenet5(&dir, &["predict", "runs/r", "broken.png", good.to_str().unwrap(), "missing.png"]);
+    let out = lenet5(
+        &dir,
+        &[
+            "predict",
+            "runs/r",
+            "broken.png",
+            good.to_str().unwrap(),
+            "missing.png",
+        ],
+    );
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let err = stderr(&out);
-    assert!(err.contains("broken.png: cannot read image") && err.contains("missing.png"), "{err}");
-    assert!(err.lines().last().unwrap().contains("2 of 3 images"), "{err}");
+    assert!(
+        err.contains("broken.png: cannot read image") && err.contains("missing.png"),
+        "{err}"
+    );
+    assert!(
+        err.lines().last().unwrap().contains("2 of 3 images"),
+        "{err}"
+    );
     let text = stdout(&out);
-    assert!(text.contains("7-blue-on-paper.png: ") && text.matches('%').count() == 3, "{text}");
-    let json = ok(lenet5(&dir, &["predict", "runs/r", good.to_str().unwrap(), "--json"]));
+    assert!(
+        text.contains("7-blue-on-paper.png: ") && text.matches('%').count() == 3,
+        "{text}"
+    );
+    let json = ok(lenet5(
+        &dir,
+        &["predict", "runs/r", good.to_str().unwrap(), "--json"],
+    ));
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
     let top3 = v["predictions"][0]["top3"].as_array().unwrap();
     let total: f64 = top3.iter().map(|t| t[1].as_f64().unwrap()).sum();

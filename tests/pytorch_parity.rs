@@ -10,13 +10,24 @@ use tch::nn::ModuleT;
 #[test]
 fn reference_computes_the_same_loss_for_the_same_weights_and_batch() {
     let Some(python) = python_with_torch() else {
-        eprintln!("SKIPPED: no Python with torch (run scripts/setup-libtorch, or set LENET5_PYTHON)");
+        eprintln!(
+            "SKIPPED: no Python with torch (run scripts/setup-libtorch, or set LENET5_PYTHON)"
+        );
         return;
     };
     let dir = scratch("parity");
     write_mnist(&dir.join("data"), 256, 10);
-    for model in [ModelConfig::default(), ModelConfig { activation: lenet5::config::Activation::Sigmoid, ..Default::default() }] {
-        let config = Config { model: model.clone(), ..Default::default() };
+    for model in [
+        ModelConfig::default(),
+        ModelConfig {
+            activation: lenet5::config::Activation::Sigmoid,
+            ..Default::default()
+        },
+    ] {
+        let config = Config {
+            model: model.clone(),
+            ..Default::default()
+        };
         let (vs, net) = lenet5::train::build_model(&config, tch::Device::Cpu);
         let weights = dir.join("w.safetensors");
         vs.save(&weights).unwrap();
@@ -28,18 +39,35 @@ fn reference_computes_the_same_loss_for_the_same_weights_and_batch() {
         let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/reference.py");
         let out = Command::new(&python)
             .arg(&script)
-            .args(["--check-loss", weights.to_str().unwrap(), "--data", dir.join("data").to_str().unwrap(), "--batch", "128"])
+            .args([
+                "--check-loss",
+                weights.to_str().unwrap(),
+                "--data",
+                dir.join("data").to_str().unwrap(),
+                "--batch",
+                "128",
+            ])
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         let theirs = v["loss"].as_f64().unwrap();
         if model.activation == lenet5::config::Activation::Relu {
-            assert!((ours - theirs).abs() < 1e-5, "lenet5 {ours} vs PyTorch {theirs}");
+            assert!(
+                (ours - theirs).abs() < 1e-5,
+                "lenet5 {ours} vs PyTorch {theirs}"
+            );
         } else {
             // The reference builds ReLU only unless told otherwise: a different model must give another loss,
             // which shows the comparison above can fail.
-            assert!((ours - theirs).abs() > 1e-3, "sigmoid weights in a ReLU net should differ: {ours} vs {theirs}");
+            assert!(
+                (ours - theirs).abs() > 1e-3,
+                "sigmoid weights in a ReLU net should differ: {ours} vs {theirs}"
+            );
         }
     }
 }

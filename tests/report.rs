@@ -9,7 +9,15 @@ use lenet5::optim::LrScheduler;
 use lenet5::report::{self, RunSummary, TableEpoch};
 
 fn row(epoch: usize, val_loss: f64) -> EpochRow {
-    EpochRow { epoch, lr: 0.001, loss: 0.5 / epoch as f64, accuracy: 0.9 + 0.01 * epoch as f64, val_loss, val_accuracy: 0.95 + 0.01 * epoch as f64, seconds: 2.5 }
+    EpochRow {
+        epoch,
+        lr: 0.001,
+        loss: 0.5 / epoch as f64,
+        accuracy: 0.9 + 0.01 * epoch as f64,
+        val_loss,
+        val_accuracy: 0.95 + 0.01 * epoch as f64,
+        seconds: 2.5,
+    }
 }
 
 fn state(epoch: usize, best_epoch: usize, status: RunStatus) -> TrainState {
@@ -26,7 +34,14 @@ fn state(epoch: usize, best_epoch: usize, status: RunStatus) -> TrainState {
 }
 
 fn test_result(accuracy: f64) -> Evaluation {
-    Evaluation { images: 10000, loss: 0.03, accuracy, top3_accuracy: 0.999, per_class_accuracy: vec![accuracy; 10], confusion: vec![vec![0; 10]; 10] }
+    Evaluation {
+        images: 10000,
+        loss: 0.03,
+        accuracy,
+        top3_accuracy: 0.999,
+        per_class_accuracy: vec![accuracy; 10],
+        confusion: vec![vec![0; 10]; 10],
+    }
 }
 
 fn runs() -> Vec<RunSummary> {
@@ -51,7 +66,13 @@ fn runs() -> Vec<RunSummary> {
             state: Some(state(1, 1, RunStatus::Interrupted)),
             test: None,
         },
-        RunSummary { name: "empty".into(), config: Config::default(), rows: vec![], state: None, test: None },
+        RunSummary {
+            name: "empty".into(),
+            config: Config::default(),
+            rows: vec![],
+            state: None,
+            test: None,
+        },
     ]
 }
 
@@ -74,7 +95,13 @@ fn charts_are_valid_svg_and_png() {
     let runs = runs();
     for panels in [report::curves(&runs[0]), report::overlay(&runs)] {
         let svg = report::render_svg(&panels, (600, 300)).unwrap();
-        assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>") && svg.contains("polyline"), "{}", &svg[..200]);
+        assert!(
+            svg.starts_with("<svg")
+                && svg.trim_end().ends_with("</svg>")
+                && svg.contains("polyline"),
+            "{}",
+            &svg[..200]
+        );
         assert!(svg.contains("epoch") && svg.contains("sigmoid_wd"));
         let png = report::render_png(&panels, (600, 300)).unwrap();
         let decoder = png::Decoder::new(std::io::Cursor::new(&png));
@@ -87,22 +114,61 @@ fn charts_are_valid_svg_and_png() {
 fn report_command_flags_unfinished_runs() {
     let dir = scratch("report_cli");
     write_mnist(&dir.join("data"), 200, 50);
-    std::fs::write(dir.join("tiny.yaml"), tiny_config(&dir.join("data"), &dir.join("runs"), "")).unwrap();
-    ok(lenet5(&dir, &["train", "tiny.yaml", "--run-dir", "runs/done"]));
+    std::fs::write(
+        dir.join("tiny.yaml"),
+        tiny_config(&dir.join("data"), &dir.join("runs"), ""),
+    )
+    .unwrap();
+    ok(lenet5(
+        &dir,
+        &["train", "tiny.yaml", "--run-dir", "runs/done"],
+    ));
     // An unfinished run: a second run directory whose state says it was interrupted.
-    ok(lenet5(&dir, &["train", "tiny.yaml", "--run-dir", "runs/cut", "--epochs", "3"]));
-    let state = std::fs::read_to_string(dir.join("runs/cut/state.json")).unwrap().replace("\"completed\"", "\"interrupted\"");
+    ok(lenet5(
+        &dir,
+        &[
+            "train",
+            "tiny.yaml",
+            "--run-dir",
+            "runs/cut",
+            "--epochs",
+            "3",
+        ],
+    ));
+    let state = std::fs::read_to_string(dir.join("runs/cut/state.json"))
+        .unwrap()
+        .replace("\"completed\"", "\"interrupted\"");
     std::fs::write(dir.join("runs/cut/state.json"), state).unwrap();
     std::fs::remove_file(dir.join("runs/cut/test.json")).unwrap();
     let out = lenet5(&dir, &["report", "runs/done", "runs/cut", "--out", "rep"]);
     let table = ok(out);
-    assert!(table.contains("| done |") && table.contains("| cut |"), "{table}");
-    assert!(table.contains("unfinished: interrupted after epoch 3"), "{table}");
-    for f in ["report.md", "overlay.svg", "overlay.png", "done-curves.svg", "done-curves.png", "cut-curves.png"] {
-        assert!(std::fs::metadata(dir.join("rep").join(f)).unwrap().len() > 1000, "{f}");
+    assert!(
+        table.contains("| done |") && table.contains("| cut |"),
+        "{table}"
+    );
+    assert!(
+        table.contains("unfinished: interrupted after epoch 3"),
+        "{table}"
+    );
+    for f in [
+        "report.md",
+        "overlay.svg",
+        "overlay.png",
+        "done-curves.svg",
+        "done-curves.png",
+        "cut-curves.png",
+    ] {
+        assert!(
+            std::fs::metadata(dir.join("rep").join(f)).unwrap().len() > 1000,
+            "{f}"
+        );
     }
     let md = std::fs::read_to_string(dir.join("rep/report.md")).unwrap();
-    assert!(md.contains("## At the best epoch") && md.contains("## At the final epoch") && md.contains("overlay.svg"));
+    assert!(
+        md.contains("## At the best epoch")
+            && md.contains("## At the final epoch")
+            && md.contains("overlay.svg")
+    );
     let bad = lenet5(&dir, &["report", "data"]);
     assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
 }

@@ -1,6 +1,9 @@
 //! LR schedules (against PyTorch's formulas), early stopping on scripted validation losses, and each
 //! optimizer taking a step.
-use lenet5::config::{Config, EarlyStoppingConfig, LrSchedulerConfig, Monitor, OptimizerConfig, OptimizerKind, SchedulerKind};
+use lenet5::config::{
+    Config, EarlyStoppingConfig, LrSchedulerConfig, Monitor, OptimizerConfig, OptimizerKind,
+    SchedulerKind,
+};
 use lenet5::optim::{self, LrScheduler};
 use lenet5::train::{initial_state, record_epoch, should_stop};
 
@@ -22,20 +25,51 @@ fn close(a: &[f64], b: &[f64]) -> bool {
 #[test]
 fn step_cosine_and_plateau_follow_pytorch() {
     // torch.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.5), lr=1: [1, 1, .5, .5, .25]
-    let step = LrSchedulerConfig { kind: SchedulerKind::Step, step_size: 2, gamma: 0.5, ..Default::default() };
+    let step = LrSchedulerConfig {
+        kind: SchedulerKind::Step,
+        step_size: 2,
+        gamma: 0.5,
+        ..Default::default()
+    };
     assert!(close(&lrs(step, &[0.0; 5]), &[1.0, 1.0, 0.5, 0.5, 0.25]));
     // CosineAnnealingLR(T_max=4, eta_min=0): 0.5·(1+cos(π·e/4)) for e = 0..4
-    let cos = LrSchedulerConfig { kind: SchedulerKind::Cosine, t_max: 4, eta_min: 0.0, ..Default::default() };
-    let expected: Vec<f64> = (0..5).map(|e| 0.5 * (1.0 + (std::f64::consts::PI * e as f64 / 4.0).cos())).collect();
+    let cos = LrSchedulerConfig {
+        kind: SchedulerKind::Cosine,
+        t_max: 4,
+        eta_min: 0.0,
+        ..Default::default()
+    };
+    let expected: Vec<f64> = (0..5)
+        .map(|e| 0.5 * (1.0 + (std::f64::consts::PI * e as f64 / 4.0).cos()))
+        .collect();
     assert!(close(&lrs(cos, &[0.0; 5]), &expected));
     // ReduceLROnPlateau(factor=0.1, patience=1, threshold=0): cut after 2 epochs without improvement.
-    let plateau = LrSchedulerConfig { kind: SchedulerKind::Plateau, factor: 0.1, patience: 1, monitor: Monitor::ValLoss, ..Default::default() };
+    let plateau = LrSchedulerConfig {
+        kind: SchedulerKind::Plateau,
+        factor: 0.1,
+        patience: 1,
+        monitor: Monitor::ValLoss,
+        ..Default::default()
+    };
     let got = lrs(plateau, &[1.0, 0.9, 0.95, 0.9, 0.8, 0.8, 0.8, 0.8]);
-    assert!(close(&got, &[1.0, 1.0, 1.0, 1.0, 0.1, 0.1, 0.1, 0.01]), "{got:?}");
+    assert!(
+        close(&got, &[1.0, 1.0, 1.0, 1.0, 0.1, 0.1, 0.1, 0.01]),
+        "{got:?}"
+    );
     // The 1998 paper's schedule shape: each lr held for its number of epochs, the last one afterwards.
-    let piecewise = LrSchedulerConfig { kind: SchedulerKind::Piecewise, piecewise: vec![(2, 0.5), (1, 0.2), (2, 0.1)], ..Default::default() };
-    assert!(close(&lrs(piecewise, &[0.0; 7]), &[0.5, 0.5, 0.2, 0.1, 0.1, 0.1, 0.1]));
-    let none = LrSchedulerConfig { kind: SchedulerKind::None, ..Default::default() };
+    let piecewise = LrSchedulerConfig {
+        kind: SchedulerKind::Piecewise,
+        piecewise: vec![(2, 0.5), (1, 0.2), (2, 0.1)],
+        ..Default::default()
+    };
+    assert!(close(
+        &lrs(piecewise, &[0.0; 7]),
+        &[0.5, 0.5, 0.2, 0.1, 0.1, 0.1, 0.1]
+    ));
+    let none = LrSchedulerConfig {
+        kind: SchedulerKind::None,
+        ..Default::default()
+    };
     assert!(close(&lrs(none, &[0.0; 3]), &[1.0; 3]));
 }
 
@@ -53,36 +87,87 @@ fn run_early_stopping(es: &EarlyStoppingConfig, values: &[f64]) -> (Option<usize
 
 #[test]
 fn early_stopping_stops_at_the_right_epoch() {
-    let es = EarlyStoppingConfig { enabled: true, monitor: Monitor::ValLoss, patience: 3, min_delta: 0.0 };
+    let es = EarlyStoppingConfig {
+        enabled: true,
+        monitor: Monitor::ValLoss,
+        patience: 3,
+        min_delta: 0.0,
+    };
     // Best at epoch 3; epochs 4, 5, 6 do not improve (epoch 5 ties, which does not count) → stop after 6.
-    assert_eq!(run_early_stopping(&es, &[1.0, 0.8, 0.5, 0.6, 0.5, 0.7, 0.1]), (Some(6), 3));
+    assert_eq!(
+        run_early_stopping(&es, &[1.0, 0.8, 0.5, 0.6, 0.5, 0.7, 0.1]),
+        (Some(6), 3)
+    );
     // Improvements keep resetting the count.
-    assert_eq!(run_early_stopping(&es, &[1.0, 0.9, 0.95, 0.96, 0.8, 0.85, 0.86]), (None, 5));
+    assert_eq!(
+        run_early_stopping(&es, &[1.0, 0.9, 0.95, 0.96, 0.8, 0.85, 0.86]),
+        (None, 5)
+    );
     // min_delta: 0.5 → 0.45 is not an improvement of more than 0.1.
-    let es_delta = EarlyStoppingConfig { min_delta: 0.1, ..es.clone() };
-    assert_eq!(run_early_stopping(&es_delta, &[0.5, 0.45, 0.42, 0.41]), (Some(4), 1));
+    let es_delta = EarlyStoppingConfig {
+        min_delta: 0.1,
+        ..es.clone()
+    };
+    assert_eq!(
+        run_early_stopping(&es_delta, &[0.5, 0.45, 0.42, 0.41]),
+        (Some(4), 1)
+    );
     // Accuracy is maximised.
-    let es_acc = EarlyStoppingConfig { monitor: Monitor::ValAccuracy, patience: 2, ..es.clone() };
-    assert_eq!(run_early_stopping(&es_acc, &[0.9, 0.95, 0.94, 0.95, 0.99]), (Some(4), 2));
+    let es_acc = EarlyStoppingConfig {
+        monitor: Monitor::ValAccuracy,
+        patience: 2,
+        ..es.clone()
+    };
+    assert_eq!(
+        run_early_stopping(&es_acc, &[0.9, 0.95, 0.94, 0.95, 0.99]),
+        (Some(4), 2)
+    );
     // Disabled never stops.
-    let off = EarlyStoppingConfig { enabled: false, ..es };
-    assert_eq!(run_early_stopping(&off, &[1.0, 2.0, 3.0, 4.0, 5.0]), (None, 1));
+    let off = EarlyStoppingConfig {
+        enabled: false,
+        ..es
+    };
+    assert_eq!(
+        run_early_stopping(&off, &[1.0, 2.0, 3.0, 4.0, 5.0]),
+        (None, 1)
+    );
 }
 
 #[test]
 fn every_optimizer_builds_and_takes_a_step() {
     use tch::nn::{self, Module};
-    for kind in [OptimizerKind::Sgd, OptimizerKind::Adam, OptimizerKind::Adamw, OptimizerKind::Rmsprop] {
-        for (momentum, nesterov, amsgrad, centered) in [(0.0, false, false, false), (0.9, true, true, true)] {
+    for kind in [
+        OptimizerKind::Sgd,
+        OptimizerKind::Adam,
+        OptimizerKind::Adamw,
+        OptimizerKind::Rmsprop,
+    ] {
+        for (momentum, nesterov, amsgrad, centered) in
+            [(0.0, false, false, false), (0.9, true, true, true)]
+        {
             let vs = nn::VarStore::new(tch::Device::Cpu);
             let layer = nn::linear(vs.root() / "fc", 4, 2, Default::default());
-            let cfg = OptimizerConfig { kind, lr: 0.1, weight_decay: 0.01, momentum, nesterov, amsgrad, centered, ..Default::default() };
+            let cfg = OptimizerConfig {
+                kind,
+                lr: 0.1,
+                weight_decay: 0.01,
+                momentum,
+                nesterov,
+                amsgrad,
+                centered,
+                ..Default::default()
+            };
             let mut opt = optim::build(&vs, &cfg).unwrap();
             let before = layer.ws.copy();
-            let loss = layer.forward(&tch::Tensor::ones([3, 4], tch::kind::FLOAT_CPU)).sum(tch::Kind::Float);
+            let loss = layer
+                .forward(&tch::Tensor::ones([3, 4], tch::kind::FLOAT_CPU))
+                .sum(tch::Kind::Float);
             opt.backward_step(&loss);
             let moved = f64::try_from((&layer.ws - before).abs().sum(tch::Kind::Float)).unwrap();
-            assert!(moved > 0.0, "{kind:?} momentum {momentum} did not move the weights");
+            assert!(
+                moved > 0.0,
+                "{kind:?} momentum {momentum} did not move the weights"
+            );
         }
     }
 }
@@ -92,7 +177,13 @@ fn flat_adam_matches_libtorch_adam() {
     use lenet5::config::ModelConfig;
     use tch::nn::ModuleT;
     for (amsgrad, weight_decay) in [(true, 0.0), (false, 0.01), (true, 0.001)] {
-        let cfg = OptimizerConfig { kind: OptimizerKind::Adam, lr: 0.01, amsgrad, weight_decay, ..Default::default() };
+        let cfg = OptimizerConfig {
+            kind: OptimizerKind::Adam,
+            lr: 0.01,
+            amsgrad,
+            weight_decay,
+            ..Default::default()
+        };
         // Tests run in parallel threads and LibTorch's RNG is global, so nothing here draws from it: both
         // runs copy one set of initial weights, and the batches are deterministic functions.
         let init = tch::nn::VarStore::new(tch::Device::Cpu);
@@ -101,11 +192,20 @@ fn flat_adam_matches_libtorch_adam() {
             let mut vs = tch::nn::VarStore::new(tch::Device::Cpu);
             let net = lenet5::model::lenet5(&vs.root(), &ModelConfig::default());
             vs.copy(&init).unwrap();
-            let mut opt = if flat { optim::build(&vs, &cfg).unwrap() } else { optim::Optimizer::Torch(optim::build_torch(&vs, &cfg).unwrap()) };
+            let mut opt = if flat {
+                optim::build(&vs, &cfg).unwrap()
+            } else {
+                optim::Optimizer::Torch(optim::build_torch(&vs, &cfg).unwrap())
+            };
             assert_eq!(flat, matches!(opt, optim::Optimizer::FlatAdam(_)));
             for step in 0..5 {
-                let xs = (tch::Tensor::arange(8 * 784, tch::kind::FLOAT_CPU) * (0.37 + step as f64)).sin().view([8, 1, 28, 28]);
-                let ys = (tch::Tensor::arange(8, (tch::Kind::Int64, tch::Device::Cpu)) * (step + 3)).remainder(10);
+                let xs = (tch::Tensor::arange(8 * 784, tch::kind::FLOAT_CPU)
+                    * (0.37 + step as f64))
+                    .sin()
+                    .view([8, 1, 28, 28]);
+                let ys = (tch::Tensor::arange(8, (tch::Kind::Int64, tch::Device::Cpu))
+                    * (step + 3))
+                    .remainder(10);
                 opt.set_lr(0.01 / (step + 1) as f64);
                 opt.backward_step(&net.forward_t(&xs, true).cross_entropy_for_logits(&ys));
             }
@@ -117,10 +217,19 @@ fn flat_adam_matches_libtorch_adam() {
         for ((name, a), (_, b)) in flat.iter().zip(&torch) {
             let diff = f64::try_from((a - b).abs().max()).unwrap();
             // Float rounding only (lerp_ vs mul_+add_, the step size folded into the numerator).
-            assert!(diff < 1e-5, "amsgrad {amsgrad} wd {weight_decay}: {name} differs by {diff}");
+            assert!(
+                diff < 1e-5,
+                "amsgrad {amsgrad} wd {weight_decay}: {name} differs by {diff}"
+            );
         }
         // The updates really moved the weights, so the comparison can fail.
-        let moved = f64::try_from((&init.variables()["fc1.weight"] - &flat.iter().find(|v| v.0 == "fc1.weight").unwrap().1).abs().max()).unwrap();
+        let moved = f64::try_from(
+            (&init.variables()["fc1.weight"]
+                - &flat.iter().find(|v| v.0 == "fc1.weight").unwrap().1)
+                .abs()
+                .max(),
+        )
+        .unwrap();
         assert!(moved > 1e-3);
     }
 }

@@ -37,9 +37,13 @@ pub fn idx_labels(count: u32, labels: &[u8]) -> Vec<u8> {
 
 /// A learnable synthetic digit: a bright 6×6 block whose position encodes the label, plus seeded noise.
 pub fn synthetic_images(labels: &[u8], seed: u64) -> Vec<u8> {
-    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     let mut next = move || {
-        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (state >> 33) as u8
     };
     let mut pixels = vec![0u8; labels.len() * SIDE * SIDE];
@@ -62,10 +66,22 @@ pub fn synthetic_images(labels: &[u8], seed: u64) -> Vec<u8> {
 pub fn write_mnist(dir: &Path, n_train: usize, n_test: usize) {
     std::fs::create_dir_all(dir).unwrap();
     for (images, labels, n, seed) in [
-        ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", n_train, 1),
-        ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", n_test, 2),
+        (
+            "train-images-idx3-ubyte",
+            "train-labels-idx1-ubyte",
+            n_train,
+            1,
+        ),
+        (
+            "t10k-images-idx3-ubyte",
+            "t10k-labels-idx1-ubyte",
+            n_test,
+            2,
+        ),
     ] {
-        let ys: Vec<u8> = (0..n).map(|i| ((i * 7 + seed as usize) % 10) as u8).collect();
+        let ys: Vec<u8> = (0..n)
+            .map(|i| ((i * 7 + seed as usize) % 10) as u8)
+            .collect();
         let xs = synthetic_images(&ys, seed);
         std::fs::write(dir.join(images), idx_images(n as u32, 28, 28, &xs)).unwrap();
         std::fs::write(dir.join(labels), idx_labels(n as u32, &ys)).unwrap();
@@ -83,7 +99,11 @@ pub fn tiny_config(data_dir: &Path, runs_dir: &Path, extra: &str) -> String {
 
 /// Runs the real binary with `args` in `cwd`.
 pub fn lenet5(cwd: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lenet5")).args(args).current_dir(cwd).output().expect("run lenet5")
+    Command::new(env!("CARGO_BIN_EXE_lenet5"))
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .expect("run lenet5")
 }
 
 pub fn stdout(o: &Output) -> String {
@@ -96,14 +116,28 @@ pub fn stderr(o: &Output) -> String {
 
 /// Asserts success and returns stdout.
 pub fn ok(o: Output) -> String {
-    assert!(o.status.success(), "lenet5 failed ({:?}):\nstdout:\n{}\nstderr:\n{}", o.status, stdout(&o), stderr(&o));
+    assert!(
+        o.status.success(),
+        "lenet5 failed ({:?}):\nstdout:\n{}\nstderr:\n{}",
+        o.status,
+        stdout(&o),
+        stderr(&o)
+    );
     stdout(&o)
 }
 
 /// The only run directory under `runs`.
 pub fn only_run(runs: &Path) -> PathBuf {
-    let dirs: Vec<_> = std::fs::read_dir(runs).unwrap().map(|e| e.unwrap().path()).collect();
-    assert_eq!(dirs.len(), 1, "expected one run in {}: {dirs:?}", runs.display());
+    let dirs: Vec<_> = std::fs::read_dir(runs)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(
+        dirs.len(),
+        1,
+        "expected one run in {}: {dirs:?}",
+        runs.display()
+    );
     dirs[0].clone()
 }
 
@@ -111,7 +145,10 @@ pub fn only_run(runs: &Path) -> PathBuf {
 /// or `python3` if it has torch; None otherwise (the caller then says loudly that it skips).
 pub fn python_with_torch() -> Option<String> {
     let python = std::env::var("LENET5_PYTHON").unwrap_or_else(|_| "python3".into());
-    let ok = Command::new(&python).args(["-c", "import torch"]).output().is_ok_and(|o| o.status.success());
+    let ok = Command::new(&python)
+        .args(["-c", "import torch"])
+        .output()
+        .is_ok_and(|o| o.status.success());
     ok.then_some(python)
 }
 
@@ -119,14 +156,24 @@ pub fn python_with_torch() -> Option<String> {
 /// then 3×32×32 pixels whose colour depends on the label.
 pub fn write_cifar(dir: &Path, per_file: usize) {
     std::fs::create_dir_all(dir).unwrap();
-    let names = ["data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin", "data_batch_4.bin", "data_batch_5.bin", "test_batch.bin"];
+    let names = [
+        "data_batch_1.bin",
+        "data_batch_2.bin",
+        "data_batch_3.bin",
+        "data_batch_4.bin",
+        "data_batch_5.bin",
+        "test_batch.bin",
+    ];
     for (f, name) in names.iter().enumerate() {
         let mut bytes = Vec::with_capacity(per_file * 3073);
         for i in 0..per_file {
             let label = ((i * 3 + f) % 10) as u8;
             bytes.push(label);
             for c in 0..3u8 {
-                bytes.extend(std::iter::repeat_n(label.wrapping_mul(20).wrapping_add(c * 40), 1024));
+                bytes.extend(std::iter::repeat_n(
+                    label.wrapping_mul(20).wrapping_add(c * 40),
+                    1024,
+                ));
             }
         }
         std::fs::write(dir.join(name), bytes).unwrap();
