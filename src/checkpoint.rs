@@ -15,6 +15,7 @@
 
 use crate::UsageError;
 use crate::config::Config;
+use crate::evaluate::Evaluation;
 use crate::optim::LrScheduler;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
@@ -86,8 +87,9 @@ impl RunDir {
                 Ok(()) => return Ok(Self { path }),
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
                 Err(e) => {
-                    return Err(e)
-                        .with_context(|| format!("cannot create run directory {}", path.display()));
+                    return Err(e).with_context(|| {
+                        format!("cannot create run directory {}", path.display())
+                    });
                 }
             }
         }
@@ -185,18 +187,31 @@ impl RunDir {
     pub fn save_weights(&self, vs: &VarStore, name: &str) -> Result<()> {
         save_weights(vs, &self.file(name))
     }
-}
 
-impl RunDir {
     /// Saves named tensors (the optimizer's state) as `name`, atomically.
     pub fn save_tensors(&self, tensors: &[(String, tch::Tensor)], name: &str) -> Result<()> {
-        let path = self.file(name);
-        let tmp = temp_path(&path, ".tmp.safetensors");
-        let named: Vec<(&str, &tch::Tensor)> =
-            tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
-        tch::Tensor::write_safetensors(&named, &tmp)
-            .with_context(|| format!("cannot write {}", tmp.display()))?;
-        commit(&tmp, &path)
+        write_safetensors(tensors, &self.file(name))
+    }
+
+    /// Writes the test-set evaluation (`test.json`).
+    pub fn write_test(&self, test: &Evaluation) -> Result<()> {
+        write_atomic(
+            &self.file(TEST_FILE),
+            serde_json::to_string_pretty(test)?.as_bytes(),
+        )
+    }
+
+    /// The stored test-set evaluation, if the run has one.
+    pub fn test(&self) -> Result<Option<Evaluation>> {
+        let path = self.file(TEST_FILE);
+        if !path.exists() {
+            return Ok(None);
+        }
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let test = serde_json::from_str(&text)
+            .with_context(|| format!("{}: not a test result", path.display()))?;
+        Ok(Some(test))
     }
 
     /// Reads named tensors saved by [`RunDir::save_tensors`]; `None` if the file is absent.
@@ -215,10 +230,16 @@ impl RunDir {
     }
 }
 
-/// Saves `vs` to `path` in safetensors format through a temp file in the same directory.
+/// Saves every variable of `vs` to `path` in safetensors format, atomically.
 pub fn save_weights(vs: &VarStore, path: &Path) -> Result<()> {
+    write_safetensors(&vs.variables().into_iter().collect::<Vec<_>>(), path)
+}
+
+/// Writes named tensors to `path` in safetensors format through a temp file in the same directory.
+fn write_safetensors(tensors: &[(String, tch::Tensor)], path: &Path) -> Result<()> {
     let tmp = temp_path(path, ".tmp.safetensors");
-    vs.save(&tmp)
+    let named: Vec<(&str, &tch::Tensor)> = tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
+    tch::Tensor::write_safetensors(&named, &tmp)
         .with_context(|| format!("cannot write {}", tmp.display()))?;
     commit(&tmp, path)
 }

@@ -252,10 +252,7 @@ fn run_test(args: TestArgs) -> Result<()> {
     let result = evaluate::evaluate(&m.net, &test);
     let seconds = started.elapsed().as_secs_f64();
     if let (Some(run), "best") = (&m.run, args.model.checkpoint.as_str()) {
-        checkpoint::write_atomic(
-            &run.file(checkpoint::TEST_FILE),
-            serde_json::to_string_pretty(&result)?.as_bytes(),
-        )?;
+        run.write_test(&result)?;
     }
     if args.json {
         let mut value = serde_json::to_value(&result)?;

@@ -38,6 +38,13 @@ impl Split {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    fn to(self, device: Device) -> Split {
+        Split {
+            images: self.images.to_device(device),
+            labels: self.labels.to_device(device),
+        }
+    }
 }
 
 /// The three splits of a run. `validation` is empty when `validation_split` is 0.
@@ -163,30 +170,45 @@ fn all_files() -> impl Iterator<Item = &'static str> {
     [TRAIN_FILES.0, TRAIN_FILES.1, TEST_FILES.0, TEST_FILES.1].into_iter()
 }
 
-/// Loads MNIST from `cfg.dir` (after [`ensure_files`]), normalises it and splits off the validation set
-/// with a permutation seeded by `cfg.seed`, all on `device`.
-pub fn load(cfg: &DataConfig, device: Device) -> Result<Mnist> {
+/// Raw pixels in [0, 1] as `[N, C, H, W]` and labels `[N]`, of the training split (when `with_train`) and
+/// the test split, from `cfg.dir` (after [`ensure_files`]).
+struct Raw {
+    train: Option<(Tensor, Tensor)>,
+    test: (Tensor, Tensor),
+}
+
+fn read_raw(cfg: &DataConfig, with_train: bool) -> Result<Raw> {
     ensure_files(cfg)?;
     let dir = cfg.dir();
-    let (train_images, train_labels, test_images, test_labels) = if cfg.dataset == Dataset::Cifar10
-    {
+    if cfg.dataset == Dataset::Cifar10 {
         let train: Vec<_> = CIFAR_TRAIN_FILES.iter().map(|f| dir.join(f)).collect();
-        let (train_images, train_labels) = read_cifar(&train)?;
-        let (test_images, test_labels) = read_cifar(&[dir.join(CIFAR_TEST_FILE)])?;
-        (train_images, train_labels, test_images, test_labels)
-    } else {
-        let ds = tch::vision::mnist::load_dir(&dir).with_context(|| {
-            format!("cannot load {} from {}", cfg.dataset.name(), dir.display())
-        })?;
-        let side = [-1, 1, IMAGE_SIDE, IMAGE_SIDE];
-        (
-            ds.train_images.view(side),
-            ds.train_labels,
-            ds.test_images.view(side),
-            ds.test_labels,
-        )
-    };
+        let train = if with_train {
+            Some(read_cifar(&train)?)
+        } else {
+            None
+        };
+        return Ok(Raw {
+            train,
+            test: read_cifar(&[dir.join(CIFAR_TEST_FILE)])?,
+        });
+    }
+    // tch's loader reads all four files; the training ones are dropped when only the test split is wanted.
+    let ds = tch::vision::mnist::load_dir(&dir)
+        .with_context(|| format!("cannot load {} from {}", cfg.dataset.name(), dir.display()))?;
+    let side = [-1, 1, IMAGE_SIDE, IMAGE_SIDE];
+    let train = with_train.then(|| (ds.train_images.view(side), ds.train_labels));
+    Ok(Raw {
+        train,
+        test: (ds.test_images.view(side), ds.test_labels),
+    })
+}
+
+/// Loads the dataset, normalises it and splits off the validation set with a permutation seeded by
+/// `cfg.seed`, all on `device`.
+pub fn load(cfg: &DataConfig, device: Device) -> Result<Mnist> {
+    let raw = read_raw(cfg, true)?;
     let (mean, std) = cfg.dataset.mean_std();
+    let (train_images, train_labels) = raw.train.expect("read with the training split");
     let train_all = Split {
         images: standardise(&train_images, mean, std),
         labels: train_labels,
@@ -200,8 +222,8 @@ pub fn load(cfg: &DataConfig, device: Device) -> Result<Mnist> {
         )));
     }
     let test = Split {
-        images: standardise(&test_images, mean, std),
-        labels: test_labels,
+        images: standardise(&raw.test.0, mean, std),
+        labels: raw.test.1,
     };
     Ok(Mnist {
         train: train.to(device),
@@ -210,17 +232,15 @@ pub fn load(cfg: &DataConfig, device: Device) -> Result<Mnist> {
     })
 }
 
-/// Loads only the 10k test split (for `lenet5 test`).
+/// Loads only the test split (for `lenet5 test`).
 pub fn load_test(cfg: &DataConfig, device: Device) -> Result<Split> {
-    Ok(load(
-        &DataConfig {
-            validation_split: 0.0,
-            batch_size: 1,
-            ..cfg.clone()
-        },
-        device,
-    )?
-    .test)
+    let (images, labels) = read_raw(cfg, false)?.test;
+    let (mean, std) = cfg.dataset.mean_std();
+    Ok(Split {
+        images: standardise(&images, mean, std),
+        labels,
+    }
+    .to(device))
 }
 
 /// `[N, 784]` MNIST pixels in [0, 1] (as tch loads them) → `[N, 1, 28, 28]`, standardised.
@@ -257,15 +277,6 @@ pub fn split(all: Split, fraction: f64, seed: u64) -> (Split, Split) {
         take(perm.narrow(0, n_val, n - n_val)),
         take(perm.narrow(0, 0, n_val)),
     )
-}
-
-impl Split {
-    fn to(self, device: Device) -> Split {
-        Split {
-            images: self.images.to_device(device),
-            labels: self.labels.to_device(device),
-        }
-    }
 }
 
 /// Checks an images/labels pair: both headers, payload sizes, label range, equal counts.

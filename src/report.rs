@@ -37,16 +37,7 @@ pub fn load_run(path: &Path) -> Result<RunSummary> {
     } else {
         None
     };
-    let test_path = run.file(checkpoint::TEST_FILE);
-    let test = if test_path.exists() {
-        let text = std::fs::read_to_string(&test_path)?;
-        Some(
-            serde_json::from_str(&text)
-                .with_context(|| format!("{}: not a test result", test_path.display()))?,
-        )
-    } else {
-        None
-    };
+    let test = run.test()?;
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())

@@ -372,10 +372,7 @@ impl<'a> Trainer<'a> {
     fn finish(mut self, data: &Mnist) -> Result<TrainOutcome> {
         checkpoint::load_weights(&mut self.vs, &self.run.file(checkpoint::BEST_WEIGHTS))?;
         let test = evaluate::evaluate(&self.net, &data.test);
-        crate::checkpoint::write_atomic(
-            &self.run.file(checkpoint::TEST_FILE),
-            serde_json::to_string_pretty(&test)?.as_bytes(),
-        )?;
+        self.run.write_test(&test)?;
         Ok(TrainOutcome {
             run: self.run,
             state: self.state,
