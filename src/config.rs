@@ -155,6 +155,8 @@ pub enum SchedulerKind {
     Cosine,
     Plateau,
     Piecewise,
+    /// PyTorch's OneCycleLR, stepped every batch.
+    Onecycle,
 }
 
 /// What early stopping and the plateau scheduler watch.
@@ -182,7 +184,8 @@ impl Monitor {
     }
 }
 
-/// Learning-rate schedule, stepped once per epoch (PyTorch's StepLR, CosineAnnealingLR, ReduceLROnPlateau).
+/// Learning-rate schedule: stepped once per epoch (PyTorch's StepLR, CosineAnnealingLR, ReduceLROnPlateau,
+/// the 1998 paper's piecewise schedule) or, for `onecycle`, every batch (PyTorch's OneCycleLR).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LrSchedulerConfig {
@@ -201,6 +204,11 @@ pub struct LrSchedulerConfig {
     /// piecewise: `[[epochs, lr], ...]`, each lr held for that many epochs, the last one afterwards
     /// (LeCun et al. 1998: [[2, 0.0005], [3, 0.0002], [3, 0.0001], [4, 0.00005], [8, 0.00001]]).
     pub piecewise: Vec<(usize, f64)>,
+    /// onecycle: warm up from lr/`div_factor` to `optimizer.lr` over the first `pct_start` of all steps,
+    /// then anneal to lr/(`div_factor`·`final_div_factor`), both halves cosine, over `trainer.epochs`
+    pub pct_start: f64,
+    pub div_factor: f64,
+    pub final_div_factor: f64,
 }
 
 impl Default for LrSchedulerConfig {
@@ -216,6 +224,10 @@ impl Default for LrSchedulerConfig {
             patience: 10,
             monitor: Monitor::ValLoss,
             piecewise: vec![],
+            // PyTorch OneCycleLR's defaults.
+            pct_start: 0.3,
+            div_factor: 25.0,
+            final_div_factor: 1e4,
         }
     }
 }
@@ -595,6 +607,25 @@ impl Config {
                         &format!("lr_scheduler.piecewise[{i}]"),
                         (epochs, lr),
                         "needs epochs > 0 and lr > 0",
+                    )?;
+                }
+            }
+            SchedulerKind::Onecycle => {
+                check(
+                    s.pct_start > 0.0 && s.pct_start < 1.0,
+                    "lr_scheduler.pct_start",
+                    s.pct_start,
+                    "must be in (0, 1)",
+                )?;
+                for (key, v) in [
+                    ("div_factor", s.div_factor),
+                    ("final_div_factor", s.final_div_factor),
+                ] {
+                    check(
+                        v > 0.0 && v.is_finite(),
+                        &format!("lr_scheduler.{key}"),
+                        v,
+                        "must be > 0",
                     )?;
                 }
             }

@@ -261,7 +261,8 @@ impl LrScheduler {
     pub fn step(&mut self, epoch: usize, monitored: f64) {
         let c = &self.cfg;
         self.lr = match c.kind {
-            SchedulerKind::None => self.base_lr,
+            // One-cycle sets the lr every batch ([`LrScheduler::batch_lr`]).
+            SchedulerKind::None | SchedulerKind::Onecycle => self.base_lr,
             SchedulerKind::Piecewise => piecewise_lr(c, epoch + 1).unwrap_or(self.base_lr),
             // PyTorch StepLR: lr = base · γ^⌊e/step_size⌋ for 0-based epoch e.
             SchedulerKind::Step => self.base_lr * c.gamma.powi((epoch / c.step_size) as i32),
@@ -289,6 +290,30 @@ impl LrScheduler {
                 }
             }
         };
+    }
+}
+
+impl LrScheduler {
+    /// One-cycle only: the lr of 0-based batch `step` out of `total` in the whole run. PyTorch's OneCycleLR
+    /// with cosine annealing (learning rate only; Adam's β₁ is not cycled).
+    pub fn batch_lr(&self, step: usize, total: usize) -> Option<f64> {
+        if self.cfg.kind != SchedulerKind::Onecycle {
+            return None;
+        }
+        let c = &self.cfg;
+        let initial = self.base_lr / c.div_factor;
+        let min = initial / c.final_div_factor;
+        let warm_end = c.pct_start * total as f64 - 1.0;
+        let last = total as f64 - 1.0;
+        let step = step as f64;
+        let anneal = |from: f64, to: f64, pct: f64| {
+            to + (from - to) / 2.0 * ((std::f64::consts::PI * pct.clamp(0.0, 1.0)).cos() + 1.0)
+        };
+        Some(if step <= warm_end {
+            anneal(initial, self.base_lr, step / warm_end)
+        } else {
+            anneal(self.base_lr, min, (step - warm_end) / (last - warm_end))
+        })
     }
 }
 

@@ -179,9 +179,13 @@ impl<'a> Trainer<'a> {
                 monitor.name()
             );
         }
+        let batches = (data.train.len() as usize).div_ceil(self.config.data.batch_size);
         while self.state.epoch < t.epochs {
             let epoch = self.state.epoch + 1;
-            let lr = self.state.scheduler.lr;
+            // A per-batch schedule reports the lr of the epoch's first batch.
+            let lr = (self.state.scheduler)
+                .batch_lr((epoch - 1) * batches, t.epochs * batches)
+                .unwrap_or(self.state.scheduler.lr);
             self.opt.set_lr(lr);
             let started = Instant::now();
             let (loss, accuracy) = match self.train_epoch(&data.train, epoch, interrupt) {
@@ -283,6 +287,12 @@ impl<'a> Trainer<'a> {
                     exit_code,
                     batch: b,
                 };
+            }
+            let step = (epoch - 1) * batches + b;
+            if let Some(lr) =
+                (self.state.scheduler).batch_lr(step, self.config.trainer.epochs * batches)
+            {
+                self.opt.set_lr(lr);
             }
             let start = b as i64 * batch_size;
             let idx = order.narrow(0, start, batch_size.min(n - start));

@@ -33,6 +33,15 @@ fn every_shipped_config_parses() {
         (sigmoid.lr_scheduler.step_size, sigmoid.lr_scheduler.gamma),
         (50, 0.1)
     );
+    // The speedrun keeps LeNet-5's layout; only the training recipe is free.
+    let speedrun = config::load(&dir.join("speedrun.yaml"), &[]).unwrap();
+    assert_eq!(speedrun.model.variant, lenet5::config::Variant::Lenet5);
+    assert_eq!(speedrun.lr_scheduler.kind, SchedulerKind::Onecycle);
+    assert_eq!(
+        (speedrun.trainer.epochs, speedrun.data.batch_size),
+        (3, 256)
+    );
+    assert_eq!(speedrun.data.validation_split, 0.0);
 }
 
 #[test]
@@ -108,6 +117,14 @@ fn bad_configs_name_the_key_and_allowed_values() {
         (
             "optimizer:\n  type: sgd\n  nesterov: true\n",
             "optimizer.nesterov",
+        ),
+        (
+            "lr_scheduler:\n  type: onecycle\n  pct_start: 1.0\n",
+            "lr_scheduler.pct_start",
+        ),
+        (
+            "lr_scheduler:\n  type: onecycle\n  div_factor: 0\n",
+            "lr_scheduler.div_factor",
         ),
     ] {
         let e = err(yaml, &[]);

@@ -7,6 +7,8 @@ use lenet5::config::{
 use lenet5::optim::{self, LrScheduler};
 use lenet5::train::{initial_state, record_epoch, should_stop};
 
+mod common;
+
 /// The lr used in epochs 1..=n.
 fn lrs(cfg: LrSchedulerConfig, monitored: &[f64]) -> Vec<f64> {
     let mut s = LrScheduler::new(&cfg, 1.0);
@@ -71,6 +73,64 @@ fn step_cosine_and_plateau_follow_pytorch() {
         ..Default::default()
     };
     assert!(close(&lrs(none, &[0.0; 3]), &[1.0; 3]));
+}
+
+/// One-cycle over `total` batches with PyTorch's defaults (pct_start 0.3, div 25, final div 1e4), lr 1.
+fn one_cycle(total: usize) -> Vec<f64> {
+    let cfg = LrSchedulerConfig {
+        kind: SchedulerKind::Onecycle,
+        ..Default::default()
+    };
+    let s = LrScheduler::new(&cfg, 1.0);
+    (0..total).map(|i| s.batch_lr(i, total).unwrap()).collect()
+}
+
+#[test]
+fn one_cycle_warms_up_then_anneals_per_batch() {
+    let lrs = one_cycle(50);
+    // Starts at lr/25, peaks at lr at batch 0.3·50 − 1 = 14, ends at lr/25/1e4.
+    assert!((lrs[0] - 1.0 / 25.0).abs() < 1e-12);
+    assert!((lrs[14] - 1.0).abs() < 1e-12);
+    assert!((lrs[49] - 1.0 / 25.0 / 1e4).abs() < 1e-12);
+    assert!(lrs[..15].windows(2).all(|w| w[0] < w[1]));
+    assert!(lrs[14..].windows(2).all(|w| w[0] > w[1]));
+    // Per-epoch schedules have no per-batch lr.
+    let cos = LrScheduler::new(&LrSchedulerConfig::default(), 1.0);
+    assert_eq!(cos.batch_lr(0, 50), None);
+}
+
+#[test]
+fn one_cycle_matches_pytorch_one_cycle_lr() {
+    let Some(python) = common::python_with_torch() else {
+        eprintln!("skipped: no Python with torch (run scripts/setup-libtorch)");
+        return;
+    };
+    let script = "import torch\n\
+        p = torch.nn.Parameter(torch.zeros(1))\n\
+        opt = torch.optim.SGD([p], lr=1.0)\n\
+        s = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=1.0, total_steps=50, cycle_momentum=False)\n\
+        lrs = []\n\
+        for _ in range(50):\n    lrs.append(opt.param_groups[0]['lr']); opt.step(); s.step()\n\
+        print(' '.join(repr(x) for x in lrs))\n";
+    let out = std::process::Command::new(python)
+        .args(["-c", script])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let torch: Vec<f64> = String::from_utf8(out.stdout)
+        .unwrap()
+        .split_whitespace()
+        .map(|x| x.parse().unwrap())
+        .collect();
+    let ours = one_cycle(50);
+    assert!(
+        ours.iter().zip(&torch).all(|(a, b)| (a - b).abs() < 1e-9) && ours.len() == torch.len(),
+        "ours {ours:?}\ntorch {torch:?}"
+    );
 }
 
 /// Feeds `values` until early stopping fires; returns (stop epoch, best epoch).
