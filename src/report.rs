@@ -4,7 +4,7 @@
 //! Renderers are pure (runs in, text or pixels out); only [`write_report`] touches files, atomically.
 
 use crate::checkpoint::{self, RunDir, RunStatus, TrainState};
-use crate::config::{Config, OptimizerKind};
+use crate::config::{Config, OptimizerKind, Variant};
 use crate::evaluate::Evaluation;
 use crate::metrics::{self, EpochRow};
 use anyhow::{Context, Result, anyhow};
@@ -121,24 +121,41 @@ pub fn render_table(runs: &[RunSummary], which: TableEpoch) -> String {
             (TableEpoch::Best, Some(r)) => format!("{} (best {})", run.rows.len(), r.epoch),
             _ => run.rows.len().to_string(),
         };
+        let (activation, pooling, init) = layer_columns(c);
         let test = run
             .test
             .as_ref()
             .map(|t| pct(t.accuracy))
             .unwrap_or_else(|| "—".into());
         out += &format!(
-            "| {} | {early_stopping} | {} | {} | {} | {} | {} | {epochs} | {loss} | {acc} | {val_loss} | {val_acc} | {test} | {:.0} s | {} |\n",
+            "| {} | {early_stopping} | {activation} | {pooling} | {} | {init} | {} | {epochs} | {loss} | {acc} | {val_loss} | {val_acc} | {test} | {:.0} s | {} |\n",
             run.name,
-            lower(&format!("{:?}", c.model.activation)),
-            lower(&format!("{:?}", c.model.pooling)),
             c.optimizer.weight_decay,
-            snake(&format!("{:?}", c.model.init)),
             optimizer_name(c),
             run.wall_seconds(),
             run.status(),
         );
     }
     out
+}
+
+/// Activation, pooling and initialisation as the variant actually builds them (only `lenet5` reads all
+/// three keys).
+fn layer_columns(c: &Config) -> (String, String, String) {
+    let init = snake(&format!("{:?}", c.model.init));
+    match c.model.variant {
+        Variant::Lenet5 => (
+            lower(&format!("{:?}", c.model.activation)),
+            lower(&format!("{:?}", c.model.pooling)),
+            init,
+        ),
+        Variant::Lenet5Modern => ("relu + batch norm".into(), "max".into(), init),
+        Variant::Lenet1998 => (
+            "scaled tanh".into(),
+            "trainable subsampling".into(),
+            "±2.4/F_in".into(),
+        ),
+    }
 }
 
 fn pct(x: f64) -> String {
