@@ -199,16 +199,10 @@ impl LeNet5 {
 
 /// The kernel of "convolve with `w` `[O, I, k, k]`, then 2×2 average-pool with stride 2" as a single
 /// `[O, I, k+1, k+1]` kernel for a stride-2 convolution: W'[c, d] = (w[c, d] + w[c-1, d] + w[c, d-1] +
-/// w[c-1, d-1]) / 4, with w zero outside its k×k support. That is w convolved ("full", padding 1) with a
-/// 2×2 box of 1/4: one small convolution forward and one backward, where four shifted copies would be eight
-/// tiny ops each way (per-op overhead is what dominates at this size). Differentiable, so gradients reach `w`.
+/// w[c-1, d-1]) / 4, with w zero outside its k×k support. Differentiable, so gradients reach `w`.
 pub fn pooled_kernel(w: &Tensor) -> Tensor {
-    let size = w.size();
-    let (o, i, k) = (size[0], size[1], size[2]);
-    let box_filter = Tensor::full([1, 1, 2, 2], 0.25, (w.kind(), w.device()));
-    w.reshape([o * i, 1, k, k])
-        .conv2d(&box_filter, None::<Tensor>, [1, 1], [1, 1], [1, 1], 1)
-        .reshape([o, i, k + 1, k + 1])
+    let shifted = |left, right, top, bottom| w.constant_pad_nd([left, right, top, bottom]);
+    (shifted(0, 1, 0, 1) + shifted(0, 1, 1, 0) + shifted(1, 0, 0, 1) + shifted(1, 0, 1, 0)) * 0.25
 }
 
 impl ModuleT for LeNet5 {
