@@ -291,9 +291,7 @@ impl LrScheduler {
             }
         };
     }
-}
 
-impl LrScheduler {
     /// One-cycle only: the lr of 0-based batch `step` out of `total` in the whole run. PyTorch's OneCycleLR
     /// with cosine annealing (learning rate only; Adam's β₁ is not cycled).
     pub fn batch_lr(&self, step: usize, total: usize) -> Option<f64> {
@@ -309,8 +307,10 @@ impl LrScheduler {
         let anneal = |from: f64, to: f64, pct: f64| {
             to + (from - to) / 2.0 * ((std::f64::consts::PI * pct.clamp(0.0, 1.0)).cos() + 1.0)
         };
-        Some(if step <= warm_end {
-            anneal(initial, self.base_lr, step / warm_end)
+        Some(if warm_end >= 0.0 && step <= warm_end {
+            // warm_end is 0 when the warm-up is a single batch (PyTorch divides by zero there).
+            let pct = if warm_end > 0.0 { step / warm_end } else { 1.0 };
+            anneal(initial, self.base_lr, pct)
         } else {
             anneal(self.base_lr, min, (step - warm_end) / (last - warm_end))
         })

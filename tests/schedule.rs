@@ -94,6 +94,16 @@ fn one_cycle_warms_up_then_anneals_per_batch() {
     assert!((lrs[49] - 1.0 / 25.0 / 1e4).abs() < 1e-12);
     assert!(lrs[..15].windows(2).all(|w| w[0] < w[1]));
     assert!(lrs[14..].windows(2).all(|w| w[0] > w[1]));
+    // Runs too short for a warm-up still get finite learning rates.
+    for (pct_start, total) in [(0.3, 1), (0.5, 2), (0.3, 3)] {
+        let cfg = LrSchedulerConfig {
+            kind: SchedulerKind::Onecycle,
+            pct_start,
+            ..Default::default()
+        };
+        let s = LrScheduler::new(&cfg, 1.0);
+        assert!((0..total).all(|i| s.batch_lr(i, total).unwrap().is_finite()));
+    }
     // Per-epoch schedules have no per-batch lr.
     let cos = LrScheduler::new(&LrSchedulerConfig::default(), 1.0);
     assert_eq!(cos.batch_lr(0, 50), None);
