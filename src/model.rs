@@ -184,17 +184,39 @@ impl LeNet5 {
     /// same function (to float rounding) with 2.8× fewer multiply-adds, and the weights stay 5×5.
     pub fn conv_pool(&self, conv: &nn::Conv2D, xs: &Tensor, padding: i64) -> Tensor {
         match self.pooling {
-            Pooling::Avg => xs.conv2d(
-                &pooled_kernel(&conv.ws),
-                conv.bs.as_ref(),
-                [2, 2],
-                [padding, padding],
-                [1, 1],
-                1,
-            ),
+            Pooling::Avg => stride2_conv(xs, &pooled_kernel(&conv.ws), conv.bs.as_ref(), padding),
             Pooling::Max => self.pool(xs.apply(conv)),
         }
     }
+}
+
+/// A stride-2 convolution with an even `[O, I, 2m, 2m]` kernel. Where the input needs a gradient (conv2 in
+/// training) it is computed as a stride-1 m×m convolution over the space-to-depth input (each 2×2 block of
+/// pixels becomes 4 channels; the kernel is rearranged to match): the same sums in another order, but
+/// oneDNN's backward pass to a stride-1 convolution's input is much cheaper than to a strided one's (one
+/// training epoch: 1.33 s → 1.18 s median of 8). Where no input gradient is needed (conv1, evaluation) the
+/// extra copies cost more than they save, so the strided convolution stays; likewise for odd sides.
+pub fn stride2_conv(xs: &Tensor, kernel: &Tensor, bias: Option<&Tensor>, padding: i64) -> Tensor {
+    let (ks, xsize) = (kernel.size(), xs.size());
+    let (o, i, k) = (ks[0], ks[1], ks[2]);
+    let side = xsize[2] + 2 * padding;
+    let odd = k % 2 != 0 || side % 2 != 0 || (xsize[3] + 2 * padding) % 2 != 0;
+    if !xs.requires_grad() || odd {
+        return xs.conv2d(kernel, bias, [2, 2], [padding, padding], [1, 1], 1);
+    }
+    let m = k / 2;
+    // pixel_unshuffle puts pixel (2y+a, 2x+b) of channel c into channel 4c + 2a + b.
+    let kernel = kernel
+        .view([o, i, m, 2, m, 2])
+        .permute([0, 1, 3, 5, 2, 4])
+        .reshape([o, i * 4, m, m]);
+    let xs = if padding > 0 {
+        xs.constant_pad_nd([padding, padding, padding, padding])
+    } else {
+        xs.shallow_clone()
+    };
+    xs.pixel_unshuffle(2)
+        .conv2d(&kernel, bias, [1, 1], [0, 0], [1, 1], 1)
 }
 
 /// The kernel of "convolve with `w` `[O, I, k, k]`, then 2×2 average-pool with stride 2" as a single

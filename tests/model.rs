@@ -192,6 +192,31 @@ fn fused_conv_and_average_pooling_equal_conv_then_pool() {
 }
 
 #[test]
+fn space_to_depth_stride2_conv_equals_the_strided_conv() {
+    tch::manual_seed(2);
+    let opts = (Kind::Float, Device::Cpu);
+    // conv2's shape (the training path) and conv1's (padding 2), each with an input that needs a gradient.
+    for (channels, side, padding) in [(6, 14, 0), (1, 28, 2)] {
+        let kernel = Tensor::randn([16, channels, 6, 6], opts);
+        let bias = Tensor::randn([16], opts);
+        let xs = Tensor::randn([3, channels, side, side], opts).set_requires_grad(true);
+        let strided = xs.conv2d(&kernel, Some(&bias), [2, 2], [padding, padding], [1, 1], 1);
+        let s2d = model::stride2_conv(&xs, &kernel, Some(&bias), padding);
+        assert_eq!(s2d.size(), strided.size());
+        let max_diff = |a: &Tensor, b: &Tensor| f64::try_from((a - b).abs().max()).unwrap();
+        assert!(
+            max_diff(&s2d, &strided) < 1e-4,
+            "outputs, padding {padding}"
+        );
+        let input_grad = |out: &Tensor| {
+            Tensor::run_backward(&[out.square().sum(Kind::Float)], &[&xs], false, false).remove(0)
+        };
+        let diff = max_diff(&input_grad(&s2d), &input_grad(&strided));
+        assert!(diff < 1e-3, "input gradients, padding {padding}: {diff}");
+    }
+}
+
+#[test]
 fn modern_variant_has_batch_norm_and_dropout_and_trains() {
     use lenet5::config::Variant;
     let cfg = ModelConfig {
