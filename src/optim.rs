@@ -1,5 +1,6 @@
-//! Optimizers and the learning-rate schedules tch lacks (implemented on `set_lr`, stepped once per epoch like
-//! PyTorch's StepLR, CosineAnnealingLR and ReduceLROnPlateau, plus the 1998 paper's piecewise schedule).
+//! Optimizers and the learning-rate schedules tch lacks, implemented on `set_lr`: stepped once per epoch like
+//! PyTorch's StepLR, CosineAnnealingLR and ReduceLROnPlateau, plus the 1998 paper's piecewise schedule, or
+//! every batch like PyTorch's OneCycleLR.
 //!
 //! SGD, AdamW and RMSprop are LibTorch's own. Adam — the seed's optimizer — is [`FlatAdam`]: PyTorch's Adam
 //! update on one flat buffer that all parameters are views of, a dozen kernel calls per step instead of a
