@@ -79,19 +79,7 @@ pub fn lenet5_for(vs: &nn::Path, cfg: &ModelConfig, input: Input) -> LeNet5 {
         };
         nn::conv2d(vs / name, i, o, KERNEL, c)
     };
-    let linear = |name: &str, i, o| {
-        let (ws_init, bs_init) = inits(cfg.init, &[o, i]);
-        nn::linear(
-            vs / name,
-            i,
-            o,
-            nn::LinearConfig {
-                ws_init,
-                bs_init: Some(bs_init),
-                bias: true,
-            },
-        )
-    };
+    let linear = |name: &str, i, o| linear(vs / name, cfg.init, i, o, true);
     LeNet5 {
         conv1: conv(
             "conv1",
@@ -107,6 +95,17 @@ pub fn lenet5_for(vs: &nn::Path, cfg: &ModelConfig, input: Input) -> LeNet5 {
         activation: cfg.activation,
         pooling: cfg.pooling,
     }
+}
+
+/// A fully connected layer `i` → `o` under `path`, initialised by `init` (bias optional).
+fn linear(path: nn::Path, init: Init, i: i64, o: i64, bias: bool) -> nn::Linear {
+    let (ws_init, bs_init) = inits(init, &[o, i]);
+    let config = nn::LinearConfig {
+        ws_init,
+        bs_init: Some(bs_init),
+        bias,
+    };
+    nn::linear(path, i, o, config)
 }
 
 /// Weight and bias initialisers for a weight of shape `dims` (`[out, in, k…]`).
@@ -286,19 +285,7 @@ pub fn lenet5_modern(vs: &nn::Path, cfg: &ModelConfig, input: Input) -> ModernLe
             },
         )
     };
-    let linear = |name: &str, i, o, bias| {
-        let (ws_init, bs_init) = inits(cfg.init, &[o, i]);
-        nn::linear(
-            vs / name,
-            i,
-            o,
-            nn::LinearConfig {
-                ws_init,
-                bs_init: Some(bs_init),
-                bias,
-            },
-        )
-    };
+    let linear = |name: &str, i, o, bias| linear(vs / name, cfg.init, i, o, bias);
     let bn = Default::default();
     ModernLeNet5 {
         conv1: conv(

@@ -4,13 +4,7 @@ use common::*;
 use std::path::Path;
 
 fn setup(name: &str, extra: &str) -> (std::path::PathBuf, std::path::PathBuf) {
-    let dir = scratch(name);
-    write_mnist(&dir.join("data"), 300, 100);
-    std::fs::write(
-        dir.join("tiny.yaml"),
-        tiny_config(&dir.join("data"), &dir.join("runs"), extra),
-    )
-    .unwrap();
+    let dir = tiny_project(name, 300, 100, extra);
     (dir.clone(), dir.join("runs"))
 }
 

@@ -36,14 +36,7 @@ fn fails(dir: &Path, args: &[&str], code: i32, needles: &[&str]) {
 
 /// A scratch dir with good synthetic data and a tiny config, for corrupting one piece at a time.
 fn setup(name: &str) -> PathBuf {
-    let dir = scratch(name);
-    write_mnist(&dir.join("data"), 200, 50);
-    std::fs::write(
-        dir.join("tiny.yaml"),
-        tiny_config(&dir.join("data"), &dir.join("runs"), ""),
-    )
-    .unwrap();
-    dir
+    tiny_project(name, 200, 50, "")
 }
 
 #[test]
@@ -305,13 +298,7 @@ fn divergence_stops_with_epoch_batch_and_advice() {
 
 /// A run long enough to be interrupted mid-epoch: 4,000 images in batches of 8 (500 steps an epoch).
 fn long_run(name: &str) -> (PathBuf, PathBuf) {
-    let dir = scratch(name);
-    write_mnist(&dir.join("data"), 4000, 50);
-    std::fs::write(
-        dir.join("long.yaml"),
-        tiny_config(&dir.join("data"), &dir.join("runs"), ""),
-    )
-    .unwrap();
+    let dir = tiny_project(name, 4000, 50, "");
     (dir.clone(), dir.join("runs"))
 }
 
@@ -325,7 +312,7 @@ fn start_and_wait(
     let mut child = Command::new(env!("CARGO_BIN_EXE_lenet5"))
         .args([
             "train",
-            "long.yaml",
+            "tiny.yaml",
             "--batch-size",
             "8",
             "--set",

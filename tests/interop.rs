@@ -4,22 +4,15 @@
 mod common;
 use common::*;
 use std::path::Path;
-use std::process::Command;
 use tch::nn::ModuleT;
 
 fn reference(python: &str, args: &[&str]) -> serde_json::Value {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/reference.py");
-    let out = Command::new(python)
-        .arg(script)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
+    let args: Vec<&str> = [script.to_str().unwrap()]
+        .into_iter()
+        .chain(args.iter().copied())
+        .collect();
+    serde_json::from_slice(&run_python(python, &args)).unwrap_or(serde_json::Value::Null)
 }
 
 /// lenet5's logits for the first `n` test images of `data`, with weights from `weights`.
@@ -45,19 +38,10 @@ fn assert_close(ours: &[Vec<f32>], theirs: &serde_json::Value) {
 #[test]
 fn lenet5_checkpoints_load_in_pytorch_and_back() {
     let Some(python) = python_with_torch() else {
-        eprintln!(
-            "SKIPPED: no Python with torch (run scripts/setup-libtorch, or set LENET5_PYTHON)"
-        );
         return;
     };
-    let dir = scratch("interop");
+    let dir = tiny_project("interop", 300, 32, "");
     let data = dir.join("data");
-    write_mnist(&data, 300, 32);
-    std::fs::write(
-        dir.join("tiny.yaml"),
-        tiny_config(&data, &dir.join("runs"), ""),
-    )
-    .unwrap();
     ok(lenet5(&dir, &["train", "tiny.yaml", "--run-dir", "runs/r"]));
     let config = lenet5::config::load(&dir.join("runs/r/config.yaml"), &[]).unwrap();
 

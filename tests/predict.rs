@@ -154,13 +154,7 @@ fn alpha_and_jpeg_inputs_are_understood() {
 
 #[test]
 fn broken_images_are_named_and_the_rest_still_classified() {
-    let dir = scratch("predict_cli");
-    write_mnist(&dir.join("data"), 200, 20);
-    std::fs::write(
-        dir.join("tiny.yaml"),
-        tiny_config(&dir.join("data"), &dir.join("runs"), ""),
-    )
-    .unwrap();
+    let dir = tiny_project("predict_cli", 200, 20, "");
     ok(lenet5(
         &dir,
         &["train", "tiny.yaml", "--epochs", "1", "--run-dir", "runs/r"],

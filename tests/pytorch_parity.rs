@@ -4,15 +4,11 @@
 mod common;
 use common::*;
 use lenet5::config::{Config, ModelConfig};
-use std::process::Command;
 use tch::nn::ModuleT;
 
 #[test]
 fn reference_computes_the_same_loss_for_the_same_weights_and_batch() {
     let Some(python) = python_with_torch() else {
-        eprintln!(
-            "SKIPPED: no Python with torch (run scripts/setup-libtorch, or set LENET5_PYTHON)"
-        );
         return;
     };
     let dir = scratch("parity");
@@ -37,24 +33,19 @@ fn reference_computes_the_same_loss_for_the_same_weights_and_batch() {
         let ours = f64::try_from(net.forward_t(&xs, false).cross_entropy_for_logits(&ys)).unwrap();
 
         let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/reference.py");
-        let out = Command::new(&python)
-            .arg(&script)
-            .args([
+        let stdout = run_python(
+            &python,
+            &[
+                script.to_str().unwrap(),
                 "--check-loss",
                 weights.to_str().unwrap(),
                 "--data",
                 dir.join("data").to_str().unwrap(),
                 "--batch",
                 "128",
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+            ],
         );
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&stdout).unwrap();
         let theirs = v["loss"].as_f64().unwrap();
         if model.activation == lenet5::config::Activation::Relu {
             assert!(

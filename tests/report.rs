@@ -112,13 +112,7 @@ fn charts_are_valid_svg_and_png() {
 
 #[test]
 fn report_command_flags_unfinished_runs() {
-    let dir = scratch("report_cli");
-    write_mnist(&dir.join("data"), 200, 50);
-    std::fs::write(
-        dir.join("tiny.yaml"),
-        tiny_config(&dir.join("data"), &dir.join("runs"), ""),
-    )
-    .unwrap();
+    let dir = tiny_project("report_cli", 200, 50, "");
     ok(lenet5(
         &dir,
         &["train", "tiny.yaml", "--run-dir", "runs/done"],

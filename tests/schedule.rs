@@ -112,7 +112,6 @@ fn one_cycle_warms_up_then_anneals_per_batch() {
 #[test]
 fn one_cycle_matches_pytorch_one_cycle_lr() {
     let Some(python) = common::python_with_torch() else {
-        eprintln!("skipped: no Python with torch (run scripts/setup-libtorch)");
         return;
     };
     let script = "import torch\n\
@@ -122,16 +121,7 @@ fn one_cycle_matches_pytorch_one_cycle_lr() {
         lrs = []\n\
         for _ in range(50):\n    lrs.append(opt.param_groups[0]['lr']); opt.step(); s.step()\n\
         print(' '.join(repr(x) for x in lrs))\n";
-    let out = std::process::Command::new(python)
-        .args(["-c", script])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let torch: Vec<f64> = String::from_utf8(out.stdout)
+    let torch: Vec<f64> = String::from_utf8(common::run_python(&python, &["-c", script]))
         .unwrap()
         .split_whitespace()
         .map(|x| x.parse().unwrap())

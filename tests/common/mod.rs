@@ -142,14 +142,43 @@ pub fn only_run(runs: &Path) -> PathBuf {
 }
 
 /// The Python with torch that scripts/setup-libtorch installed (`LENET5_PYTHON`, from .cargo/config.toml),
-/// or `python3` if it has torch; None otherwise (the caller then says loudly that it skips).
+/// or `python3` if it has torch; None otherwise, after saying loudly that the calling test skips.
 pub fn python_with_torch() -> Option<String> {
     let python = std::env::var("LENET5_PYTHON").unwrap_or_else(|_| "python3".into());
     let ok = Command::new(&python)
         .args(["-c", "import torch"])
         .output()
         .is_ok_and(|o| o.status.success());
+    if !ok {
+        eprintln!(
+            "SKIPPED: no Python with torch (run scripts/setup-libtorch, or set LENET5_PYTHON)"
+        );
+    }
     ok.then_some(python)
+}
+
+/// Runs `python args...`, asserts it succeeded (showing its stderr if not) and returns its stdout.
+pub fn run_python(python: &str, args: &[&str]) -> Vec<u8> {
+    let out = Command::new(python).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// A scratch directory `name` with synthetic MNIST in `data/` (`n_train` and `n_test` images) and
+/// `tiny.yaml` ([`tiny_config`] plus `extra`) whose runs go to `runs/`.
+pub fn tiny_project(name: &str, n_train: usize, n_test: usize, extra: &str) -> PathBuf {
+    let dir = scratch(name);
+    write_mnist(&dir.join("data"), n_train, n_test);
+    std::fs::write(
+        dir.join("tiny.yaml"),
+        tiny_config(&dir.join("data"), &dir.join("runs"), extra),
+    )
+    .unwrap();
+    dir
 }
 
 /// Writes CIFAR-10's six binary batches into `dir` with `per_file` synthetic records each: a label byte,
