@@ -2,19 +2,12 @@
 //! `grid_sample`, one random transform per image drawn from LibTorch's (seeded) generator.
 
 use crate::config::AugmentConfig;
-use crate::data::{MNIST_MEAN, MNIST_STD};
 use tch::{Kind, Tensor};
 
-/// Distorts normalised images `[N, C, H, W]`. Pixels pulled in from outside the image are background
-/// (raw 0), not the normalised 0. With every bound zero this is the identity (to float rounding).
-pub fn distort(xs: &Tensor, cfg: &AugmentConfig) -> Tensor {
-    distort_over(xs, cfg, -MNIST_MEAN / MNIST_STD)
-}
-
-/// [`distort`] for images whose (normalised) background value is `background` (a scalar, or one value per
-/// channel as `[1, C, 1, 1]`).
-pub fn distort_over(xs: &Tensor, cfg: &AugmentConfig, background: impl Into<Tensor>) -> Tensor {
-    let background: Tensor = background.into();
+/// Distorts normalised images `[N, C, H, W]`, one random transform per image. Pixels pulled in from
+/// outside the image are `background` (the normalised raw 0: [`crate::data::Normalization::background`]),
+/// not the normalised 0. With every bound zero this is the identity (to float rounding).
+pub fn distort(xs: &Tensor, cfg: &AugmentConfig, background: &Tensor) -> Tensor {
     let size = xs.size();
     let (n, h) = (size[0], size[2]);
     let opts = (Kind::Float, xs.device());
@@ -34,5 +27,5 @@ pub fn distort_over(xs: &Tensor, cfg: &AugmentConfig, background: impl Into<Tens
     let theta = Tensor::stack(&[row0, row1], 1);
     let grid = Tensor::affine_grid_generator(&theta, size.as_slice(), false);
     // Bilinear (0), zero padding (0) around the background-shifted image.
-    (xs - &background).grid_sampler(&grid, 0, 0, false) + background
+    (xs - background).grid_sampler(&grid, 0, 0, false) + background
 }

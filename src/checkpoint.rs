@@ -1,26 +1,27 @@
-//! The run directory and everything in it that must survive a crash: atomic writes (temp file, fsync,
-//! rename), weights as `.safetensors` with the seed's PyTorch names, the resolved config, and the training
-//! state that `--resume` continues from.
+//! The run directory and everything in it that must survive a crash: weights as `.safetensors` with the
+//! seed's PyTorch names, the optimizer state that goes with them, the resolved config, the training state
+//! that `--resume` continues from, the test result, and the lock held while a process trains the run.
+//! Every file is written atomically ([`crate::atomic`]).
 //!
 //! ```text
 //! runs/<config-name>-<UTC timestamp>/
-//!   config.yaml        resolved config (defaults → file → overrides)
+//!   config.yaml        resolved config (defaults → file → overrides), commented
 //!   metrics.csv        one row per completed epoch
 //!   best.safetensors   weights of the best monitored epoch
 //!   last.safetensors   weights after the last completed epoch (or the interrupted batch)
 //!   optimizer.safetensors  Adam's moments and step count at the same point
-//!   state.json         epoch, early-stopping and scheduler state, status
+//!   state.json         epoch, early-stopping and scheduler state, status (written before the first batch)
 //!   test.json          test-set evaluation of best.safetensors
+//!   .lock              locked while a process trains the run
 //! ```
 
-use crate::UsageError;
 use crate::config::Config;
 use crate::evaluate::Evaluation;
-use crate::optim::LrScheduler;
+use crate::optim::Optimizer;
+use crate::train::TrainState;
+use crate::{UsageError, atomic};
 use anyhow::{Context, Result};
-use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use tch::nn::VarStore;
 
@@ -33,37 +34,7 @@ pub const LAST_WEIGHTS: &str = "last.safetensors";
 /// The optimizer's state beside `last.safetensors`, where lenet5 owns it (Adam).
 pub const OPTIMIZER_STATE: &str = "optimizer.safetensors";
 
-/// Where a run stands; saved after every epoch.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TrainState {
-    /// Last completed epoch (1-based); 0 before the first.
-    pub epoch: usize,
-    pub best_epoch: usize,
-    /// Best monitored value so far (`None` before the first epoch).
-    pub best_value: Option<f64>,
-    /// Epochs since `best_epoch` without an improvement larger than `min_delta`.
-    pub epochs_without_improvement: usize,
-    pub scheduler: LrScheduler,
-    pub status: RunStatus,
-    /// Wall time of all completed epochs, seconds.
-    pub train_seconds: f64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RunStatus {
-    Running,
-    Interrupted,
-    Diverged,
-    EarlyStopped,
-    Completed,
-}
-
-impl RunStatus {
-    pub fn is_finished(self) -> bool {
-        matches!(self, RunStatus::EarlyStopped | RunStatus::Completed)
-    }
-}
+const LOCK_FILE: &str = ".lock";
 
 /// A run directory on disk.
 #[derive(Debug, Clone)]
@@ -99,7 +70,7 @@ impl RunDir {
     /// Creates exactly `path`; an existing run there is an error (resume it instead).
     pub fn create_at(path: &Path) -> Result<Self> {
         if path.join(CONFIG_FILE).exists() {
-            return Err(UsageError::new(format!(
+            return Err(UsageError::error(format!(
                 "{} already holds a run; continue it with `lenet5 train --resume {0}`",
                 path.display()
             )));
@@ -114,13 +85,13 @@ impl RunDir {
     /// Opens an existing run directory; it must hold a `config.yaml`.
     pub fn open(path: &Path) -> Result<Self> {
         if !path.is_dir() {
-            return Err(UsageError::new(format!(
+            return Err(UsageError::error(format!(
                 "run directory {} does not exist",
                 path.display()
             )));
         }
         if !path.join(CONFIG_FILE).is_file() {
-            return Err(UsageError::new(format!(
+            return Err(UsageError::error(format!(
                 "{} is not a lenet5 run directory (no {CONFIG_FILE})",
                 path.display()
             )));
@@ -133,7 +104,7 @@ impl RunDir {
     /// The most recently modified run under `runs_dir`.
     pub fn latest(runs_dir: &Path) -> Result<Self> {
         let entries = std::fs::read_dir(runs_dir).map_err(|e| {
-            UsageError::new(format!(
+            UsageError::error(format!(
                 "no runs in {} ({e}); train one first with `lenet5 train CONFIG`",
                 runs_dir.display()
             ))
@@ -146,7 +117,7 @@ impl RunDir {
             .max();
         match newest {
             Some((_, path)) => Ok(Self { path }),
-            None => Err(UsageError::new(format!(
+            None => Err(UsageError::error(format!(
                 "no runs in {}; train one first with `lenet5 train CONFIG`",
                 runs_dir.display()
             ))),
@@ -162,22 +133,16 @@ impl RunDir {
     }
 
     pub fn write_config(&self, config: &Config) -> Result<()> {
-        write_atomic(&self.file(CONFIG_FILE), config.to_yaml()?.as_bytes())
+        atomic::write(&self.file(CONFIG_FILE), config.to_yaml()?.as_bytes())
     }
 
-    pub fn state(&self) -> Result<TrainState> {
-        let path = self.file(STATE_FILE);
-        let text = std::fs::read_to_string(&path).map_err(|e| {
-            UsageError::new(format!(
-                "{}: {e} (the run never completed an epoch)",
-                path.display()
-            ))
-        })?;
-        serde_json::from_str(&text).map_err(|e| UsageError::new(format!("{}: {e}", path.display())))
+    /// The saved training state; `None` when the run was stopped before its state was first written.
+    pub fn state(&self) -> Result<Option<TrainState>> {
+        read_json(&self.file(STATE_FILE))
     }
 
     pub fn write_state(&self, state: &TrainState) -> Result<()> {
-        write_atomic(
+        atomic::write(
             &self.file(STATE_FILE),
             serde_json::to_string_pretty(state)?.as_bytes(),
         )
@@ -188,14 +153,9 @@ impl RunDir {
         save_weights(vs, &self.file(name))
     }
 
-    /// Saves named tensors (the optimizer's state) as `name`, atomically.
-    pub fn save_tensors(&self, tensors: &[(String, tch::Tensor)], name: &str) -> Result<()> {
-        write_safetensors(tensors, &self.file(name))
-    }
-
     /// Writes the test-set evaluation (`test.json`).
     pub fn write_test(&self, test: &Evaluation) -> Result<()> {
-        write_atomic(
+        atomic::write(
             &self.file(TEST_FILE),
             serde_json::to_string_pretty(test)?.as_bytes(),
         )
@@ -203,31 +163,91 @@ impl RunDir {
 
     /// The stored test-set evaluation, if the run has one.
     pub fn test(&self) -> Result<Option<Evaluation>> {
-        let path = self.file(TEST_FILE);
-        if !path.exists() {
-            return Ok(None);
-        }
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("cannot read {}", path.display()))?;
-        let test = serde_json::from_str(&text)
-            .with_context(|| format!("{}: not a test result", path.display()))?;
-        Ok(Some(test))
+        read_json(&self.file(TEST_FILE))
     }
 
-    /// Reads named tensors saved by [`RunDir::save_tensors`]; `None` if the file is absent.
-    pub fn load_tensors(&self, name: &str) -> Result<Option<HashMap<String, tch::Tensor>>> {
-        let path = self.file(name);
-        if !path.exists() {
-            return Ok(None);
+    /// `last.safetensors` and, where lenet5 owns it, the optimizer state that goes with it.
+    pub fn save_last(&self, vs: &VarStore, opt: &Optimizer) -> Result<()> {
+        self.save_weights(vs, LAST_WEIGHTS)?;
+        match opt.state() {
+            Some(state) => write_safetensors(&state, &self.file(OPTIMIZER_STATE)),
+            None => Ok(()),
         }
-        let tensors = tch::Tensor::read_safetensors(&path).map_err(|e| {
-            UsageError::new(format!(
-                "{}: not a readable safetensors file ({e})",
-                path.display()
-            ))
-        })?;
-        Ok(Some(tensors.into_iter().collect()))
     }
+
+    /// Puts a resumed run's model and optimizer where [`RunDir::save_last`] left them. A run stopped before
+    /// anything was saved starts from its (seeded, hence identical) initial weights.
+    pub fn restore(&self, vs: &mut VarStore, opt: &mut Optimizer) -> Result<()> {
+        let weights = self.file(LAST_WEIGHTS);
+        if !weights.exists() {
+            return Ok(());
+        }
+        load_weights(vs, &weights)?;
+        let path = self.file(OPTIMIZER_STATE);
+        if path.exists() {
+            let tensors: HashMap<String, tch::Tensor> = tch::Tensor::read_safetensors(&path)
+                .map_err(|e| {
+                    UsageError::error(format!(
+                        "{}: not a readable safetensors file ({e})",
+                        path.display()
+                    ))
+                })?
+                .into_iter()
+                .collect();
+            opt.load_state(&tensors)
+                .map_err(|e| UsageError::error(format!("{}: {e}", path.display())))?;
+        } else if opt.state().is_some() {
+            eprintln!(
+                "note: no {OPTIMIZER_STATE} in the run; the optimizer restarts from zero state"
+            );
+        }
+        Ok(())
+    }
+
+    /// Locks the run for this process until the returned guard is dropped; a second process gets an error.
+    pub fn lock(&self) -> Result<std::fs::File> {
+        let path = self.file(LOCK_FILE);
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        match file.try_lock() {
+            Ok(()) => Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) => Err(anyhow::Error::new(RunLocked(format!(
+                "{} is being trained by another process (it holds {LOCK_FILE})",
+                self.path.display()
+            )))),
+            Err(std::fs::TryLockError::Error(e)) => {
+                Err(e).with_context(|| format!("cannot lock {}", path.display()))
+            }
+        }
+    }
+}
+
+/// Another process holds the run's lock.
+#[derive(Debug)]
+pub struct RunLocked(pub String);
+
+impl std::fmt::Display for RunLocked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for RunLocked {}
+
+/// A JSON file of the run, or `None` if it is absent; unreadable contents are an error naming the file.
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let value = serde_json::from_str(&text)
+        .map_err(|e| UsageError::error(format!("{}: {e}", path.display())))?;
+    Ok(Some(value))
 }
 
 /// Saves every variable of `vs` to `path` in safetensors format, atomically.
@@ -235,19 +255,16 @@ pub fn save_weights(vs: &VarStore, path: &Path) -> Result<()> {
     write_safetensors(&vs.variables().into_iter().collect::<Vec<_>>(), path)
 }
 
-/// Writes named tensors to `path` in safetensors format through a temp file in the same directory.
+/// Writes named tensors to `path` in safetensors format, atomically.
 fn write_safetensors(tensors: &[(String, tch::Tensor)], path: &Path) -> Result<()> {
-    let tmp = temp_path(path, ".tmp.safetensors");
     let named: Vec<(&str, &tch::Tensor)> = tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
-    tch::Tensor::write_safetensors(&named, &tmp)
-        .with_context(|| format!("cannot write {}", tmp.display()))?;
-    commit(&tmp, path)
+    atomic::write_with(path, |tmp| Ok(tch::Tensor::write_safetensors(&named, tmp)?))
 }
 
 /// Loads weights into `vs` from a safetensors file, checking first that the file has exactly the tensors
 /// the model has, with the same shapes, so a foreign or truncated file is an error naming the tensor.
 pub fn load_weights(vs: &mut VarStore, path: &Path) -> Result<()> {
-    let bad = |msg: String| UsageError::new(format!("{}: {msg}", path.display()));
+    let bad = |msg: String| UsageError::error(format!("{}: {msg}", path.display()));
     if !path.is_file() {
         return Err(bad("no such checkpoint file".into()));
     }
@@ -283,58 +300,7 @@ pub fn load_weights(vs: &mut VarStore, path: &Path) -> Result<()> {
     vs.load(path).map_err(|e| bad(e.to_string()))
 }
 
-/// Writes `bytes` to `path` atomically: a reader (or a crash) sees the old file or the new one, never half.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = temp_path(path, ".tmp");
-    let mut file =
-        std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
-    file.write_all(bytes)
-        .with_context(|| format!("cannot write {}", tmp.display()))?;
-    drop(file);
-    commit(&tmp, path)
-}
-
-fn temp_path(path: &Path, suffix: &str) -> PathBuf {
-    let name = path.file_stem().unwrap_or_default().to_string_lossy();
-    path.with_file_name(format!(".{name}{suffix}"))
-}
-
-/// fsyncs `tmp`, renames it over `path`, and fsyncs the directory so the rename itself is durable.
-fn commit(tmp: &Path, path: &Path) -> Result<()> {
-    let result = (|| -> std::io::Result<()> {
-        std::fs::File::open(tmp)?.sync_all()?;
-        std::fs::rename(tmp, path)?;
-        if let Some(dir) = path.parent() {
-            std::fs::File::open(dir)?.sync_all()?;
-        }
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(tmp);
-    }
-    result.with_context(|| format!("cannot write {}", path.display()))
-}
-
-/// `YYYYmmdd-HHMMSS` in UTC, from the system clock (civil-from-days, Howard Hinnant's algorithm).
+/// `YYYYmmdd-HHMMSS` in UTC: run directories sort by start time.
 pub fn utc_timestamp() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}{month:02}{day:02}-{:02}{:02}{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    chrono::Utc::now().format("%Y%m%d-%H%M%S").to_string()
 }

@@ -30,15 +30,15 @@ pub fn parse(s: &str) -> std::result::Result<DeviceSpec, String> {
 
 /// Resolves a device string to a LibTorch device; asking for CUDA where there is none is an error.
 pub fn resolve(s: &str) -> Result<Device> {
-    let spec = parse(s).map_err(|e| UsageError::new(format!("device: {e}")))?;
+    let spec = parse(s).map_err(|e| UsageError::error(format!("device: {e}")))?;
     let count = tch::Cuda::device_count() as usize;
     match spec {
         DeviceSpec::Auto => Ok(Device::cuda_if_available()),
         DeviceSpec::Cpu => Ok(Device::Cpu),
-        DeviceSpec::Cuda(_) if count == 0 => Err(UsageError::new(format!(
+        DeviceSpec::Cuda(_) if count == 0 => Err(UsageError::error(format!(
             "device {s:?}: no CUDA device is visible to LibTorch (use `cpu` or `auto`)"
         ))),
-        DeviceSpec::Cuda(n) if n >= count => Err(UsageError::new(format!(
+        DeviceSpec::Cuda(n) if n >= count => Err(UsageError::error(format!(
             "device {s:?}: only {count} CUDA device(s), numbered 0..{}",
             count - 1
         ))),

@@ -3,6 +3,7 @@
 //! the device, reading back to the host once.
 
 use crate::data::{NUM_CLASSES, Split};
+use crate::loss::objective;
 use crate::model::Net;
 use serde::{Deserialize, Serialize};
 use tch::nn::ModuleT;
@@ -38,9 +39,7 @@ pub fn evaluate(model: &Net, split: &Split) -> Evaluation {
             let xs = split.images.narrow(0, start, len);
             let ys = split.labels.narrow(0, start, len);
             let logits = model.forward_t(&xs, false);
-            loss_sum += model
-                .loss(&logits, &ys, 0.0, Reduction::Sum)
-                .to_kind(Kind::Double);
+            loss_sum += objective(model, &logits, &ys, 0.0, Reduction::Sum).to_kind(Kind::Double);
             let (_, top) = logits.topk(3, -1, true, true);
             top3 += top.eq_tensor(&ys.unsqueeze(1)).sum(Kind::Int64);
             let pred = top.select(1, 0);

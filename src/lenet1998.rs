@@ -9,7 +9,7 @@
 //! The network's "logits" are the negated RBF penalties −y_i, so the most likely digit is the arg-max as for
 //! the other variants; [`map_loss`] is the paper's loss (eq. 9).
 
-use crate::data::{MNIST_MEAN, MNIST_STD};
+use crate::data::Normalization;
 use tch::nn::{self, ModuleT};
 use tch::{Kind, Tensor};
 
@@ -112,6 +112,8 @@ pub struct LeNet1998 {
     pub f6: nn::Linear,
     /// `[10, 84]` fixed ±1 prototypes (not trained; saved with the weights as `rbf.prototypes`).
     pub rbf: Tensor,
+    /// How the input images were normalised, to recover their pixels for [`paper_input`].
+    pub normalization: Normalization,
 }
 
 /// Uniform ±2.4/F_in, the paper's initialisation.
@@ -123,8 +125,8 @@ fn lecun_uniform(fan_in: f64) -> nn::Init {
     }
 }
 
-/// Builds the 1998 network under `vs`.
-pub fn lenet1998(vs: &nn::Path) -> LeNet1998 {
+/// Builds the 1998 network under `vs` for 28×28 grey images normalised by `normalization`.
+pub fn lenet1998(vs: &nn::Path, normalization: Normalization) -> LeNet1998 {
     let conv = |name: &str, i: i64, o: i64, fan_in: f64| {
         let init = lecun_uniform(fan_in);
         nn::conv2d(
@@ -194,6 +196,7 @@ pub fn lenet1998(vs: &nn::Path) -> LeNet1998 {
             tch::no_grad(|| rbf.shallow_clone().copy_(&prototypes()));
             rbf
         },
+        normalization,
     }
 }
 
@@ -212,16 +215,17 @@ impl LeNet1998 {
     }
 }
 
-/// Normalised MNIST `[N, 1, 28, 28]` → the paper's `[N, 1, 32, 32]` input: background −0.1, ink 1.175.
-pub fn paper_input(xs: &Tensor) -> Tensor {
-    let pixels = xs * MNIST_STD + MNIST_MEAN;
+/// Images `[N, 1, 28, 28]` normalised by `normalization` → the paper's `[N, 1, 32, 32]` input: background
+/// −0.1, ink 1.175, whatever the dataset's statistics.
+pub fn paper_input(xs: &Tensor, normalization: &Normalization) -> Tensor {
+    let pixels = normalization.invert(xs);
     pixels.constant_pad_nd([2, 2, 2, 2]) * 1.275 - 0.1
 }
 
 impl LeNet1998 {
     /// F6's squashed output `[N, 84]`, the point the RBF layer compares with the prototypes.
     pub fn features(&self, xs: &Tensor) -> Tensor {
-        let xs = squash(&paper_input(xs).apply(&self.c1));
+        let xs = squash(&paper_input(xs, &self.normalization).apply(&self.c1));
         let xs = Self::subsample(&xs, &self.s2_coef, &self.s2_bias);
         let c3_weights = &self.c3.ws * &self.c3_mask;
         let xs = squash(&xs.conv2d(&c3_weights, self.c3.bs.as_ref(), [1, 1], [0, 0], [1, 1], 1));

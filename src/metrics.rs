@@ -28,18 +28,22 @@ impl MetricsWriter {
     /// Creates `path` with only the header (done before training starts, so an unwritable run directory
     /// fails at once).
     pub fn create(path: &Path) -> Result<Self> {
-        crate::checkpoint::write_atomic(path, &to_csv(&[])?)?;
+        crate::atomic::write(path, &to_csv(&[])?)?;
         Self::open_append(path)
     }
 
     /// Reopens `path` for appending after keeping only the rows with `epoch <= last_epoch` (a kill between
     /// writing a row and checkpointing its epoch leaves one row too many; that epoch is trained again).
+    /// A missing file (a run stopped before it was written) starts empty.
     pub fn resume(path: &Path, last_epoch: usize) -> Result<Self> {
+        if !path.exists() {
+            return Self::create(path);
+        }
         let kept: Vec<EpochRow> = read(path)?
             .into_iter()
             .filter(|r| r.epoch <= last_epoch)
             .collect();
-        crate::checkpoint::write_atomic(path, &to_csv(&kept)?)?;
+        crate::atomic::write(path, &to_csv(&kept)?)?;
         Self::open_append(path)
     }
 

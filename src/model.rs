@@ -1,11 +1,13 @@
-//! LeNet-5 as the seed builds it, with the activation, pooling and initialisation the config picks, and a
-//! modern variant (batch norm, dropout) with the same widths. Knows nothing about training. Variable paths are the seed's PyTorch attribute names (`conv1.weight`, …),
-//! so checkpoints load with `load_state_dict(strict=True)` in PyTorch.
+//! The networks: LeNet-5 as the seed builds it (with the activation, pooling and initialisation the config
+//! picks), a modern variant with the same widths (batch norm, dropout), and the [`Net`] enum over them and
+//! the 1998 network. Knows nothing about training. Variable paths are the seed's PyTorch attribute names
+//! (`conv1.weight`, …), so checkpoints load with `load_state_dict(strict=True)` in PyTorch.
 
-use crate::config::{Activation, Dataset, Init, ModelConfig, Pooling, Variant};
+use crate::config::{Activation, Config, Init, ModelConfig, Pooling, Variant};
+use crate::data::Shape;
 use crate::lenet1998::LeNet1998;
-use tch::Tensor;
 use tch::nn::{self, ModuleT};
+use tch::{Device, Tensor};
 
 /// Layer sizes: conv 6@5×5 (padding 2, so 28×28 stays 28×28) → pool → conv 16@5×5 → pool → 120 → 84 → 10.
 pub const CONV1_CHANNELS: i64 = 6;
@@ -15,20 +17,6 @@ pub const FC1_IN: i64 = CONV2_CHANNELS * 5 * 5;
 pub const FC1_OUT: i64 = 120;
 pub const FC2_OUT: i64 = 84;
 pub const CLASSES: i64 = 10;
-
-/// Parameter names in state-dict order, as PyTorch's `LeNet().state_dict()` lists them.
-pub const PARAMETER_NAMES: [&str; 10] = [
-    "conv1.weight",
-    "conv1.bias",
-    "conv2.weight",
-    "conv2.bias",
-    "fc1.weight",
-    "fc1.bias",
-    "fc2.weight",
-    "fc2.bias",
-    "fc3.weight",
-    "fc3.bias",
-];
 
 #[derive(Debug)]
 pub struct LeNet5 {
@@ -42,33 +30,14 @@ pub struct LeNet5 {
     pub conv1_padding: i64,
 }
 
-/// Builds LeNet-5 for MNIST under `vs` (normally the var store's root).
-pub fn lenet5(vs: &nn::Path, cfg: &ModelConfig) -> LeNet5 {
-    lenet5_for(vs, cfg, Input::MNIST)
+/// conv1's padding: 2 on 28×28 (so C1 stays 28×28, as in the seed), none on 32×32 (CIFAR-10, as LeNet-5 was
+/// drawn for 32×32 inputs); both give 16×5×5 before fc1.
+fn conv1_padding(input: Shape) -> i64 {
+    (32 - input.side) / 2
 }
 
-/// What the first layer sees.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Input {
-    pub channels: i64,
-    pub side: i64,
-}
-
-impl Input {
-    pub const MNIST: Input = Input {
-        channels: 1,
-        side: 28,
-    };
-
-    /// conv1's padding: 2 on 28×28 (so C1 stays 28×28, as in the seed), none on 32×32 (CIFAR-10, as LeNet-5
-    /// was drawn for 32×32 inputs); both give 16×5×5 before fc1.
-    pub fn conv1_padding(self) -> i64 {
-        (32 - self.side) / 2
-    }
-}
-
-/// Builds LeNet-5 for `input` under `vs`.
-pub fn lenet5_for(vs: &nn::Path, cfg: &ModelConfig, input: Input) -> LeNet5 {
+/// Builds LeNet-5 for `input` images under `vs`.
+pub fn lenet5(vs: &nn::Path, cfg: &ModelConfig, input: Shape) -> LeNet5 {
     let conv = |name: &str, i, o, padding| {
         let (ws_init, bs_init) = inits(cfg.init, &[o, i, KERNEL, KERNEL]);
         let c = nn::ConvConfig {
@@ -85,9 +54,9 @@ pub fn lenet5_for(vs: &nn::Path, cfg: &ModelConfig, input: Input) -> LeNet5 {
             "conv1",
             input.channels,
             CONV1_CHANNELS,
-            input.conv1_padding(),
+            conv1_padding(input),
         ),
-        conv1_padding: input.conv1_padding(),
+        conv1_padding: conv1_padding(input),
         conv2: conv("conv2", CONV1_CHANNELS, CONV2_CHANNELS, 0),
         fc1: linear("fc1", FC1_IN, FC1_OUT),
         fc2: linear("fc2", FC1_OUT, FC2_OUT),
@@ -175,9 +144,7 @@ impl LeNet5 {
             Pooling::Max => xs.max_pool2d([2, 2], [2, 2], [0, 0], [1, 1], false),
         }
     }
-}
 
-impl LeNet5 {
     /// conv → 2×2 pool. With average pooling both are linear, so they are computed as one stride-2
     /// convolution whose 6×6 kernel is the 5×5 kernel smeared by the 2×2 mean ([`pooled_kernel`]): the
     /// same function (to float rounding) with 2.8× fewer multiply-adds, and the weights stay 5×5.
@@ -238,23 +205,10 @@ impl ModuleT for LeNet5 {
     }
 }
 
-/// Weight tensors (not biases), for the L1 penalty.
-impl LeNet5 {
-    pub fn weights(&self) -> [&Tensor; 5] {
-        [
-            &self.conv1.ws,
-            &self.conv2.ws,
-            &self.fc1.ws,
-            &self.fc2.ws,
-            &self.fc3.ws,
-        ]
-    }
-}
-
 /// LeNet-5's 6/16/120/84 widths with today's habits: batch norm after every conv and hidden fc layer, ReLU,
 /// max pooling, dropout before each fc layer. Parameter names: conv1, bn1, conv2, bn2, fc1, bn3, fc2, bn4, fc3.
 #[derive(Debug)]
-pub struct ModernLeNet5 {
+pub struct LeNet5Modern {
     pub conv1: nn::Conv2D,
     pub bn1: nn::BatchNorm,
     pub conv2: nn::Conv2D,
@@ -268,7 +222,7 @@ pub struct ModernLeNet5 {
 }
 
 /// Builds the modern variant for `input` under `vs`; `init` applies as for LeNet-5.
-pub fn lenet5_modern(vs: &nn::Path, cfg: &ModelConfig, input: Input) -> ModernLeNet5 {
+pub fn lenet5_modern(vs: &nn::Path, cfg: &ModelConfig, input: Shape) -> LeNet5Modern {
     let conv = |name: &str, i, o, padding| {
         // No conv/fc biases: batch norm's shift replaces them.
         let (ws_init, _) = inits(cfg.init, &[o, i, KERNEL, KERNEL]);
@@ -287,12 +241,12 @@ pub fn lenet5_modern(vs: &nn::Path, cfg: &ModelConfig, input: Input) -> ModernLe
     };
     let linear = |name: &str, i, o, bias| linear(vs / name, cfg.init, i, o, bias);
     let bn = Default::default();
-    ModernLeNet5 {
+    LeNet5Modern {
         conv1: conv(
             "conv1",
             input.channels,
             CONV1_CHANNELS,
-            input.conv1_padding(),
+            conv1_padding(input),
         ),
         bn1: nn::batch_norm2d(vs / "bn1", CONV1_CHANNELS, bn),
         conv2: conv("conv2", CONV1_CHANNELS, CONV2_CHANNELS, 0),
@@ -306,7 +260,7 @@ pub fn lenet5_modern(vs: &nn::Path, cfg: &ModelConfig, input: Input) -> ModernLe
     }
 }
 
-impl ModuleT for ModernLeNet5 {
+impl ModuleT for LeNet5Modern {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
         let pool = |x: Tensor| x.max_pool2d([2, 2], [2, 2], [0, 0], [1, 1], false);
         let xs = pool(xs.apply(&self.conv1).apply_t(&self.bn1, train).relu());
@@ -328,53 +282,39 @@ impl ModuleT for ModernLeNet5 {
 
 /// The network a config asks for.
 #[derive(Debug)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one per process, never moved in a loop"
+)]
 pub enum Net {
     Lenet5(LeNet5),
-    Modern(ModernLeNet5),
-    Lecun1998(LeNet1998),
+    Lenet5Modern(LeNet5Modern),
+    Lenet1998(LeNet1998),
 }
 
-/// Builds `cfg.variant` for MNIST under `vs`.
-pub fn build(vs: &nn::Path, cfg: &ModelConfig) -> Net {
-    build_for(vs, cfg, Dataset::Mnist)
-}
-
-/// Builds `cfg.variant` for `dataset`'s images under `vs` (config validation rules out lenet5_1998 on
-/// CIFAR-10).
-pub fn build_for(vs: &nn::Path, cfg: &ModelConfig, dataset: Dataset) -> Net {
-    let (channels, side) = dataset.input();
-    let input = Input { channels, side };
-    match cfg.variant {
-        Variant::Lenet5 => Net::Lenet5(lenet5_for(vs, cfg, input)),
-        Variant::Lenet5Modern => Net::Modern(lenet5_modern(vs, cfg, input)),
-        Variant::Lenet1998 => Net::Lecun1998(crate::lenet1998::lenet1998(vs)),
-    }
+/// Builds the network `config` asks for, for its dataset's images, in a new var store on `device`, seeded
+/// by `trainer.seed` (so a run's initial weights are a function of its config).
+pub fn build(config: &Config, device: Device) -> (nn::VarStore, Net) {
+    tch::manual_seed(config.trainer.seed as i64);
+    let vs = nn::VarStore::new(device);
+    let (root, cfg, dataset) = (vs.root(), &config.model, config.data.dataset);
+    let net = match cfg.variant {
+        Variant::Lenet5 => Net::Lenet5(lenet5(&root, cfg, dataset.shape())),
+        Variant::Lenet5Modern => Net::Lenet5Modern(lenet5_modern(&root, cfg, dataset.shape())),
+        Variant::Lenet1998 => {
+            Net::Lenet1998(crate::lenet1998::lenet1998(&root, dataset.normalization()))
+        }
+    };
+    (vs, net)
 }
 
 impl Net {
     /// Weight tensors (not biases or batch-norm parameters), for the L1 penalty.
     pub fn weights(&self) -> Vec<&Tensor> {
         match self {
-            Net::Lenet5(n) => n.weights().to_vec(),
-            Net::Modern(n) => vec![&n.conv1.ws, &n.conv2.ws, &n.fc1.ws, &n.fc2.ws, &n.fc3.ws],
-            Net::Lecun1998(n) => vec![&n.c1.ws, &n.c3.ws, &n.c5.ws, &n.f6.ws],
-        }
-    }
-
-    /// The training objective on this network's outputs: cross-entropy (with label smoothing) on logits, or
-    /// the 1998 paper's loss on its RBF outputs.
-    pub fn loss(
-        &self,
-        outputs: &Tensor,
-        labels: &Tensor,
-        label_smoothing: f64,
-        reduction: tch::Reduction,
-    ) -> Tensor {
-        match self {
-            Net::Lecun1998(_) => crate::lenet1998::map_loss(outputs, labels, reduction),
-            _ => {
-                outputs.cross_entropy_loss::<Tensor>(labels, None, reduction, -100, label_smoothing)
-            }
+            Net::Lenet5(n) => vec![&n.conv1.ws, &n.conv2.ws, &n.fc1.ws, &n.fc2.ws, &n.fc3.ws],
+            Net::Lenet5Modern(n) => vec![&n.conv1.ws, &n.conv2.ws, &n.fc1.ws, &n.fc2.ws, &n.fc3.ws],
+            Net::Lenet1998(n) => vec![&n.c1.ws, &n.c3.ws, &n.c5.ws, &n.f6.ws],
         }
     }
 }
@@ -383,8 +323,8 @@ impl ModuleT for Net {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
         match self {
             Net::Lenet5(n) => n.forward_t(xs, train),
-            Net::Modern(n) => n.forward_t(xs, train),
-            Net::Lecun1998(n) => n.forward_t(xs, train),
+            Net::Lenet5Modern(n) => n.forward_t(xs, train),
+            Net::Lenet1998(n) => n.forward_t(xs, train),
         }
     }
 }

@@ -1,14 +1,9 @@
-//! Optimizers and the learning-rate schedules tch lacks, implemented on `set_lr`: stepped once per epoch like
-//! PyTorch's StepLR, CosineAnnealingLR and ReduceLROnPlateau, plus the 1998 paper's piecewise schedule, or
-//! every batch like PyTorch's OneCycleLR.
-//!
-//! SGD, AdamW and RMSprop are LibTorch's own. Adam — the seed's optimizer — is [`FlatAdam`]: PyTorch's Adam
+//! The optimizers. SGD, AdamW and RMSprop are LibTorch's own (through tch). Adam — the seed's optimizer — is [`FlatAdam`]: PyTorch's Adam
 //! update on one flat buffer that all parameters are views of, a dozen kernel calls per step instead of a
 //! dozen per parameter tensor, with the same arithmetic (a test holds it to LibTorch's Adam).
 
-use crate::config::{LrSchedulerConfig, OptimizerConfig, OptimizerKind, SchedulerKind};
+use crate::config::{OptimizerConfig, OptimizerKind};
 use anyhow::Result;
-use serde::{Deserialize, Serialize};
 use tch::Tensor;
 use tch::nn::{self, OptimizerConfig as _};
 
@@ -57,30 +52,15 @@ impl Optimizer {
 
 /// Builds the configured optimizer over every trainable variable of `vs`.
 pub fn build(vs: &nn::VarStore, cfg: &OptimizerConfig) -> Result<Optimizer> {
-    match cfg.kind {
-        OptimizerKind::Adam => Ok(Optimizer::FlatAdam(FlatAdam::new(vs, cfg))),
-        _ => Ok(Optimizer::Torch(build_torch(vs, cfg)?)),
-    }
-}
-
-/// LibTorch's implementation of the configured optimizer.
-pub fn build_torch(vs: &nn::VarStore, cfg: &OptimizerConfig) -> Result<nn::Optimizer> {
     let [beta1, beta2] = cfg.betas;
     let (wd, eps) = (cfg.weight_decay, cfg.eps);
-    let opt = match cfg.kind {
+    let torch = match cfg.kind {
+        OptimizerKind::Adam => return Ok(Optimizer::FlatAdam(FlatAdam::new(vs, cfg))),
         OptimizerKind::Sgd => nn::Sgd {
             momentum: cfg.momentum,
             dampening: 0.0,
             wd,
             nesterov: cfg.nesterov,
-        }
-        .build(vs, cfg.lr),
-        OptimizerKind::Adam => nn::Adam {
-            beta1,
-            beta2,
-            wd,
-            eps,
-            amsgrad: cfg.amsgrad,
         }
         .build(vs, cfg.lr),
         OptimizerKind::Adamw => nn::AdamW {
@@ -100,7 +80,7 @@ pub fn build_torch(vs: &nn::VarStore, cfg: &OptimizerConfig) -> Result<nn::Optim
         }
         .build(vs, cfg.lr),
     };
-    Ok(opt?)
+    Ok(Optimizer::Torch(torch?))
 }
 
 /// Makes every trainable variable of `vs` a view into one flat buffer; returns the variables and the buffer.
@@ -232,103 +212,4 @@ impl FlatAdam {
                 .addcdiv_(&(&self.exp_avg * (-self.lr / bias_correction1)), &denom);
         });
     }
-}
-
-/// A per-epoch learning-rate schedule. Serialisable, so `--resume` continues where it stopped.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LrScheduler {
-    pub cfg: LrSchedulerConfig,
-    pub base_lr: f64,
-    /// Learning rate of the current (next) epoch.
-    pub lr: f64,
-    /// Plateau only: best monitored value so far and epochs since it.
-    pub best: Option<f64>,
-    pub bad_epochs: usize,
-}
-
-impl LrScheduler {
-    pub fn new(cfg: &LrSchedulerConfig, base_lr: f64) -> Self {
-        let lr = piecewise_lr(cfg, 1).unwrap_or(base_lr);
-        Self {
-            cfg: cfg.clone(),
-            base_lr,
-            lr,
-            best: None,
-            bad_epochs: 0,
-        }
-    }
-
-    /// Called after epoch `epoch` (1-based) with its monitored value; sets `self.lr` for epoch `epoch + 1`.
-    pub fn step(&mut self, epoch: usize, monitored: f64) {
-        let c = &self.cfg;
-        self.lr = match c.kind {
-            // One-cycle sets the lr every batch ([`LrScheduler::batch_lr`]).
-            SchedulerKind::None | SchedulerKind::Onecycle => self.base_lr,
-            SchedulerKind::Piecewise => piecewise_lr(c, epoch + 1).unwrap_or(self.base_lr),
-            // PyTorch StepLR: lr = base · γ^⌊e/step_size⌋ for 0-based epoch e.
-            SchedulerKind::Step => self.base_lr * c.gamma.powi((epoch / c.step_size) as i32),
-            // PyTorch CosineAnnealingLR's closed form.
-            SchedulerKind::Cosine => {
-                let progress = std::f64::consts::PI * epoch as f64 / c.t_max as f64;
-                c.eta_min + (self.base_lr - c.eta_min) * (1.0 + progress.cos()) / 2.0
-            }
-            // PyTorch ReduceLROnPlateau with threshold 0: any strict improvement resets the count.
-            SchedulerKind::Plateau => {
-                if self
-                    .best
-                    .is_none_or(|best| c.monitor.improves(monitored, best, 0.0))
-                {
-                    self.best = Some(monitored);
-                    self.bad_epochs = 0;
-                } else {
-                    self.bad_epochs += 1;
-                }
-                if self.bad_epochs > c.patience {
-                    self.bad_epochs = 0;
-                    self.lr * c.factor
-                } else {
-                    self.lr
-                }
-            }
-        };
-    }
-
-    /// One-cycle only: the lr of 0-based batch `step` out of `total` in the whole run. PyTorch's OneCycleLR
-    /// with cosine annealing (learning rate only; Adam's β₁ is not cycled).
-    pub fn batch_lr(&self, step: usize, total: usize) -> Option<f64> {
-        if self.cfg.kind != SchedulerKind::Onecycle {
-            return None;
-        }
-        let c = &self.cfg;
-        let initial = self.base_lr / c.div_factor;
-        let min = initial / c.final_div_factor;
-        let warm_end = c.pct_start * total as f64 - 1.0;
-        let last = total as f64 - 1.0;
-        let step = step as f64;
-        let anneal = |from: f64, to: f64, pct: f64| {
-            to + (from - to) / 2.0 * ((std::f64::consts::PI * pct.clamp(0.0, 1.0)).cos() + 1.0)
-        };
-        Some(if warm_end >= 0.0 && step <= warm_end {
-            // warm_end is 0 when the warm-up is a single batch (PyTorch divides by zero there).
-            let pct = if warm_end > 0.0 { step / warm_end } else { 1.0 };
-            anneal(initial, self.base_lr, pct)
-        } else {
-            anneal(self.base_lr, min, (step - warm_end) / (last - warm_end))
-        })
-    }
-}
-
-/// The piecewise schedule's lr for 1-based `epoch` (None for other schedules).
-fn piecewise_lr(cfg: &LrSchedulerConfig, epoch: usize) -> Option<f64> {
-    if cfg.kind != SchedulerKind::Piecewise {
-        return None;
-    }
-    let mut end = 0;
-    for &(epochs, lr) in &cfg.piecewise {
-        end += epochs;
-        if epoch <= end {
-            return Some(lr);
-        }
-    }
-    cfg.piecewise.last().map(|&(_, lr)| lr)
 }

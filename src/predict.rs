@@ -3,7 +3,7 @@
 //! digit's bounding box, scaled to fit 20×20, centred by centre of mass in 28×28 — and normalise like training.
 
 use crate::UsageError;
-use crate::data::IMAGE_SIDE;
+use crate::data::{Dataset, Normalization};
 use anyhow::Result;
 use image::{ImageBuffer, Luma};
 use serde::Serialize;
@@ -13,7 +13,9 @@ use tch::{Device, Kind, Tensor};
 
 /// MNIST's digits fit a 20×20 box inside the 28×28 field.
 pub const DIGIT_BOX: u32 = 20;
-const SIDE: usize = IMAGE_SIDE as usize;
+/// The MNIST field the images are prepared into.
+const SIDE: usize = 28;
+const _: () = assert!(Dataset::Mnist.shape().side == SIDE as i64);
 
 /// A grey image, ink bright (up to 1.0) on a dark background (0.0), 28×28, row-major.
 pub type Prepared = Vec<f32>;
@@ -21,8 +23,8 @@ pub type Prepared = Vec<f32>;
 /// Reads and prepares `path`; the error names the file.
 pub fn load_image(path: &Path) -> Result<Prepared> {
     let img = image::open(path)
-        .map_err(|e| UsageError::new(format!("{}: cannot read image ({e})", path.display())))?;
-    prepare(&img).map_err(|e| UsageError::new(format!("{}: {e}", path.display())))
+        .map_err(|e| UsageError::error(format!("{}: cannot read image ({e})", path.display())))?;
+    prepare(&img).map_err(|e| UsageError::error(format!("{}: {e}", path.display())))
 }
 
 /// The MNIST preparation of a decoded image.
@@ -99,13 +101,15 @@ pub fn prepare(img: &image::DynamicImage) -> std::result::Result<Prepared, Strin
     Ok(out)
 }
 
-/// Prepared images → the `[N, 1, 28, 28]` batch the model takes, standardised with the training data's
-/// `(mean, std)`.
-pub fn to_batch(images: &[Prepared], (mean, std): (f64, f64), device: Device) -> Tensor {
+/// Prepared images → the `[N, 1, 28, 28]` batch the model takes, normalised like its training data.
+pub fn to_batch(images: &[Prepared], normalization: &Normalization, device: Device) -> Tensor {
     let flat: Vec<f32> = images.iter().flatten().copied().collect();
-    ((Tensor::from_slice(&flat).view([images.len() as i64, 1, IMAGE_SIDE, IMAGE_SIDE]) - mean)
-        / std)
-        .to_device(device)
+    let side = SIDE as i64;
+    normalization.apply(
+        &Tensor::from_slice(&flat)
+            .view([images.len() as i64, 1, side, side])
+            .to_device(device),
+    )
 }
 
 /// One image's answer.
@@ -117,12 +121,12 @@ pub struct Prediction {
     pub top3: Vec<(i64, f64)>,
 }
 
-/// Classifies prepared images with a model trained on data normalised by `mean_std`.
+/// Classifies prepared images with a model trained on data normalised by `normalization`.
 pub fn classify(
     model: &impl ModuleT,
     files: &[String],
     images: &[Prepared],
-    mean_std: (f64, f64),
+    normalization: &Normalization,
     device: Device,
 ) -> Vec<Prediction> {
     if images.is_empty() {
@@ -130,7 +134,7 @@ pub fn classify(
     }
     let probs = tch::no_grad(|| {
         model
-            .forward_t(&to_batch(images, mean_std, device), false)
+            .forward_t(&to_batch(images, normalization, device), false)
             .softmax(-1, Kind::Float)
     });
     let (values, indices) = probs.topk(3, -1, true, true);

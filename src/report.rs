@@ -3,10 +3,11 @@
 //!
 //! Renderers are pure (runs in, text or pixels out); only [`write_report`] touches files, atomically.
 
-use crate::checkpoint::{self, RunDir, RunStatus, TrainState};
+use crate::checkpoint::{self, RunDir};
 use crate::config::{Config, OptimizerKind, Variant};
 use crate::evaluate::Evaluation;
 use crate::metrics::{self, EpochRow};
+use crate::train::{RunStatus, TrainState};
 use anyhow::{Context, Result, anyhow};
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -32,11 +33,7 @@ pub fn load_run(path: &Path) -> Result<RunSummary> {
     } else {
         vec![]
     };
-    let state = if run.file(checkpoint::STATE_FILE).exists() {
-        Some(run.state()?)
-    } else {
-        None
-    };
+    let state = run.state()?;
     let test = run.test()?;
     let name = path
         .file_name()
@@ -51,19 +48,58 @@ pub fn load_run(path: &Path) -> Result<RunSummary> {
     })
 }
 
-impl RunSummary {
-    /// "finished", or why not.
-    pub fn status(&self) -> String {
-        match (&self.state, self.rows.len()) {
-            (_, 0) | (None, _) => "empty: no completed epoch".to_string(),
-            (Some(s), _) if s.status.is_finished() && self.test.is_some() => match s.status {
-                RunStatus::EarlyStopped => "finished (early stop)".to_string(),
-                _ => "finished".to_string(),
-            },
-            (Some(s), _) if s.status.is_finished() => "finished, not tested".to_string(),
-            (Some(s), _) => {
-                format!("unfinished: {:?} after epoch {}", s.status, s.epoch).to_lowercase()
+/// Where a run stands, as a report sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// No completed epoch.
+    Empty,
+    Finished {
+        early_stop: bool,
+    },
+    FinishedUntested,
+    Unfinished {
+        status: RunStatus,
+        epoch: usize,
+    },
+}
+
+impl Status {
+    pub fn is_finished(self) -> bool {
+        matches!(self, Status::Finished { .. })
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Status::Empty => f.write_str("empty: no completed epoch"),
+            Status::Finished { early_stop: true } => f.write_str("finished (early stop)"),
+            Status::Finished { early_stop: false } => f.write_str("finished"),
+            Status::FinishedUntested => f.write_str("finished, not tested"),
+            Status::Unfinished { status, epoch } => {
+                let status = serde_json::to_value(status).map_err(|_| std::fmt::Error)?;
+                write!(
+                    f,
+                    "unfinished: {} after epoch {epoch}",
+                    status.as_str().unwrap_or("?")
+                )
             }
+        }
+    }
+}
+
+impl RunSummary {
+    pub fn status(&self) -> Status {
+        match (&self.state, self.rows.len()) {
+            (_, 0) | (None, _) => Status::Empty,
+            (Some(s), _) if s.status.is_finished() && self.test.is_some() => Status::Finished {
+                early_stop: s.status == RunStatus::EarlyStopped,
+            },
+            (Some(s), _) if s.status.is_finished() => Status::FinishedUntested,
+            (Some(s), _) => Status::Unfinished {
+                status: s.status,
+                epoch: s.epoch,
+            },
         }
     }
 
@@ -142,13 +178,9 @@ pub fn render_table(runs: &[RunSummary], which: TableEpoch) -> String {
 /// Activation, pooling and initialisation as the variant actually builds them (only `lenet5` reads all
 /// three keys).
 fn layer_columns(c: &Config) -> (String, String, String) {
-    let init = snake(&format!("{:?}", c.model.init));
+    let init = c.model.init.name();
     match c.model.variant {
-        Variant::Lenet5 => (
-            lower(&format!("{:?}", c.model.activation)),
-            lower(&format!("{:?}", c.model.pooling)),
-            init,
-        ),
+        Variant::Lenet5 => (c.model.activation.name(), c.model.pooling.name(), init),
         Variant::Lenet5Modern => ("relu + batch norm".into(), "max".into(), init),
         Variant::Lenet1998 => (
             "scaled tanh".into(),
@@ -160,22 +192,6 @@ fn layer_columns(c: &Config) -> (String, String, String) {
 
 fn pct(x: f64) -> String {
     format!("{:.2}%", 100.0 * x)
-}
-
-fn lower(s: &str) -> String {
-    s.to_lowercase()
-}
-
-/// `XavierUniform` → `xavier_uniform`, the config's spelling.
-fn snake(s: &str) -> String {
-    let mut out = String::new();
-    for (i, ch) in s.chars().enumerate() {
-        if ch.is_uppercase() && i > 0 {
-            out.push('_');
-        }
-        out.push(ch.to_ascii_lowercase());
-    }
-    out
 }
 
 fn optimizer_name(c: &Config) -> String {
@@ -209,7 +225,6 @@ pub struct Panel {
     pub title: String,
     pub y_label: &'static str,
     pub series: Vec<Series>,
-    /// Where the legend goes: accuracy curves rise into the upper right, losses fall away from it.
     pub legend: SeriesLabelPosition,
 }
 
@@ -231,6 +246,34 @@ fn points(rows: &[EpochRow], value: impl Fn(&EpochRow) -> f64) -> Vec<(f64, f64)
     rows.iter().map(|r| (r.epoch as f64, value(r))).collect()
 }
 
+/// A metric of an epoch, with what a chart calls it.
+struct Metric {
+    name: &'static str,
+    y_label: &'static str,
+    legend: SeriesLabelPosition,
+    train: fn(&EpochRow) -> f64,
+    validation: fn(&EpochRow) -> f64,
+}
+
+/// Accuracy curves rise into the upper right, losses fall away from it: the legends go where the lines
+/// are not.
+const METRICS: [Metric; 2] = [
+    Metric {
+        name: "loss",
+        y_label: "cross-entropy",
+        legend: SeriesLabelPosition::UpperRight,
+        train: |r| r.loss,
+        validation: |r| r.val_loss,
+    },
+    Metric {
+        name: "accuracy",
+        y_label: "accuracy",
+        legend: SeriesLabelPosition::LowerRight,
+        train: |r| r.accuracy,
+        validation: |r| r.val_accuracy,
+    },
+];
+
 /// Train and validation loss and accuracy of one run.
 pub fn curves(run: &RunSummary) -> Vec<Panel> {
     let line = |label: &str, color, f: fn(&EpochRow) -> f64| Series {
@@ -238,54 +281,40 @@ pub fn curves(run: &RunSummary) -> Vec<Panel> {
         points: points(&run.rows, f),
         color,
     };
-    vec![
-        Panel {
-            title: format!("{}: loss", run.name),
-            y_label: "cross-entropy",
+    METRICS
+        .iter()
+        .map(|m| Panel {
+            title: format!("{}: {}", run.name, m.name),
+            y_label: m.y_label,
             series: vec![
-                line("train", COLORS[0], |r| r.loss),
-                line("validation", COLORS[1], |r| r.val_loss),
+                line("train", COLORS[0], m.train),
+                line("validation", COLORS[1], m.validation),
             ],
-            legend: SeriesLabelPosition::UpperRight,
-        },
-        Panel {
-            title: format!("{}: accuracy", run.name),
-            y_label: "accuracy",
-            series: vec![
-                line("train", COLORS[0], |r| r.accuracy),
-                line("validation", COLORS[1], |r| r.val_accuracy),
-            ],
-            legend: SeriesLabelPosition::LowerRight,
-        },
-    ]
+            legend: m.legend.clone(),
+        })
+        .collect()
 }
 
 /// Validation accuracy and loss of every run, overlaid.
 pub fn overlay(runs: &[RunSummary]) -> Vec<Panel> {
-    let lines = |f: fn(&EpochRow) -> f64| -> Vec<Series> {
-        runs.iter()
-            .enumerate()
-            .map(|(i, r)| Series {
-                label: r.name.clone(),
-                points: points(&r.rows, f),
-                color: COLORS[i % COLORS.len()],
-            })
-            .collect()
-    };
-    vec![
-        Panel {
-            title: "validation accuracy".into(),
-            y_label: "accuracy",
-            series: lines(|r| r.val_accuracy),
-            legend: SeriesLabelPosition::LowerRight,
-        },
-        Panel {
-            title: "validation loss".into(),
-            y_label: "cross-entropy",
-            series: lines(|r| r.val_loss),
-            legend: SeriesLabelPosition::UpperRight,
-        },
-    ]
+    METRICS
+        .iter()
+        .rev()
+        .map(|m| Panel {
+            title: format!("validation {}", m.name),
+            y_label: m.y_label,
+            series: runs
+                .iter()
+                .enumerate()
+                .map(|(i, r)| Series {
+                    label: r.name.clone(),
+                    points: points(&r.rows, m.validation),
+                    color: COLORS[i % COLORS.len()],
+                })
+                .collect(),
+            legend: m.legend.clone(),
+        })
+        .collect()
 }
 
 /// Draws `panels` side by side on any plotters backend.
@@ -370,12 +399,10 @@ pub fn render_png(panels: &[Panel], size: (u32, u32)) -> Result<Vec<u8>> {
         let root = BitMapBackend::with_buffer(&mut rgb, size).into_drawing_area();
         draw(&root, panels)?;
     }
-    let mut png = vec![];
-    let mut encoder = png::Encoder::new(&mut png, size.0, size.1);
-    encoder.set_color(png::ColorType::Rgb);
-    encoder.set_depth(png::BitDepth::Eight);
-    encoder.write_header()?.write_image_data(&rgb)?;
-    Ok(png)
+    let image = image::RgbImage::from_raw(size.0, size.1, rgb).expect("buffer of the image's size");
+    let mut png = std::io::Cursor::new(vec![]);
+    image.write_to(&mut png, image::ImageFormat::Png)?;
+    Ok(png.into_inner())
 }
 
 /// Text is laid out (and, in PNGs, drawn) with the embedded DejaVu Sans, so no system fonts are needed.
@@ -398,7 +425,7 @@ pub fn write_report(runs: &[RunSummary], out: &Path, command: &str) -> Result<Ve
     let mut written = vec![];
     let mut write = |name: &str, bytes: &[u8]| -> Result<()> {
         let path = out.join(name);
-        checkpoint::write_atomic(&path, bytes)?;
+        crate::atomic::write(&path, bytes)?;
         written.push(path);
         Ok(())
     };

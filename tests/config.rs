@@ -1,13 +1,19 @@
 //! Config loading: shipped configs, defaults → file → overrides, and errors that name the key.
-use lenet5::config::{self, Activation, Monitor, OptimizerKind, Pooling, SchedulerKind};
+use lenet5::config::{self, Activation, Monitor, OptimizerKind, Override, Pooling, SchedulerKind};
 use std::path::Path;
 
+/// `--set` strings as overrides.
+fn sets(items: &[&str]) -> Vec<Override> {
+    items.iter().map(|s| Override::parse(s).unwrap()).collect()
+}
+
 fn err(yaml: &str, overrides: &[&str]) -> String {
-    let overrides: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
-    format!(
-        "{:#}",
-        config::from_yaml_str(yaml, "test.yaml", &overrides).unwrap_err()
-    )
+    let parsed: Result<Vec<Override>, _> = overrides.iter().map(|s| Override::parse(s)).collect();
+    let e = match parsed {
+        Ok(list) => config::from_yaml_str(yaml, "test.yaml", &list).unwrap_err(),
+        Err(e) => e,
+    };
+    format!("{e:#}")
 }
 
 #[test]
@@ -56,7 +62,7 @@ fn defaults_then_file_then_overrides() {
     let c = config::from_yaml_str(
         yaml,
         "f",
-        &["optimizer.lr=0.5".into(), "trainer.device=cpu".into()],
+        &sets(&["optimizer.lr=0.5", "trainer.device=cpu"]),
     )
     .unwrap();
     assert_eq!(c.optimizer.lr, 0.5, "the override wins over the file");
@@ -69,10 +75,10 @@ fn defaults_then_file_then_overrides() {
     let c = config::from_yaml_str(
         "",
         "f",
-        &[
-            "lr_scheduler.type=plateau".into(),
-            "lr_scheduler.monitor=val_accuracy".into(),
-        ],
+        &sets(&[
+            "lr_scheduler.type=plateau",
+            "lr_scheduler.monitor=val_accuracy",
+        ]),
     )
     .unwrap();
     assert_eq!(
@@ -93,9 +99,14 @@ fn bad_configs_name_the_key_and_allowed_values() {
         e.contains("swish") && e.contains("sigmoid") && e.contains("relu") && e.contains("tanh"),
         "{e}"
     );
-    assert!(e.contains("line 2"), "YAML errors carry the line: {e}");
+    assert!(
+        e.contains("model.activation"),
+        "type errors carry the key path: {e}"
+    );
     let e = err("optimizer:\n  lr: fast\n", &[]);
-    assert!(e.contains("lr") && e.contains("line 2"), "{e}");
+    assert!(e.contains("optimizer.lr") && e.contains("fast"), "{e}");
+    let e = err("model:\n  activation: relu\n  activation: tanh\n", &[]);
+    assert!(e.contains("line"), "syntax errors carry the line: {e}");
     let e = err("model: [unclosed\n", &[]);
     assert!(e.contains("test.yaml") && e.contains("line"), "{e}");
     for (yaml, key) in [
@@ -157,7 +168,7 @@ fn bad_overrides_name_the_override() {
 #[test]
 fn resolved_config_round_trips_through_yaml() {
     // cuda:1 is a valid config value even without CUDA; only resolving the device checks that it exists.
-    let c = config::from_yaml_str("", "f", &["trainer.device=\"cuda:1\"".into()]).unwrap();
+    let c = config::from_yaml_str("", "f", &sets(&["trainer.device=cuda:1"])).unwrap();
     assert_eq!(c.trainer.device, "cuda:1");
     let c = config::from_yaml_str(
         "model:\n  init: he_normal\noptimizer:\n  betas: [0.8, 0.9]\n",
@@ -167,4 +178,34 @@ fn resolved_config_round_trips_through_yaml() {
     .unwrap();
     let again = config::from_yaml_str(&c.to_yaml().unwrap(), "again", &[]).unwrap();
     assert_eq!(c, again);
+}
+
+#[test]
+fn defaults_yaml_is_the_default_config_and_renders_itself() {
+    let defaults = lenet5::Config::default();
+    // Every key of the defaults file is a config key, and the rendering of the defaults is the file itself.
+    assert_eq!(defaults.to_yaml().unwrap(), config::DEFAULTS_YAML);
+    // A resolved config keeps the comments and reads back as itself, whatever the values (1e30 stays a float).
+    let c = config::from_yaml_str(
+        "lr_scheduler:\n  type: piecewise\n  piecewise: [[2, 0.0005], [3, 0.0002]]\ndata:\n  dir: /tmp/x y\n",
+        "f",
+        &[Override::new("optimizer.lr", 1e30, "--lr 1e30")],
+    )
+    .unwrap();
+    let text = c.to_yaml().unwrap();
+    assert!(
+        text.contains("  lr: 1e30") && text.contains("# > 0;"),
+        "{text}"
+    );
+    assert_eq!(config::from_yaml_str(&text, "again", &[]).unwrap(), c);
+}
+
+#[test]
+fn readme_configuration_reference_is_the_defaults_file() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    assert!(
+        readme.contains(&format!("```yaml\n{}```", config::DEFAULTS_YAML)),
+        "README.md's configuration block differs from src/config/defaults.yaml; paste `lenet5 config` output"
+    );
 }

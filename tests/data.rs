@@ -2,7 +2,8 @@
 mod common;
 use common::*;
 use lenet5::config::DataConfig;
-use lenet5::data::{self, IMAGES_MAGIC, LABELS_MAGIC};
+use lenet5::data::files::{IMAGES_MAGIC, LABELS_MAGIC, check_idx};
+use lenet5::data::{self, Dataset};
 use tch::{Device, Kind, Tensor};
 
 fn cfg(dir: &std::path::Path, validation_split: f64, seed: u64) -> DataConfig {
@@ -21,11 +22,11 @@ fn loads_normalises_and_splits() {
     let dir = scratch("data_load");
     write_mnist(&dir, 200, 50);
     assert_eq!(
-        data::check_idx(&dir.join("train-images-idx3-ubyte"), IMAGES_MAGIC).unwrap(),
+        check_idx(&dir.join("train-images-idx3-ubyte"), IMAGES_MAGIC).unwrap(),
         200
     );
     assert_eq!(
-        data::check_idx(&dir.join("t10k-labels-idx1-ubyte"), LABELS_MAGIC).unwrap(),
+        check_idx(&dir.join("t10k-labels-idx1-ubyte"), LABELS_MAGIC).unwrap(),
         50
     );
 
@@ -86,7 +87,7 @@ fn bad_headers_are_errors_not_panics() {
         (vec![0, 0, 8], LABELS_MAGIC, "truncated header"),
     ] {
         std::fs::write(&path, bytes).unwrap();
-        let e = format!("{:#}", data::check_idx(&path, magic).unwrap_err());
+        let e = format!("{:#}", check_idx(&path, magic).unwrap_err());
         assert!(
             e.contains(needle) && e.contains(path.to_str().unwrap()),
             "{e}"
@@ -96,7 +97,6 @@ fn bad_headers_are_errors_not_panics() {
 
 #[test]
 fn fashion_mnist_reads_the_same_format_with_its_own_statistics() {
-    use lenet5::config::Dataset;
     let dir = scratch("data_fashion");
     write_mnist(&dir, 100, 20);
     let c = DataConfig {
@@ -133,7 +133,6 @@ fn fashion_mnist_reads_the_same_format_with_its_own_statistics() {
 
 #[test]
 fn cifar10_batches_load_with_per_channel_statistics() {
-    use lenet5::config::Dataset;
     let dir = scratch("data_cifar");
     write_cifar(&dir, 20);
     let c = DataConfig {
@@ -149,9 +148,13 @@ fn cifar10_batches_load_with_per_channel_statistics() {
     // Test record 0 has label 5 (f = 5, i = 0): channel c is (5·20 + 40c)/255, standardised per channel.
     let labels: Vec<i64> = Vec::try_from(m.test.labels.narrow(0, 0, 1)).unwrap();
     assert_eq!(labels, [5]);
-    let (mean, std) = Dataset::Cifar10.mean_std();
+    let norm = Dataset::Cifar10.normalization();
+    assert_eq!(
+        m.test.normalization, norm,
+        "the split carries its statistics"
+    );
     for ch in 0..3 {
-        let expected = ((100.0 + 40.0 * ch as f64) / 255.0 - mean[ch]) / std[ch];
+        let expected = ((100.0 + 40.0 * ch as f64) / 255.0 - norm.mean[ch]) / norm.std[ch];
         let got = f64::try_from(m.test.images.get(0).get(ch as i64).get(5).get(7)).unwrap();
         assert!(
             (got - expected).abs() < 1e-5,

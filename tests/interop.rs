@@ -17,10 +17,11 @@ fn reference(python: &str, args: &[&str]) -> serde_json::Value {
 
 /// lenet5's logits for the first `n` test images of `data`, with weights from `weights`.
 fn our_logits(config: &lenet5::Config, weights: &Path, data: &Path, n: i64) -> Vec<Vec<f32>> {
-    let (mut vs, net) = lenet5::train::build_model(config, tch::Device::Cpu);
+    let (mut vs, net) = lenet5::model::build(config, tch::Device::Cpu);
     lenet5::checkpoint::load_weights(&mut vs, weights).unwrap();
     let ds = tch::vision::mnist::load_dir(data).unwrap();
-    let xs = lenet5::data::normalise(&ds.test_images.narrow(0, 0, n));
+    let pixels = ds.test_images.narrow(0, 0, n).view([-1, 1, 28, 28]);
+    let xs = lenet5::data::Dataset::Mnist.normalization().apply(&pixels);
     Vec::try_from(net.forward_t(&xs, false)).unwrap()
 }
 
@@ -37,7 +38,7 @@ fn assert_close(ours: &[Vec<f32>], theirs: &serde_json::Value) {
 
 #[test]
 fn lenet5_checkpoints_load_in_pytorch_and_back() {
-    let Some(python) = python_with_torch() else {
+    let Some(python) = python_with_torch("lenet5_checkpoints_load_in_pytorch_and_back") else {
         return;
     };
     let dir = tiny_project("interop", 300, 32, "");

@@ -1,19 +1,20 @@
 //! The 1998 LeNet-5: Table I's connections, the RBF outputs, the paper's input scaling and loss.
-use lenet5::config::{ModelConfig, Variant};
+use lenet5::config::Variant;
+use lenet5::data::Dataset;
 use lenet5::lenet1998::{self, C3_TABLE, LeNet1998};
 use lenet5::model::{self, Net};
 use tch::nn::{self, ModuleT};
 use tch::{Device, Kind, Reduction, Tensor};
 
 fn build() -> (nn::VarStore, LeNet1998) {
-    let vs = nn::VarStore::new(Device::Cpu);
-    let Net::Lecun1998(net) = model::build(
-        &vs.root(),
-        &ModelConfig {
-            variant: Variant::Lenet1998,
-            ..Default::default()
-        },
-    ) else {
+    build_for(Dataset::Mnist)
+}
+
+fn build_for(dataset: Dataset) -> (nn::VarStore, LeNet1998) {
+    let mut config = lenet5::Config::default();
+    config.model.variant = Variant::Lenet1998;
+    config.data.dataset = dataset;
+    let (vs, Net::Lenet1998(net)) = model::build(&config, Device::Cpu) else {
         panic!("lenet5_1998 builds the 1998 network")
     };
     (vs, net)
@@ -84,25 +85,30 @@ fn rbf_outputs_are_squared_distances_to_the_prototypes() {
 
 #[test]
 fn input_scaling_and_loss_follow_the_paper() {
-    let (mean, std) = (lenet5::data::MNIST_MEAN, lenet5::data::MNIST_STD);
-    let blank = Tensor::full([1, 1, 28, 28], -mean / std, (Kind::Float, Device::Cpu));
-    let x = lenet1998::paper_input(&blank);
-    assert_eq!(x.size(), [1, 1, 32, 32]);
-    assert!(
-        (f64::try_from(x.max()).unwrap() + 0.1).abs() < 1e-5
-            && (f64::try_from(x.min()).unwrap() + 0.1).abs() < 1e-5
-    );
-    let ink = Tensor::full(
-        [1, 1, 28, 28],
-        (1.0 - mean) / std,
-        (Kind::Float, Device::Cpu),
-    );
-    let x = lenet1998::paper_input(&ink);
-    assert!((f64::try_from(x.get(0).get(0).get(16).get(16)).unwrap() - 1.175).abs() < 1e-5);
-    assert!(
-        (f64::try_from(x.get(0).get(0).get(0).get(0)).unwrap() + 0.1).abs() < 1e-5,
-        "padding is background"
-    );
+    // Whatever the dataset's statistics, the network built for it sees background −0.1 and ink 1.175
+    // (Fashion-MNIST's input scaled with MNIST's statistics would have a background of about −0.25).
+    for dataset in [Dataset::Mnist, Dataset::FashionMnist] {
+        let (_, net) = build_for(dataset);
+        let norm = dataset.normalization();
+        let raw = |value: f64| Tensor::full([1, 1, 28, 28], value, (Kind::Float, Device::Cpu));
+        let x = lenet1998::paper_input(&norm.apply(&raw(0.0)), &net.normalization);
+        assert_eq!(x.size(), [1, 1, 32, 32]);
+        let (max, min) = (
+            f64::try_from(x.max()).unwrap(),
+            f64::try_from(x.min()).unwrap(),
+        );
+        assert!(
+            (max + 0.1).abs() < 1e-5 && (min + 0.1).abs() < 1e-5,
+            "{dataset:?}: {min}..{max}"
+        );
+        let x = lenet1998::paper_input(&norm.apply(&raw(1.0)), &net.normalization);
+        let ink = f64::try_from(x.get(0).get(0).get(16).get(16)).unwrap();
+        assert!((ink - 1.175).abs() < 1e-5, "{dataset:?}: ink {ink}");
+        assert!(
+            (f64::try_from(x.get(0).get(0).get(0).get(0)).unwrap() + 0.1).abs() < 1e-5,
+            "padding is background"
+        );
+    }
     // Eq. 9: y_D + log(e^{-j} + Σ_i e^{-y_i}).
     let y =
         Tensor::from_slice(&[3.0f32, 1.0, 5.0, 2.0, 7.0, 9.0, 4.0, 6.0, 8.0, 10.0]).view([1, 10]);

@@ -1,13 +1,16 @@
 //! LeNet-5's layout, parameter names and count, every model choice, and the initialisers' statistics.
+mod common;
+use common::PARAMETER_NAMES;
 use lenet5::config::{Activation, Init, ModelConfig, Pooling};
-use lenet5::model::{self, PARAMETER_NAMES};
+use lenet5::data::Dataset;
+use lenet5::model;
 use tch::nn::{self, ModuleT, OptimizerConfig};
 use tch::{Device, Kind, Tensor};
 
 fn build(cfg: &ModelConfig) -> (nn::VarStore, model::LeNet5) {
     tch::manual_seed(0);
     let vs = nn::VarStore::new(Device::Cpu);
-    let net = model::lenet5(&vs.root(), cfg);
+    let net = model::lenet5(&vs.root(), cfg, Dataset::Mnist.shape());
     (vs, net)
 }
 
@@ -126,7 +129,7 @@ fn l1_penalty_is_the_sum_of_absolute_weights() {
     .iter()
     .map(|n| f64::try_from(vs.variables()[*n].abs().sum(Kind::Double)).unwrap())
     .sum();
-    let got = f64::try_from(lenet5::train::l1_penalty(&model::Net::Lenet5(net))).unwrap();
+    let got = f64::try_from(lenet5::loss::l1_penalty(&model::Net::Lenet5(net))).unwrap();
     assert!(
         (got - expected).abs() < 1e-3 * expected,
         "{got} vs {expected}"
@@ -219,15 +222,16 @@ fn space_to_depth_stride2_conv_equals_the_strided_conv() {
 #[test]
 fn modern_variant_has_batch_norm_and_dropout_and_trains() {
     use lenet5::config::Variant;
-    let cfg = ModelConfig {
-        variant: Variant::Lenet5Modern,
-        dropout: 0.5,
-        init: Init::HeNormal,
+    let config = lenet5::Config {
+        model: ModelConfig {
+            variant: Variant::Lenet5Modern,
+            dropout: 0.5,
+            init: Init::HeNormal,
+            ..Default::default()
+        },
         ..Default::default()
     };
-    tch::manual_seed(0);
-    let vs = nn::VarStore::new(Device::Cpu);
-    let net = model::build(&vs.root(), &cfg);
+    let (vs, net) = model::build(&config, Device::Cpu);
     let names: Vec<String> = vs.variables().into_keys().collect();
     for name in [
         "conv1.weight",

@@ -1,12 +1,11 @@
 //! The report: exact Markdown for hand-made runs, valid SVG/PNG charts, unfinished runs flagged.
 mod common;
 use common::*;
-use lenet5::checkpoint::{RunStatus, TrainState};
 use lenet5::config::Config;
 use lenet5::evaluate::Evaluation;
 use lenet5::metrics::EpochRow;
-use lenet5::optim::LrScheduler;
 use lenet5::report::{self, RunSummary, TableEpoch};
+use lenet5::train::{RunStatus, TrainState};
 
 fn row(epoch: usize, val_loss: f64) -> EpochRow {
     EpochRow {
@@ -21,15 +20,14 @@ fn row(epoch: usize, val_loss: f64) -> EpochRow {
 }
 
 fn state(epoch: usize, best_epoch: usize, status: RunStatus) -> TrainState {
-    let c = Config::default();
     TrainState {
         epoch,
         best_epoch,
         best_value: Some(0.1),
         epochs_without_improvement: epoch - best_epoch,
-        scheduler: LrScheduler::new(&c.lr_scheduler, c.optimizer.lr),
         status,
         train_seconds: 2.5 * epoch as f64,
+        ..TrainState::new(&Config::default())
     }
 }
 
@@ -104,9 +102,8 @@ fn charts_are_valid_svg_and_png() {
         );
         assert!(svg.contains("epoch") && svg.contains("sigmoid_wd"));
         let png = report::render_png(&panels, (600, 300)).unwrap();
-        let decoder = png::Decoder::new(std::io::Cursor::new(&png));
-        let reader = decoder.read_info().unwrap();
-        assert_eq!((reader.info().width, reader.info().height), (600, 300));
+        let decoded = image::load_from_memory_with_format(&png, image::ImageFormat::Png).unwrap();
+        assert_eq!((decoded.width(), decoded.height()), (600, 300));
     }
 }
 

@@ -4,8 +4,9 @@ use lenet5::config::{
     Config, EarlyStoppingConfig, LrSchedulerConfig, Monitor, OptimizerConfig, OptimizerKind,
     SchedulerKind,
 };
-use lenet5::optim::{self, LrScheduler};
-use lenet5::train::{initial_state, record_epoch, should_stop};
+use lenet5::optim;
+use lenet5::schedule::LrScheduler;
+use lenet5::train::{RunStatus, TrainState};
 
 mod common;
 
@@ -111,7 +112,7 @@ fn one_cycle_warms_up_then_anneals_per_batch() {
 
 #[test]
 fn one_cycle_matches_pytorch_one_cycle_lr() {
-    let Some(python) = common::python_with_torch() else {
+    let Some(python) = common::python_with_torch("one_cycle_matches_pytorch_one_cycle_lr") else {
         return;
     };
     let script = "import torch\n\
@@ -135,10 +136,10 @@ fn one_cycle_matches_pytorch_one_cycle_lr() {
 
 /// Feeds `values` until early stopping fires; returns (stop epoch, best epoch).
 fn run_early_stopping(es: &EarlyStoppingConfig, values: &[f64]) -> (Option<usize>, usize) {
-    let mut state = initial_state(&Config::default());
+    let mut state = TrainState::new(&Config::default());
     for (i, v) in values.iter().enumerate() {
-        record_epoch(&mut state, es, i + 1, *v, 1.0);
-        if should_stop(&state, es) {
+        state.record(es, (i + 1, 100), *v, 1.0);
+        if state.status == RunStatus::EarlyStopped {
             return (Some(i + 1), state.best_epoch);
         }
     }
@@ -236,6 +237,7 @@ fn every_optimizer_builds_and_takes_a_step() {
 fn flat_adam_matches_libtorch_adam() {
     use lenet5::config::ModelConfig;
     use tch::nn::ModuleT;
+    const MNIST: lenet5::data::Shape = lenet5::data::Dataset::Mnist.shape();
     for (amsgrad, weight_decay) in [(true, 0.0), (false, 0.01), (true, 0.001)] {
         let cfg = OptimizerConfig {
             kind: OptimizerKind::Adam,
@@ -247,15 +249,24 @@ fn flat_adam_matches_libtorch_adam() {
         // Tests run in parallel threads and LibTorch's RNG is global, so nothing here draws from it: both
         // runs copy one set of initial weights, and the batches are deterministic functions.
         let init = tch::nn::VarStore::new(tch::Device::Cpu);
-        let _ = lenet5::model::lenet5(&init.root(), &ModelConfig::default());
+        let _ = lenet5::model::lenet5(&init.root(), &ModelConfig::default(), MNIST);
         let run = |flat: bool| {
             let mut vs = tch::nn::VarStore::new(tch::Device::Cpu);
-            let net = lenet5::model::lenet5(&vs.root(), &ModelConfig::default());
+            let net = lenet5::model::lenet5(&vs.root(), &ModelConfig::default(), MNIST);
             vs.copy(&init).unwrap();
             let mut opt = if flat {
                 optim::build(&vs, &cfg).unwrap()
             } else {
-                optim::Optimizer::Torch(optim::build_torch(&vs, &cfg).unwrap())
+                let [beta1, beta2] = cfg.betas;
+                let (wd, eps, amsgrad) = (cfg.weight_decay, cfg.eps, cfg.amsgrad);
+                let adam = tch::nn::Adam {
+                    beta1,
+                    beta2,
+                    wd,
+                    eps,
+                    amsgrad,
+                };
+                optim::Optimizer::Torch(tch::nn::OptimizerConfig::build(adam, &vs, cfg.lr).unwrap())
             };
             assert_eq!(flat, matches!(opt, optim::Optimizer::FlatAdam(_)));
             for step in 0..5 {

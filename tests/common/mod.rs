@@ -7,6 +7,20 @@ use std::process::{Command, Output};
 
 pub const SIDE: usize = 28;
 
+/// The seed's PyTorch `LeNet().state_dict()` keys.
+pub const PARAMETER_NAMES: [&str; 10] = [
+    "conv1.weight",
+    "conv1.bias",
+    "conv2.weight",
+    "conv2.bias",
+    "fc1.weight",
+    "fc1.bias",
+    "fc2.weight",
+    "fc2.bias",
+    "fc3.weight",
+    "fc3.bias",
+];
+
 /// A scratch directory under the target dir, fresh for each test.
 pub fn scratch(name: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
@@ -141,17 +155,36 @@ pub fn only_run(runs: &Path) -> PathBuf {
     dirs[0].clone()
 }
 
+/// Where skipped tests leave a marker (one file per test), which `scripts/test` counts into its summary
+/// line, so a skip is never counted as a pass.
+pub fn skipped_dir() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("skipped")
+}
+
+/// Marks `test` as skipped for `reason`, loudly. In CI (`CI` set) a skip is a failure instead: there the
+/// test command installs everything the tests need.
+pub fn skip(test: &str, reason: &str) {
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{test}: {reason}, and CI must run every test"
+    );
+    eprintln!("SKIPPED {test}: {reason}");
+    let _ = std::fs::create_dir_all(skipped_dir());
+    std::fs::write(skipped_dir().join(test), reason).unwrap();
+}
+
 /// The Python with torch that scripts/setup-libtorch installed (`LENET5_PYTHON`, from .cargo/config.toml),
-/// or `python3` if it has torch; None otherwise, after saying loudly that the calling test skips.
-pub fn python_with_torch() -> Option<String> {
+/// or `python3` if it has torch. Without one, `test` is marked skipped (see [`skip`]) and this is `None`.
+pub fn python_with_torch(test: &str) -> Option<String> {
     let python = std::env::var("LENET5_PYTHON").unwrap_or_else(|_| "python3".into());
     let ok = Command::new(&python)
         .args(["-c", "import torch"])
         .output()
         .is_ok_and(|o| o.status.success());
     if !ok {
-        eprintln!(
-            "SKIPPED: no Python with torch (run scripts/setup-libtorch, or set LENET5_PYTHON)"
+        skip(
+            test,
+            "no Python with torch (run scripts/setup-libtorch, or set LENET5_PYTHON)",
         );
     }
     ok.then_some(python)

@@ -1,58 +1,24 @@
-//! The only module that touches dataset files: checks the MNIST IDX files (tch's loader panics or misreads
-//! several kinds of bad file), fetches them when asked, loads them through `tch::vision::mnist`, normalises,
-//! makes the seeded train/validation split, and keeps every split on the training device.
+//! Dataset files: checks the MNIST-format IDX files (tch's loader panics or misreads several kinds of bad
+//! file) and CIFAR-10's binary batches, fetches them when asked, and reads them as raw pixels in [0, 1].
 
+use super::{Dataset, NUM_CLASSES};
 use crate::UsageError;
-use crate::config::{DataConfig, Dataset};
+use crate::config::DataConfig;
 use anyhow::{Context, Result};
 use std::io::Read;
 use std::path::Path;
-use tch::{Device, Kind, Tensor};
-
-/// MNIST's mean and standard deviation of the training pixels in [0, 1], the values the seed and the
-/// PyTorch MNIST example normalise with (other datasets: [`crate::config::Dataset::mean_std`]).
-pub const MNIST_MEAN: f64 = 0.1307;
-pub const MNIST_STD: f64 = 0.3081;
-pub const IMAGE_SIDE: i64 = 28;
-pub const NUM_CLASSES: i64 = 10;
+use tch::{Kind, Tensor};
 
 /// IDX magic numbers: 0x0803 (u8, 3 dims) for images, 0x0801 (u8, 1 dim) for labels.
+/// Side of MNIST-format images.
+const IDX_SIDE: i64 = 28;
+
 pub const IMAGES_MAGIC: u32 = 2051;
 pub const LABELS_MAGIC: u32 = 2049;
 
 /// File names `tch::vision::mnist::load_dir` reads, as (images, labels) per split.
 pub const TRAIN_FILES: (&str, &str) = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte");
 pub const TEST_FILES: (&str, &str) = ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte");
-
-/// Images `[N, 1, 28, 28]` (normalised f32) and labels `[N]` (i64), on one device.
-pub struct Split {
-    pub images: Tensor,
-    pub labels: Tensor,
-}
-
-impl Split {
-    pub fn len(&self) -> i64 {
-        self.labels.size()[0]
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    fn to(self, device: Device) -> Split {
-        Split {
-            images: self.images.to_device(device),
-            labels: self.labels.to_device(device),
-        }
-    }
-}
-
-/// The three splits of a run. `validation` is empty when `validation_split` is 0.
-pub struct Mnist {
-    pub train: Split,
-    pub validation: Split,
-    pub test: Split,
-}
 
 /// CIFAR-10's binary batches (the contents of `cifar-10-binary.tar.gz`'s `cifar-10-batches-bin/`).
 pub const CIFAR_TRAIN_FILES: [&str; 5] = [
@@ -66,7 +32,7 @@ pub const CIFAR_TEST_FILE: &str = "test_batch.bin";
 /// One CIFAR-10 record: a label byte, then 3×32×32 pixel bytes (channel-major).
 const CIFAR_RECORD: u64 = 1 + 3 * 32 * 32;
 
-/// Makes sure the four files are in `cfg.dir`, fetching them with `scripts/fetch_mnist.py` when
+/// Makes sure the dataset's files are in `cfg.dir`, fetching them with `scripts/fetch_mnist.py` when
 /// `cfg.download` is on, then checks every header.
 pub fn ensure_files(cfg: &DataConfig) -> Result<()> {
     let dir = cfg.dir();
@@ -90,7 +56,7 @@ pub fn ensure_files(cfg: &DataConfig) -> Result<()> {
         );
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/fetch_mnist.py");
         if !cfg.download || !script.exists() {
-            return Err(UsageError::new(format!(
+            return Err(UsageError::error(format!(
                 "data dir {}: missing {}; fetch {} with `{fetch_cmd}` (or set data.dir)",
                 dir.display(),
                 missing.join(", "),
@@ -126,10 +92,10 @@ pub fn ensure_files(cfg: &DataConfig) -> Result<()> {
 
 /// Checks a CIFAR-10 batch: whole records only, labels in 0..10.
 fn check_cifar(path: &Path) -> Result<u64> {
-    let bad = |msg: String| UsageError::new(format!("{}: {msg}", path.display()));
+    let bad = |msg: String| UsageError::error(format!("{}: {msg}", path.display()));
     let bytes = std::fs::read(path).map_err(|e| bad(format!("cannot read: {e}")))?;
     let len = bytes.len() as u64;
-    if len == 0 || len % CIFAR_RECORD != 0 {
+    if len == 0 || !len.is_multiple_of(CIFAR_RECORD) {
         return Err(bad(format!(
             "{len} bytes is not a whole number of {CIFAR_RECORD}-byte CIFAR-10 records"
         )));
@@ -170,14 +136,15 @@ fn all_files() -> impl Iterator<Item = &'static str> {
     [TRAIN_FILES.0, TRAIN_FILES.1, TEST_FILES.0, TEST_FILES.1].into_iter()
 }
 
-/// Raw pixels in [0, 1] as `[N, C, H, W]` and labels `[N]`, of the training split (when `with_train`) and
-/// the test split, from `cfg.dir` (after [`ensure_files`]).
-struct Raw {
-    train: Option<(Tensor, Tensor)>,
-    test: (Tensor, Tensor),
+/// Raw pixels in [0, 1] as `[N, C, H, W]` and labels `[N]`, of the training split (when asked for) and
+/// the test split.
+pub struct Raw {
+    pub train: Option<(Tensor, Tensor)>,
+    pub test: (Tensor, Tensor),
 }
 
-fn read_raw(cfg: &DataConfig, with_train: bool) -> Result<Raw> {
+/// Reads `cfg.dir` (after [`ensure_files`]).
+pub fn read(cfg: &DataConfig, with_train: bool) -> Result<Raw> {
     ensure_files(cfg)?;
     let dir = cfg.dir();
     if cfg.dataset == Dataset::Cifar10 {
@@ -195,7 +162,7 @@ fn read_raw(cfg: &DataConfig, with_train: bool) -> Result<Raw> {
     // tch's loader reads all four files; the training ones are dropped when only the test split is wanted.
     let ds = tch::vision::mnist::load_dir(&dir)
         .with_context(|| format!("cannot load {} from {}", cfg.dataset.name(), dir.display()))?;
-    let side = [-1, 1, IMAGE_SIDE, IMAGE_SIDE];
+    let side = [-1, 1, IDX_SIDE, IDX_SIDE];
     let train = with_train.then(|| (ds.train_images.view(side), ds.train_labels));
     Ok(Raw {
         train,
@@ -203,88 +170,12 @@ fn read_raw(cfg: &DataConfig, with_train: bool) -> Result<Raw> {
     })
 }
 
-/// Loads the dataset, normalises it and splits off the validation set with a permutation seeded by
-/// `cfg.seed`, all on `device`.
-pub fn load(cfg: &DataConfig, device: Device) -> Result<Mnist> {
-    let raw = read_raw(cfg, true)?;
-    let (mean, std) = cfg.dataset.mean_std();
-    let (train_images, train_labels) = raw.train.expect("read with the training split");
-    let train_all = Split {
-        images: standardise(&train_images, mean, std),
-        labels: train_labels,
-    };
-    let (train, validation) = split(train_all, cfg.validation_split, cfg.seed);
-    if cfg.batch_size as i64 > train.len() {
-        return Err(UsageError::new(format!(
-            "data.batch_size = {} is larger than the training split ({} images)",
-            cfg.batch_size,
-            train.len()
-        )));
-    }
-    let test = Split {
-        images: standardise(&raw.test.0, mean, std),
-        labels: raw.test.1,
-    };
-    Ok(Mnist {
-        train: train.to(device),
-        validation: validation.to(device),
-        test: test.to(device),
-    })
-}
-
-/// Loads only the test split (for `lenet5 test`).
-pub fn load_test(cfg: &DataConfig, device: Device) -> Result<Split> {
-    let (images, labels) = read_raw(cfg, false)?.test;
-    let (mean, std) = cfg.dataset.mean_std();
-    Ok(Split {
-        images: standardise(&images, mean, std),
-        labels,
-    }
-    .to(device))
-}
-
-/// `[N, 784]` MNIST pixels in [0, 1] (as tch loads them) → `[N, 1, 28, 28]`, standardised.
-pub fn normalise(pixels: &Tensor) -> Tensor {
-    standardise(
-        &pixels.view([-1, 1, IMAGE_SIDE, IMAGE_SIDE]),
-        &[MNIST_MEAN],
-        &[MNIST_STD],
-    )
-}
-
-/// `[N, C, H, W]` pixels in [0, 1] → `(x - mean[c]) / std[c]` per channel.
-pub fn standardise(images: &Tensor, mean: &[f64], std: &[f64]) -> Tensor {
-    let per_channel = |v: &[f64]| {
-        Tensor::from_slice(v)
-            .to_kind(Kind::Float)
-            .view([1, -1, 1, 1])
-    };
-    (images - per_channel(mean)) / per_channel(std)
-}
-
-/// Holds out `fraction` of `all` for validation: the first `round(n·fraction)` indices of a permutation
-/// seeded by `seed` (on the CPU, so the split is the same on every device).
-pub fn split(all: Split, fraction: f64, seed: u64) -> (Split, Split) {
-    let n = all.len();
-    let n_val = (n as f64 * fraction).round() as i64;
-    tch::manual_seed(seed as i64);
-    let perm = Tensor::randperm(n, (Kind::Int64, Device::Cpu));
-    let take = |idx: Tensor| Split {
-        images: all.images.index_select(0, &idx),
-        labels: all.labels.index_select(0, &idx),
-    };
-    (
-        take(perm.narrow(0, n_val, n - n_val)),
-        take(perm.narrow(0, 0, n_val)),
-    )
-}
-
 /// Checks an images/labels pair: both headers, payload sizes, label range, equal counts.
 fn check_pair(dir: &Path, (images, labels): (&str, &str)) -> Result<()> {
     let n_images = check_idx(&dir.join(images), IMAGES_MAGIC)?;
     let n_labels = check_idx(&dir.join(labels), LABELS_MAGIC)?;
     if n_images != n_labels {
-        return Err(UsageError::new(format!(
+        return Err(UsageError::error(format!(
             "{}: {n_images} images but {} has {n_labels} labels",
             dir.join(images).display(),
             dir.join(labels).display()
@@ -296,7 +187,7 @@ fn check_pair(dir: &Path, (images, labels): (&str, &str)) -> Result<()> {
 /// Checks one IDX file's magic number, dimensions and payload length (and, for labels, that every label is
 /// in 0..10). Returns the item count.
 pub fn check_idx(path: &Path, magic: u32) -> Result<u64> {
-    let bad = |msg: String| UsageError::new(format!("{}: {msg}", path.display()));
+    let bad = |msg: String| UsageError::error(format!("{}: {msg}", path.display()));
     let mut file = std::fs::File::open(path).map_err(|e| bad(format!("cannot open: {e}")))?;
     let file_len = file.metadata().map_err(|e| bad(e.to_string()))?.len();
     let header_len: u64 = if magic == IMAGES_MAGIC { 16 } else { 8 };
@@ -325,9 +216,9 @@ pub fn check_idx(path: &Path, magic: u32) -> Result<u64> {
     let count = u64::from(field(1));
     let item_len = if magic == IMAGES_MAGIC {
         let (rows, cols) = (field(2), field(3));
-        if i64::from(rows) != IMAGE_SIDE || i64::from(cols) != IMAGE_SIDE {
+        if i64::from(rows) != IDX_SIDE || i64::from(cols) != IDX_SIDE {
             return Err(bad(format!(
-                "images are {rows}x{cols}, expected {IMAGE_SIDE}x{IMAGE_SIDE}"
+                "images are {rows}x{cols}, expected {IDX_SIDE}x{IDX_SIDE}"
             )));
         }
         u64::from(rows) * u64::from(cols)

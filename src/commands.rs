@@ -1,0 +1,250 @@
+//! Each command of the `lenet5` binary as a library function: typed input in, a typed result out, so tests
+//! call them without spawning the binary. `cli.rs` only parses arguments into these inputs and prints.
+
+use crate::checkpoint::{self, RunDir};
+use crate::config::{self, Config, Override};
+use crate::evaluate::{self, Evaluation};
+use crate::interrupt::Interrupt;
+use crate::model::{self, Net};
+use crate::predict::{self, Prediction};
+use crate::report::{self, RunSummary};
+use crate::train::{self, TrainOutcome};
+use crate::{UsageError, data, device};
+use anyhow::Result;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// `lenet5 train`: a new or resumed run, stopped cleanly by Ctrl-C or SIGTERM.
+pub fn train(start: train::Start) -> Result<TrainOutcome> {
+    train::run(start, &Interrupt::install()?)
+}
+
+/// `lenet5 config`: the resolved config (the defaults without a file) as commented YAML.
+pub fn resolved_config(path: Option<&Path>, overrides: &[Override]) -> Result<String> {
+    let config = match path {
+        Some(path) => config::load(path, overrides)?,
+        None => config::apply(&Config::default(), overrides, "defaults")?,
+    };
+    config.to_yaml()
+}
+
+/// Which weights of a run to load.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Checkpoint {
+    Best,
+    Last,
+    File(PathBuf),
+}
+
+impl std::str::FromStr for Checkpoint {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "best" => Ok(Checkpoint::Best),
+            "last" => Ok(Checkpoint::Last),
+            path if path.ends_with(".safetensors") => Ok(Checkpoint::File(path.into())),
+            other => Err(format!(
+                "{other:?}: expected best, last or a .safetensors path"
+            )),
+        }
+    }
+}
+
+/// Where `test` and `predict` get a model: a run directory (default: the newest under `runs_dir`), or a
+/// config plus a `.safetensors` file (e.g. weights saved from PyTorch); `overrides` (e.g. the device) go
+/// over the config.
+#[derive(Debug, Clone)]
+pub struct ModelSource {
+    pub run_dir: Option<PathBuf>,
+    pub config: Option<PathBuf>,
+    pub checkpoint: Checkpoint,
+    pub runs_dir: PathBuf,
+    pub overrides: Vec<Override>,
+}
+
+/// A model ready to evaluate, and where it came from.
+pub struct LoadedModel {
+    pub config: Config,
+    pub run: Option<RunDir>,
+    pub weights: PathBuf,
+    pub device: tch::Device,
+    pub net: Net,
+    _vs: tch::nn::VarStore,
+}
+
+/// Builds the model `source` describes and loads its weights.
+pub fn load_model(source: &ModelSource) -> Result<LoadedModel> {
+    let (config, run) = match (&source.config, &source.run_dir) {
+        (Some(_), Some(_)) => {
+            return Err(UsageError::error(
+                "give either a run directory or --config, not both",
+            ));
+        }
+        (Some(path), None) => (config::load(path, &source.overrides)?, None),
+        (None, dir) => {
+            let run = match dir {
+                Some(dir) => RunDir::open(dir)?,
+                None => RunDir::latest(&source.runs_dir)?,
+            };
+            let origin = run.path.display().to_string();
+            (
+                config::apply(&run.config()?, &source.overrides, &origin)?,
+                Some(run),
+            )
+        }
+    };
+    let weights = match (&source.checkpoint, &run) {
+        (Checkpoint::Best, Some(run)) => run.file(checkpoint::BEST_WEIGHTS),
+        (Checkpoint::Last, Some(run)) => run.file(checkpoint::LAST_WEIGHTS),
+        (Checkpoint::File(path), _) => path.clone(),
+        (_, None) => {
+            return Err(UsageError::error(
+                "--config needs --checkpoint FILE.safetensors",
+            ));
+        }
+    };
+    let device = device::resolve(&config.trainer.device)?;
+    let (mut vs, net) = model::build(&config, device);
+    checkpoint::load_weights(&mut vs, &weights)?;
+    Ok(LoadedModel {
+        config,
+        run,
+        weights,
+        device,
+        net,
+        _vs: vs,
+    })
+}
+
+/// What `lenet5 test` found.
+#[derive(Debug, Clone, Serialize)]
+pub struct TestReport {
+    pub run: Option<PathBuf>,
+    pub checkpoint: PathBuf,
+    #[serde(flatten)]
+    pub evaluation: Evaluation,
+    pub seconds: f64,
+}
+
+/// `lenet5 test`: scores the model on the test set; a run's best checkpoint's result is saved as test.json.
+pub fn test(source: &ModelSource) -> Result<TestReport> {
+    let m = load_model(source)?;
+    let test = data::load_test(&m.config.data, m.device)?;
+    let started = Instant::now();
+    let evaluation = evaluate::evaluate(&m.net, &test);
+    let seconds = started.elapsed().as_secs_f64();
+    if let (Some(run), Checkpoint::Best) = (&m.run, &source.checkpoint) {
+        run.write_test(&evaluation)?;
+    }
+    let run = m.run.map(|r| r.path);
+    Ok(TestReport {
+        run,
+        checkpoint: m.weights,
+        evaluation,
+        seconds,
+    })
+}
+
+impl TestReport {
+    pub fn to_text(&self) -> String {
+        let mut out = String::new();
+        if let Some(run) = &self.run {
+            out += &format!("run: {}\n", run.display());
+        }
+        out += &format!(
+            "checkpoint: {}\n{}",
+            self.checkpoint.display(),
+            self.evaluation.to_text()
+        );
+        let rate = self.evaluation.images as f64 / self.seconds;
+        out + &format!(
+            "\nevaluated {} images in {:.2}s ({rate:.0} images/s)\n",
+            self.evaluation.images, self.seconds
+        )
+    }
+}
+
+/// What `lenet5 predict` found: the classified images and, per image that could not be read, its error.
+#[derive(Debug, Clone, Serialize)]
+pub struct Predictions {
+    pub predictions: Vec<Prediction>,
+    pub failed: Vec<String>,
+    #[serde(skip)]
+    pub errors: Vec<String>,
+}
+
+/// `lenet5 predict`: `paths` is `[RUN_DIR] IMAGE...`; an unreadable image does not stop the others.
+pub fn predict(source: &ModelSource, paths: &[PathBuf]) -> Result<Predictions> {
+    let mut source = source.clone();
+    let images = match paths.split_first() {
+        Some((first, rest)) if first.is_dir() => {
+            source.run_dir = Some(first.clone());
+            rest
+        }
+        _ => paths,
+    };
+    if images.is_empty() {
+        return Err(UsageError::error("no image files given"));
+    }
+    let m = load_model(&source)?;
+    let dataset = m.config.data.dataset;
+    if dataset.shape() != data::Dataset::Mnist.shape() {
+        return Err(UsageError::error(format!(
+            "predict prepares 28×28 grey digit images; this model was trained on {}",
+            dataset.name()
+        )));
+    }
+    let (mut files, mut prepared, mut failed, mut errors) = (vec![], vec![], vec![], vec![]);
+    for path in images {
+        match predict::load_image(path) {
+            Ok(img) => {
+                files.push(path.display().to_string());
+                prepared.push(img);
+            }
+            Err(e) => {
+                failed.push(path.display().to_string());
+                errors.push(format!("{e:#}"));
+            }
+        }
+    }
+    let norm = dataset.normalization();
+    let predictions = predict::classify(&m.net, &files, &prepared, &norm, m.device);
+    Ok(Predictions {
+        predictions,
+        failed,
+        errors,
+    })
+}
+
+impl Predictions {
+    /// The error the command ends with when some images could not be classified.
+    pub fn failure(&self) -> Option<anyhow::Error> {
+        let total = self.failed.len() + self.predictions.len();
+        (!self.failed.is_empty()).then(|| {
+            UsageError::error(format!(
+                "{} of {total} images could not be classified: {}",
+                self.failed.len(),
+                self.failed.join(", ")
+            ))
+        })
+    }
+}
+
+/// What `lenet5 report` wrote.
+pub struct ReportOutcome {
+    pub runs: Vec<RunSummary>,
+    pub written: Vec<PathBuf>,
+}
+
+/// `lenet5 report`: the results table and charts of `run_dirs` into `out`.
+pub fn report(run_dirs: &[PathBuf], out: &Path) -> Result<ReportOutcome> {
+    let runs = run_dirs
+        .iter()
+        .map(|d| report::load_run(d))
+        .collect::<Result<Vec<_>>>()?;
+    let dirs: Vec<String> = run_dirs.iter().map(|d| d.display().to_string()).collect();
+    let command = format!("lenet5 report {} --out {}", dirs.join(" "), out.display());
+    let written = report::write_report(&runs, out, &command)?;
+    Ok(ReportOutcome { runs, written })
+}

@@ -1,0 +1,206 @@
+//! Datasets: the one place that knows each dataset's files, image shape and normalisation ([`Dataset`]),
+//! loading them onto the training device, the seeded train/validation split, and the [`Split`]s that carry
+//! their normalisation with them. File checks and fetching are in [`files`].
+
+pub mod files;
+
+use crate::UsageError;
+use crate::config::DataConfig;
+use anyhow::Result;
+use serde::{Deserialize, Serialize};
+use tch::{Device, Kind, Tensor};
+
+/// Every dataset here has ten classes.
+pub const NUM_CLASSES: i64 = 10;
+
+/// The datasets: MNIST and Fashion-MNIST (IDX files, 28×28 grey) and CIFAR-10 (binary batches, 32×32 RGB).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Dataset {
+    Mnist,
+    FashionMnist,
+    Cifar10,
+}
+
+/// Channels and side length of a dataset's (square) images.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shape {
+    pub channels: i64,
+    pub side: i64,
+}
+
+/// Per-channel mean and standard deviation of a dataset's training pixels in [0, 1].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Normalization {
+    pub mean: &'static [f64],
+    pub std: &'static [f64],
+}
+
+impl Dataset {
+    /// The name configs and `data/<name>` use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Dataset::Mnist => "mnist",
+            Dataset::FashionMnist => "fashion-mnist",
+            Dataset::Cifar10 => "cifar10",
+        }
+    }
+
+    pub const fn shape(self) -> Shape {
+        match self {
+            Dataset::Mnist | Dataset::FashionMnist => Shape {
+                channels: 1,
+                side: 28,
+            },
+            Dataset::Cifar10 => Shape {
+                channels: 3,
+                side: 32,
+            },
+        }
+    }
+
+    /// MNIST's are the seed's (and PyTorch's MNIST example's); MNIST's and Fashion-MNIST's were checked
+    /// against the training files; CIFAR-10's are the commonly used ones.
+    pub fn normalization(self) -> Normalization {
+        match self {
+            Dataset::Mnist => Normalization {
+                mean: &[0.1307],
+                std: &[0.3081],
+            },
+            Dataset::FashionMnist => Normalization {
+                mean: &[0.2860],
+                std: &[0.3530],
+            },
+            Dataset::Cifar10 => Normalization {
+                mean: &[0.4914, 0.4822, 0.4465],
+                std: &[0.2470, 0.2435, 0.2616],
+            },
+        }
+    }
+}
+
+impl Normalization {
+    fn per_channel(values: &[f64], device: Device) -> Tensor {
+        Tensor::from_slice(values)
+            .to_kind(Kind::Float)
+            .view([1, -1, 1, 1])
+            .to_device(device)
+    }
+
+    /// `[N, C, H, W]` pixels in [0, 1] → `(x − mean[c]) / std[c]`.
+    pub fn apply(&self, pixels: &Tensor) -> Tensor {
+        let device = pixels.device();
+        (pixels - Self::per_channel(self.mean, device)) / Self::per_channel(self.std, device)
+    }
+
+    /// Normalised images back to pixels in [0, 1].
+    pub fn invert(&self, xs: &Tensor) -> Tensor {
+        let device = xs.device();
+        xs * Self::per_channel(self.std, device) + Self::per_channel(self.mean, device)
+    }
+
+    /// What a raw 0 (the background) becomes, as `[1, C, 1, 1]` on `device`.
+    pub fn background(&self, device: Device) -> Tensor {
+        self.apply(&Tensor::zeros(
+            [1, self.mean.len() as i64, 1, 1],
+            (Kind::Float, device),
+        ))
+    }
+}
+
+/// Normalised images `[N, C, H, W]` (f32) and labels `[N]` (i64) on one device, with the normalisation
+/// that made them.
+pub struct Split {
+    pub images: Tensor,
+    pub labels: Tensor,
+    pub normalization: Normalization,
+}
+
+impl Split {
+    pub fn len(&self) -> i64 {
+        self.labels.size()[0]
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn to(self, device: Device) -> Split {
+        Split {
+            images: self.images.to_device(device),
+            labels: self.labels.to_device(device),
+            normalization: self.normalization,
+        }
+    }
+
+    fn select(&self, idx: &Tensor) -> Split {
+        Split {
+            images: self.images.index_select(0, idx),
+            labels: self.labels.index_select(0, idx),
+            normalization: self.normalization,
+        }
+    }
+}
+
+/// The three splits of a run. `validation` is empty when `validation_split` is 0.
+pub struct Splits {
+    pub train: Split,
+    pub validation: Split,
+    pub test: Split,
+}
+
+/// Loads the dataset, normalises it and splits off the validation set with a permutation seeded by
+/// `cfg.seed`, all on `device`.
+pub fn load(cfg: &DataConfig, device: Device) -> Result<Splits> {
+    let raw = files::read(cfg, true)?;
+    let norm = cfg.dataset.normalization();
+    let (train_images, train_labels) = raw.train.expect("read with the training split");
+    let all = Split {
+        images: norm.apply(&train_images),
+        labels: train_labels,
+        normalization: norm,
+    };
+    let (train, validation) = split(&all, cfg.validation_split, cfg.seed);
+    if cfg.batch_size as i64 > train.len() {
+        return Err(UsageError::error(format!(
+            "data.batch_size = {} is larger than the training split ({} images)",
+            cfg.batch_size,
+            train.len()
+        )));
+    }
+    let test = Split {
+        images: norm.apply(&raw.test.0),
+        labels: raw.test.1,
+        normalization: norm,
+    };
+    Ok(Splits {
+        train: train.to(device),
+        validation: validation.to(device),
+        test: test.to(device),
+    })
+}
+
+/// Loads only the test split (for `lenet5 test`).
+pub fn load_test(cfg: &DataConfig, device: Device) -> Result<Split> {
+    let (images, labels) = files::read(cfg, false)?.test;
+    let norm = cfg.dataset.normalization();
+    Ok(Split {
+        images: norm.apply(&images),
+        labels,
+        normalization: norm,
+    }
+    .to(device))
+}
+
+/// Holds out `fraction` of `all` for validation: the first `round(n·fraction)` indices of a permutation
+/// seeded by `seed` (on the CPU, so the split is the same on every device). Returns (train, validation).
+pub fn split(all: &Split, fraction: f64, seed: u64) -> (Split, Split) {
+    let n = all.len();
+    let n_val = (n as f64 * fraction).round() as i64;
+    tch::manual_seed(seed as i64);
+    let perm = Tensor::randperm(n, (Kind::Int64, Device::Cpu));
+    (
+        all.select(&perm.narrow(0, n_val, n - n_val)),
+        all.select(&perm.narrow(0, 0, n_val)),
+    )
+}

@@ -1,0 +1,140 @@
+//! One pass over the training split: the hot loop. Batches are index-selects of a seeded permutation on the
+//! device; per-batch losses go into a device tensor, read by the host only every [`SYNC_EVERY`] batches (to
+//! catch a NaN early) and at the end of the epoch.
+
+use crate::config::Config;
+use crate::data::Split;
+use crate::interrupt::Interrupt;
+use crate::loss;
+use crate::model::Net;
+use crate::optim::Optimizer;
+use crate::schedule::LrScheduler;
+use indicatif::{ProgressBar, ProgressStyle};
+use tch::nn::ModuleT;
+use tch::{Kind, Reduction, Tensor};
+
+/// How often (in batches) the loop reads the losses back to check for NaN/Inf.
+pub const SYNC_EVERY: usize = 100;
+
+/// How one pass over the training split ended.
+pub enum EpochEnd {
+    /// Mean training loss (without the L1 term) and accuracy over the epoch.
+    Done {
+        loss: f64,
+        accuracy: f64,
+    },
+    Interrupted {
+        exit_code: i32,
+        batch: usize,
+    },
+    Diverged {
+        batch: usize,
+    },
+}
+
+/// Batches of one epoch.
+pub fn batches(train: &Split, batch_size: usize) -> usize {
+    (train.len() as usize).div_ceil(batch_size)
+}
+
+/// Trains `net` for epoch `epoch` (1-based) over `train`, in a permutation seeded by `trainer.seed + epoch`
+/// (so a resumed run sees the same batches as an uninterrupted one).
+pub fn train_epoch(
+    config: &Config,
+    (net, opt): (&Net, &mut Optimizer),
+    schedule: &LrScheduler,
+    train: &Split,
+    epoch: usize,
+    interrupt: &Interrupt,
+) -> EpochEnd {
+    let (n, batch_size) = (train.len(), config.data.batch_size as i64);
+    let batches = batches(train, config.data.batch_size);
+    let device = train.labels.device();
+    tch::manual_seed((config.trainer.seed + epoch as u64) as i64);
+    let order = if config.data.shuffle {
+        Tensor::randperm(n, (Kind::Int64, device))
+    } else {
+        Tensor::arange(n, (Kind::Int64, device))
+    };
+    let reg = &config.regularization;
+    let augment = &config.data.augment;
+    let background = train.normalization.background(device);
+    let batch_losses = Tensor::zeros([batches as i64], (Kind::Float, device));
+    let mut correct = Tensor::zeros([], (Kind::Int64, device));
+    let progress = progress_bar(batches as u64, epoch, config.trainer.epochs);
+    for b in 0..batches {
+        if let Some(exit_code) = interrupt.requested() {
+            progress.abandon();
+            return EpochEnd::Interrupted {
+                exit_code,
+                batch: b,
+            };
+        }
+        let step = (epoch - 1) * batches + b;
+        if let Some(lr) = schedule.batch_lr(step, config.trainer.epochs * batches) {
+            opt.set_lr(lr);
+        }
+        let start = b as i64 * batch_size;
+        let idx = order.narrow(0, start, batch_size.min(n - start));
+        let mut xs = train.images.index_select(0, &idx);
+        if !augment.is_identity() {
+            xs = crate::augment::distort(&xs, augment, &background);
+        }
+        let ys = train.labels.index_select(0, &idx);
+        let logits = net.forward_t(&xs, true);
+        let data_loss = loss::objective(net, &logits, &ys, reg.label_smoothing, Reduction::Mean);
+        let total = if reg.l1 > 0.0 {
+            &data_loss + loss::l1_penalty(net) * reg.l1
+        } else {
+            data_loss.shallow_clone()
+        };
+        opt.backward_step(&total);
+        tch::no_grad(|| {
+            batch_losses.get(b as i64).copy_(&data_loss);
+            correct += logits.argmax(-1, false).eq_tensor(&ys).sum(Kind::Int64);
+        });
+        progress.inc(1);
+        if ((b + 1).is_multiple_of(SYNC_EVERY) || b + 1 == batches)
+            && let Some(bad) = first_non_finite(&batch_losses, b + 1)
+        {
+            progress.abandon();
+            return EpochEnd::Diverged { batch: bad };
+        }
+    }
+    progress.finish_and_clear();
+    // Mean over images: every batch is full except perhaps the last.
+    let last_len = n - (batches as i64 - 1) * batch_size;
+    let weights = Tensor::full([batches as i64], batch_size as f64, (Kind::Float, device));
+    let _ = weights.get(batches as i64 - 1).fill_(last_len as f64);
+    let loss =
+        f64::try_from((batch_losses * weights).sum(Kind::Double)).expect("scalar") / n as f64;
+    let accuracy = i64::try_from(correct).expect("scalar") as f64 / n as f64;
+    EpochEnd::Done { loss, accuracy }
+}
+
+/// Index of the first non-finite value among the first `len` entries (one host read).
+fn first_non_finite(values: &Tensor, len: usize) -> Option<usize> {
+    let bad = values
+        .narrow(0, 0, len as i64)
+        .isfinite()
+        .logical_not()
+        .nonzero();
+    if bad.size()[0] == 0 {
+        None
+    } else {
+        Some(i64::try_from(bad.get(0).get(0)).expect("index") as usize)
+    }
+}
+
+fn progress_bar(batches: u64, epoch: usize, epochs: usize) -> ProgressBar {
+    let bar = ProgressBar::new(batches);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "epoch {prefix} [{bar:30}] {pos}/{len} batches, {per_sec}, eta {eta}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    bar.set_prefix(format!("{epoch}/{epochs}"));
+    bar
+}
