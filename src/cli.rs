@@ -32,6 +32,89 @@ pub enum Command {
     Report(ReportArgs),
     /// Print the fully resolved config (defaults → file → overrides) as commented YAML.
     Config(ConfigArgs),
+    /// Run a study: every run of a sweep file (variants × grid × seeds), locally or through Slurm.
+    Sweep(SweepArgs),
+    /// One Slurm array task of a sweep (what the sbatch script runs).
+    #[command(hide = true)]
+    SweepTask(SweepTaskArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SweepArgs {
+    /// The sweep file (YAML: base, set, variants, grid, seeds, baseline).
+    pub sweep: PathBuf,
+    /// The sweep directory [default: runs/<sweep file name>].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Print the expanded runs and exit.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub local: LocalArgs,
+    /// Write an sbatch script for a Slurm job array instead of running locally.
+    #[arg(long)]
+    pub slurm: bool,
+    /// With --slurm: submit the script with sbatch.
+    #[arg(long, requires = "slurm")]
+    pub submit: bool,
+    /// With --slurm: the partition.
+    #[arg(long, requires = "slurm")]
+    pub partition: Option<String>,
+    /// With --slurm: each task's time limit, e.g. 2:00:00.
+    #[arg(long, requires = "slurm")]
+    pub time: Option<String>,
+    /// With --slurm: CPUs per task (each run's threads).
+    #[arg(long, default_value_t = 2)]
+    pub cpus_per_task: usize,
+    /// With --slurm: GPUs per task (runs then train on cuda).
+    #[arg(long, requires = "slurm")]
+    pub gpus_per_task: Option<usize>,
+    /// With --slurm: at most this many array tasks at once.
+    #[arg(long, requires = "slurm")]
+    pub max_parallel: Option<usize>,
+    /// With --slurm: runs each array task trains in turn.
+    #[arg(long, default_value_t = 4)]
+    pub runs_per_task: usize,
+}
+
+/// How runs share this machine.
+#[derive(Debug, Args)]
+pub struct LocalArgs {
+    /// Runs at a time (separate processes).
+    #[arg(long, default_value_t = 1)]
+    pub jobs: usize,
+    /// Devices handed to runs round-robin, e.g. cuda:0,cuda:1 [default: each run's trainer.device].
+    #[arg(long, value_delimiter = ',')]
+    pub devices: Vec<String>,
+    /// CPU threads per run [default: the cores divided by --jobs].
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Train failed runs again instead of skipping them.
+    #[arg(long)]
+    pub retry_failed: bool,
+}
+
+impl LocalArgs {
+    fn options(&self) -> crate::sweep::exec::Options {
+        crate::sweep::exec::Options {
+            jobs: self.jobs,
+            devices: self.devices.clone(),
+            threads: self.threads,
+            retry_failed: self.retry_failed,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct SweepTaskArgs {
+    /// A batch list written by `sweep --slurm` (SWEEP_DIR/slurm/batch-N.runs).
+    pub list: PathBuf,
+    #[arg(long)]
+    pub index: usize,
+    #[arg(long)]
+    pub runs_per_task: usize,
+    #[command(flatten)]
+    pub local: LocalArgs,
 }
 
 #[derive(Debug, Args)]
@@ -198,12 +281,12 @@ pub struct PredictArgs {
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {
-    /// Run directories to compare.
+    /// Run directories to compare, or one sweep directory.
     #[arg(required = true)]
     pub run_dirs: Vec<PathBuf>,
-    /// Output directory for report.md and the charts.
-    #[arg(long, default_value = "report")]
-    pub out: PathBuf,
+    /// Output directory for report.md and the charts [default: report, or SWEEP_DIR/report].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 /// Runs the parsed command.
@@ -259,26 +342,95 @@ pub fn run(cli: Cli) -> Result<()> {
                 return Err(e);
             }
         }
-        Command::Report(args) => {
-            let outcome = commands::report(&args.run_dirs, &args.out)?;
-            print!(
-                "{}",
-                crate::report::render_table(&outcome.runs, crate::report::TableEpoch::Best)
-            );
-            for run in outcome.runs.iter().filter(|r| !r.status().is_finished()) {
-                eprintln!("note: {} is {}", run.name, run.status());
+        Command::Report(args) => match args.run_dirs.as_slice() {
+            [dir] if crate::sweep::is_sweep_dir(dir) => {
+                let out = args.out.unwrap_or_else(|| dir.join("report"));
+                let (groups, written) = commands::study_report(dir, &out)?;
+                print!("{}", crate::study::render_table(&groups));
+                eprintln!("wrote {} files to {}", written.len(), out.display());
             }
-            eprintln!(
-                "wrote {} files to {}",
-                outcome.written.len(),
-                args.out.display()
-            );
+            dirs => {
+                let out = args.out.unwrap_or_else(|| PathBuf::from("report"));
+                let outcome = commands::report(dirs, &out)?;
+                let table =
+                    crate::report::render_table(&outcome.runs, crate::report::TableEpoch::Best);
+                print!("{table}");
+                for run in outcome.runs.iter().filter(|r| !r.status().is_finished()) {
+                    eprintln!("note: {} is {}", run.name, run.status());
+                }
+                eprintln!("wrote {} files to {}", outcome.written.len(), out.display());
+            }
+        },
+        Command::Sweep(args) => run_sweep(args)?,
+        Command::SweepTask(args) => {
+            let options = args.local.options();
+            let summary =
+                commands::sweep_task(&args.list, args.index, args.runs_per_task, &options)?;
+            if let Some(e) = summary.failure() {
+                return Err(e);
+            }
         }
         Command::Config(args) => {
             print!(
                 "{}",
                 commands::resolved_config(args.config.as_deref(), &args.flags.overrides()?)?
             );
+        }
+    }
+    Ok(())
+}
+
+fn run_sweep(args: SweepArgs) -> Result<()> {
+    use commands::{SweepMode, SweepOutcome};
+    let mode = if args.dry_run {
+        SweepMode::DryRun
+    } else if args.slurm {
+        let options = crate::sweep::slurm::Options {
+            partition: args.partition,
+            time: args.time,
+            cpus_per_task: args.cpus_per_task,
+            gpus_per_task: args.gpus_per_task,
+            max_parallel: args.max_parallel,
+            runs_per_task: args.runs_per_task,
+        };
+        SweepMode::Slurm {
+            options,
+            submit: args.submit,
+        }
+    } else {
+        SweepMode::Local(args.local.options())
+    };
+    let (sweep, outcome) = commands::sweep(&args.sweep, args.out.as_deref(), mode)?;
+    let dir = sweep.dir.display();
+    match outcome {
+        SweepOutcome::DryRun => {
+            for run in &sweep.runs {
+                println!("{}  seed {}  {}", run.id, run.seed, run.overrides.join(" "));
+            }
+            println!("{} runs into {dir}", sweep.runs.len());
+        }
+        SweepOutcome::Local(summary) => {
+            println!(
+                "{} of {} runs finished in {dir}; report: lenet5 report {dir}",
+                summary.finished,
+                sweep.runs.len()
+            );
+            if let Some(e) = summary.failure() {
+                return Err(e);
+            }
+        }
+        SweepOutcome::Slurm { job: None, .. } => {
+            println!("every run in {dir} is finished; report: lenet5 report {dir}")
+        }
+        SweepOutcome::Slurm {
+            job: Some(job),
+            job_id,
+        } => {
+            println!("wrote {} ({} array tasks)", job.script.display(), job.tasks);
+            match job_id {
+                Some(id) => println!("submitted job {id}; when it is done: lenet5 report {dir}"),
+                None => println!("submit it with: sbatch {}", job.script.display()),
+            }
         }
     }
     Ok(())

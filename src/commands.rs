@@ -8,6 +8,8 @@ use crate::interrupt::Interrupt;
 use crate::model::{self, Net};
 use crate::predict::{self, Prediction};
 use crate::report::{self, RunSummary};
+use crate::study;
+use crate::sweep::{self, Sweep, exec, slurm};
 use crate::train::{self, TrainOutcome};
 use crate::{UsageError, data, device};
 use anyhow::Result;
@@ -247,4 +249,104 @@ pub fn report(run_dirs: &[PathBuf], out: &Path) -> Result<ReportOutcome> {
     let command = format!("lenet5 report {} --out {}", dirs.join(" "), out.display());
     let written = report::write_report(&runs, out, &command)?;
     Ok(ReportOutcome { runs, written })
+}
+
+/// How `lenet5 sweep` runs a study.
+pub enum SweepMode {
+    /// List the expanded runs only.
+    DryRun,
+    Local(exec::Options),
+    /// Write an sbatch script (and submit it when `submit`).
+    Slurm {
+        options: slurm::Options,
+        submit: bool,
+    },
+}
+
+/// What `lenet5 sweep` did.
+pub enum SweepOutcome {
+    DryRun,
+    Local(exec::Summary),
+    Slurm {
+        job: Option<slurm::Job>,
+        job_id: Option<String>,
+    },
+}
+
+/// The default sweep directory of a sweep file: `runs/<file stem>`.
+pub fn default_sweep_dir(file: &Path) -> PathBuf {
+    let stem = file
+        .file_stem()
+        .map_or_else(|| "sweep".into(), |s| s.to_string_lossy().into_owned());
+    PathBuf::from("runs").join(stem)
+}
+
+/// `lenet5 sweep`: expands and validates every run, prepares the sweep directory, then runs what is
+/// unfinished locally or hands it to Slurm.
+pub fn sweep(file: &Path, out: Option<&Path>, mode: SweepMode) -> Result<(Sweep, SweepOutcome)> {
+    let dir = out.map_or_else(|| default_sweep_dir(file), Path::to_path_buf);
+    let sweep = sweep::load(file, &dir)?;
+    if let SweepMode::DryRun = mode {
+        return Ok((sweep, SweepOutcome::DryRun));
+    }
+    sweep.prepare()?;
+    let all: Vec<&sweep::Run> = sweep.runs.iter().collect();
+    let outcome = match mode {
+        SweepMode::DryRun => unreachable!("returned above"),
+        SweepMode::Local(options) => {
+            SweepOutcome::Local(exec::run(&sweep, &all, &options, &Interrupt::install()?)?)
+        }
+        SweepMode::Slurm { options, submit } => {
+            let pending: Vec<&sweep::Run> = all
+                .into_iter()
+                .filter(|r| !matches!(sweep.state(r), sweep::RunState::Finished { .. }))
+                .collect();
+            let job = slurm::write_job(&sweep, &pending, &options)?;
+            let job_id = match (&job, submit) {
+                (Some(job), true) => Some(slurm::submit(job)?),
+                _ => None,
+            };
+            SweepOutcome::Slurm { job, job_id }
+        }
+    };
+    Ok((sweep, outcome))
+}
+
+/// `lenet5 sweep-task` (what a Slurm array task runs): the `index`-th slice of a batch list.
+pub fn sweep_task(
+    list: &Path,
+    index: usize,
+    runs_per_task: usize,
+    options: &exec::Options,
+) -> Result<exec::Summary> {
+    let dir = list.parent().and_then(Path::parent).ok_or_else(|| {
+        UsageError::error(format!(
+            "{}: not in a sweep's slurm/ directory",
+            list.display()
+        ))
+    })?;
+    let sweep = sweep::open(dir)?;
+    let ids = slurm::task_slice(list, index, runs_per_task)?;
+    let runs: Vec<&sweep::Run> = ids
+        .iter()
+        .map(|id| {
+            sweep.runs.iter().find(|r| &r.id == id).ok_or_else(|| {
+                UsageError::error(format!(
+                    "{}: run {id} is not in {}",
+                    list.display(),
+                    dir.display()
+                ))
+            })
+        })
+        .collect::<Result<_>>()?;
+    exec::run(&sweep, &runs, options, &Interrupt::install()?)
+}
+
+/// `lenet5 report SWEEP_DIR`: the study's group table and charts.
+pub fn study_report(dir: &Path, out: &Path) -> Result<(Vec<study::Group>, Vec<PathBuf>)> {
+    let sweep = sweep::open(dir)?;
+    let groups = study::groups(&sweep)?;
+    let command = format!("lenet5 report {} --out {}", dir.display(), out.display());
+    let written = study::write(&sweep, &groups, out, &command)?;
+    Ok((groups, written))
 }

@@ -1,18 +1,15 @@
-//! `lenet5`: parse, run, print `Error: …`, exit with 2 (usage/config), 130/143 (signal) or 1 (anything else).
+//! `lenet5`: parse, run, print `Error: …`, exit with the code [`lenet5::exit_code`] gives.
 
 use clap::Parser;
-use lenet5::UsageError;
 use lenet5::interrupt::Interrupted;
 
 fn main() {
     let cli = lenet5::cli::Cli::parse();
     if let Err(e) = lenet5::cli::run(cli) {
-        if let Some(i) = e.downcast_ref::<Interrupted>() {
-            eprintln!("{i}");
-            std::process::exit(i.exit_code);
+        match e.downcast_ref::<Interrupted>() {
+            Some(i) => eprintln!("{i}"),
+            None => eprintln!("Error: {e:#}"),
         }
-        eprintln!("Error: {e:#}");
-        let usage = e.chain().any(|c| c.is::<UsageError>());
-        std::process::exit(if usage { 2 } else { 1 });
+        std::process::exit(lenet5::exit_code(&e));
     }
 }

@@ -92,7 +92,7 @@ fn table_is_the_seed_layout_with_test_accuracy_and_wall_time() {
 fn charts_are_valid_svg_and_png() {
     let runs = runs();
     for panels in [report::curves(&runs[0]), report::overlay(&runs)] {
-        let svg = report::render_svg(&panels, (600, 300)).unwrap();
+        let svg = lenet5::chart::render_svg(&panels, (600, 300)).unwrap();
         assert!(
             svg.starts_with("<svg")
                 && svg.trim_end().ends_with("</svg>")
@@ -101,7 +101,7 @@ fn charts_are_valid_svg_and_png() {
             &svg[..200]
         );
         assert!(svg.contains("epoch") && svg.contains("sigmoid_wd"));
-        let png = report::render_png(&panels, (600, 300)).unwrap();
+        let png = lenet5::chart::render_png(&panels, (600, 300)).unwrap();
         let decoded = image::load_from_memory_with_format(&png, image::ImageFormat::Png).unwrap();
         assert_eq!((decoded.width(), decoded.height()), (600, 300));
     }

@@ -74,7 +74,6 @@ pub fn run(start: Start, interrupt: &Interrupt) -> Result<TrainOutcome> {
     let (run, state, _lock) = match (start, resumed) {
         (Start::Resume { .. }, Some((run, lock))) => {
             let state = run.state()?.unwrap_or_else(|| TrainState::new(&config));
-            refuse_finished(&run, &state, &config)?;
             eprintln!(
                 "resuming {} after epoch {}",
                 run.path.display(),
@@ -89,6 +88,15 @@ pub fn run(start: Start, interrupt: &Interrupt) -> Result<TrainOutcome> {
         }
         (Start::Resume { .. }, None) => unreachable!("opened above"),
     };
+    let trained = is_trained(&state, &config);
+    if trained && run.test()?.is_some() {
+        return Err(UsageError::error(format!(
+            "{} already finished ({:?} after epoch {}); pass --epochs N (or turn early stopping off) to train further",
+            run.path.display(),
+            state.status,
+            state.epoch
+        )));
+    }
     let metrics = MetricsWriter::resume(&run.file(checkpoint::METRICS_FILE), state.epoch)?;
     run.write_config(&config)?;
     let (mut vs, net) = model::build(&config, device);
@@ -103,6 +111,10 @@ pub fn run(start: Start, interrupt: &Interrupt) -> Result<TrainOutcome> {
         state,
         metrics,
     };
+    if trained {
+        // Stopped during the final evaluation: only the test is left.
+        return trainer.finish(&data);
+    }
     trainer.train(&data, interrupt)
 }
 
@@ -133,20 +145,12 @@ fn create(config: &Config, dir: NewRunDir) -> Result<RunDir> {
     Ok(run)
 }
 
-/// A finished run continues only when its config now asks for more (more epochs, or no early stop).
-fn refuse_finished(run: &RunDir, state: &TrainState, config: &Config) -> Result<()> {
+/// A finished run stays finished unless its config now asks for more (more epochs, or no early stop).
+fn is_trained(state: &TrainState, config: &Config) -> bool {
     let es = &config.trainer.early_stopping;
     let stops_again = state.epoch >= config.trainer.epochs
         || (es.enabled && state.epochs_without_improvement >= es.patience);
-    if state.status.is_finished() && stops_again {
-        return Err(UsageError::error(format!(
-            "{} already finished ({:?} after epoch {}); pass --epochs N (or turn early stopping off) to train further",
-            run.path.display(),
-            state.status,
-            state.epoch
-        )));
-    }
-    Ok(())
+    state.status.is_finished() && stops_again
 }
 
 struct Trainer<'a> {

@@ -1,0 +1,157 @@
+//! Charts: line panels side by side (the report's curves) and any other [`Chart`], rendered to SVG or PNG
+//! with the embedded DejaVu Sans, so no system fonts are needed. Renderers are pure: data in, bytes out.
+
+use anyhow::{Result, anyhow};
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+/// Something that draws itself on any plotters backend.
+pub trait Chart {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()>;
+}
+
+impl Chart for [Panel] {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()> {
+        draw_panels(root, self)
+    }
+}
+
+impl Chart for Vec<Panel> {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()> {
+        draw_panels(root, self)
+    }
+}
+
+/// A plotters error as an anyhow error.
+pub fn drawing_error<DB: DrawingBackend>(e: DrawingAreaErrorKind<DB::ErrorType>) -> anyhow::Error {
+    anyhow!("drawing chart: {e:?}")
+}
+
+/// One line on a chart.
+pub struct Series {
+    pub label: String,
+    pub points: Vec<(f64, f64)>,
+    pub color: RGBColor,
+}
+
+/// One chart panel: a title, a y-axis label and its lines, against epoch.
+pub struct Panel {
+    pub title: String,
+    pub y_label: &'static str,
+    pub series: Vec<Series>,
+    pub legend: SeriesLabelPosition,
+}
+
+/// Tableau 10: distinguishable, colour-blind-friendly line colours.
+pub const COLORS: [RGBColor; 10] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
+];
+
+/// Draws `panels` side by side on any plotters backend.
+fn draw_panels<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, panels: &[Panel]) -> Result<()> {
+    let err = drawing_error::<DB>;
+    root.fill(&WHITE).map_err(err)?;
+    let areas = root.split_evenly((1, panels.len().max(1)));
+    for (panel, area) in panels.iter().zip(&areas) {
+        let all = || {
+            panel
+                .series
+                .iter()
+                .flat_map(|s| s.points.iter())
+                .filter(|p| p.1.is_finite())
+        };
+        let x_max = all().map(|p| p.0).fold(1.0f64, f64::max);
+        let (y_min, y_max) = all().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| {
+            (lo.min(p.1), hi.max(p.1))
+        });
+        let (y_min, y_max) = if y_min.is_finite() {
+            (y_min, y_max)
+        } else {
+            (0.0, 1.0)
+        };
+        let pad = ((y_max - y_min) * 0.05).max(1e-4);
+        let mut chart = ChartBuilder::on(area)
+            .caption(&panel.title, ("sans-serif", 18))
+            .margin(12)
+            .x_label_area_size(36)
+            .y_label_area_size(60)
+            .build_cartesian_2d(1.0..x_max.max(2.0), (y_min - pad)..(y_max + pad))
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_desc("epoch")
+            .x_label_formatter(&|x| format!("{x:.0}"))
+            .y_desc(panel.y_label)
+            .label_style(("sans-serif", 12))
+            .draw()
+            .map_err(err)?;
+        for s in &panel.series {
+            let color = s.color;
+            chart
+                .draw_series(LineSeries::new(
+                    s.points.iter().copied().filter(|p| p.1.is_finite()),
+                    color.stroke_width(2),
+                ))
+                .map_err(err)?
+                .label(s.label.as_str())
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
+                });
+        }
+        chart
+            .configure_series_labels()
+            .position(panel.legend.clone())
+            .label_font(("sans-serif", 12))
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK.mix(0.4))
+            .draw()
+            .map_err(err)?;
+    }
+    root.present().map_err(err)?;
+    Ok(())
+}
+
+/// The chart as an SVG document.
+pub fn render_svg(chart: &(impl Chart + ?Sized), size: (u32, u32)) -> Result<String> {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
+        register_font();
+        chart.draw(&root)?;
+    }
+    Ok(svg)
+}
+
+/// The chart as PNG bytes.
+pub fn render_png(chart: &(impl Chart + ?Sized), size: (u32, u32)) -> Result<Vec<u8>> {
+    let mut rgb = vec![0u8; (size.0 * size.1 * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut rgb, size).into_drawing_area();
+        register_font();
+        chart.draw(&root)?;
+    }
+    let image = image::RgbImage::from_raw(size.0, size.1, rgb).expect("buffer of the image's size");
+    let mut png = std::io::Cursor::new(vec![]);
+    image.write_to(&mut png, image::ImageFormat::Png)?;
+    Ok(png.into_inner())
+}
+
+/// Text is laid out (and, in PNGs, drawn) with the embedded DejaVu Sans, so no system fonts are needed.
+fn register_font() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let bytes: &'static [u8] = include_bytes!("../assets/fonts/DejaVuSans.ttf");
+        if plotters::style::register_font("sans-serif", FontStyle::Normal, bytes).is_err() {
+            unreachable!("the embedded DejaVu Sans is a valid font");
+        }
+    });
+}

@@ -1,0 +1,411 @@
+//! Studies: a sweep file expands into runs (variants × grid × seeds), each an ordinary run directory under
+//! one sweep directory, with a manifest that says where every run stands. Running them is [`exec`]'s job
+//! (locally or as Slurm array tasks, [`slurm`]); reading them back is [`crate::study`]'s.
+//!
+//! ```text
+//! SWEEP_DIR/
+//!   sweep.yaml      the sweep as resolved: base, overrides, variants, grid, seeds, baseline, runs
+//!   manifest.csv    one line per run: id, group, variant, overrides, seed, status, test accuracy, error
+//!   runs/<id>/      an ordinary run directory (config.yaml written before anything runs)
+//!   runs/<id>/train.log   the run's output; error.txt when it failed
+//! ```
+
+pub mod exec;
+pub mod slurm;
+
+use crate::checkpoint::{self, RunDir};
+use crate::config::{self, Config, Override};
+use crate::{UsageError, atomic};
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use serde_yaml::{Mapping, Value};
+use std::path::{Path, PathBuf};
+
+/// What a run failed with, beside its other files.
+pub const ERROR_FILE: &str = "error.txt";
+pub const MANIFEST_FILE: &str = "manifest.csv";
+pub const SWEEP_FILE: &str = "sweep.yaml";
+
+/// A sweep file as written.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SweepFile {
+    /// Config every run starts from (a path; relative paths are relative to the current directory).
+    pub base: Option<PathBuf>,
+    /// Overrides for every run, `key.path: value`.
+    #[serde(default)]
+    pub set: Mapping,
+    /// Named override sets; one-factor-at-a-time studies are a list of these.
+    #[serde(default)]
+    pub variants: Vec<VariantSpec>,
+    /// `key.path: [values]`: every combination runs (in every variant).
+    #[serde(default)]
+    pub grid: Mapping,
+    /// A count N (seeds 1..=N) or a list; each goes to `trainer.seed`. `data.seed` stays as configured, so
+    /// every run of a study sees the same train/validation split.
+    pub seeds: Seeds,
+    /// The group the report compares every other group against.
+    pub baseline: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VariantSpec {
+    pub name: String,
+    /// This variant's own base config, instead of the sweep's.
+    pub base: Option<PathBuf>,
+    /// This variant's own seeds, instead of the sweep's (e.g. fewer for its longest runs).
+    pub seeds: Option<Seeds>,
+    #[serde(default)]
+    pub set: Mapping,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Seeds {
+    Count(u64),
+    List(Vec<u64>),
+}
+
+impl Seeds {
+    pub fn list(&self) -> Vec<u64> {
+        match self {
+            Seeds::Count(n) => (1..=*n).collect(),
+            Seeds::List(list) => list.clone(),
+        }
+    }
+}
+
+/// One run of a sweep, expanded and validated.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Run {
+    /// Directory name under `runs/`: the group and the seed (stable across invocations).
+    pub id: String,
+    /// Everything but the seed: the variant and the grid values.
+    pub group: String,
+    pub variant: String,
+    /// The overrides over the base config, as `key=value`, without the seed.
+    pub overrides: Vec<String>,
+    pub seed: u64,
+    #[serde(skip)]
+    pub config: Config,
+}
+
+/// A sweep: its directory and its runs.
+#[derive(Debug, Clone)]
+pub struct Sweep {
+    pub dir: PathBuf,
+    pub spec: SweepFile,
+    pub runs: Vec<Run>,
+}
+
+/// Where a run stands on disk.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RunState {
+    /// Trained to its end and tested.
+    Finished { test_accuracy: f64 },
+    /// Stopped by an error (divergence, bad data); `--retry-failed` runs it again.
+    Failed(String),
+    /// Not started, or stopped part-way (resumed next time).
+    Unfinished,
+}
+
+impl RunState {
+    pub fn name(&self) -> &'static str {
+        match self {
+            RunState::Finished { .. } => "finished",
+            RunState::Failed(_) => "failed",
+            RunState::Unfinished => "unfinished",
+        }
+    }
+}
+
+/// Reads and expands `path`; every run's config is resolved and validated before anything runs.
+pub fn load(path: &Path, dir: &Path) -> Result<Sweep> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| UsageError::error(format!("cannot read sweep {}: {e}", path.display())))?;
+    let spec: SweepFile = serde_yaml::from_str(&text)
+        .map_err(|e| UsageError::error(format!("{}: {e}", path.display())))?;
+    let runs =
+        expand(&spec).map_err(|e| UsageError::error(format!("{}: {e:#}", path.display())))?;
+    Ok(Sweep {
+        dir: dir.to_path_buf(),
+        spec,
+        runs,
+    })
+}
+
+/// Opens an existing sweep directory: the runs its `sweep.yaml` lists, with the configs their directories
+/// hold (no base config needs to be reachable from here).
+pub fn open(dir: &Path) -> Result<Sweep> {
+    let path = dir.join(SWEEP_FILE);
+    let bad = |e: String| UsageError::error(format!("{}: {e}", path.display()));
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        UsageError::error(format!(
+            "{} is not a sweep directory (no {SWEEP_FILE}: {e})",
+            dir.display()
+        ))
+    })?;
+    let mut tree: Value = serde_yaml::from_str(&text).map_err(|e| bad(e.to_string()))?;
+    let runs = tree
+        .as_mapping_mut()
+        .and_then(|m| m.remove("runs"))
+        .ok_or_else(|| bad("no runs".into()))?;
+    let spec: SweepFile = serde_yaml::from_value(tree).map_err(|e| bad(e.to_string()))?;
+    let mut runs: Vec<Run> = serde_yaml::from_value(runs).map_err(|e| bad(e.to_string()))?;
+    for run in &mut runs {
+        run.config = RunDir::open(&dir.join("runs").join(&run.id))?.config()?;
+    }
+    Ok(Sweep {
+        dir: dir.to_path_buf(),
+        spec,
+        runs,
+    })
+}
+
+/// True when `dir` holds a sweep.
+pub fn is_sweep_dir(dir: &Path) -> bool {
+    dir.join(SWEEP_FILE).is_file()
+}
+
+/// Runs = variants × grid × seeds, in that order.
+pub fn expand(spec: &SweepFile) -> Result<Vec<Run>> {
+    let implicit = [VariantSpec {
+        name: "base".into(),
+        base: None,
+        seeds: None,
+        set: Mapping::new(),
+    }];
+    let variants = if spec.variants.is_empty() {
+        &implicit[..]
+    } else {
+        &spec.variants[..]
+    };
+    let mut names = std::collections::HashSet::new();
+    for v in variants {
+        anyhow::ensure!(
+            !v.name.is_empty()
+                && v.name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c)),
+            "variant name {:?}: use letters, digits, _ - . only (it names directories)",
+            v.name
+        );
+        anyhow::ensure!(
+            names.insert(&v.name),
+            "variant name {:?} is used twice",
+            v.name
+        );
+    }
+    let mut runs = vec![];
+    for variant in variants {
+        for point in grid_points(&spec.grid)? {
+            let group = std::iter::once(variant.name.clone())
+                .chain(point.iter().map(|(k, v)| format!("{k}={}", scalar(v))))
+                .collect::<Vec<_>>()
+                .join(",");
+            let mut pairs: Vec<(String, Value)> = vec![];
+            for map in [&spec.set, &variant.set] {
+                for (k, v) in map {
+                    let key = k
+                        .as_str()
+                        .with_context(|| format!("set: key {k:?} is not text"))?;
+                    pairs.push((key.to_string(), v.clone()));
+                }
+            }
+            pairs.extend(point.iter().cloned());
+            let overrides: Vec<String> = pairs
+                .iter()
+                .map(|(k, v)| format!("{k}={}", scalar(v)))
+                .collect();
+            let origin = format!("variant `{}`", variant.name);
+            let base = variant.base.as_ref().or(spec.base.as_ref());
+            let seeds = variant.seeds.as_ref().unwrap_or(&spec.seeds).list();
+            anyhow::ensure!(!seeds.is_empty(), "{origin}: needs at least one seed");
+            for &seed in &seeds {
+                let mut list: Vec<Override> = pairs
+                    .iter()
+                    .map(|(k, v)| Override::new(k, v.clone(), format!("{origin}: {k}")))
+                    .collect();
+                list.push(Override::new(
+                    "trainer.seed",
+                    seed,
+                    format!("{origin}: seed {seed}"),
+                ));
+                let config = match base {
+                    Some(path) => config::load(path, &list),
+                    None => config::apply(&Config::default(), &list, "defaults"),
+                }
+                .with_context(|| origin.clone())?;
+                runs.push(Run {
+                    id: format!("{}-seed{seed}", group.replace('/', "_")),
+                    group: group.clone(),
+                    variant: variant.name.clone(),
+                    overrides: overrides.clone(),
+                    seed,
+                    config,
+                });
+            }
+        }
+    }
+    if let Some(baseline) = &spec.baseline {
+        anyhow::ensure!(
+            runs.iter()
+                .any(|r| &r.group == baseline || &r.variant == baseline),
+            "baseline: {baseline:?} is not a variant or group of this sweep"
+        );
+    }
+    Ok(runs)
+}
+
+/// The cartesian product of the grid, in the file's key order.
+fn grid_points(grid: &Mapping) -> Result<Vec<Vec<(String, Value)>>> {
+    let mut points = vec![vec![]];
+    for (k, values) in grid {
+        let key = k
+            .as_str()
+            .with_context(|| format!("grid: key {k:?} is not text"))?;
+        let values = values
+            .as_sequence()
+            .filter(|v| !v.is_empty())
+            .with_context(|| format!("grid: {key} needs a non-empty list of values"))?;
+        points = points
+            .into_iter()
+            .flat_map(|p| {
+                values.iter().map(move |v| {
+                    let mut p = p.clone();
+                    p.push((key.to_string(), v.clone()));
+                    p
+                })
+            })
+            .collect();
+    }
+    Ok(points)
+}
+
+/// A YAML value on one line.
+fn scalar(v: &Value) -> String {
+    serde_yaml::to_string(v)
+        .map(|s| s.trim().replace('\n', " "))
+        .unwrap_or_default()
+}
+
+impl Sweep {
+    pub fn run_dir(&self, run: &Run) -> PathBuf {
+        self.dir.join("runs").join(&run.id)
+    }
+
+    /// Creates the sweep directory: the resolved sweep file and, for each run not there yet, its directory
+    /// with its config. A run directory that holds another config is an error (use another `--out`).
+    pub fn prepare(&self) -> Result<()> {
+        std::fs::create_dir_all(self.dir.join("runs"))
+            .with_context(|| format!("cannot create sweep directory {}", self.dir.display()))?;
+        for run in &self.runs {
+            let dir = self.run_dir(run);
+            if dir.join(checkpoint::CONFIG_FILE).is_file() {
+                let existing = RunDir::open(&dir)?.config()?;
+                if !same_experiment(&existing, &run.config) {
+                    return Err(UsageError::error(format!(
+                        "{} holds a run with another config than this sweep's `{}`; use another --out",
+                        dir.display(),
+                        run.id
+                    )));
+                }
+                continue;
+            }
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+            atomic::write(
+                &dir.join(checkpoint::CONFIG_FILE),
+                run.config.to_yaml()?.as_bytes(),
+            )?;
+        }
+        let resolved = Resolved {
+            spec: &self.spec,
+            runs: &self.runs,
+        };
+        atomic::write(
+            &self.dir.join(SWEEP_FILE),
+            serde_yaml::to_string(&resolved)?.as_bytes(),
+        )?;
+        self.write_manifest()
+    }
+
+    /// Where `run` stands, from its directory.
+    pub fn state(&self, run: &Run) -> RunState {
+        let dir = self.run_dir(run);
+        let Ok(run_dir) = RunDir::open(&dir) else {
+            return RunState::Unfinished;
+        };
+        let finished = run_dir
+            .state()
+            .ok()
+            .flatten()
+            .is_some_and(|s| s.status.is_finished());
+        match (finished, run_dir.test().ok().flatten()) {
+            (true, Some(test)) => RunState::Finished {
+                test_accuracy: test.accuracy,
+            },
+            _ => match std::fs::read_to_string(dir.join(ERROR_FILE)) {
+                Ok(e) => RunState::Failed(e.trim().to_string()),
+                Err(_) => RunState::Unfinished,
+            },
+        }
+    }
+
+    /// Rewrites `manifest.csv` from the run directories (so it is right whoever wrote last).
+    pub fn write_manifest(&self) -> Result<()> {
+        let mut w = csv::Writer::from_writer(vec![]);
+        w.write_record([
+            "id",
+            "group",
+            "variant",
+            "overrides",
+            "seed",
+            "status",
+            "test_accuracy",
+            "error",
+        ])?;
+        for run in &self.runs {
+            let state = self.state(run);
+            let (accuracy, error) = match &state {
+                RunState::Finished { test_accuracy } => (test_accuracy.to_string(), String::new()),
+                RunState::Failed(e) => (String::new(), e.clone()),
+                RunState::Unfinished => (String::new(), String::new()),
+            };
+            let seed = run.seed.to_string();
+            let overrides = run.overrides.join("; ");
+            w.write_record([
+                &run.id,
+                &run.group,
+                &run.variant,
+                &overrides,
+                &seed,
+                state.name(),
+                &accuracy,
+                &error,
+            ])?;
+        }
+        atomic::write(&self.dir.join(MANIFEST_FILE), &w.into_inner()?)
+    }
+}
+
+/// Two configs describe the same experiment when they differ at most in where and how fast they run.
+fn same_experiment(a: &Config, b: &Config) -> bool {
+    let normal = |c: &Config| {
+        let mut c = c.clone();
+        c.trainer.threads = 0;
+        c.trainer.device = "auto".into();
+        c.trainer.runs_dir = PathBuf::new();
+        c
+    };
+    normal(a) == normal(b)
+}
+
+/// What `sweep.yaml` holds in the sweep directory: the file as given, and the runs it expanded to.
+#[derive(Serialize)]
+struct Resolved<'a> {
+    #[serde(flatten)]
+    spec: &'a SweepFile,
+    runs: &'a [Run],
+}

@@ -1,0 +1,162 @@
+//! Scaling a sweep out through Slurm: an sbatch script for a job array over the sweep directory (which
+//! must be on a filesystem the nodes share). Each array task trains its slice of the unfinished runs, one
+//! after another, with the same binary (`lenet5 sweep-task`); a task stopped by the time limit leaves its
+//! runs resumable, and submitting again covers only what is still unfinished.
+
+use super::Sweep;
+use crate::UsageError;
+use anyhow::{Context, Result};
+use std::path::{Path, PathBuf};
+
+/// What the sbatch script asks of Slurm.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub partition: Option<String>,
+    /// `--time`, e.g. `2:00:00`.
+    pub time: Option<String>,
+    pub cpus_per_task: usize,
+    pub gpus_per_task: Option<usize>,
+    /// At most this many array tasks at once (`%K`).
+    pub max_parallel: Option<usize>,
+    /// Runs each task trains in turn (sites discourage arrays of tiny jobs).
+    pub runs_per_task: usize,
+}
+
+/// A written job: its script, the list of runs it covers and its array size.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub script: PathBuf,
+    pub runs: PathBuf,
+    pub tasks: usize,
+}
+
+/// Writes `slurm/batch-N.runs` (the unfinished run directories, one per line) and `slurm/batch-N.sbatch`.
+/// `None` when every run is finished.
+pub fn write_job(sweep: &Sweep, pending: &[&super::Run], opts: &Options) -> Result<Option<Job>> {
+    if pending.is_empty() {
+        return Ok(None);
+    }
+    let dir = absolute(&sweep.dir)?.join("slurm");
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let n = (1..)
+        .find(|n| !dir.join(format!("batch-{n}.runs")).exists())
+        .expect("a free number");
+    let runs_path = dir.join(format!("batch-{n}.runs"));
+    let list: String = pending.iter().map(|r| format!("{}\n", r.id)).collect();
+    crate::atomic::write(&runs_path, list.as_bytes())?;
+    let per_task = opts.runs_per_task.max(1);
+    let tasks = pending.len().div_ceil(per_task);
+    let exe = std::env::current_exe().context("cannot find the lenet5 binary")?;
+    let cwd = std::env::current_dir()?;
+    let name = sweep
+        .dir
+        .file_name()
+        .map_or("sweep".into(), |s| s.to_string_lossy().into_owned());
+    let mut header = vec![
+        format!("--job-name=lenet5-{name}"),
+        format!(
+            "--array=0-{}{}",
+            tasks - 1,
+            opts.max_parallel.map_or(String::new(), |k| format!("%{k}"))
+        ),
+        format!("--cpus-per-task={}", opts.cpus_per_task),
+        "--ntasks=1".into(),
+        format!("--output={}/batch-{n}-%a.out", dir.display()),
+        format!("--chdir={}", cwd.display()),
+    ];
+    header.extend(opts.partition.iter().map(|p| format!("--partition={p}")));
+    header.extend(opts.time.iter().map(|t| format!("--time={t}")));
+    header.extend(
+        opts.gpus_per_task
+            .iter()
+            .map(|g| format!("--gpus-per-task={g}")),
+    );
+    let device = if opts.gpus_per_task.is_some_and(|g| g > 0) {
+        " --devices cuda"
+    } else {
+        ""
+    };
+    let script = format!(
+        "#!/bin/bash\n{}\n\
+         # Written by `lenet5 sweep --slurm`: array task i trains runs i*{per_task} .. i*{per_task}+{} of\n\
+         # {}, one after another. A task stopped by the time limit (SIGTERM) leaves them resumable;\n\
+         # `lenet5 sweep SWEEP.yaml --out {} --slurm --submit` again submits only what is unfinished.\n\
+         exec {} sweep-task {} --index \"$SLURM_ARRAY_TASK_ID\" --runs-per-task {per_task} --threads \"${{SLURM_CPUS_PER_TASK:-{}}}\"{device}\n",
+        header
+            .iter()
+            .map(|h| format!("#SBATCH {h}"))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        per_task - 1,
+        runs_path.display(),
+        sweep.dir.display(),
+        shell_quote(&exe),
+        shell_quote(&runs_path),
+        opts.cpus_per_task,
+    );
+    let script_path = dir.join(format!("batch-{n}.sbatch"));
+    crate::atomic::write(&script_path, script.as_bytes())?;
+    Ok(Some(Job {
+        script: script_path,
+        runs: runs_path,
+        tasks,
+    }))
+}
+
+/// Submits `job` with `sbatch`; returns the job id.
+pub fn submit(job: &Job) -> Result<String> {
+    let out = std::process::Command::new("sbatch")
+        .arg("--parsable")
+        .arg(&job.script)
+        .output()
+        .map_err(|e| {
+            UsageError::error(format!(
+                "cannot run sbatch ({e}); submit {} from a Slurm login node",
+                job.script.display()
+            ))
+        })?;
+    anyhow::ensure!(
+        out.status.success(),
+        "sbatch {} failed: {}",
+        job.script.display(),
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    // --parsable prints "jobid" or "jobid;cluster".
+    Ok(text
+        .trim()
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .to_string())
+}
+
+/// The run ids of task `index` of a batch list (the task's slice of `runs_per_task`).
+pub fn task_slice(list: &Path, index: usize, runs_per_task: usize) -> Result<Vec<String>> {
+    let text = std::fs::read_to_string(list)
+        .map_err(|e| UsageError::error(format!("cannot read {}: {e}", list.display())))?;
+    let ids: Vec<String> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(str::to_string)
+        .collect();
+    let per_task = runs_per_task.max(1);
+    Ok(ids
+        .into_iter()
+        .skip(index * per_task)
+        .take(per_task)
+        .collect())
+}
+
+fn absolute(path: &Path) -> Result<PathBuf> {
+    Ok(if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir()?.join(path)
+    })
+}
+
+/// `'path'` for a shell, with embedded quotes escaped.
+fn shell_quote(path: &Path) -> String {
+    format!("'{}'", path.display().to_string().replace('\'', r"'\''"))
+}

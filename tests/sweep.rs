@@ -1,0 +1,207 @@
+//! Sweeps on synthetic data: expansion and stable names, validation before anything runs, a failing run
+//! that does not stop the others, skipping finished runs, a killed driver that is started again, and the
+//! study report. Runs the real binary (a sweep's runs are child processes).
+mod common;
+use common::*;
+use lenet5::sweep::{self, SweepFile};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn spec(yaml: &str) -> SweepFile {
+    serde_yaml::from_str(yaml).unwrap()
+}
+
+/// A project with synthetic data and `tiny.yaml`, plus `sweep.yaml` = `yaml` (base: tiny.yaml).
+fn project(name: &str, n_train: usize, yaml: &str) -> PathBuf {
+    let dir = tiny_project(name, n_train, 100, "");
+    std::fs::write(dir.join("sweep.yaml"), format!("base: tiny.yaml\n{yaml}")).unwrap();
+    dir
+}
+
+fn epochs(run: &Path) -> Vec<usize> {
+    lenet5::metrics::read(&run.join("metrics.csv"))
+        .unwrap()
+        .iter()
+        .map(|r| r.epoch)
+        .collect()
+}
+
+fn manifest(dir: &Path) -> Vec<csv::StringRecord> {
+    csv::Reader::from_path(dir.join("manifest.csv"))
+        .unwrap()
+        .records()
+        .map(|r| r.unwrap())
+        .collect()
+}
+
+#[test]
+fn variants_grid_and_seeds_expand_with_stable_names() {
+    let s = spec(
+        "seeds: [3, 7]\nset: {trainer.epochs: 2}\nvariants:\n  - name: relu\n  - name: sigmoid\n    set: {model.activation: sigmoid}\n    seeds: 1\ngrid:\n  optimizer.lr: [0.001, 0.01]\n  data.batch_size: [32]\nbaseline: relu\n",
+    );
+    let runs = sweep::expand(&s).unwrap();
+    let ids: Vec<&str> = runs.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        [
+            "relu,optimizer.lr=0.001,data.batch_size=32-seed3",
+            "relu,optimizer.lr=0.001,data.batch_size=32-seed7",
+            "relu,optimizer.lr=0.01,data.batch_size=32-seed3",
+            "relu,optimizer.lr=0.01,data.batch_size=32-seed7",
+            "sigmoid,optimizer.lr=0.001,data.batch_size=32-seed1",
+            "sigmoid,optimizer.lr=0.01,data.batch_size=32-seed1",
+        ]
+    );
+    let r = &runs[2];
+    assert_eq!(
+        (
+            r.config.trainer.seed,
+            r.config.optimizer.lr,
+            r.config.trainer.epochs
+        ),
+        (3, 0.01, 2)
+    );
+    assert_eq!(
+        runs[4].config.model.activation,
+        lenet5::config::Activation::Sigmoid
+    );
+    assert_eq!(
+        r.config.data.seed,
+        lenet5::Config::default().data.seed,
+        "the split stays fixed"
+    );
+    // The same file expands the same way every time.
+    let again: Vec<String> = sweep::expand(&s)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(again, ids);
+}
+
+#[test]
+fn every_expanded_config_is_validated_before_anything_runs() {
+    let dir = project(
+        "sweep_invalid",
+        100,
+        "seeds: 2\nvariants:\n  - name: fine\n  - name: broken\n    set: {optimizer.momentum: -1}\n",
+    );
+    let out = lenet5(&dir, &["sweep", "sweep.yaml", "--out", "study"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("variant `broken`") && err.contains("optimizer.momentum"),
+        "{err}"
+    );
+    assert!(!dir.join("study").exists(), "nothing was created");
+    let e = sweep::expand(&spec("seeds: 1\nbaseline: nope\n")).unwrap_err();
+    assert!(format!("{e:#}").contains("baseline"), "{e:#}");
+    let e = sweep::expand(&spec("seeds: 1\ngrid:\n  optimizer.lr: []\n")).unwrap_err();
+    assert!(format!("{e:#}").contains("optimizer.lr"), "{e:#}");
+}
+
+#[test]
+fn a_failing_run_does_not_stop_the_others_and_a_rerun_skips_finished_runs() {
+    let dir = project(
+        "sweep_local",
+        300,
+        "seeds: 2\nbaseline: good\nvariants:\n  - name: good\n  - name: diverges\n    set: {optimizer.type: sgd, optimizer.lr: 1.0e12}\n",
+    );
+    let out = lenet5(
+        &dir,
+        &["sweep", "sweep.yaml", "--out", "study", "--jobs", "2"],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "the sweep says some runs failed"
+    );
+    let err = stderr(&out);
+    assert!(
+        err.contains("2 failed: diverges-seed1, diverges-seed2"),
+        "{err}"
+    );
+    let study = dir.join("study");
+    let rows = manifest(&study);
+    let status: Vec<(&str, &str)> = rows.iter().map(|r| (&r[0], &r[5])).collect();
+    assert_eq!(
+        status,
+        [
+            ("good-seed1", "finished"),
+            ("good-seed2", "finished"),
+            ("diverges-seed1", "failed"),
+            ("diverges-seed2", "failed")
+        ]
+    );
+    assert!(rows[2][7].contains("diverged"), "{:?}", &rows[2]);
+    let good = study.join("runs/good-seed1");
+    assert_eq!(epochs(&good), [1, 2]);
+    // Each run is an ordinary run directory.
+    ok(lenet5(&dir, &["test", good.to_str().unwrap()]));
+    let before = std::fs::read(good.join("metrics.csv")).unwrap();
+
+    // Again: nothing is trained twice; the failures are reported, not retried.
+    let out = lenet5(&dir, &["sweep", "sweep.yaml", "--out", "study"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(std::fs::read(good.join("metrics.csv")).unwrap(), before);
+
+    // The study report groups the seeds.
+    let table = ok(lenet5(&dir, &["report", "study"]));
+    assert!(
+        table.contains("| good | 2 |") && table.contains("| diverges | 0 of 2 |"),
+        "{table}"
+    );
+    for f in [
+        "report.md",
+        "curves.svg",
+        "curves.png",
+        "forest.svg",
+        "forest.png",
+    ] {
+        assert!(study.join("report").join(f).is_file(), "{f}");
+    }
+}
+
+#[test]
+fn a_killed_driver_started_again_finishes_every_run_exactly_once() {
+    // Runs of a second or two each (1,000 images in batches of 8, 2 epochs).
+    let dir = project(
+        "sweep_kill",
+        1000,
+        "seeds: 3\nset: {data.batch_size: 8, trainer.early_stopping.enabled: false}\n",
+    );
+    let study = dir.join("study");
+    let mut driver = Command::new(env!("CARGO_BIN_EXE_lenet5"))
+        .args(["sweep", "sweep.yaml", "--out", "study", "--jobs", "1"])
+        .current_dir(&dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill -9 the driver while its second run trains (its child lives on, holding that run's lock).
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !study.join("runs/base-seed2/metrics.csv").exists() {
+        assert!(Instant::now() < deadline, "the second run never started");
+        assert!(
+            driver.try_wait().unwrap().is_none(),
+            "the driver ended early"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    driver.kill().unwrap();
+    driver.wait().unwrap();
+    let out = lenet5(
+        &dir,
+        &["sweep", "sweep.yaml", "--out", "study", "--jobs", "2"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    for seed in 1..=3 {
+        assert_eq!(
+            epochs(&study.join(format!("runs/base-seed{seed}"))),
+            [1, 2],
+            "seed {seed}"
+        );
+    }
+    assert!(manifest(&study).iter().all(|r| &r[5] == "finished"));
+}
