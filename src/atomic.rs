@@ -29,10 +29,11 @@ pub fn write_with(path: &Path, fill: impl FnOnce(&Path) -> Result<()>) -> Result
     result
 }
 
-/// `.NAME.tmp` beside `path` (hidden, and never mistaken for the real file).
+/// `.NAME.PID.tmp` beside `path`: hidden, never mistaken for the real file, and one per process, so two
+/// processes writing the same file (two sweep drivers rewriting a manifest) never rename each other's.
 fn temp_path(path: &Path) -> PathBuf {
     let name = path.file_name().unwrap_or_default().to_string_lossy();
-    path.with_file_name(format!(".{name}.tmp"))
+    path.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
 }
 
 fn commit(tmp: &Path, path: &Path) -> std::io::Result<()> {

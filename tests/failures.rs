@@ -345,9 +345,9 @@ fn killed_before_the_first_epoch_ends_resumes_and_a_second_trainer_is_locked_out
     let dir = tiny_project("fault_first_epoch", 16_000, 50, "");
     let runs = dir.join("runs");
     let (mut child, run) = start_and_wait(&dir, &runs, 0, &["--epochs", "2"]);
-    // While it trains, nobody else may train the same run.
+    // While it trains, nobody else may train the same run (exit 75: try again later).
     let second = lenet5(&dir, &["train", "--resume", run.to_str().unwrap()]);
-    assert_eq!(second.status.code(), Some(1), "{}", stderr(&second));
+    assert_eq!(second.status.code(), Some(75), "{}", stderr(&second));
     assert!(
         stderr(&second).contains("being trained by another process"),
         "{}",
