@@ -29,6 +29,7 @@ pub mod schedule;
 pub mod stats;
 pub mod study;
 pub mod sweep;
+pub mod tensorboard;
 pub mod train;
 
 pub use config::Config;

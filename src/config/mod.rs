@@ -195,6 +195,7 @@ pub struct TrainerConfig {
     pub seed: u64,
     pub threads: usize,
     pub runs_dir: PathBuf,
+    pub tensorboard: bool,
 }
 
 impl Default for Config {

@@ -18,18 +18,18 @@ pub const SYNC_EVERY: usize = 100;
 
 /// How one pass over the training split ended.
 pub enum EpochEnd {
+    Done(Totals),
+    Interrupted { exit_code: i32, batch: usize },
+    Diverged { batch: usize },
+}
+
+/// What a completed pass over the training split measured.
+pub struct Totals {
     /// Mean training loss (without the L1 term) and accuracy over the epoch.
-    Done {
-        loss: f64,
-        accuracy: f64,
-    },
-    Interrupted {
-        exit_code: i32,
-        batch: usize,
-    },
-    Diverged {
-        batch: usize,
-    },
+    pub loss: f64,
+    pub accuracy: f64,
+    /// At each sync point, (global batch number, mean loss of the batches since the last one).
+    pub step_losses: Vec<(usize, f64)>,
 }
 
 /// Batches of one epoch.
@@ -62,6 +62,7 @@ pub fn train_epoch(
     let batch_losses = Tensor::zeros([batches as i64], (Kind::Float, device));
     let mut correct = Tensor::zeros([], (Kind::Int64, device));
     let progress = progress_bar(batches as u64, epoch, config.trainer.epochs);
+    let mut step_losses = vec![];
     for b in 0..batches {
         if let Some(exit_code) = interrupt.requested() {
             progress.abandon();
@@ -94,11 +95,15 @@ pub fn train_epoch(
             correct += logits.argmax(-1, false).eq_tensor(&ys).sum(Kind::Int64);
         });
         progress.inc(1);
-        if ((b + 1).is_multiple_of(SYNC_EVERY) || b + 1 == batches)
-            && let Some(bad) = first_non_finite(&batch_losses, b + 1)
-        {
-            progress.abandon();
-            return EpochEnd::Diverged { batch: bad };
+        if (b + 1).is_multiple_of(SYNC_EVERY) || b + 1 == batches {
+            let from = step_losses.len() * SYNC_EVERY;
+            match read_window(&batch_losses, from, b + 1) {
+                Ok(mean) => step_losses.push((step + 1, mean)),
+                Err(bad) => {
+                    progress.abandon();
+                    return EpochEnd::Diverged { batch: bad };
+                }
+            }
         }
     }
     progress.finish_and_clear();
@@ -109,20 +114,22 @@ pub fn train_epoch(
     let loss =
         f64::try_from((batch_losses * weights).sum(Kind::Double)).expect("scalar") / n as f64;
     let accuracy = i64::try_from(correct).expect("scalar") as f64 / n as f64;
-    EpochEnd::Done { loss, accuracy }
+    EpochEnd::Done(Totals {
+        loss,
+        accuracy,
+        step_losses,
+    })
 }
 
-/// Index of the first non-finite value among the first `len` entries (one host read).
-fn first_non_finite(values: &Tensor, len: usize) -> Option<usize> {
-    let bad = values
-        .narrow(0, 0, len as i64)
-        .isfinite()
-        .logical_not()
-        .nonzero();
-    if bad.size()[0] == 0 {
-        None
-    } else {
-        Some(i64::try_from(bad.get(0).get(0)).expect("index") as usize)
+/// The batch losses `from..to` in one host read: their mean, or the index of the first non-finite one.
+fn read_window(values: &Tensor, from: usize, to: usize) -> Result<f64, usize> {
+    let window = values
+        .narrow(0, from as i64, (to - from) as i64)
+        .to_device(tch::Device::Cpu);
+    let window: Vec<f32> = Vec::try_from(window).expect("a float vector");
+    match window.iter().position(|v| !v.is_finite()) {
+        Some(i) => Err(from + i),
+        None => Ok(window.iter().map(|&v| f64::from(v)).sum::<f64>() / window.len() as f64),
     }
 }
 

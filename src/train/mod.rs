@@ -16,6 +16,7 @@ use crate::interrupt::{Interrupt, Interrupted};
 use crate::metrics::{EpochRow, MetricsWriter};
 use crate::model::{self, Net};
 use crate::optim::{self, Optimizer};
+use crate::tensorboard::{self, EventWriter};
 use crate::{UsageError, device};
 use anyhow::{Context, Result};
 use epoch::EpochEnd;
@@ -102,6 +103,18 @@ pub fn run(start: Start, interrupt: &Interrupt) -> Result<TrainOutcome> {
     let (mut vs, net) = model::build(&config, device);
     let mut opt = optim::build(&vs, &config.optimizer)?;
     run.restore(&mut vs, &mut opt)?;
+    let events = match config.trainer.tensorboard {
+        true => {
+            let batches = epoch::batches(&data.train, config.data.batch_size);
+            let mut writer =
+                EventWriter::open(&run.path, tensorboard::keep_completed(state.epoch, batches))?;
+            if !writer.has_session_start {
+                writer.session_start(&config)?;
+            }
+            Some(writer)
+        }
+        false => None,
+    };
     let trainer = Trainer {
         config: &config,
         vs,
@@ -110,6 +123,7 @@ pub fn run(start: Start, interrupt: &Interrupt) -> Result<TrainOutcome> {
         run,
         state,
         metrics,
+        events,
     };
     if trained {
         // Stopped during the final evaluation: only the test is left.
@@ -161,6 +175,7 @@ struct Trainer<'a> {
     run: RunDir,
     state: TrainState,
     metrics: MetricsWriter,
+    events: Option<EventWriter>,
 }
 
 impl Trainer<'_> {
@@ -178,7 +193,8 @@ impl Trainer<'_> {
             let epoch = self.state.epoch + 1;
             let lr = self.start_epoch(epoch, data);
             let started = Instant::now();
-            let (loss, accuracy) = self.train_epoch(data, epoch, lr, interrupt)?;
+            let totals = self.train_epoch(data, epoch, lr, interrupt)?;
+            let (loss, accuracy) = (totals.loss, totals.accuracy);
             let (val_loss, val_accuracy) = self.validate(data, (loss, accuracy));
             let seconds = started.elapsed().as_secs_f64();
             let row = EpochRow {
@@ -190,7 +206,7 @@ impl Trainer<'_> {
                 val_accuracy,
                 seconds,
             };
-            let improved = self.record(&row)?;
+            let improved = self.record(&row, &totals.step_losses)?;
             self.save(epoch, improved)?;
             self.report(&row, improved);
         }
@@ -214,7 +230,7 @@ impl Trainer<'_> {
         epoch: usize,
         lr: f64,
         interrupt: &Interrupt,
-    ) -> Result<(f64, f64)> {
+    ) -> Result<epoch::Totals> {
         let model = (&self.net, &mut self.opt);
         match epoch::train_epoch(
             self.config,
@@ -224,7 +240,7 @@ impl Trainer<'_> {
             epoch,
             interrupt,
         ) {
-            EpochEnd::Done { loss, accuracy } => Ok((loss, accuracy)),
+            EpochEnd::Done(totals) => Ok(totals),
             EpochEnd::Interrupted { exit_code, batch } => {
                 Err(self.interrupted(epoch, batch, exit_code))
             }
@@ -241,11 +257,26 @@ impl Trainer<'_> {
         (v.loss, v.accuracy)
     }
 
-    /// Appends the epoch to metrics.csv and updates the state. Returns whether the epoch is the new best.
-    fn record(&mut self, row: &EpochRow) -> Result<bool> {
+    /// Appends the epoch to metrics.csv and the event file, and updates the state. Returns whether the
+    /// epoch is the new best. (Both files may get an epoch the state does not: a resumed run drops it.)
+    fn record(&mut self, row: &EpochRow, step_losses: &[(usize, f64)]) -> Result<bool> {
         self.metrics
             .append(row)
             .context("cannot append to metrics.csv")?;
+        if let Some(events) = &mut self.events {
+            for &(step, loss) in step_losses {
+                events.scalars(step as i64, &[(tensorboard::STEP_LOSS_TAG, loss)])?;
+            }
+            let scalars = [
+                ("loss/train", row.loss),
+                ("loss/valid", row.val_loss),
+                ("accuracy/train", row.accuracy),
+                ("accuracy/valid", row.val_accuracy),
+                ("lr", row.lr),
+                ("epoch_seconds", row.seconds),
+            ];
+            events.scalars(row.epoch as i64, &scalars)?;
+        }
         let t = &self.config.trainer;
         let monitored = match t.early_stopping.monitor {
             Monitor::ValLoss => row.val_loss,
@@ -313,6 +344,13 @@ impl Trainer<'_> {
 
     fn diverged(&mut self, epoch: usize, batch: usize, lr: f64) -> anyhow::Error {
         self.state.status = RunStatus::Diverged;
+        if let Some(Err(e)) = self
+            .events
+            .as_mut()
+            .map(|e| e.session_end(tensorboard::FAILURE))
+        {
+            return e;
+        }
         if let Err(e) = self.run.write_state(&self.state) {
             return e;
         }
@@ -336,6 +374,11 @@ impl Trainer<'_> {
         checkpoint::load_weights(&mut self.vs, &self.run.file(checkpoint::BEST_WEIGHTS))?;
         let test = evaluate::evaluate(&self.net, &data.test);
         self.run.write_test(&test)?;
+        if let Some(events) = &mut self.events {
+            let scalars = [("accuracy/test", test.accuracy), ("loss/test", test.loss)];
+            events.scalars(self.state.epoch as i64, &scalars)?;
+            events.session_end(tensorboard::SUCCESS)?;
+        }
         Ok(TrainOutcome {
             run: self.run,
             state: self.state,

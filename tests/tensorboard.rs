@@ -1,0 +1,103 @@
+//! TensorBoard event files, read back with the `tensorboard` Python package's own reader (installed into
+//! the set-up venv by scripts/setup-libtorch): tags, steps and values against metrics.csv, the HParams
+//! session records, and a resumed run continuing the same curves without duplicate steps.
+mod common;
+use common::*;
+use std::path::Path;
+
+/// What tests/read_events.py reports for a run directory.
+fn read(python: &str, run: &Path) -> serde_json::Value {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/read_events.py");
+    let out = run_python(python, &[script.to_str().unwrap(), run.to_str().unwrap()]);
+    serde_json::from_slice(&out).unwrap()
+}
+
+fn steps(v: &serde_json::Value, tag: &str) -> Vec<i64> {
+    v["scalars"][tag]
+        .as_array()
+        .unwrap_or_else(|| panic!("no {tag}: {v}"))
+        .iter()
+        .map(|p| p[0].as_i64().unwrap())
+        .collect()
+}
+
+#[test]
+fn event_files_hold_the_metrics_and_hparams_and_a_resumed_run_continues_them() {
+    let Some(python) = python_with_torch(
+        "event_files_hold_the_metrics_and_hparams_and_a_resumed_run_continues_them",
+    ) else {
+        return;
+    };
+    let dir = tiny_project("tensorboard", 2000, 50, "");
+    let args = [
+        "train",
+        "tiny.yaml",
+        "--run-dir",
+        "runs/r",
+        "--batch-size",
+        "8",
+        "--set",
+        "trainer.early_stopping.enabled=false",
+    ];
+    ok(lenet5(&dir, &args));
+    let run = dir.join("runs/r");
+    let v = read(&python, &run);
+    let rows = lenet5::metrics::read(&run.join("metrics.csv")).unwrap();
+    for (tag, column) in [
+        ("loss/train", 2usize),
+        ("loss/valid", 4),
+        ("accuracy/train", 3),
+        ("accuracy/valid", 5),
+        ("lr", 1),
+    ] {
+        let points = v["scalars"][tag]
+            .as_array()
+            .unwrap_or_else(|| panic!("no {tag}: {v}"));
+        assert_eq!(points.len(), rows.len(), "{tag}");
+        for (p, r) in points.iter().zip(&rows) {
+            let expected = [
+                r.epoch as f64,
+                r.lr,
+                r.loss,
+                r.accuracy,
+                r.val_loss,
+                r.val_accuracy,
+            ][column];
+            assert_eq!(p[0].as_u64().unwrap() as usize, r.epoch, "{tag} step");
+            let got = p[1].as_f64().unwrap();
+            assert!(
+                (got - expected).abs() <= 1e-6 * expected.abs().max(1.0),
+                "{tag} epoch {}: {got} vs {expected}",
+                r.epoch
+            );
+        }
+    }
+    // 1,800 training images in batches of 8: 225 batches an epoch, sync points at 100, 200 and 225.
+    assert_eq!(steps(&v, "loss/train_step"), [100, 200, 225, 325, 425, 450]);
+    let test: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("test.json")).unwrap()).unwrap();
+    let reported = v["scalars"]["accuracy/test"][0][1].as_f64().unwrap();
+    assert!((reported - test["accuracy"].as_f64().unwrap()).abs() < 1e-6);
+    assert_eq!(v["hparams"]["optimizer.type"], "adam");
+    assert_eq!(v["hparams"]["data.batch_size"], 8.0);
+    assert_eq!(v["hparams"]["trainer.early_stopping.enabled"], false);
+    assert_eq!(v["status"], 1, "session ended with success");
+
+    // Extended by one epoch: the same curves go on, one event file, no step twice.
+    ok(lenet5(
+        &dir,
+        &["train", "--resume", run.to_str().unwrap(), "--epochs", "3"],
+    ));
+    let v = read(&python, &run);
+    assert_eq!(lenet5::tensorboard::event_files(&run).unwrap().len(), 1);
+    assert_eq!(steps(&v, "accuracy/valid"), [1, 2, 3]);
+    assert_eq!(
+        steps(&v, "loss/train_step"),
+        [100, 200, 225, 325, 425, 450, 550, 650, 675]
+    );
+    assert_eq!(steps(&v, "accuracy/test"), [3]);
+    assert_eq!(
+        v["hparams"]["trainer.seed"], 123.0,
+        "the session start is kept"
+    );
+}
