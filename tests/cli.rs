@@ -1,0 +1,30 @@
+//! The command line itself: clap's own consistency checks, shell completions and the man page.
+mod common;
+use clap::CommandFactory;
+use common::*;
+
+#[test]
+fn clap_definitions_are_consistent() {
+    lenet5::cli::Cli::command().debug_assert();
+}
+
+#[test]
+fn completions_and_man_page_cover_every_subcommand() {
+    let dir = scratch("cli");
+    for shell in ["bash", "zsh", "fish"] {
+        let script = ok(lenet5(&dir, &["completions", shell]));
+        for sub in [
+            "train", "test", "predict", "report", "config", "sweep", "fetch",
+        ] {
+            assert!(script.contains(sub), "{shell} completions lack {sub}");
+        }
+    }
+    let man = ok(lenet5(&dir, &["man"]));
+    assert!(
+        man.starts_with(".ie") && man.contains(".SH NAME") && man.contains("sweep"),
+        "{}",
+        &man[..200]
+    );
+    let out = lenet5(&dir, &["completions", "tcsh"]);
+    assert_eq!(out.status.code(), Some(2), "clap rejects an unknown shell");
+}
