@@ -2,11 +2,15 @@
 """lenet5 vs PyTorch, side by side in one invocation (run through scripts/bench, which sets things up).
 
 Times one epoch of the seed's ReLU / avg-pool / Adam(amsgrad) config (batch 128, 54k train + 6k validation)
-for three contenders, alternating A B C A B C ... so that drift on a shared machine hits all alike:
+for the contenders, alternating A B C D A B C D ... so that drift on a shared machine hits all alike:
   lenet5     target/release/lenet5 train configs/relu_adam.yaml --epochs 1
   reference  scripts/reference.py --pipeline fast  (same model/optimizer/split/threads, tensors in memory)
+  compiled   scripts/reference.py --pipeline compiled  (the same under torch.compile, inductor, static shapes;
+             compile time excluded from the epoch and reported apart)
   seed       scripts/reference.py --pipeline seed  (torchvision MNIST + DataLoader, 2 workers, as the seed)
 Epoch time is training plus validation, measured inside each process (start-up and data loading excluded).
+With --study-runs N, also measures a study's throughput: N short runs (3 epochs) through `lenet5 sweep`, one at
+a time with all threads vs --jobs 2 with the threads divided, alternating, as runs per hour.
 Prints medians, images/s, ratios reference/lenet5, GFLOP/s against the CPU's FP32 peak, test-set evaluation
 throughput and each process's peak resident memory. With --speedrun-seeds, also trains configs/speedrun.yaml
 with those seeds and reports test accuracy and training wall time.
@@ -20,6 +24,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, "target", "release", "lenet5")
@@ -60,7 +65,20 @@ def python_epoch(pipeline, threads):
     out, rss = run_rss([sys.executable, "scripts/reference.py", "--pipeline", pipeline, "--threads", str(threads)])
     r = json.loads(out)
     return {"epoch": r["epoch_seconds"][0], "eval": r["eval_seconds"], "eval_images": r["eval_images"],
-            "train_images": r["train_images"], "rss": rss}
+            "train_images": r["train_images"], "rss": rss, "compile": r.get("compile_seconds", 0.0)}
+
+
+def study(runs, jobs, threads, workdir):
+    """Seconds for `runs` 3-epoch runs of the seed's config through `lenet5 sweep --jobs JOBS`."""
+    sweep = os.path.join(workdir, "throughput.yaml")
+    with open(sweep, "w") as f:
+        f.write(f"base: {os.path.join(ROOT, 'configs/relu_adam.yaml')}\nset: {{trainer.epochs: 3, trainer.device: cpu}}\n"
+                f"seeds: {runs}\n")
+    out = os.path.join(workdir, f"study-{jobs}")
+    shutil.rmtree(out, ignore_errors=True)
+    start = time.perf_counter()
+    run([BIN, "sweep", sweep, "--out", out, "--jobs", str(jobs), "--threads", str(threads)])
+    return time.perf_counter() - start
 
 
 def fp32_peak_gflops(threads):
@@ -96,11 +114,15 @@ def main():
     p.add_argument("--rounds", type=int, default=3, help="alternating rounds (median of these) [3]")
     p.add_argument("--threads", type=int, default=os.cpu_count(), help="intra-op threads for all [all cores]")
     p.add_argument("--skip-seed", action="store_true", help="leave out the (slow) seed pipeline")
+    p.add_argument("--skip-compiled", action="store_true", help="leave out the torch.compile reference")
     p.add_argument("--speedrun-seeds", type=int, nargs="*", default=[], help="also time configs/speedrun.yaml")
+    p.add_argument("--study-runs", type=int, default=0, help="also time N 3-epoch runs: --jobs 1 vs --jobs 2")
     args = p.parse_args()
 
     contenders = {"lenet5": lambda d: lenet5_epoch(args.threads, d),
                   "reference": lambda d: python_epoch("fast", args.threads)}
+    if not args.skip_compiled:
+        contenders["compiled"] = lambda d: python_epoch("compiled", args.threads)
     if not args.skip_seed:
         contenders["seed"] = lambda d: python_epoch("seed", args.threads)
     results = {name: [] for name in contenders}
@@ -110,6 +132,12 @@ def main():
                 results[name].append(fn(workdir))
                 print(f"round {r + 1}/{args.rounds} {name}: {results[name][-1]['epoch']:.2f} s/epoch", file=sys.stderr)
         sprint = speedrun(args.speedrun_seeds, args.threads, workdir)
+        throughput = []
+        for r in range(args.rounds if args.study_runs else 0):
+            one = study(args.study_runs, 1, args.threads, workdir)
+            two = study(args.study_runs, 2, max(1, args.threads // 2), workdir)
+            throughput.append((one, two))
+            print(f"round {r + 1}/{args.rounds} study: --jobs 1 {one:.0f} s, --jobs 2 {two:.0f} s", file=sys.stderr)
 
     peak, peak_desc = fp32_peak_gflops(args.threads)
     base = statistics.median(x["epoch"] for x in results["lenet5"])
@@ -130,6 +158,20 @@ def main():
         print(f"| {name} | {epoch:.2f} | {ips:,.0f} | {epoch / base:.2f}× | {spread} | {gflops:.1f} | {pct} | {eval_ips:,.0f} | {rss:.0f} |")
     print("\n(ratio = contender's median epoch time / lenet5's: how many times faster lenet5 is; per-round ratios:"
           "\n the lowest and highest of the same ratio within one alternating round)")
+    if "compiled" in results:
+        compile_s = statistics.median(x["compile"] for x in results["compiled"])
+        print(f"torch.compile: {compile_s:.1f} s to compile (median; not in its epoch time)")
+    if throughput:
+        one = statistics.median(t[0] for t in throughput)
+        two = statistics.median(t[1] for t in throughput)
+        per_round = [t[0] / t[1] for t in throughput]
+        n = args.study_runs
+        print(f"\nstudy throughput: {n} runs of 3 epochs through lenet5 sweep, median of {len(throughput)} rounds")
+        print("| setting | seconds | runs/hour | vs --jobs 1 | per-round |")
+        print("|---|---:|---:|---:|---:|")
+        print(f"| --jobs 1, {args.threads} threads | {one:.0f} | {3600 * n / one:.1f} | 1.00× | |")
+        print(f"| --jobs 2, {max(1, args.threads // 2)} thread(s) each | {two:.0f} | {3600 * n / two:.1f} | {one / two:.2f}× "
+              f"| {min(per_round):.2f}–{max(per_round):.2f}× |")
     if sprint:
         print("\nspeedrun (configs/speedrun.yaml):")
         print("| seed | test accuracy | training wall time |")
