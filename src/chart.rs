@@ -32,6 +32,8 @@ pub struct Series {
     pub label: String,
     pub points: Vec<(f64, f64)>,
     pub color: RGBColor,
+    /// A shaded band around the line, (x, low, high) per point (e.g. ±1 std over seeds); empty for none.
+    pub band: Vec<(f64, f64, f64)>,
 }
 
 /// One chart panel: a title, a y-axis label and its lines, against epoch.
@@ -89,6 +91,7 @@ fn draw_panels<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, panels: &[Pane
         chart
             .configure_mesh()
             .x_desc("epoch")
+            .x_labels((x_max as usize).clamp(2, 12))
             .x_label_formatter(&|x| format!("{x:.0}"))
             .y_desc(panel.y_label)
             .label_style(("sans-serif", 12))
@@ -96,6 +99,17 @@ fn draw_panels<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, panels: &[Pane
             .map_err(err)?;
         for s in &panel.series {
             let color = s.color;
+            if !s.band.is_empty() {
+                let outline: Vec<(f64, f64)> = s
+                    .band
+                    .iter()
+                    .map(|b| (b.0, b.2))
+                    .chain(s.band.iter().rev().map(|b| (b.0, b.1)))
+                    .collect();
+                chart
+                    .draw_series(std::iter::once(Polygon::new(outline, color.mix(0.15))))
+                    .map_err(err)?;
+            }
             chart
                 .draw_series(LineSeries::new(
                     s.points.iter().copied().filter(|p| p.1.is_finite()),

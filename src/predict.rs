@@ -102,7 +102,7 @@ pub fn prepare(img: &image::DynamicImage) -> std::result::Result<Prepared, Strin
 }
 
 /// Prepared images → the `[N, 1, 28, 28]` batch the model takes, normalised like its training data.
-pub fn to_batch(images: &[Prepared], normalization: &Normalization, device: Device) -> Tensor {
+fn to_batch(images: &[Prepared], normalization: &Normalization, device: Device) -> Tensor {
     let flat: Vec<f32> = images.iter().flatten().copied().collect();
     let side = SIDE as i64;
     normalization.apply(

@@ -251,6 +251,7 @@ pub fn curves(run: &RunSummary) -> Vec<Panel> {
         label: label.into(),
         points: points(&run.rows, f),
         color,
+        band: vec![],
     };
     METRICS
         .iter()
@@ -281,6 +282,7 @@ pub fn overlay(runs: &[RunSummary]) -> Vec<Panel> {
                     label: r.name.clone(),
                     points: points(&r.rows, m.validation),
                     color: COLORS[i % COLORS.len()],
+                    band: vec![],
                 })
                 .collect(),
             legend: m.legend.clone(),

@@ -4,7 +4,7 @@
 //! validation curves (±1 std) and a forest plot of test accuracy. Tables and charts are pure functions;
 //! only [`write`] touches files.
 
-use crate::chart::{COLORS, Chart, drawing_error, render_png, render_svg};
+use crate::chart::{COLORS, Chart, Panel, Series, drawing_error, render_png, render_svg};
 use crate::report::{self, RunSummary};
 use crate::stats::{self, Summary, Welch};
 use crate::sweep::Sweep;
@@ -178,7 +178,7 @@ fn reach_cell(r: &Reach, n: usize, seconds: bool) -> String {
 /// The group table as Markdown. Accuracies in percent.
 pub fn render_table(groups: &[Group]) -> String {
     let mut out = String::from(
-        "| Group | n | Test accuracy % (mean ± std) | 95% CI | Best val accuracy % | Gap (train − val) | Epochs to 98% | s to 98% | Epochs to 99% | s to 99% | Δ test vs baseline (points, 95% CI) | p (Welch) |\n\
+        "| Group | n | Test accuracy % (mean ± std) | 95% CI | Best val accuracy % | Gap (train − val, points) | Epochs to 98% | s to 98% | Epochs to 99% | s to 99% | Δ test vs baseline (points, 95% CI) | p (Welch) |\n\
          |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for g in groups {
@@ -218,7 +218,30 @@ pub fn render_table(groups: &[Group]) -> String {
 }
 
 /// Mean validation accuracy per epoch with a ±1 std band, one line per group.
-pub struct CurvesChart<'a>(pub &'a [Group]);
+pub fn curves(groups: &[Group]) -> Vec<Panel> {
+    let series = groups
+        .iter()
+        .enumerate()
+        .map(|(i, g)| {
+            let curve = mean_curve(g);
+            Series {
+                label: g.name.clone(),
+                points: curve.iter().map(|p| (p.0, p.1)).collect(),
+                color: COLORS[i % COLORS.len()],
+                band: curve
+                    .iter()
+                    .map(|p| (p.0, p.1 - p.2, (p.1 + p.2).min(1.0)))
+                    .collect(),
+            }
+        })
+        .collect();
+    vec![Panel {
+        title: "validation accuracy, mean ± 1 std over seeds".into(),
+        y_label: "accuracy",
+        series,
+        legend: SeriesLabelPosition::LowerRight,
+    }]
+}
 
 /// Test accuracy per group: mean and 95% interval.
 pub struct ForestChart<'a>(pub &'a [Group]);
@@ -246,71 +269,6 @@ fn mean_curve(g: &Group) -> Vec<(f64, f64, f64)> {
             (!values.is_empty()).then(|| (epoch as f64, stats::mean(&values), std))
         })
         .collect()
-}
-
-impl Chart for CurvesChart<'_> {
-    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()> {
-        let err = drawing_error::<DB>;
-        root.fill(&WHITE).map_err(err)?;
-        let curves: Vec<_> = self.0.iter().map(mean_curve).collect();
-        let x_max = curves.iter().flatten().map(|p| p.0).fold(2.0, f64::max);
-        // Zoom to where the curves are, at most 90–100%.
-        let y_min = curves
-            .iter()
-            .flatten()
-            .map(|p| p.1 - p.2)
-            .fold(1.0, f64::min)
-            .max(0.9);
-        let mut chart = ChartBuilder::on(root)
-            .caption(
-                "validation accuracy, mean ± 1 std over seeds",
-                ("sans-serif", 18),
-            )
-            .margin(12)
-            .x_label_area_size(36)
-            .y_label_area_size(60)
-            .build_cartesian_2d(1.0..x_max, y_min..1.0)
-            .map_err(err)?;
-        chart
-            .configure_mesh()
-            .x_desc("epoch")
-            .y_desc("accuracy")
-            .x_label_formatter(&|x| format!("{x:.0}"))
-            .label_style(("sans-serif", 12))
-            .draw()
-            .map_err(err)?;
-        for (i, (g, curve)) in self.0.iter().zip(&curves).enumerate() {
-            let color = COLORS[i % COLORS.len()];
-            let band: Vec<(f64, f64)> = curve
-                .iter()
-                .map(|p| (p.0, (p.1 + p.2).min(1.0)))
-                .chain(curve.iter().rev().map(|p| (p.0, (p.1 - p.2).max(y_min))))
-                .collect();
-            chart
-                .draw_series(std::iter::once(Polygon::new(band, color.mix(0.15))))
-                .map_err(err)?;
-            chart
-                .draw_series(LineSeries::new(
-                    curve.iter().map(|p| (p.0, p.1.max(y_min))),
-                    color.stroke_width(2),
-                ))
-                .map_err(err)?
-                .label(g.name.as_str())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
-                });
-        }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .label_font(("sans-serif", 11))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.4))
-            .draw()
-            .map_err(err)?;
-        root.present().map_err(err)?;
-        Ok(())
-    }
 }
 
 impl Chart for ForestChart<'_> {
@@ -404,9 +362,9 @@ pub fn write(sweep: &Sweep, groups: &[Group], out: &Path, command: &str) -> Resu
     let files: Vec<(&str, Vec<u8>)> = vec![
         (
             "curves.svg",
-            render_svg(&CurvesChart(groups), CURVES_SIZE)?.into_bytes(),
+            render_svg(&curves(groups), CURVES_SIZE)?.into_bytes(),
         ),
-        ("curves.png", render_png(&CurvesChart(groups), CURVES_SIZE)?),
+        ("curves.png", render_png(&curves(groups), CURVES_SIZE)?),
         (
             "forest.svg",
             render_svg(&ForestChart(groups), forest_size)?.into_bytes(),

@@ -194,7 +194,7 @@ pub fn load_test(cfg: &DataConfig, device: Device) -> Result<Split> {
 
 /// Holds out `fraction` of `all` for validation: the first `round(n·fraction)` indices of a permutation
 /// seeded by `seed` (on the CPU, so the split is the same on every device). Returns (train, validation).
-pub fn split(all: &Split, fraction: f64, seed: u64) -> (Split, Split) {
+fn split(all: &Split, fraction: f64, seed: u64) -> (Split, Split) {
     let n = all.len();
     let n_val = (n as f64 * fraction).round() as i64;
     tch::manual_seed(seed as i64);

@@ -5,7 +5,6 @@
 mod epoch;
 mod state;
 
-pub use epoch::SYNC_EVERY;
 pub use state::{RunStatus, TrainState};
 
 use crate::checkpoint::{self, RunDir};
