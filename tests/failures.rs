@@ -88,7 +88,7 @@ fn bad_data_files_are_named() {
         &dir,
         &["train", "tiny.yaml"],
         2,
-        &["t10k-labels-idx1-ubyte", "scripts/fetch_mnist.py"],
+        &["t10k-labels-idx1-ubyte", "lenet5 fetch --dataset mnist"],
     );
     assert!(
         !dir.join("runs").exists(),
