@@ -15,7 +15,7 @@ pub const EVAL_BATCH: i64 = 2000;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Evaluation {
     pub images: i64,
-    /// Mean cross-entropy (nats).
+    /// Mean of the network's objective ([`crate::loss::objective`], without label smoothing), nats.
     pub loss: f64,
     pub accuracy: f64,
     pub top3_accuracy: f64,

@@ -231,7 +231,7 @@ struct Metric {
 const METRICS: [Metric; 2] = [
     Metric {
         name: "loss",
-        y_label: "cross-entropy",
+        y_label: "loss (the network's objective)",
         legend: SeriesLabelPosition::UpperRight,
         train: |r| r.loss,
         validation: |r| r.val_loss,
