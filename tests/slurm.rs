@@ -66,7 +66,8 @@ impl Drop for Cluster {
     }
 }
 
-fn submit(cluster: &Cluster, dir: &Path) -> String {
+/// `lenet5 sweep sweep.yaml --out study --slurm --submit` with two runs per array task.
+fn sweep_slurm(cluster: &Cluster, dir: &Path) -> Output {
     let args = [
         "sweep",
         "sweep.yaml",
@@ -83,19 +84,19 @@ fn submit(cluster: &Cluster, dir: &Path) -> String {
         "--time",
         "10:00",
     ];
-    let out = cluster.run(dir, env!("CARGO_BIN_EXE_lenet5"), &args);
+    cluster.run(dir, env!("CARGO_BIN_EXE_lenet5"), &args)
+}
+
+/// Submits the sweep and returns the job id.
+fn submit(cluster: &Cluster, dir: &Path) -> String {
+    let out = sweep_slurm(cluster, dir);
     let text = stdout(&out);
     assert!(out.status.success(), "{text}\n{}", stderr(&out));
     let line = text
         .lines()
         .find(|l| l.starts_with("submitted job "))
         .unwrap_or_else(|| panic!("{text}"));
-    line["submitted job ".len()..]
-        .split(';')
-        .next()
-        .unwrap()
-        .trim()
-        .to_string()
+    line["submitted job ".len()..].trim().to_string()
 }
 
 fn epochs(run: &Path) -> Vec<usize> {
@@ -163,18 +164,7 @@ fn a_sweep_runs_as_a_slurm_job_array_and_a_cancelled_job_is_finished_by_resubmit
         assert!(run.join("test.json").exists(), "{}", run.display());
     }
     // Nothing left: a third submission submits nothing.
-    let out = cluster.run(
-        &dir,
-        env!("CARGO_BIN_EXE_lenet5"),
-        &[
-            "sweep",
-            "sweep.yaml",
-            "--out",
-            "study",
-            "--slurm",
-            "--submit",
-        ],
-    );
+    let out = sweep_slurm(&cluster, &dir);
     assert!(stdout(&out).contains("every run"), "{}", stdout(&out));
     let table = ok(cluster.run(&dir, env!("CARGO_BIN_EXE_lenet5"), &["report", "study"]));
     assert!(
