@@ -205,3 +205,32 @@ fn a_killed_driver_started_again_finishes_every_run_exactly_once() {
     }
     assert!(manifest(&study).iter().all(|r| &r[5] == "finished"));
 }
+
+#[test]
+fn every_shipped_sweep_expands_and_validates() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut count = 0;
+    for entry in std::fs::read_dir(root.join("sweeps")).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        // Base configs are relative to the repository root, where the sweeps are run from.
+        let spec: SweepFile =
+            serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let spec = SweepFile {
+            base: spec.base.map(|b| root.join(b)),
+            variants: spec
+                .variants
+                .into_iter()
+                .map(|v| sweep::VariantSpec {
+                    base: v.base.map(|b| root.join(b)),
+                    ..v
+                })
+                .collect(),
+            ..spec
+        };
+        let runs = sweep::expand(&spec).unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+        assert!(runs.len() >= 9, "{}: {} runs", path.display(), runs.len());
+        count += 1;
+    }
+    assert!(count >= 3, "seed_table, techniques, beyond");
+}
