@@ -61,6 +61,9 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
+        // Cancel whatever is still queued or running (a failed test), then stop the daemons.
+        let _ = self.run(Path::new("."), "scancel", &["--user", "root"]);
+        let _ = Command::new("sleep").arg("2").status();
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/slurm-local");
         let _ = Command::new(script).arg("stop").arg(&self.state).status();
     }
@@ -96,7 +99,9 @@ fn submit(cluster: &Cluster, dir: &Path) -> String {
         .lines()
         .find(|l| l.starts_with("submitted job "))
         .unwrap_or_else(|| panic!("{text}"));
-    line["submitted job ".len()..].trim().to_string()
+    // "submitted job 12; when it is done: ..."
+    let rest = &line["submitted job ".len()..];
+    rest.split(';').next().unwrap().trim().to_string()
 }
 
 fn epochs(run: &Path) -> Vec<usize> {
