@@ -28,7 +28,7 @@ pub enum Command {
     Test(TestArgs),
     /// Classify digit images (PNG/JPEG, any size) with a trained model.
     Predict(PredictArgs),
-    /// Results table (Markdown) and loss/accuracy charts (SVG, PNG) from run directories.
+    /// Results table and charts (Markdown, SVG, PNG) of run directories, or a sweep's statistics.
     Report(ReportArgs),
     /// Print the fully resolved config (defaults → file → overrides) as commented YAML.
     Config(ConfigArgs),
