@@ -218,7 +218,9 @@ impl LeNet1998 {
 /// Images `[N, 1, 28, 28]` normalised by `normalization` → the paper's `[N, 1, 32, 32]` input: background
 /// −0.1, ink 1.175, whatever the dataset's statistics.
 pub fn paper_input(xs: &Tensor, normalization: &Normalization) -> Tensor {
-    let pixels = normalization.invert(xs);
+    // Grey images (validation rules out the others): scalars, so the forward pass allocates no statistics
+    // tensors and copies nothing to the device.
+    let pixels = xs * normalization.std[0] + normalization.mean[0];
     pixels.constant_pad_nd([2, 2, 2, 2]) * 1.275 - 0.1
 }
 

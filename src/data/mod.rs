@@ -93,12 +93,6 @@ impl Normalization {
         (pixels - Self::per_channel(self.mean, device)) / Self::per_channel(self.std, device)
     }
 
-    /// Normalised images back to pixels in [0, 1].
-    pub fn invert(&self, xs: &Tensor) -> Tensor {
-        let device = xs.device();
-        xs * Self::per_channel(self.std, device) + Self::per_channel(self.mean, device)
-    }
-
     /// What a raw 0 (the background) becomes, as `[1, C, 1, 1]` on `device`.
     pub fn background(&self, device: Device) -> Tensor {
         self.apply(&Tensor::zeros(
