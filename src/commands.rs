@@ -286,13 +286,12 @@ pub fn default_sweep_dir(file: &Path) -> PathBuf {
 pub fn sweep(file: &Path, out: Option<&Path>, mode: SweepMode) -> Result<(Sweep, SweepOutcome)> {
     let dir = out.map_or_else(|| default_sweep_dir(file), Path::to_path_buf);
     let sweep = sweep::load(file, &dir)?;
-    if let SweepMode::DryRun = mode {
-        return Ok((sweep, SweepOutcome::DryRun));
+    if !matches!(mode, SweepMode::DryRun) {
+        sweep.prepare()?;
     }
-    sweep.prepare()?;
     let all: Vec<&sweep::Run> = sweep.runs.iter().collect();
     let outcome = match mode {
-        SweepMode::DryRun => unreachable!("returned above"),
+        SweepMode::DryRun => SweepOutcome::DryRun,
         SweepMode::Local(options) => {
             SweepOutcome::Local(exec::run(&sweep, &all, &options, &Interrupt::install()?)?)
         }
