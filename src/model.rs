@@ -171,7 +171,8 @@ pub fn stride2_conv(xs: &Tensor, kernel: &Tensor, bias: Option<&Tensor>, padding
         return xs.conv2d(kernel, bias, [2, 2], [padding, padding], [1, 1], 1);
     }
     let m = k / 2;
-    // pixel_unshuffle puts pixel (2y+a, 2x+b) of channel c into channel 4c + 2a + b.
+    // Space to depth: pixel (2y+a, 2x+b) of channel c goes to channel 4c + 2a + b (as pixel_unshuffle,
+    // whose scalar loop and backward cost more than this strided copy).
     let kernel = kernel
         .view([o, i, m, 2, m, 2])
         .permute([0, 1, 3, 5, 2, 4])
@@ -181,7 +182,10 @@ pub fn stride2_conv(xs: &Tensor, kernel: &Tensor, bias: Option<&Tensor>, padding
     } else {
         xs.shallow_clone()
     };
-    xs.pixel_unshuffle(2)
+    let (n, c, h, w) = (xsize[0], xsize[1], side / 2, (xsize[3] + 2 * padding) / 2);
+    xs.view([n, c, h, 2, w, 2])
+        .permute([0, 1, 3, 5, 2, 4])
+        .reshape([n, c * 4, h, w])
         .conv2d(&kernel, bias, [1, 1], [0, 0], [1, 1], 1)
 }
 
@@ -189,8 +193,12 @@ pub fn stride2_conv(xs: &Tensor, kernel: &Tensor, bias: Option<&Tensor>, padding
 /// `[O, I, k+1, k+1]` kernel for a stride-2 convolution: W'[c, d] = (w[c, d] + w[c-1, d] + w[c, d-1] +
 /// w[c-1, d-1]) / 4, with w zero outside its k×k support. Differentiable, so gradients reach `w`.
 pub fn pooled_kernel(w: &Tensor) -> Tensor {
-    let shifted = |left, right, top, bottom| w.constant_pad_nd([left, right, top, bottom]);
-    (shifted(0, 1, 0, 1) + shifted(0, 1, 1, 0) + shifted(1, 0, 0, 1) + shifted(1, 0, 1, 0)) * 0.25
+    // A 2×2 stride-1 mean over w padded by one zero on every side (the zeros counted): one op, and one in
+    // the backward pass, where the four shifted copies took eight each way.
+    let (size, k) = (w.size(), w.size()[2]);
+    w.view([-1, 1, k, k])
+        .avg_pool2d([2, 2], [1, 1], [1, 1], false, true, None::<i64>)
+        .view([size[0], size[1], k + 1, k + 1])
 }
 
 impl ModuleT for LeNet5 {

@@ -4,8 +4,8 @@
 
 use crate::config::{OptimizerConfig, OptimizerKind};
 use anyhow::Result;
-use tch::Tensor;
 use tch::nn::{self, OptimizerConfig as _};
+use tch::{Device, Kind, Tensor};
 
 /// The optimizer a run trains with.
 pub enum Optimizer {
@@ -104,17 +104,32 @@ fn flatten_parameters(vs: &nn::VarStore) -> (Vec<Tensor>, Tensor) {
     (params, flat)
 }
 
-/// The gradients of `loss` with respect to `params`, concatenated into one flat tensor.
-fn flat_gradient(loss: &Tensor, params: &[Tensor]) -> Tensor {
-    let grads = Tensor::run_backward(&[loss], params, false, false);
-    Tensor::cat(&grads.iter().map(|g| g.view(-1)).collect::<Vec<_>>(), 0)
+/// `t`'s elements, read-only. Panics unless `t` is a contiguous f32 CPU tensor.
+///
+/// # Safety
+/// The slice aliases `t`'s storage: nothing may write to it (through another view) while the slice lives.
+unsafe fn cpu_f32(t: &Tensor) -> &[f32] {
+    assert!(t.device() == Device::Cpu && t.kind() == Kind::Float && t.is_contiguous());
+    // SAFETY: a contiguous float tensor on the CPU holds numel f32s at data_ptr, alive as long as `t`.
+    unsafe { std::slice::from_raw_parts(t.data_ptr() as *const f32, t.numel()) }
+}
+
+/// `t`'s elements, writable; as [`cpu_f32`].
+///
+/// # Safety
+/// Nothing else may read or write `t`'s storage (through another view) while the slice lives.
+unsafe fn cpu_f32_mut(t: &mut Tensor) -> &mut [f32] {
+    assert!(t.device() == Device::Cpu && t.kind() == Kind::Float && t.is_contiguous());
+    // SAFETY: as in `cpu_f32`, and the caller guarantees the access is exclusive.
+    unsafe { std::slice::from_raw_parts_mut(t.data_ptr() as *mut f32, t.numel()) }
 }
 
 /// PyTorch's Adam (L2 weight decay added to the gradient, optional AMSGrad) over one flat buffer.
 ///
-/// At construction every trainable variable's data becomes a view into `flat`, so the update is a handful
-/// of whole-buffer ops; gradients come from `run_backward` (nothing accumulates in `.grad`, so there is
-/// nothing to zero) and are concatenated once per step.
+/// At construction every trainable variable's data becomes a view into `flat`; gradients come from
+/// `run_backward` (nothing accumulates in `.grad`, so there is nothing to zero). On the CPU the update is one
+/// pass over the buffers in Rust (each of the dozen whole-buffer LibTorch ops it replaces is a pass of its
+/// own, with a temporary); elsewhere it is those ops on the concatenated gradient.
 pub struct FlatAdam {
     params: Vec<Tensor>,
     flat: Tensor,
@@ -127,6 +142,9 @@ pub struct FlatAdam {
     beta2: f64,
     eps: f64,
     weight_decay: f64,
+    /// On the CPU, update in one Rust pass (the default); false runs the LibTorch ops used on other
+    /// devices (tests hold both to LibTorch's Adam).
+    pub one_pass: bool,
 }
 
 impl FlatAdam {
@@ -145,6 +163,7 @@ impl FlatAdam {
             beta2: cfg.betas[1],
             eps: cfg.eps,
             weight_decay: cfg.weight_decay,
+            one_pass: true,
         }
     }
 
@@ -189,14 +208,87 @@ impl FlatAdam {
     }
 
     pub fn backward_step(&mut self, loss: &Tensor) {
-        let mut grad = flat_gradient(loss, &self.params);
+        let grads = Tensor::run_backward(&[loss], &self.params, false, false);
+        self.step += 1;
+        if self.one_pass && self.flat.device() == Device::Cpu {
+            self.update_cpu(&grads);
+        } else {
+            self.update(Tensor::cat(
+                &grads.iter().map(|g| g.view(-1)).collect::<Vec<_>>(),
+                0,
+            ));
+        }
+    }
+
+    /// The bias corrections of the current step.
+    fn bias_corrections(&self) -> (f64, f64) {
+        (
+            1.0 - self.beta1.powi(self.step),
+            1.0 - self.beta2.powi(self.step),
+        )
+    }
+
+    /// [`FlatAdam::update`]'s arithmetic, element by element in f32 as LibTorch's kernels do it, in one
+    /// pass over each parameter's stretch of the buffers.
+    fn update_cpu(&mut self, grads: &[Tensor]) {
+        let (bias_correction1, bias_correction2) = self.bias_corrections();
+        let (wd, eps) = (self.weight_decay as f32, self.eps as f32);
+        let (w1, b2, w2) = (
+            (1.0 - self.beta1) as f32,
+            self.beta2 as f32,
+            (1.0 - self.beta2) as f32,
+        );
+        let (sqrt_bc2, step) = (
+            bias_correction2.sqrt() as f32,
+            (-self.lr / bias_correction1) as f32,
+        );
+        let grads: Vec<Tensor> = grads.iter().map(Tensor::contiguous).collect();
+        // SAFETY: the four buffers are distinct tensors that nothing else touches during the step (the
+        // parameters are views of `flat`, unused until the next forward pass), and the gradients are fresh
+        // tensors of their own.
+        let (flat, m, v) = unsafe {
+            (
+                cpu_f32_mut(&mut self.flat),
+                cpu_f32_mut(&mut self.exp_avg),
+                cpu_f32_mut(&mut self.exp_avg_sq),
+            )
+        };
+        let mut max = self
+            .max_exp_avg_sq
+            .as_mut()
+            .map(|t| unsafe { cpu_f32_mut(t) });
+        let mut offset = 0;
+        for grad in &grads {
+            let grad = unsafe { cpu_f32(grad) };
+            for (i, &g) in (offset..).zip(grad.iter()) {
+                let g = if wd != 0.0 { g + flat[i] * wd } else { g };
+                // lerp(m, g, w) as ATen computes it for a weight below 0.5.
+                m[i] += w1 * (g - m[i]);
+                v[i] = v[i] * b2 + (g * w2) * g;
+                let second = match &mut max {
+                    Some(max) => {
+                        // torch.maximum propagates NaN; f32::max would drop it.
+                        if max[i] < v[i] || v[i].is_nan() {
+                            max[i] = v[i];
+                        }
+                        max[i]
+                    }
+                    None => v[i],
+                };
+                let denom = second.sqrt() / sqrt_bc2 + eps;
+                flat[i] += (m[i] * step) / denom;
+            }
+            offset += grad.len();
+        }
+    }
+
+    /// One Adam step from the batch's flat gradient, as whole-buffer LibTorch ops (any device).
+    fn update(&mut self, mut grad: Tensor) {
         tch::no_grad(|| {
-            self.step += 1;
             if self.weight_decay != 0.0 {
                 grad += &self.flat * self.weight_decay;
             }
-            let bias_correction1 = 1.0 - self.beta1.powi(self.step);
-            let bias_correction2 = 1.0 - self.beta2.powi(self.step);
+            let (bias_correction1, bias_correction2) = self.bias_corrections();
             let _ = self.exp_avg.lerp_(&grad, 1.0 - self.beta1);
             let _ = self
                 .exp_avg_sq
