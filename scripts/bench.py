@@ -11,6 +11,9 @@ for the contenders, alternating A B C D A B C D ... so that drift on a shared ma
 Epoch time is training plus validation, measured inside each process (start-up and data loading excluded).
 With --study-runs N, also measures a study's throughput: N short runs (3 epochs) through `lenet5 sweep`, one at
 a time with all threads vs --jobs 2 with the threads divided, alternating, as runs per hour.
+With --baseline BIN (scripts/bench --baseline-rev REV builds one), another lenet5 binary joins every comparison
+(epoch, speedrun, study throughput), alternating with the others: what the changes since REV bought.
+With --preload LIB, every process (lenet5 and Python alike) runs with LD_PRELOAD=LIB, e.g. another malloc.
 Prints medians, images/s, ratios reference/lenet5, GFLOP/s against the CPU's FP32 peak, test-set evaluation
 throughput and each process's peak resident memory. With --speedrun-seeds, also trains configs/speedrun.yaml
 with those seeds and reports test accuracy and training wall time.
@@ -37,10 +40,13 @@ def run(cmd, cwd=ROOT):
     return run_rss(cmd, cwd)[0]
 
 
+ENV = dict(os.environ)
+
+
 def run_rss(cmd, cwd=ROOT):
     """Runs cmd, returning (stdout, peak RSS MiB) from wait4's rusage of exactly that process."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=err)
+        proc = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=err, env=ENV)
         _, status, usage = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
@@ -50,14 +56,14 @@ def run_rss(cmd, cwd=ROOT):
         return out.read().decode(), usage.ru_maxrss / 1024
 
 
-def lenet5_epoch(threads, workdir):
+def lenet5_epoch(binary, threads, workdir):
     run_dir = os.path.join(workdir, "run")
     shutil.rmtree(run_dir, ignore_errors=True)
-    _, rss = run_rss([BIN, "train", "configs/relu_adam.yaml", "--epochs", "1", "--threads", str(threads),
+    _, rss = run_rss([binary, "train", "configs/relu_adam.yaml", "--epochs", "1", "--threads", str(threads),
                       "--device", "cpu", "--run-dir", run_dir])
     with open(os.path.join(run_dir, "metrics.csv")) as f:
         epoch = float(next(csv.DictReader(f))["seconds"])
-    test = json.loads(run([BIN, "test", run_dir, "--json", "--device", "cpu"]))
+    test = json.loads(run([binary, "test", run_dir, "--json", "--device", "cpu"]))
     return {"epoch": epoch, "eval": test["seconds"], "eval_images": test["images"], "train_images": 54000, "rss": rss}
 
 
@@ -68,7 +74,7 @@ def python_epoch(pipeline, threads):
             "train_images": r["train_images"], "rss": rss, "compile": r.get("compile_seconds", 0.0)}
 
 
-def study(runs, jobs, threads, workdir):
+def study(binary, runs, jobs, threads, workdir):
     """Seconds for `runs` 3-epoch runs of the seed's config through `lenet5 sweep --jobs JOBS`."""
     sweep = os.path.join(workdir, "throughput.yaml")
     with open(sweep, "w") as f:
@@ -77,7 +83,7 @@ def study(runs, jobs, threads, workdir):
     out = os.path.join(workdir, f"study-{jobs}")
     shutil.rmtree(out, ignore_errors=True)
     start = time.perf_counter()
-    run([BIN, "sweep", sweep, "--out", out, "--jobs", str(jobs), "--threads", str(threads)])
+    run([binary, "sweep", sweep, "--out", out, "--jobs", str(jobs), "--threads", str(threads)])
     return time.perf_counter() - start
 
 
@@ -94,19 +100,16 @@ def fp32_peak_gflops(threads):
     return threads * mhz / 1000 * per_cycle, f"{model}, {threads} threads × {mhz:.0f} MHz × {per_cycle} FLOP/cycle"
 
 
-def speedrun(seeds, threads, workdir):
-    rows = []
-    for seed in seeds:
-        run_dir = os.path.join(workdir, f"speedrun-{seed}")
-        shutil.rmtree(run_dir, ignore_errors=True)
-        run([BIN, "train", "configs/speedrun.yaml", "--seed", str(seed), "--threads", str(threads), "--device", "cpu",
-             "--run-dir", run_dir])
-        with open(os.path.join(run_dir, "metrics.csv")) as f:
-            seconds = sum(float(r["seconds"]) for r in csv.DictReader(f))
-        with open(os.path.join(run_dir, "test.json")) as f:
-            acc = json.load(f)["accuracy"]
-        rows.append((seed, acc, seconds))
-    return rows
+def speedrun(binary, seed, threads, workdir):
+    """(test accuracy, training seconds) of configs/speedrun.yaml with `seed`."""
+    run_dir = os.path.join(workdir, f"speedrun-{seed}")
+    shutil.rmtree(run_dir, ignore_errors=True)
+    run([binary, "train", "configs/speedrun.yaml", "--seed", str(seed), "--threads", str(threads), "--device", "cpu",
+         "--run-dir", run_dir])
+    with open(os.path.join(run_dir, "metrics.csv")) as f:
+        seconds = sum(float(r["seconds"]) for r in csv.DictReader(f))
+    with open(os.path.join(run_dir, "test.json")) as f:
+        return json.load(f)["accuracy"], seconds
 
 
 def main():
@@ -117,31 +120,46 @@ def main():
     p.add_argument("--skip-compiled", action="store_true", help="leave out the torch.compile reference")
     p.add_argument("--speedrun-seeds", type=int, nargs="*", default=[], help="also time configs/speedrun.yaml")
     p.add_argument("--study-runs", type=int, default=0, help="also time N 3-epoch runs: --jobs 1 vs --jobs 2")
+    p.add_argument("--baseline", metavar="BIN", help="another lenet5 binary to compare (scripts/bench --baseline-rev)")
+    p.add_argument("--preload", metavar="LIB", help="LD_PRELOAD for every contender, e.g. libtcmalloc_minimal.so.4")
     args = p.parse_args()
+    if args.preload:
+        ENV["LD_PRELOAD"] = args.preload
+    binaries = {"lenet5": BIN}
+    if args.baseline:
+        binaries["baseline"] = os.path.abspath(args.baseline)
 
-    contenders = {"lenet5": lambda d: lenet5_epoch(args.threads, d),
-                  "reference": lambda d: python_epoch("fast", args.threads)}
+    contenders = {name: (lambda d, b=b: lenet5_epoch(b, args.threads, d)) for name, b in binaries.items()}
+    contenders["reference"] = lambda d: python_epoch("fast", args.threads)
     if not args.skip_compiled:
         contenders["compiled"] = lambda d: python_epoch("compiled", args.threads)
     if not args.skip_seed:
         contenders["seed"] = lambda d: python_epoch("seed", args.threads)
     results = {name: [] for name in contenders}
+    sprint = {name: [] for name in binaries}
+    half = max(1, args.threads // 2)
+    # (label, binary, jobs, threads per run); with a baseline, its one-at-a-time setting is "today's".
+    settings = [(f"{name} --jobs 1, {args.threads} threads", b, 1, args.threads) for name, b in binaries.items()]
+    settings.insert(1, (f"lenet5 --jobs 2, {half} thread(s) each", BIN, 2, half))
+    throughput = {label: [] for label, *_ in settings}
     with tempfile.TemporaryDirectory(prefix="lenet5-bench-") as workdir:
         for r in range(args.rounds):
             for name, fn in contenders.items():
                 results[name].append(fn(workdir))
                 print(f"round {r + 1}/{args.rounds} {name}: {results[name][-1]['epoch']:.2f} s/epoch", file=sys.stderr)
-        sprint = speedrun(args.speedrun_seeds, args.threads, workdir)
-        throughput = []
+        for seed in args.speedrun_seeds:
+            for name, b in binaries.items():
+                sprint[name].append((seed, *speedrun(b, seed, args.threads, workdir)))
         for r in range(args.rounds if args.study_runs else 0):
-            one = study(args.study_runs, 1, args.threads, workdir)
-            two = study(args.study_runs, 2, max(1, args.threads // 2), workdir)
-            throughput.append((one, two))
-            print(f"round {r + 1}/{args.rounds} study: --jobs 1 {one:.0f} s, --jobs 2 {two:.0f} s", file=sys.stderr)
+            for label, b, jobs, threads in settings:
+                throughput[label].append(study(b, args.study_runs, jobs, threads, workdir))
+                print(f"round {r + 1}/{args.rounds} study, {label}: {throughput[label][-1]:.0f} s", file=sys.stderr)
 
     peak, peak_desc = fp32_peak_gflops(args.threads)
     base = statistics.median(x["epoch"] for x in results["lenet5"])
     print(f"\nOne epoch, batch 128, 54k train + 6k validation, CPU, {args.threads} threads, median of {args.rounds}")
+    if args.preload:
+        print(f"Every process ran with LD_PRELOAD={args.preload}")
     print(f"FP32 peak: {peak:.0f} GFLOP/s ({peak_desc})\n" if peak else "")
     print("| contender | s/epoch (median) | train images/s | ratio vs lenet5 | per-round ratios | GFLOP/s | % of FP32 peak | test eval images/s | peak RSS MiB |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
@@ -161,23 +179,25 @@ def main():
     if "compiled" in results:
         compile_s = statistics.median(x["compile"] for x in results["compiled"])
         print(f"torch.compile: {compile_s:.1f} s to compile (median; not in its epoch time)")
-    if throughput:
-        one = statistics.median(t[0] for t in throughput)
-        two = statistics.median(t[1] for t in throughput)
-        per_round = [t[0] / t[1] for t in throughput]
+    if args.study_runs:
         n = args.study_runs
-        print(f"\nstudy throughput: {n} runs of 3 epochs through lenet5 sweep, median of {len(throughput)} rounds")
-        print("| setting | seconds | runs/hour | vs --jobs 1 | per-round |")
+        ref_label = settings[-1][0] if args.baseline else settings[0][0]
+        ref = throughput[ref_label]
+        print(f"\nstudy throughput: {n} runs of 3 epochs through lenet5 sweep, median of {args.rounds} rounds")
+        print(f"| setting | seconds | runs/hour | vs {ref_label} | per-round |")
         print("|---|---:|---:|---:|---:|")
-        print(f"| --jobs 1, {args.threads} threads | {one:.0f} | {3600 * n / one:.1f} | 1.00× | |")
-        print(f"| --jobs 2, {max(1, args.threads // 2)} thread(s) each | {two:.0f} | {3600 * n / two:.1f} | {one / two:.2f}× "
-              f"| {min(per_round):.2f}–{max(per_round):.2f}× |")
-    if sprint:
+        for label, times in throughput.items():
+            t = statistics.median(times)
+            per_round = [a / b for a, b in zip(ref, times)]
+            print(f"| {label} | {t:.0f} | {3600 * n / t:.1f} | {statistics.median(ref) / t:.2f}× "
+                  f"| {min(per_round):.2f}–{max(per_round):.2f}× |")
+    if args.speedrun_seeds:
         print("\nspeedrun (configs/speedrun.yaml):")
-        print("| seed | test accuracy | training wall time |")
-        print("|---:|---:|---:|")
-        for seed, acc, seconds in sprint:
-            print(f"| {seed} | {100 * acc:.2f}% | {seconds:.1f} s |")
+        print("| binary | seed | test accuracy | training wall time |")
+        print("|---|---:|---:|---:|")
+        for name, rows in sprint.items():
+            for seed, acc, seconds in rows:
+                print(f"| {name} | {seed} | {100 * acc:.2f}% | {seconds:.2f} s |")
 
 
 if __name__ == "__main__":
