@@ -1,6 +1,7 @@
-//! The optimizers. SGD, AdamW and RMSprop are LibTorch's own (through tch). Adam — the seed's optimizer — is [`FlatAdam`]: PyTorch's Adam
-//! update on one flat buffer that all parameters are views of, a dozen kernel calls per step instead of a
-//! dozen per parameter tensor, with the same arithmetic (a test holds it to LibTorch's Adam).
+//! The optimizers. SGD, AdamW and RMSprop are LibTorch's own (through tch). Adam — the seed's optimizer — is
+//! [`FlatAdam`]: PyTorch's Adam update on one flat buffer that all parameters are views of, with the same
+//! arithmetic (a test holds it to LibTorch's Adam): on the CPU one pass in Rust, elsewhere a dozen kernel
+//! calls per step instead of a dozen per parameter tensor.
 
 use crate::config::{OptimizerConfig, OptimizerKind};
 use anyhow::Result;
