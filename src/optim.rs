@@ -278,7 +278,8 @@ impl FlatAdam {
     ) -> std::result::Result<(), String> {
         let get = |name: &str, like: &Tensor| match tensors.get(name) {
             Some(t) if t.size() == like.size() => {
-                Ok(t.to_device(like.device()).to_kind(like.kind()))
+                // Contiguous: the CPU pass reads the buffers as plain slices.
+                Ok(t.to_device(like.device()).to_kind(like.kind()).contiguous())
             }
             Some(t) => Err(format!(
                 "`{name}` has shape {:?}, expected {:?}",
