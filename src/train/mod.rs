@@ -102,17 +102,16 @@ pub fn run(start: Start, interrupt: &Interrupt) -> Result<TrainOutcome> {
     let (mut vs, net) = model::build(&config, device);
     let mut opt = optim::build(&vs, &config.optimizer)?;
     run.restore(&mut vs, &mut opt)?;
-    let events = match config.trainer.tensorboard {
-        true => {
-            let batches = epoch::batches(&data.train, config.data.batch_size);
-            let mut writer =
-                EventWriter::open(&run.path, tensorboard::keep_completed(state.epoch, batches))?;
-            if !writer.has_session_start {
-                writer.session_start(&config)?;
-            }
-            Some(writer)
+    let events = if config.trainer.tensorboard {
+        let batches = epoch::batches(&data.train, config.data.batch_size);
+        let mut writer =
+            EventWriter::open(&run.path, tensorboard::keep_completed(state.epoch, batches))?;
+        if !writer.has_session_start {
+            writer.session_start(&config)?;
         }
-        false => None,
+        Some(writer)
+    } else {
+        None
     };
     let trainer = Trainer {
         config: &config,
