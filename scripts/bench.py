@@ -14,6 +14,10 @@ a time with all threads vs --jobs 2 with the threads divided, alternating, as ru
 With --baseline BIN (scripts/bench --baseline-rev REV builds one), another lenet5 binary joins every comparison
 (epoch, speedrun, study throughput), alternating with the others: what the changes since REV bought.
 With --preload LIB, every process (lenet5 and Python alike) runs with LD_PRELOAD=LIB, e.g. another malloc.
+With --device cuda (and --batch, --epochs), the epoch table on a GPU: lenet5, eager and compiled PyTorch with
+all data on the device; with --epochs E > 1 each process trains E epochs and the table shows the last (steady
+state), the first (CUDA/cuDNN warm-up included) apart. --binary BIN times a lenet5 built elsewhere (a GPU
+machine without Rust); then run this file directly, with MNIST in data/mnist.
 Prints medians, images/s, ratios reference/lenet5, GFLOP/s against the CPU's FP32 peak, test-set evaluation
 throughput and each process's peak resident memory. With --speedrun-seeds, also trains configs/speedrun.yaml
 with those seeds and reports test accuracy and training wall time.
@@ -43,6 +47,10 @@ def run(cmd, cwd=ROOT):
 ENV = dict(os.environ)
 
 
+class Failed(Exception):
+    """A contender's process exited non-zero; the message holds the command and its stderr."""
+
+
 def run_rss(cmd, cwd=ROOT):
     """Runs cmd, returning (stdout, peak RSS MiB) from wait4's rusage of exactly that process."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
@@ -52,26 +60,29 @@ def run_rss(cmd, cwd=ROOT):
         out.seek(0)
         err.seek(0)
         if proc.returncode != 0:
-            sys.exit(f"bench: {' '.join(cmd)} failed:\n{err.read().decode()}")
+            raise Failed(f"bench: {' '.join(cmd)} failed:\n{err.read().decode()}")
         return out.read().decode(), usage.ru_maxrss / 1024
 
 
-def lenet5_epoch(binary, threads, workdir):
+def lenet5_epoch(binary, args, workdir):
     run_dir = os.path.join(workdir, "run")
     shutil.rmtree(run_dir, ignore_errors=True)
-    _, rss = run_rss([binary, "train", "configs/relu_adam.yaml", "--epochs", "1", "--threads", str(threads),
-                      "--device", "cpu", "--run-dir", run_dir])
+    _, rss = run_rss([binary, "train", "configs/relu_adam.yaml", "--epochs", str(args.epochs), "--threads",
+                      str(args.threads), "--batch-size", str(args.batch), "--device", args.device, "--run-dir", run_dir])
     with open(os.path.join(run_dir, "metrics.csv")) as f:
-        epoch = float(next(csv.DictReader(f))["seconds"])
-    test = json.loads(run([binary, "test", run_dir, "--json", "--device", "cpu"]))
-    return {"epoch": epoch, "eval": test["seconds"], "eval_images": test["images"], "train_images": 54000, "rss": rss}
+        epochs = [float(r["seconds"]) for r in csv.DictReader(f)]
+    test = json.loads(run([binary, "test", run_dir, "--json", "--device", args.device]))
+    return {"epoch": epochs[-1], "first": epochs[0], "eval": test["seconds"], "eval_images": test["images"],
+            "train_images": 54000, "rss": rss}
 
 
-def python_epoch(pipeline, threads):
-    out, rss = run_rss([sys.executable, "scripts/reference.py", "--pipeline", pipeline, "--threads", str(threads)])
+def python_epoch(pipeline, args):
+    out, rss = run_rss([sys.executable, "scripts/reference.py", "--pipeline", pipeline, "--threads", str(args.threads),
+                        "--device", args.device, "--batch", str(args.batch), "--epochs", str(args.epochs)])
     r = json.loads(out)
-    return {"epoch": r["epoch_seconds"][0], "eval": r["eval_seconds"], "eval_images": r["eval_images"],
-            "train_images": r["train_images"], "rss": rss, "compile": r.get("compile_seconds", 0.0)}
+    return {"epoch": r["epoch_seconds"][-1], "first": r["epoch_seconds"][0], "eval": r["eval_seconds"],
+            "eval_images": r["eval_images"], "train_images": r["train_images"], "rss": rss,
+            "compile": r.get("compile_seconds", 0.0)}
 
 
 def study(binary, runs, jobs, threads, workdir):
@@ -100,6 +111,17 @@ def fp32_peak_gflops(threads):
     return threads * mhz / 1000 * per_cycle, f"{model}, {threads} threads × {mhz:.0f} MHz × {per_cycle} FLOP/cycle"
 
 
+def gpu_name(device):
+    """The GPU's name as nvidia-smi reports it (index from cuda:N), or "?"."""
+    index = device.partition(":")[2] or "0"
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader", "-i", index],
+                             capture_output=True, text=True, check=True).stdout
+        return out.strip() or "?"
+    except (OSError, subprocess.CalledProcessError):
+        return "?"
+
+
 def speedrun(binary, seed, threads, workdir):
     """(test accuracy, training seconds) of configs/speedrun.yaml with `seed`."""
     run_dir = os.path.join(workdir, f"speedrun-{seed}")
@@ -122,30 +144,45 @@ def main():
     p.add_argument("--study-runs", type=int, default=0, help="also time N 3-epoch runs: --jobs 1 vs --jobs 2")
     p.add_argument("--baseline", metavar="BIN", help="another lenet5 binary to compare (scripts/bench --baseline-rev)")
     p.add_argument("--preload", metavar="LIB", help="LD_PRELOAD for every contender, e.g. libtcmalloc_minimal.so.4")
+    p.add_argument("--device", default="cpu", help="cpu, or cuda[:N] for the epoch table on a GPU [cpu]")
+    p.add_argument("--batch", type=int, default=128, help="training batch size for the epoch table [128]")
+    p.add_argument("--epochs", type=int, default=1, help="epochs per process; the table times the last [1]")
+    p.add_argument("--binary", default=BIN, help="the lenet5 to time [target/release/lenet5]")
     args = p.parse_args()
+    on_cpu = args.device == "cpu"
+    if not on_cpu and (args.speedrun_seeds or args.study_runs):
+        p.error("--speedrun-seeds and --study-runs time CPU runs; leave them out with --device")
     if args.preload:
         ENV["LD_PRELOAD"] = args.preload
-    binaries = {"lenet5": BIN}
+    binaries = {"lenet5": os.path.abspath(args.binary)}
     if args.baseline:
         binaries["baseline"] = os.path.abspath(args.baseline)
 
-    contenders = {name: (lambda d, b=b: lenet5_epoch(b, args.threads, d)) for name, b in binaries.items()}
-    contenders["reference"] = lambda d: python_epoch("fast", args.threads)
+    contenders = {name: (lambda d, b=b: lenet5_epoch(b, args, d)) for name, b in binaries.items()}
+    contenders["reference"] = lambda d: python_epoch("fast", args)
     if not args.skip_compiled:
-        contenders["compiled"] = lambda d: python_epoch("compiled", args.threads)
-    if not args.skip_seed:
-        contenders["seed"] = lambda d: python_epoch("seed", args.threads)
+        contenders["compiled"] = lambda d: python_epoch("compiled", args)
+    if not args.skip_seed and on_cpu:  # the seed's DataLoader pipeline is CPU-only
+        contenders["seed"] = lambda d: python_epoch("seed", args)
     results = {name: [] for name in contenders}
     sprint = {name: [] for name in binaries}
     half = max(1, args.threads // 2)
     # (label, binary, jobs, threads per run); with a baseline, its one-at-a-time setting is "today's".
     settings = [(f"{name} --jobs 1, {args.threads} threads", b, 1, args.threads) for name, b in binaries.items()]
-    settings.insert(1, (f"lenet5 --jobs 2, {half} thread(s) each", BIN, 2, half))
+    settings.insert(1, (f"lenet5 --jobs 2, {half} thread(s) each", binaries["lenet5"], 2, half))
     throughput = {label: [] for label, *_ in settings}
     with tempfile.TemporaryDirectory(prefix="lenet5-bench-") as workdir:
         for r in range(args.rounds):
-            for name, fn in contenders.items():
-                results[name].append(fn(workdir))
+            for name, fn in list(contenders.items()):
+                try:
+                    results[name].append(fn(workdir))
+                except Failed as e:
+                    if name in binaries:
+                        raise
+                    # A reference that cannot run here (no compiler for inductor, say) leaves the table.
+                    print(f"{e}\nbench: {name} left out", file=sys.stderr)
+                    del contenders[name], results[name]
+                    continue
                 print(f"round {r + 1}/{args.rounds} {name}: {results[name][-1]['epoch']:.2f} s/epoch", file=sys.stderr)
         for seed in args.speedrun_seeds:
             for name, b in binaries.items():
@@ -155,14 +192,19 @@ def main():
                 throughput[label].append(study(b, args.study_runs, jobs, threads, workdir))
                 print(f"round {r + 1}/{args.rounds} study, {label}: {throughput[label][-1]:.0f} s", file=sys.stderr)
 
-    peak, peak_desc = fp32_peak_gflops(args.threads)
+    peak, peak_desc = fp32_peak_gflops(args.threads) if on_cpu else (None, "")
     base = statistics.median(x["epoch"] for x in results["lenet5"])
-    print(f"\nOne epoch, batch 128, 54k train + 6k validation, CPU, {args.threads} threads, median of {args.rounds}")
+    where = f"CPU, {args.threads} threads" if on_cpu else f"{args.device} ({gpu_name(args.device)})"
+    print(f"\nOne epoch, batch {args.batch}, 54k train + 6k validation, {where}, median of {args.rounds}")
+    if args.epochs > 1:
+        print(f"Each process trained {args.epochs} epochs; times are its last epoch, the first (with warm-up) apart")
     if args.preload:
         print(f"Every process ran with LD_PRELOAD={args.preload}")
     print(f"FP32 peak: {peak:.0f} GFLOP/s ({peak_desc})\n" if peak else "")
-    print("| contender | s/epoch (median) | train images/s | ratio vs lenet5 | per-round ratios | GFLOP/s | % of FP32 peak | test eval images/s | peak RSS MiB |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    first = " first epoch s |" if args.epochs > 1 else ""
+    print(f"| contender | s/epoch (median) |{first} train images/s | ratio vs lenet5 | per-round ratios | GFLOP/s "
+          "| % of FP32 peak | test eval images/s | peak RSS MiB |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|" if first else ""))
     for name, rs in results.items():
         epoch = statistics.median(x["epoch"] for x in rs)
         ips = rs[0]["train_images"] / epoch
@@ -173,9 +215,14 @@ def main():
         # Each round runs the contenders back to back, so a round's ratio shares that minute's machine load.
         per_round = [x["epoch"] / l["epoch"] for x, l in zip(rs, results["lenet5"])]
         spread = f"{min(per_round):.2f}–{max(per_round):.2f}×"
-        print(f"| {name} | {epoch:.2f} | {ips:,.0f} | {epoch / base:.2f}× | {spread} | {gflops:.1f} | {pct} | {eval_ips:,.0f} | {rss:.0f} |")
+        warm = f" {statistics.median(x['first'] for x in rs):.2f} |" if first else ""
+        print(f"| {name} | {epoch:.2f} |{warm} {ips:,.0f} | {epoch / base:.2f}× | {spread} | {gflops:.1f} | {pct} "
+              f"| {eval_ips:,.0f} | {rss:.0f} |")
     print("\n(ratio = contender's median epoch time / lenet5's: how many times faster lenet5 is; per-round ratios:"
           "\n the lowest and highest of the same ratio within one alternating round)")
+    if not on_cpu:
+        print("(lenet5's test eval is its own process, `lenet5 test`, so on a GPU it includes CUDA and cuDNN start-up;"
+              "\n the references evaluate inside their warm training process)")
     if "compiled" in results:
         compile_s = statistics.median(x["compile"] for x in results["compiled"])
         print(f"torch.compile: {compile_s:.1f} s to compile (median; not in its epoch time)")
@@ -201,4 +248,7 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except Failed as e:
+        sys.exit(str(e))

@@ -45,7 +45,7 @@ fn every_shipped_config_parses() {
     assert_eq!(speedrun.lr_scheduler.kind, SchedulerKind::Onecycle);
     assert_eq!(
         (speedrun.trainer.epochs, speedrun.data.batch_size),
-        (3, 320)
+        (3, 448)
     );
     assert_eq!(speedrun.data.validation_split, 0.0);
 }
@@ -58,6 +58,10 @@ fn defaults_then_file_then_overrides() {
         (c.data.batch_size, c.trainer.epochs, c.trainer.seed),
         (128, 100, 123)
     );
+    // Off by default: on an H200 it cost 0.5–0.8 s of warm-up and bought nothing (docs/performance.md).
+    assert!(!c.trainer.cudnn_benchmark);
+    let on = config::from_yaml_str("", "f", &sets(&["trainer.cudnn_benchmark=true"])).unwrap();
+    assert!(on.trainer.cudnn_benchmark);
     let yaml = "optimizer:\n  lr: 0.01\nmodel:\n  pooling: max\n";
     let c = config::from_yaml_str(
         yaml,
@@ -125,6 +129,7 @@ fn bad_configs_name_the_key_and_allowed_values() {
             "trainer.early_stopping.patience",
         ),
         ("trainer:\n  device: gpu\n", "trainer.device"),
+        ("trainer:\n  cudnn_benchmark: often\n", "trainer.cudnn_benchmark"),
         (
             "optimizer:\n  type: sgd\n  nesterov: true\n",
             "optimizer.nesterov",

@@ -194,6 +194,7 @@ pub struct TrainerConfig {
     pub device: String,
     pub seed: u64,
     pub threads: usize,
+    pub cudnn_benchmark: bool,
     pub runs_dir: PathBuf,
     pub tensorboard: bool,
 }

@@ -137,8 +137,7 @@ fn prepare(config: &Config) -> Result<Device> {
     }
     let device = device::resolve(&config.trainer.device).context("trainer.device")?;
     if device.is_cuda() {
-        // Input shapes are fixed (but for the last batch), so cuDNN's autotuner pays off after one step.
-        tch::Cuda::cudnn_set_benchmark(true);
+        tch::Cuda::cudnn_set_benchmark(config.trainer.cudnn_benchmark);
     }
     Ok(device)
 }
