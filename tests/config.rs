@@ -58,7 +58,7 @@ fn defaults_then_file_then_overrides() {
         (c.data.batch_size, c.trainer.epochs, c.trainer.seed),
         (128, 100, 123)
     );
-    // Off by default: on an H200 it cost 0.5–0.8 s of warm-up and bought nothing (docs/performance.md).
+    // Off by default: on an H200 it cost 0.4–1.6 s of warm-up and bought nothing (docs/performance.md).
     assert!(!c.trainer.cudnn_benchmark);
     let on = config::from_yaml_str("", "f", &sets(&["trainer.cudnn_benchmark=true"])).unwrap();
     assert!(on.trainer.cudnn_benchmark);
@@ -129,7 +129,10 @@ fn bad_configs_name_the_key_and_allowed_values() {
             "trainer.early_stopping.patience",
         ),
         ("trainer:\n  device: gpu\n", "trainer.device"),
-        ("trainer:\n  cudnn_benchmark: often\n", "trainer.cudnn_benchmark"),
+        (
+            "trainer:\n  cudnn_benchmark: often\n",
+            "trainer.cudnn_benchmark",
+        ),
         (
             "optimizer:\n  type: sgd\n  nesterov: true\n",
             "optimizer.nesterov",
