@@ -3,6 +3,8 @@
 
   --pipeline fast   the same model, optimizer, batch size, split and thread count as lenet5, written the
                     idiomatic fast way: data as tensors in memory, batches as index-selects of a randperm.
+  --pipeline compiled  the fast pipeline with the model under torch.compile (inductor, static shapes).
+  --device cuda     fast/compiled on a GPU, all data resident there (timers wait for the GPU's queue).
   --pipeline seed   the seed repo's pipeline: torchvision datasets.MNIST + ToTensor/Normalize + DataLoader
                     (batch 128, SubsetRandomSampler, num_workers=2).
   --check-loss W    print the cross-entropy of the weights W (.safetensors from lenet5) on the first
