@@ -14,6 +14,7 @@ a time with all threads vs --jobs 2 with the threads divided, alternating, as ru
 With --baseline BIN (scripts/bench --baseline-rev REV builds one), another lenet5 binary joins every comparison
 (epoch, speedrun, study throughput), alternating with the others: what the changes since REV bought.
 With --preload LIB, every process (lenet5 and Python alike) runs with LD_PRELOAD=LIB, e.g. another malloc.
+With --compile-mode M, the compiled reference uses torch.compile's mode M (reduce-overhead: CUDA graphs).
 With --device cuda (and --batch, --epochs), the epoch table on a GPU: lenet5, eager and compiled PyTorch with
 all data on the device; with --epochs E > 1 each process trains E epochs and the table shows the last (steady
 state), the first (CUDA/cuDNN warm-up included) apart. --binary BIN times a lenet5 built elsewhere (a GPU
@@ -78,7 +79,8 @@ def lenet5_epoch(binary, args, workdir):
 
 def python_epoch(pipeline, args):
     out, rss = run_rss([sys.executable, "scripts/reference.py", "--pipeline", pipeline, "--threads", str(args.threads),
-                        "--device", args.device, "--batch", str(args.batch), "--epochs", str(args.epochs)])
+                        "--device", args.device, "--batch", str(args.batch), "--epochs", str(args.epochs),
+                        "--compile-mode", args.compile_mode])
     r = json.loads(out)
     return {"epoch": r["epoch_seconds"][-1], "first": r["epoch_seconds"][0], "eval": r["eval_seconds"],
             "eval_images": r["eval_images"], "train_images": r["train_images"], "rss": rss,
@@ -148,6 +150,8 @@ def main():
     p.add_argument("--batch", type=int, default=128, help="training batch size for the epoch table [128]")
     p.add_argument("--epochs", type=int, default=1, help="epochs per process; the table times the last [1]")
     p.add_argument("--binary", default=BIN, help="the lenet5 to time [target/release/lenet5]")
+    p.add_argument("--compile-mode", default="default", help="torch.compile mode of the compiled reference, e.g. "
+                   "reduce-overhead (CUDA graphs) [default]")
     args = p.parse_args()
     on_cpu = args.device == "cpu"
     if not on_cpu and (args.speedrun_seeds or args.study_runs):
@@ -160,8 +164,9 @@ def main():
 
     contenders = {name: (lambda d, b=b: lenet5_epoch(b, args, d)) for name, b in binaries.items()}
     contenders["reference"] = lambda d: python_epoch("fast", args)
+    compiled = "compiled" if args.compile_mode == "default" else f"compiled {args.compile_mode}"
     if not args.skip_compiled:
-        contenders["compiled"] = lambda d: python_epoch("compiled", args)
+        contenders[compiled] = lambda d: python_epoch("compiled", args)
     if not args.skip_seed and on_cpu:  # the seed's DataLoader pipeline is CPU-only
         contenders["seed"] = lambda d: python_epoch("seed", args)
     results = {name: [] for name in contenders}
@@ -223,8 +228,8 @@ def main():
     if not on_cpu:
         print("(lenet5's test eval is its own process, `lenet5 test`, so on a GPU it includes CUDA and cuDNN start-up;"
               "\n the references evaluate inside their warm training process)")
-    if "compiled" in results:
-        compile_s = statistics.median(x["compile"] for x in results["compiled"])
+    if compiled in results:
+        compile_s = statistics.median(x["compile"] for x in results[compiled])
         print(f"torch.compile: {compile_s:.1f} s to compile (median; not in its epoch time)")
     if args.study_runs:
         n = args.study_runs
