@@ -14,6 +14,7 @@ pub mod checkpoint;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod cpu_step;
 pub mod data;
 pub mod device;
 pub mod evaluate;

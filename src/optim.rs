@@ -302,10 +302,13 @@ impl FlatAdam {
 
     pub fn backward_step(&mut self, loss: &Tensor) {
         let grads = Tensor::run_backward(&[loss], &self.params, false, false);
-        self.step += 1;
         if self.one_pass && self.flat.device() == Device::Cpu {
-            self.update_cpu(&grads);
+            let grads: Vec<Tensor> = grads.iter().map(Tensor::contiguous).collect();
+            // SAFETY: fresh gradient tensors of their own, alive until the update returns.
+            let slices: Vec<&[f32]> = grads.iter().map(|g| unsafe { cpu_f32(g) }).collect();
+            self.step_cpu(&slices);
         } else {
+            self.step += 1;
             self.update(Tensor::cat(
                 &grads.iter().map(|g| g.view(-1)).collect::<Vec<_>>(),
                 0,
@@ -321,9 +324,22 @@ impl FlatAdam {
         )
     }
 
-    /// [`FlatAdam::update`]'s arithmetic, element by element in f32 as LibTorch's kernels do it, in one
-    /// pass over each parameter's stretch of the buffers.
-    fn update_cpu(&mut self, grads: &[Tensor]) {
+    /// The trainable variables, in the order [`FlatAdam::step_cpu`] takes their gradients.
+    pub fn params(&self) -> &[Tensor] {
+        &self.params
+    }
+
+    /// One Adam step on the CPU from gradients computed elsewhere (one slice per parameter, in
+    /// [`FlatAdam::params`] order): [`FlatAdam::update`]'s arithmetic, element by element in f32 as
+    /// LibTorch's kernels do it, in one pass over each parameter's stretch of the buffers.
+    pub fn step_cpu(&mut self, grads: &[&[f32]]) {
+        assert_eq!(self.flat.device(), Device::Cpu, "step_cpu updates CPU buffers");
+        assert!(
+            grads.len() == self.params.len()
+                && grads.iter().zip(&self.params).all(|(g, p)| g.len() == p.numel()),
+            "one gradient per parameter, each of its parameter's size"
+        );
+        self.step += 1;
         let (bias_correction1, bias_correction2) = self.bias_corrections();
         let k = Coefficients {
             weight_decay: self.weight_decay as f32,
@@ -334,10 +350,9 @@ impl FlatAdam {
             sqrt_bias_correction2: bias_correction2.sqrt() as f32,
             step: (-self.lr / bias_correction1) as f32,
         };
-        let grads: Vec<Tensor> = grads.iter().map(Tensor::contiguous).collect();
         // SAFETY: the four buffers are distinct tensors that nothing else touches during the step (the
-        // parameters are views of `flat`, unused until the next forward pass), and the gradients are fresh
-        // tensors of their own.
+        // parameters are views of `flat`, unused until the next forward pass); the gradients are the
+        // caller's slices.
         let (flat, m, v) = unsafe {
             (
                 cpu_f32_mut(&mut self.flat),
@@ -351,8 +366,7 @@ impl FlatAdam {
             .map(|t| unsafe { cpu_f32_mut(t) });
         let _flush = FlushDenormals::new();
         let mut offset = 0;
-        for grad in &grads {
-            let g = unsafe { cpu_f32(grad) };
+        for &g in grads {
             let range = offset..offset + g.len();
             let (p, m, v) = (
                 &mut flat[range.clone()],

@@ -195,6 +195,7 @@ pub struct TrainerConfig {
     pub seed: u64,
     pub threads: usize,
     pub cudnn_benchmark: bool,
+    pub fused_cpu: bool,
     pub runs_dir: PathBuf,
     pub tensorboard: bool,
 }

@@ -3,6 +3,7 @@
 //! catch a NaN early) and at the end of the epoch.
 
 use crate::config::Config;
+use crate::cpu_step::CpuStep;
 use crate::data::Split;
 use crate::interrupt::Interrupt;
 use crate::loss;
@@ -41,7 +42,7 @@ pub fn batches(train: &Split, batch_size: usize) -> usize {
 /// (so a resumed run sees the same batches as an uninterrupted one).
 pub fn train_epoch(
     config: &Config,
-    (net, opt): (&Net, &mut Optimizer),
+    (net, opt, mut cpu_step): (&Net, &mut Optimizer, Option<&mut CpuStep>),
     schedule: &LrScheduler,
     train: &Split,
     epoch: usize,
@@ -61,6 +62,7 @@ pub fn train_epoch(
     let background = train.normalization.background(device);
     let batch_losses = Tensor::zeros([batches as i64], (Kind::Float, device));
     let mut correct = Tensor::zeros([], (Kind::Int64, device));
+    let mut correct_by_cpu_step = 0;
     let progress = progress_bar(batches as u64, epoch, config.trainer.epochs);
     let mut step_losses = vec![];
     for b in 0..batches {
@@ -77,23 +79,41 @@ pub fn train_epoch(
         }
         let start = b as i64 * batch_size;
         let idx = order.narrow(0, start, batch_size.min(n - start));
-        let mut xs = train.images.index_select(0, &idx);
-        if !augment.is_identity() {
-            xs = crate::augment::distort(&xs, augment, &background);
-        }
-        let ys = train.labels.index_select(0, &idx);
-        let logits = net.forward_t(&xs, true);
-        let data_loss = loss::objective(net, &logits, &ys, reg.label_smoothing, Reduction::Mean);
-        let total = if reg.l1 > 0.0 {
-            &data_loss + loss::l1_penalty(net) * reg.l1
-        } else {
-            data_loss.shallow_clone()
+        // The batch itself (distorted when augmenting), as a gathered copy.
+        let gather = || {
+            let mut xs = train.images.index_select(0, &idx);
+            if !augment.is_identity() {
+                xs = crate::augment::distort(&xs, augment, &background);
+            }
+            (xs, train.labels.index_select(0, &idx))
         };
-        opt.backward_step(&total);
-        tch::no_grad(|| {
-            batch_losses.get(b as i64).copy_(&data_loss);
-            correct += logits.argmax(-1, false).eq_tensor(&ys).sum(Kind::Int64);
-        });
+        if let Some(step) = cpu_step.as_deref_mut() {
+            let (data_loss, right) = if augment.is_identity() {
+                // The rows are read where they are: no gather.
+                step.step(net, opt, (&train.images, &train.labels), &idx)
+            } else {
+                let (xs, ys) = gather();
+                let all = Tensor::arange(ys.size()[0], (Kind::Int64, device));
+                step.step(net, opt, (&xs, &ys), &all)
+            };
+            let _ = batch_losses.get(b as i64).fill_(data_loss);
+            correct_by_cpu_step += right;
+        } else {
+            let (xs, ys) = gather();
+            let logits = net.forward_t(&xs, true);
+            let data_loss =
+                loss::objective(net, &logits, &ys, reg.label_smoothing, Reduction::Mean);
+            let total = if reg.l1 > 0.0 {
+                &data_loss + loss::l1_penalty(net) * reg.l1
+            } else {
+                data_loss.shallow_clone()
+            };
+            opt.backward_step(&total);
+            tch::no_grad(|| {
+                batch_losses.get(b as i64).copy_(&data_loss);
+                correct += logits.argmax(-1, false).eq_tensor(&ys).sum(Kind::Int64);
+            });
+        }
         progress.inc(1);
         if (b + 1).is_multiple_of(SYNC_EVERY) || b + 1 == batches {
             let from = step_losses.len() * SYNC_EVERY;
@@ -113,7 +133,8 @@ pub fn train_epoch(
     let _ = weights.get(batches as i64 - 1).fill_(last_len as f64);
     let loss =
         f64::try_from((batch_losses * weights).sum(Kind::Double)).expect("scalar") / n as f64;
-    let accuracy = i64::try_from(correct).expect("scalar") as f64 / n as f64;
+    let correct = i64::try_from(correct).expect("scalar") + correct_by_cpu_step;
+    let accuracy = correct as f64 / n as f64;
     EpochEnd::Done(Totals {
         loss,
         accuracy,

@@ -9,6 +9,7 @@ pub use state::{RunStatus, TrainState};
 
 use crate::checkpoint::{self, RunDir};
 use crate::config::{self, Config, Monitor, Override};
+use crate::cpu_step::CpuStep;
 use crate::data::{self, Splits};
 use crate::evaluate::{self, Evaluation};
 use crate::interrupt::{Interrupt, Interrupted};
@@ -113,11 +114,13 @@ pub fn run(start: Start, interrupt: &Interrupt) -> Result<TrainOutcome> {
     } else {
         None
     };
+    let cpu_step = CpuStep::new(&config, &net, &opt, device);
     let trainer = Trainer {
         config: &config,
         vs,
         net,
         opt,
+        cpu_step,
         run,
         state,
         metrics,
@@ -169,6 +172,8 @@ struct Trainer<'a> {
     vs: VarStore,
     net: Net,
     opt: Optimizer,
+    /// lenet5's own training step, where it applies ([`CpuStep::new`]).
+    cpu_step: Option<CpuStep>,
     run: RunDir,
     state: TrainState,
     metrics: MetricsWriter,
@@ -228,7 +233,7 @@ impl Trainer<'_> {
         lr: f64,
         interrupt: &Interrupt,
     ) -> Result<epoch::Totals> {
-        let model = (&self.net, &mut self.opt);
+        let model = (&self.net, &mut self.opt, self.cpu_step.as_mut());
         match epoch::train_epoch(
             self.config,
             model,
