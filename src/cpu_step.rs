@@ -13,7 +13,7 @@
 
 use crate::config::{Activation, Config, Pooling};
 use crate::model::{LeNet5, Net};
-use crate::optim::Optimizer;
+use crate::optim::{Optimizer, cpu_f32};
 use tch::{Device, Kind, Tensor};
 
 /// Side of the zero-padded input (28 + 2 × 2), of conv1's pooled output, of conv2's.
@@ -49,6 +49,8 @@ pub struct BatchGrads {
 pub struct CpuStep {
     shards: Vec<Shard>,
     prepared: Prepared,
+    /// The last batch's result (its buffers reused: the fc1 gradient alone is 190 KB).
+    out: BatchGrads,
     /// `order[i]`: which of [`BatchGrads::grads`] is the optimizer's i-th parameter.
     order: Vec<usize>,
     label_smoothing: f32,
@@ -88,6 +90,11 @@ impl CpuStep {
         Some(CpuStep {
             shards: (0..threads).map(|_| Shard::new()).collect(),
             prepared: Prepared::new(),
+            out: BatchGrads {
+                grads: ours.map(|t| vec![0.0; t.numel()]),
+                loss: 0.0,
+                correct: 0,
+            },
             order,
             label_smoothing: config.regularization.label_smoothing as f32,
             isa: Isa::detect(),
@@ -104,10 +111,11 @@ impl CpuStep {
         (images, labels): (&Tensor, &Tensor),
         index: &Tensor,
     ) -> (f64, i64) {
-        let batch = self.gradients(net, (images, labels), index);
         let Optimizer::FlatAdam(adam) = opt else {
             unreachable!("CpuStep::new checked the optimizer")
         };
+        self.gradients(net, (images, labels), index);
+        let batch = &self.out;
         let grads: Vec<&[f32]> = self.order.iter().map(|&i| batch.grads[i].as_slice()).collect();
         adam.step_cpu(&grads);
         (batch.loss, batch.correct)
@@ -115,7 +123,7 @@ impl CpuStep {
 
     /// The loss, correct count and gradients of the batch `index` of (`images`, `labels`), without
     /// updating anything.
-    pub fn gradients(&mut self, net: &Net, (images, labels): (&Tensor, &Tensor), index: &Tensor) -> BatchGrads {
+    pub fn gradients(&mut self, net: &Net, (images, labels): (&Tensor, &Tensor), index: &Tensor) -> &BatchGrads {
         let Net::Lenet5(m) = net else {
             unreachable!("CpuStep::new checked the network")
         };
@@ -157,29 +165,30 @@ impl CpuStep {
     }
 
     /// The shards' sums, in shard order, turned into the parameters' gradients.
-    fn reduce(&self) -> BatchGrads {
-        let mut total = Grads::new();
-        for shard in &self.shards {
+    fn reduce(&mut self) -> &BatchGrads {
+        let (first, rest) = self.shards.split_first_mut().expect("at least one shard");
+        let total = &mut first.grads;
+        for shard in rest {
             total.add(&shard.grads);
         }
-        let conv1 = unpool_grad(|o, _, ky, kx| total.k1[(ky * K + kx) * L1 + o], C1, 1);
-        let conv2 = unpool_grad(|o, c, ky, kx| total.k2[((ky * K + kx) * C1 + c) * C2 + o], C2, C1);
-        BatchGrads {
-            grads: [
-                conv1,
-                total.b1[..C1].to_vec(),
-                conv2,
-                total.b2.to_vec(),
-                total.w1.clone(),
-                total.bf1.to_vec(),
-                total.w2.clone(),
-                total.bf2.to_vec(),
-                total.w3.clone(),
-                total.bf3.to_vec(),
-            ],
-            loss: total.loss,
-            correct: total.correct,
+        let out = &mut self.out;
+        unpool_grad(|o, _, ky, kx| total.k1[(ky * K + kx) * L1 + o], C1, 1, &mut out.grads[0]);
+        unpool_grad(|o, c, ky, kx| total.k2[((ky * K + kx) * C1 + c) * C2 + o], C2, C1, &mut out.grads[2]);
+        let rest: [&[f32]; 8] = [
+            &total.b1[..C1],
+            &total.b2,
+            &total.w1,
+            &total.bf1,
+            &total.w2,
+            &total.bf2,
+            &total.w3,
+            &total.bf3,
+        ];
+        for (i, src) in [1, 3, 4, 5, 6, 7, 8, 9].into_iter().zip(rest) {
+            out.grads[i].copy_from_slice(src);
         }
+        (out.loss, out.correct) = (total.loss, total.correct);
+        out
     }
 }
 
@@ -202,10 +211,9 @@ fn parameters(m: &LeNet5) -> [&Tensor; 10] {
     ]
 }
 
-/// The gradient of a 5×5 kernel `[out, in, 5, 5]` from that of its pooled 6×6 form (`dk(o, c, ky, kx)`):
+/// The gradient `w` of a 5×5 kernel `[out, in, 5, 5]` from that of its pooled 6×6 form (`dk(o, c, ky, kx)`):
 /// the adjoint of [`crate::model::pooled_kernel`], W'[a, b] = (w[a, b] + w[a-1, b] + w[a, b-1] + w[a-1, b-1]) / 4.
-fn unpool_grad(dk: impl Fn(usize, usize, usize, usize) -> f32, out: usize, inp: usize) -> Vec<f32> {
-    let mut w = vec![0.0; out * inp * 25];
+fn unpool_grad(dk: impl Fn(usize, usize, usize, usize) -> f32, out: usize, inp: usize, w: &mut [f32]) {
     for o in 0..out {
         for c in 0..inp {
             for a in 0..5 {
@@ -216,7 +224,6 @@ fn unpool_grad(dk: impl Fn(usize, usize, usize, usize) -> f32, out: usize, inp: 
             }
         }
     }
-    w
 }
 
 /// The 6×6 pooled kernel's tap (ky, kx) of a 5×5 kernel read through `w(a, b)`.
@@ -276,10 +283,9 @@ impl Prepared {
     }
 
     fn load(&mut self, m: &LeNet5) {
-        let read = |t: &Tensor| -> Vec<f32> {
-            Vec::try_from(t.detach().to_kind(Kind::Float).contiguous().view(-1)).expect("float parameter")
-        };
-        let [w1c, b1c, w2c, b2c, fw1, fb1, fw2, fb2, fw3, fb3] = parameters(m).map(read);
+        // SAFETY: FlatAdam's parameters are contiguous f32 CPU views of its buffer (checked), which
+        // nothing writes while the step reads them.
+        let [w1c, b1c, w2c, b2c, fw1, fb1, fw2, fb2, fw3, fb3] = parameters(m).map(|t| unsafe { cpu_f32(t) });
         for ky in 0..K {
             for kx in 0..K {
                 let tap = ky * K + kx;
@@ -295,15 +301,17 @@ impl Prepared {
                 }
             }
         }
-        self.b1[..C1].copy_from_slice(&b1c);
-        self.b2.copy_from_slice(&b2c);
-        transpose(&fw1, F1, FLAT, &mut self.w1t, F1P);
-        transpose(&fw2, F2, F1, &mut self.w2t, F2P);
-        transpose(&fw3, F3, F2, &mut self.w3t, F3P);
-        self.bf1[..F1].copy_from_slice(&fb1);
-        self.bf2[..F2].copy_from_slice(&fb2);
-        self.bf3[..F3].copy_from_slice(&fb3);
-        (self.w1, self.w2, self.w3) = (fw1, fw2, fw3);
+        self.b1[..C1].copy_from_slice(b1c);
+        self.b2.copy_from_slice(b2c);
+        transpose(fw1, F1, FLAT, &mut self.w1t, F1P);
+        transpose(fw2, F2, F1, &mut self.w2t, F2P);
+        transpose(fw3, F3, F2, &mut self.w3t, F3P);
+        self.bf1[..F1].copy_from_slice(fb1);
+        self.bf2[..F2].copy_from_slice(fb2);
+        self.bf3[..F3].copy_from_slice(fb3);
+        self.w1.copy_from_slice(fw1);
+        self.w2.copy_from_slice(fw2);
+        self.w3.copy_from_slice(fw3);
     }
 }
 

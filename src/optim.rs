@@ -109,7 +109,7 @@ fn flatten_parameters(vs: &nn::VarStore) -> (Vec<Tensor>, Tensor) {
 ///
 /// # Safety
 /// The slice aliases `t`'s storage: nothing may write to it (through another view) while the slice lives.
-unsafe fn cpu_f32(t: &Tensor) -> &[f32] {
+pub(crate) unsafe fn cpu_f32(t: &Tensor) -> &[f32] {
     assert!(t.device() == Device::Cpu && t.kind() == Kind::Float && t.is_contiguous());
     // SAFETY: a contiguous float tensor on the CPU holds numel f32s at data_ptr, alive as long as `t`.
     unsafe { std::slice::from_raw_parts(t.data_ptr() as *const f32, t.numel()) }
