@@ -58,9 +58,9 @@ pub struct CpuStep {
 }
 
 impl CpuStep {
-    /// The step for this run, or `None` where it does not apply (then LibTorch trains as before): the CPU,
-    /// the `lenet5` variant with ReLU and average pooling on 1×28×28 images, Adam (FlatAdam's one-pass
-    /// update), no L1 term, and `trainer.fused_cpu` on.
+    /// The step for this run, or `None` where it does not apply (then LibTorch trains as before): the CPU
+    /// (x86-64 with AVX2 and FMA), the `lenet5` variant with ReLU and average pooling on 1×28×28 images,
+    /// Adam (FlatAdam's one-pass update), no L1 term, and `trainer.fused_cpu` on.
     pub fn new(config: &Config, net: &Net, opt: &Optimizer, device: Device) -> Option<CpuStep> {
         let (Net::Lenet5(m), Optimizer::FlatAdam(adam)) = (net, opt) else {
             return None;
@@ -73,9 +73,10 @@ impl CpuStep {
             && m.conv1.ws.size() == [C1 as i64, 1, 5, 5]
             && config.regularization.l1 == 0.0
             && adam.one_pass;
-        if !applies {
+        let isa = Isa::detect();
+        let (true, Some(isa)) = (applies, isa) else {
             return None;
-        }
+        };
         let ours = parameters(m);
         let order = adam
             .params()
@@ -97,7 +98,7 @@ impl CpuStep {
             },
             order,
             label_smoothing: config.regularization.label_smoothing as f32,
-            isa: Isa::detect(),
+            isa,
         })
     }
 
@@ -116,22 +117,33 @@ impl CpuStep {
         };
         self.gradients(net, (images, labels), index);
         let batch = &self.out;
-        let grads: Vec<&[f32]> = self.order.iter().map(|&i| batch.grads[i].as_slice()).collect();
+        let grads: Vec<&[f32]> = self
+            .order
+            .iter()
+            .map(|&i| batch.grads[i].as_slice())
+            .collect();
         adam.step_cpu(&grads);
         (batch.loss, batch.correct)
     }
 
     /// The loss, correct count and gradients of the batch `index` of (`images`, `labels`), without
     /// updating anything.
-    pub fn gradients(&mut self, net: &Net, (images, labels): (&Tensor, &Tensor), index: &Tensor) -> &BatchGrads {
+    pub fn gradients(
+        &mut self,
+        net: &Net,
+        (images, labels): (&Tensor, &Tensor),
+        index: &Tensor,
+    ) -> &BatchGrads {
         let Net::Lenet5(m) = net else {
             unreachable!("CpuStep::new checked the network")
         };
-        let (images, labels, index) = (images.contiguous(), labels.contiguous(), index.contiguous());
+        let (images, labels, index) =
+            (images.contiguous(), labels.contiguous(), index.contiguous());
         let rows = labels.size()[0] as usize;
         assert!(
             images.size() == [rows as i64, 1, 28, 28]
-                && (images.kind(), labels.kind(), index.kind()) == (Kind::Float, Kind::Int64, Kind::Int64)
+                && (images.kind(), labels.kind(), index.kind())
+                    == (Kind::Float, Kind::Int64, Kind::Int64)
                 && images.device() == Device::Cpu,
             "the CPU step takes float 1×28×28 CPU images with int64 labels and indices"
         );
@@ -144,7 +156,10 @@ impl CpuStep {
                 std::slice::from_raw_parts(index.data_ptr() as *const i64, n),
             )
         };
-        assert!(index.iter().all(|&i| (0..rows as i64).contains(&i)), "batch index out of range");
+        assert!(
+            index.iter().all(|&i| (0..rows as i64).contains(&i)),
+            "batch index out of range"
+        );
         self.prepared.load(m);
         let (prepared, isa) = (&self.prepared, self.isa);
         let hyper = Hyper {
@@ -157,7 +172,9 @@ impl CpuStep {
             let (_, first) = shards.next().expect("at least one shard");
             for (i, shard) in shards {
                 let range = (i * per).min(n)..((i + 1) * per).min(n);
-                scope.spawn(move || shard.run(isa, prepared, hyper, (images, labels), &index[range]));
+                scope.spawn(move || {
+                    shard.run(isa, prepared, hyper, (images, labels), &index[range])
+                });
             }
             first.run(isa, prepared, hyper, (images, labels), &index[..per.min(n)]);
         });
@@ -172,8 +189,18 @@ impl CpuStep {
             total.add(&shard.grads);
         }
         let out = &mut self.out;
-        unpool_grad(|o, _, ky, kx| total.k1[(ky * K + kx) * L1 + o], C1, 1, &mut out.grads[0]);
-        unpool_grad(|o, c, ky, kx| total.k2[((ky * K + kx) * C1 + c) * C2 + o], C2, C1, &mut out.grads[2]);
+        unpool_grad(
+            |o, _, ky, kx| total.k1[(ky * K + kx) * L1 + o],
+            C1,
+            1,
+            &mut out.grads[0],
+        );
+        unpool_grad(
+            |o, c, ky, kx| total.k2[((ky * K + kx) * C1 + c) * C2 + o],
+            C2,
+            C1,
+            &mut out.grads[2],
+        );
         let rest: [&[f32]; 8] = [
             &total.b1[..C1],
             &total.b2,
@@ -213,12 +240,20 @@ fn parameters(m: &LeNet5) -> [&Tensor; 10] {
 
 /// The gradient `w` of a 5×5 kernel `[out, in, 5, 5]` from that of its pooled 6×6 form (`dk(o, c, ky, kx)`):
 /// the adjoint of [`crate::model::pooled_kernel`], W'[a, b] = (w[a, b] + w[a-1, b] + w[a, b-1] + w[a-1, b-1]) / 4.
-fn unpool_grad(dk: impl Fn(usize, usize, usize, usize) -> f32, out: usize, inp: usize, w: &mut [f32]) {
+fn unpool_grad(
+    dk: impl Fn(usize, usize, usize, usize) -> f32,
+    out: usize,
+    inp: usize,
+    w: &mut [f32],
+) {
     for o in 0..out {
         for c in 0..inp {
             for a in 0..5 {
                 for b in 0..5 {
-                    let s = dk(o, c, a, b) + dk(o, c, a + 1, b) + dk(o, c, a, b + 1) + dk(o, c, a + 1, b + 1);
+                    let s = dk(o, c, a, b)
+                        + dk(o, c, a + 1, b)
+                        + dk(o, c, a, b + 1)
+                        + dk(o, c, a + 1, b + 1);
                     w[((o * inp + c) * 5 + a) * 5 + b] = s * 0.25;
                 }
             }
@@ -285,7 +320,8 @@ impl Prepared {
     fn load(&mut self, m: &LeNet5) {
         // SAFETY: FlatAdam's parameters are contiguous f32 CPU views of its buffer (checked), which
         // nothing writes while the step reads them.
-        let [w1c, b1c, w2c, b2c, fw1, fb1, fw2, fb2, fw3, fb3] = parameters(m).map(|t| unsafe { cpu_f32(t) });
+        let [w1c, b1c, w2c, b2c, fw1, fb1, fw2, fb2, fw3, fb3] =
+            parameters(m).map(|t| unsafe { cpu_f32(t) });
         for ky in 0..K {
             for kx in 0..K {
                 let tap = ky * K + kx;
@@ -359,7 +395,13 @@ impl Grads {
     }
 
     fn clear(&mut self) {
-        for v in [&mut self.k1, &mut self.k2, &mut self.w1, &mut self.w2, &mut self.w3] {
+        for v in [
+            &mut self.k1,
+            &mut self.k2,
+            &mut self.w1,
+            &mut self.w2,
+            &mut self.w3,
+        ] {
             v.fill(0.0);
         }
         self.b1 = [0.0; L1];
@@ -441,7 +483,6 @@ impl Shard {
                 Isa::Avx512 => shard_avx512(self, p, hyper, data, index),
                 #[cfg(target_arch = "x86_64")]
                 Isa::Avx2 => shard_avx2(self, p, hyper, data, index),
-                Isa::Base => shard::<false>(self, p, hyper, data, index),
             }
         }
     }
@@ -454,21 +495,22 @@ enum Isa {
     Avx512,
     #[cfg(target_arch = "x86_64")]
     Avx2,
-    Base,
 }
 
 impl Isa {
-    fn detect() -> Isa {
+    /// `None` without AVX2 and FMA (other CPUs train through LibTorch).
+    fn detect() -> Option<Isa> {
         #[cfg(target_arch = "x86_64")]
         {
-            if is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("fma") {
-                return Isa::Avx512;
+            let fma = is_x86_feature_detected!("fma");
+            if is_x86_feature_detected!("avx512f") && fma {
+                return Some(Isa::Avx512);
             }
-            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-                return Isa::Avx2;
+            if is_x86_feature_detected!("avx2") && fma {
+                return Some(Isa::Avx2);
             }
         }
-        Isa::Base
+        None
     }
 }
 
@@ -478,62 +520,43 @@ type Data<'a> = (&'a [f32], &'a [i64]);
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
 unsafe fn shard_avx512(sh: &mut Shard, p: &Prepared, h: Hyper, data: Data, index: &[i64]) {
-    shard::<true>(sh, p, h, data, index)
+    shard(sh, p, h, data, index)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn shard_avx2(sh: &mut Shard, p: &Prepared, h: Hyper, data: Data, index: &[i64]) {
-    shard::<true>(sh, p, h, data, index)
+    shard(sh, p, h, data, index)
 }
 
 /// Forward and backward for each image `index` of the shard, adding into its gradient sums. `F`: the CPU
 /// has fused multiply-add (one rounding, as LibTorch's vector kernels; without it, multiply then add).
 #[inline(always)]
-fn shard<const F: bool>(sh: &mut Shard, p: &Prepared, h: Hyper, (images, labels): Data, index: &[i64]) {
+fn shard(sh: &mut Shard, p: &Prepared, h: Hyper, (images, labels): Data, index: &[i64]) {
     let (s, g) = (&mut sh.s, &mut sh.grads);
     for &i in index {
         let i = i as usize;
-        forward::<F>(p, &images[i * 784..][..784], s);
+        forward(p, &images[i * 784..][..784], s);
         loss(s, labels[i] as usize, h, g);
-        backward::<F>(p, s, g);
+        backward(p, s, g);
     }
 }
 
 #[inline(always)]
-fn forward<const F: bool>(p: &Prepared, image: &[f32], s: &mut Scratch) {
+fn forward(p: &Prepared, image: &[f32], s: &mut Scratch) {
     // The input, zero-padded by 2 (the border stays zero from the start).
     for y in 0..28 {
         s.xp[(y + 2) * XP + 2..(y + 2) * XP + 30].copy_from_slice(&image[y * 28..y * 28 + 28]);
     }
-    // conv1 + pool as one stride-2 6×6 convolution, then ReLU: h1[y][x][o]. A row of 14 outputs at a time,
-    // so that each kernel tap is loaded once for 14 independent sums. (Written with AVX2 intrinsics where
-    // there is FMA: left to itself, the compiler vectorises this loop across x, with gathers.)
+    // conv1 + pool as one stride-2 6×6 convolution, then ReLU: h1[y][x][o] (AVX2 intrinsics: left to
+    // itself, the compiler vectorises this loop across x, with gathers).
     #[cfg(target_arch = "x86_64")]
-    if F {
-        // SAFETY: F is only set where `Isa::detect` found AVX2 and FMA.
-        unsafe { conv1_forward_avx2(&s.xp, &p.k1, &p.b1, &mut s.h1) };
-    }
-    for y in 0..if F && cfg!(target_arch = "x86_64") { 0 } else { H1 } {
-        let mut acc = [p.b1; H1];
-        for ky in 0..K {
-            let row = &s.xp[(2 * y + ky) * XP..(2 * y + ky + 1) * XP];
-            for kx in 0..K {
-                let w: &[f32; L1] = p.k1[(ky * K + kx) * L1..][..L1].try_into().unwrap();
-                for (x, a) in acc.iter_mut().enumerate() {
-                    let v = row[2 * x + kx];
-                    for o in 0..L1 {
-                        a[o] = fma::<F>(v, w[o], a[o]);
-                    }
-                }
-            }
-        }
-        for (x, a) in acc.iter().enumerate() {
-            for o in 0..L1 {
-                s.h1[(y * H1 + x) * L1 + o] = a[o].max(0.0);
-            }
-        }
-    }
+    // SAFETY: this code runs only in the AVX2/AVX-512 variants, on CPUs `Isa::detect` checked.
+    unsafe {
+        conv1_forward_avx2(&s.xp, &p.k1, &p.b1, &mut s.h1)
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    unreachable!("the CPU step applies only on x86-64 (CpuStep::new)");
     // conv2 + pool likewise (6×6, stride 2, no padding) over h1, then ReLU, into h2 in flatten order
     // [o][y][x] (what fc1's weights expect). A row of 5 outputs × 16 channels at a time.
     for y in 0..H2 {
@@ -541,35 +564,43 @@ fn forward<const F: bool>(p: &Prepared, image: &[f32], s: &mut Scratch) {
         for ky in 0..K {
             for kx in 0..K {
                 for c in 0..C1 {
-                    let w: &[f32; C2] = p.k2[((ky * K + kx) * C1 + c) * C2..][..C2].try_into().unwrap();
+                    let w: &[f32; C2] = p.k2[((ky * K + kx) * C1 + c) * C2..][..C2]
+                        .try_into()
+                        .unwrap();
                     for (x, a) in acc.iter_mut().enumerate() {
                         let v = s.h1[((2 * y + ky) * H1 + 2 * x + kx) * L1 + c];
                         for o in 0..C2 {
-                            a[o] = fma::<F>(v, w[o], a[o]);
+                            a[o] = fma(v, w[o], a[o]);
                         }
                     }
                 }
             }
         }
         for (x, a) in acc.iter().enumerate() {
-            for o in 0..C2 {
-                s.h2[(o * H2 + y) * H2 + x] = a[o].max(0.0);
+            for (o, v) in a.iter().enumerate() {
+                s.h2[(o * H2 + y) * H2 + x] = v.max(0.0);
             }
         }
     }
-    dense::<F, F1P>(&s.h2, &p.w1t, &p.bf1, &mut s.h3, true);
-    dense::<F, F2P>(&s.h3[..F1], &p.w2t, &p.bf2, &mut s.h4, true);
-    dense::<F, F3P>(&s.h4[..F2], &p.w3t, &p.bf3, &mut s.z3, false);
+    dense::<F1P>(&s.h2, &p.w1t, &p.bf1, &mut s.h3, true);
+    dense::<F2P>(&s.h3[..F1], &p.w2t, &p.bf2, &mut s.h4, true);
+    dense::<F3P>(&s.h4[..F2], &p.w3t, &p.bf3, &mut s.z3, false);
 }
 
 /// `out = bias + inputs · wt` (`wt` `[in][out.len()]`), with ReLU if `relu`.
 #[inline(always)]
-fn dense<const F: bool, const N: usize>(inputs: &[f32], wt: &[f32], bias: &[f32; N], out: &mut [f32; N], relu: bool) {
+fn dense<const N: usize>(
+    inputs: &[f32],
+    wt: &[f32],
+    bias: &[f32; N],
+    out: &mut [f32; N],
+    relu: bool,
+) {
     let mut acc = *bias;
     for (k, &v) in inputs.iter().enumerate() {
         let w: &[f32; N] = wt[k * N..][..N].try_into().unwrap();
         for j in 0..N {
-            acc[j] = fma::<F>(v, w[j], acc[j]);
+            acc[j] = fma(v, w[j], acc[j]);
         }
     }
     if relu {
@@ -589,9 +620,10 @@ fn loss(s: &mut Scratch, label: usize, h: Hyper, g: &mut Grads) {
     let mean_logp = z.iter().map(|&v| v - lse).sum::<f32>() / F3 as f32;
     let loss = -(1.0 - h.smoothing) * (z[label] - lse) - h.smoothing * mean_logp;
     g.loss += f64::from(loss * h.inv_batch);
-    // argmax: the first of equal maxima, as LibTorch's.
-    let predicted = z.iter().position(|&v| v == max).expect("ten logits");
-    g.correct += i64::from(predicted == label);
+    // argmax: the first of equal maxima, as LibTorch's (none for NaN logits: the loss is NaN then too, and
+    // the epoch loop reports divergence).
+    let predicted = z.iter().position(|&v| v == max);
+    g.correct += i64::from(predicted == Some(label));
     for (j, d) in s.dz3.iter_mut().enumerate() {
         let target = h.smoothing / F3 as f32 + if j == label { 1.0 - h.smoothing } else { 0.0 };
         *d = ((z[j] - lse).exp() - target) * h.inv_batch;
@@ -599,12 +631,26 @@ fn loss(s: &mut Scratch, label: usize, h: Hyper, g: &mut Grads) {
 }
 
 #[inline(always)]
-fn backward<const F: bool>(p: &Prepared, s: &mut Scratch, g: &mut Grads) {
-    dense_back::<F>(&s.dz3, &p.w3, &s.h4[..F2], &mut g.w3, &mut g.bf3, &mut s.dh4);
+fn backward(p: &Prepared, s: &mut Scratch, g: &mut Grads) {
+    dense_back(
+        &s.dz3,
+        &p.w3,
+        &s.h4[..F2],
+        &mut g.w3,
+        &mut g.bf3,
+        &mut s.dh4,
+    );
     relu_back(&mut s.dh4, &s.h4[..F2]);
-    dense_back::<F>(&s.dh4, &p.w2, &s.h3[..F1], &mut g.w2, &mut g.bf2, &mut s.dh3);
+    dense_back(
+        &s.dh4,
+        &p.w2,
+        &s.h3[..F1],
+        &mut g.w2,
+        &mut g.bf2,
+        &mut s.dh3,
+    );
     relu_back(&mut s.dh3, &s.h3[..F1]);
-    dense_back::<F>(&s.dh3, &p.w1, &s.h2, &mut g.w1, &mut g.bf1, &mut s.dh2);
+    dense_back(&s.dh3, &p.w1, &s.h2, &mut g.w1, &mut g.bf1, &mut s.dh2);
     relu_back(&mut s.dh2, &s.h2);
     // Back to conv2's layout [y][x][o]; its bias gradient.
     for o in 0..C2 {
@@ -625,7 +671,7 @@ fn backward<const F: bool>(p: &Prepared, s: &mut Scratch, g: &mut Grads) {
                     for (c, a) in acc.iter_mut().enumerate() {
                         let v = s.h1[at + c];
                         for o in 0..C2 {
-                            a[o] = fma::<F>(v, d[o], a[o]);
+                            a[o] = fma(v, d[o], a[o]);
                         }
                     }
                 }
@@ -645,10 +691,10 @@ fn backward<const F: bool>(p: &Prepared, s: &mut Scratch, g: &mut Grads) {
         for x in 0..H2 {
             let d: &[f32; C2] = s.da2[(y * H2 + x) * C2..][..C2].try_into().unwrap();
             let mut cols = [0.0f32; TAPS * L1];
-            for o in 0..C2 {
+            for (o, &dv) in d.iter().enumerate() {
                 let w: &[f32; TAPS * L1] = p.k2t[o * TAPS * L1..][..TAPS * L1].try_into().unwrap();
                 for k in 0..TAPS * L1 {
-                    cols[k] = fma::<F>(d[o], w[k], cols[k]);
+                    cols[k] = fma(dv, w[k], cols[k]);
                 }
             }
             for ky in 0..K {
@@ -662,45 +708,30 @@ fn backward<const F: bool>(p: &Prepared, s: &mut Scratch, g: &mut Grads) {
         }
     }
     relu_back(&mut s.dh1, &s.h1);
-    // conv1's bias and kernel gradients (its input needs none): for each kernel row, the 6 taps' sums over
-    // the 196 outputs at once.
+    // conv1's bias and kernel gradients (its input needs none).
     for yx in 0..H1 * H1 {
         for o in 0..L1 {
             g.b1[o] += s.dh1[yx * L1 + o];
         }
     }
     #[cfg(target_arch = "x86_64")]
-    if F {
-        // SAFETY: as in `forward`.
-        unsafe { conv1_kernel_grad_avx2(&s.xp, &s.dh1, &mut g.k1) };
-    }
-    for ky in 0..if F && cfg!(target_arch = "x86_64") { 0 } else { K } {
-        let mut acc = [[0.0f32; L1]; K];
-        for y in 0..H1 {
-            let row = &s.xp[(2 * y + ky) * XP..(2 * y + ky + 1) * XP];
-            for x in 0..H1 {
-                let d: &[f32; L1] = s.dh1[(y * H1 + x) * L1..][..L1].try_into().unwrap();
-                for (kx, a) in acc.iter_mut().enumerate() {
-                    let v = row[2 * x + kx];
-                    for o in 0..L1 {
-                        a[o] = fma::<F>(v, d[o], a[o]);
-                    }
-                }
-            }
-        }
-        for (kx, a) in acc.iter().enumerate() {
-            let dst = &mut g.k1[(ky * K + kx) * L1..][..L1];
-            for o in 0..L1 {
-                dst[o] += a[o];
-            }
-        }
-    }
+    // SAFETY: as in `forward`.
+    unsafe {
+        conv1_kernel_grad_avx2(&s.xp, &s.dh1, &mut g.k1)
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    unreachable!("the CPU step applies only on x86-64 (CpuStep::new)");
 }
 
 /// conv1's forward pass of [`forward`], one 8-lane vector per output pixel.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn conv1_forward_avx2(xp: &[f32; XP * XP], k1: &[f32], b1: &[f32; L1], h1: &mut [f32; H1 * H1 * L1]) {
+unsafe fn conv1_forward_avx2(
+    xp: &[f32; XP * XP],
+    k1: &[f32],
+    b1: &[f32; L1],
+    h1: &mut [f32; H1 * H1 * L1],
+) {
     use std::arch::x86_64::*;
     let zero = _mm256_setzero_ps();
     for y in 0..H1 {
@@ -761,17 +792,23 @@ fn store8(s: &mut [f32], v: std::arch::x86_64::__m256) {
     unsafe { std::arch::x86_64::_mm256_storeu_ps(s.as_mut_ptr(), v) }
 }
 
-/// `a · b + c`: one fused instruction where the CPU has it (`F`), else a multiply and an add (a software
-/// fused multiply-add would be far slower).
+/// `a · b + c` in one rounding: one instruction in the FMA-enabled variants this code is compiled into.
 #[inline(always)]
-fn fma<const F: bool>(a: f32, b: f32, c: f32) -> f32 {
-    if F { a.mul_add(b, c) } else { a * b + c }
+fn fma(a: f32, b: f32, c: f32) -> f32 {
+    a.mul_add(b, c)
 }
 
 /// A dense layer's backward pass for one image: `dw += dz ⊗ inputs`, `db += dz`, `dinputs = dz · w`
 /// (`w` `[out][in]`). Rows whose gradient is zero (a unit ReLU switched off) are skipped.
 #[inline(always)]
-fn dense_back<const F: bool>(dz: &[f32], w: &[f32], inputs: &[f32], dw: &mut [f32], db: &mut [f32], dinputs: &mut [f32]) {
+fn dense_back(
+    dz: &[f32],
+    w: &[f32],
+    inputs: &[f32],
+    dw: &mut [f32],
+    db: &mut [f32],
+    dinputs: &mut [f32],
+) {
     let n = inputs.len();
     dinputs.fill(0.0);
     for (j, &d) in dz.iter().enumerate() {
@@ -781,8 +818,8 @@ fn dense_back<const F: bool>(dz: &[f32], w: &[f32], inputs: &[f32], dw: &mut [f3
         }
         let (wr, dwr) = (&w[j * n..][..n], &mut dw[j * n..][..n]);
         for k in 0..n {
-            dinputs[k] = fma::<F>(d, wr[k], dinputs[k]);
-            dwr[k] = fma::<F>(d, inputs[k], dwr[k]);
+            dinputs[k] = fma(d, wr[k], dinputs[k]);
+            dwr[k] = fma(d, inputs[k], dwr[k]);
         }
     }
 }

@@ -333,10 +333,17 @@ impl FlatAdam {
     /// [`FlatAdam::params`] order): [`FlatAdam::update`]'s arithmetic, element by element in f32 as
     /// LibTorch's kernels do it, in one pass over each parameter's stretch of the buffers.
     pub fn step_cpu(&mut self, grads: &[&[f32]]) {
-        assert_eq!(self.flat.device(), Device::Cpu, "step_cpu updates CPU buffers");
+        assert_eq!(
+            self.flat.device(),
+            Device::Cpu,
+            "step_cpu updates CPU buffers"
+        );
         assert!(
             grads.len() == self.params.len()
-                && grads.iter().zip(&self.params).all(|(g, p)| g.len() == p.numel()),
+                && grads
+                    .iter()
+                    .zip(&self.params)
+                    .all(|(g, p)| g.len() == p.numel()),
             "one gradient per parameter, each of its parameter's size"
         );
         self.step += 1;

@@ -10,13 +10,18 @@ use tch::nn::ModuleT;
 use tch::{Device, Kind, Reduction, Tensor};
 
 fn config(overrides: &[&str]) -> Config {
-    let sets: Vec<_> = overrides.iter().map(|s| config::Override::parse(s).unwrap()).collect();
+    let sets: Vec<_> = overrides
+        .iter()
+        .map(|s| config::Override::parse(s).unwrap())
+        .collect();
     config::from_yaml_str("trainer:\n  device: cpu\n", "test", &sets).unwrap()
 }
 
 /// Loss, correct count and the ten gradients by autograd (conv1.w, conv1.b, conv2.w, ..., fc3.b).
 fn autograd(net: &Net, xs: &Tensor, ys: &Tensor, smoothing: f64) -> (f64, i64, Vec<Tensor>) {
-    let Net::Lenet5(m) = net else { panic!("lenet5") };
+    let Net::Lenet5(m) = net else {
+        panic!("lenet5")
+    };
     let params = [
         &m.conv1.ws,
         m.conv1.bs.as_ref().unwrap(),
@@ -40,10 +45,12 @@ fn check(overrides: &[&str], smoothing: f64, batch: i64) {
     let cfg = config(overrides);
     let (vs, net) = model::build(&cfg, Device::Cpu);
     let opt = optim::build(&vs, &cfg.optimizer).unwrap();
-    let mut step = CpuStep::new(&cfg, &net, &opt, Device::Cpu).expect("the seed's config on the CPU");
+    let mut step =
+        CpuStep::new(&cfg, &net, &opt, Device::Cpu).expect("the seed's config on the CPU");
     tch::manual_seed(5);
     // Normalised-MNIST-like inputs: mostly background, some bright strokes.
-    let xs = (Tensor::rand([batch, 1, 28, 28], (Kind::Float, Device::Cpu)) * 3.2 - 0.42).clamp(-0.42, 2.8);
+    let xs = (Tensor::rand([batch, 1, 28, 28], (Kind::Float, Device::Cpu)) * 3.2 - 0.42)
+        .clamp(-0.42, 2.8);
     let ys = Tensor::randint(10, [batch], (Kind::Int64, Device::Cpu));
     // Every other image of a twice-as-large set, read in place.
     let all_x = Tensor::cat(&[&xs, &xs.flip([0])], 0);
@@ -51,22 +58,40 @@ fn check(overrides: &[&str], smoothing: f64, batch: i64) {
     let index = Tensor::arange(batch, (Kind::Int64, Device::Cpu));
     let ours = step.gradients(&net, (&all_x, &all_y), &index);
     let (loss, correct, grads) = autograd(&net, &xs, &ys, smoothing);
-    assert!((ours.loss - loss).abs() < 1e-5 * loss.abs().max(1.0), "loss {} vs {loss}", ours.loss);
+    assert!(
+        (ours.loss - loss).abs() < 1e-5 * loss.abs().max(1.0),
+        "loss {} vs {loss}",
+        ours.loss
+    );
     assert_eq!(ours.correct, correct);
-    let names = ["conv1.w", "conv1.b", "conv2.w", "conv2.b", "fc1.w", "fc1.b", "fc2.w", "fc2.b", "fc3.w", "fc3.b"];
+    let names = [
+        "conv1.w", "conv1.b", "conv2.w", "conv2.b", "fc1.w", "fc1.b", "fc2.w", "fc2.b", "fc3.w",
+        "fc3.b",
+    ];
     for ((name, mine), theirs) in names.iter().zip(&ours.grads).zip(&grads) {
         let theirs: Vec<f32> = Vec::try_from(theirs.contiguous().view(-1)).unwrap();
         assert_eq!(mine.len(), theirs.len(), "{name}");
         let scale = theirs.iter().fold(0f32, |a, &b| a.max(b.abs())).max(1e-6);
-        let worst = mine.iter().zip(&theirs).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
-        assert!(worst <= 1e-4 * scale, "{name}: max difference {worst} against max |grad| {scale}");
+        let worst = mine
+            .iter()
+            .zip(&theirs)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(
+            worst <= 1e-4 * scale,
+            "{name}: max difference {worst} against max |grad| {scale}"
+        );
     }
 }
 
 #[test]
 fn gradients_match_autograd() {
     check(&["trainer.threads=1"], 0.0, 16);
-    check(&["trainer.threads=2", "regularization.label_smoothing=0.1"], 0.1, 37);
+    check(
+        &["trainer.threads=2", "regularization.label_smoothing=0.1"],
+        0.1,
+        37,
+    );
     // More threads than images: the extra shards stay empty.
     check(&["trainer.threads=3"], 0.0, 2);
 }
@@ -84,6 +109,9 @@ fn stands_aside_where_it_does_not_apply() {
         let cfg = config(overrides);
         let (vs, net) = model::build(&cfg, Device::Cpu);
         let opt = optim::build(&vs, &cfg.optimizer).unwrap();
-        assert!(CpuStep::new(&cfg, &net, &opt, Device::Cpu).is_none(), "{overrides:?}");
+        assert!(
+            CpuStep::new(&cfg, &net, &opt, Device::Cpu).is_none(),
+            "{overrides:?}"
+        );
     }
 }
