@@ -2,6 +2,9 @@
 //! the same loss, correct count and gradients (to float rounding), with and without label smoothing, on
 //! one and on several threads; and it stands aside wherever it does not apply.
 
+mod common;
+
+use common::{lenet5, ok, tiny_project};
 use lenet5::config::{self, Config};
 use lenet5::cpu_step::CpuStep;
 use lenet5::model::{self, Net};
@@ -113,5 +116,48 @@ fn stands_aside_where_it_does_not_apply() {
             CpuStep::new(&cfg, &net, &opt, Device::Cpu).is_none(),
             "{overrides:?}"
         );
+    }
+}
+
+/// A whole training run through the binary with the step on and off: the same curve to rounding.
+#[test]
+fn training_with_it_matches_training_through_libtorch() {
+    let dir = tiny_project("cpu_step_run", 400, 100, "");
+    let run = |fused: &str| -> Vec<Vec<f64>> {
+        let run_dir = dir.join(format!("run-{fused}"));
+        ok(lenet5(
+            &dir,
+            &[
+                "train",
+                "tiny.yaml",
+                "--threads",
+                "2",
+                "--set",
+                &format!("trainer.fused_cpu={fused}"),
+                "--run-dir",
+                run_dir.to_str().unwrap(),
+            ],
+        ));
+        let mut csv = csv::Reader::from_path(run_dir.join("metrics.csv")).unwrap();
+        let header = csv.headers().unwrap().clone();
+        let cols = ["loss", "accuracy", "val_loss", "val_accuracy"]
+            .map(|c| header.iter().position(|h| h == c).unwrap());
+        csv.records()
+            .map(|r| {
+                cols.iter()
+                    .map(|&i| r.as_ref().unwrap()[i].parse().unwrap())
+                    .collect()
+            })
+            .collect()
+    };
+    let (ours, libtorch) = (run("true"), run("false"));
+    assert_eq!(ours.len(), 2, "two epochs");
+    for (a, b) in ours.iter().zip(&libtorch) {
+        for (x, y) in a.iter().zip(b) {
+            assert!(
+                (x - y).abs() <= 2e-3 * y.abs().max(1.0),
+                "epoch rows {a:?} vs {b:?}"
+            );
+        }
     }
 }
