@@ -45,7 +45,7 @@ fn every_shipped_config_parses() {
     assert_eq!(speedrun.lr_scheduler.kind, SchedulerKind::Onecycle);
     assert_eq!(
         (speedrun.trainer.epochs, speedrun.data.batch_size),
-        (3, 448)
+        (3, 320)
     );
     assert_eq!(speedrun.data.validation_split, 0.0);
 }
