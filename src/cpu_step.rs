@@ -4,7 +4,7 @@
 //! thread. The network is still the `tch::nn` one: its variables are read in place each step, evaluation
 //! and every other configuration run through LibTorch, and the gradients go to [`crate::optim::FlatAdam`]'s update.
 //!
-//! Why: a LibTorch step of this network is ~60 small operators, each with its dispatch, allocation and
+//! Why: a LibTorch step of this network is dozens of small operators, each with its dispatch, allocation and
 //! OpenMP fork/join, plus autograd's bookkeeping; here the convolutions are the fused stride-2 forms of
 //! [`crate::model`] written for these exact shapes, and each image goes forward and back while its
 //! activations are still in cache. Same arithmetic up to float rounding: `tests/cpu_step.rs` holds the loss
