@@ -106,6 +106,7 @@ fn stands_aside_where_it_does_not_apply() {
         &["model.activation=tanh"],
         &["optimizer.type=sgd"],
         &["regularization.l1=0.001"],
+        &["data.augment.translate=2"],
         &["model.variant=lenet5_1998"],
         &["trainer.fused_cpu=false"],
     ] {

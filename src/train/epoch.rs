@@ -79,27 +79,17 @@ pub fn train_epoch(
         }
         let start = b as i64 * batch_size;
         let idx = order.narrow(0, start, batch_size.min(n - start));
-        // The batch itself (distorted when augmenting), as a gathered copy.
-        let gather = || {
+        if let Some(step) = cpu_step.as_deref_mut() {
+            // The batch's rows are read where they are: no gather (the step applies without augmentation).
+            let (data_loss, right) = step.step(net, opt, (&train.images, &train.labels), &idx);
+            let _ = batch_losses.get(b as i64).fill_(data_loss);
+            correct_by_cpu_step += right;
+        } else {
             let mut xs = train.images.index_select(0, &idx);
             if !augment.is_identity() {
                 xs = crate::augment::distort(&xs, augment, &background);
             }
-            (xs, train.labels.index_select(0, &idx))
-        };
-        if let Some(step) = cpu_step.as_deref_mut() {
-            let (data_loss, right) = if augment.is_identity() {
-                // The rows are read where they are: no gather.
-                step.step(net, opt, (&train.images, &train.labels), &idx)
-            } else {
-                let (xs, ys) = gather();
-                let all = Tensor::arange(ys.size()[0], (Kind::Int64, device));
-                step.step(net, opt, (&xs, &ys), &all)
-            };
-            let _ = batch_losses.get(b as i64).fill_(data_loss);
-            correct_by_cpu_step += right;
-        } else {
-            let (xs, ys) = gather();
+            let ys = train.labels.index_select(0, &idx);
             let logits = net.forward_t(&xs, true);
             let data_loss =
                 loss::objective(net, &logits, &ys, reg.label_smoothing, Reduction::Mean);
