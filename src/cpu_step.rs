@@ -13,8 +13,8 @@
 
 use crate::config::{Activation, Config, Pooling};
 use crate::model::{LeNet5, Net};
-use crate::optim::{Optimizer, cpu_f32};
-use tch::{Device, Kind, Tensor};
+use crate::optim::{Optimizer, cpu_slice};
+use tch::{Device, Tensor};
 
 /// Side of the zero-padded input (28 + 2 × 2), of conv1's pooled output, of conv2's.
 const XP: usize = 32;
@@ -143,27 +143,31 @@ impl CpuStep {
         let (images, labels, index) =
             (images.contiguous(), labels.contiguous(), index.contiguous());
         let rows = labels.size()[0] as usize;
-        assert!(
-            images.size() == [rows as i64, 1, 28, 28]
-                && (images.kind(), labels.kind(), index.kind())
-                    == (Kind::Float, Kind::Int64, Kind::Int64)
-                && images.device() == Device::Cpu,
-            "the CPU step takes float 1×28×28 CPU images with int64 labels and indices"
+        assert_eq!(
+            images.size(),
+            [rows as i64, 1, 28, 28],
+            "the CPU step takes 1×28×28 images"
         );
-        let n = index.size()[0] as usize;
-        // SAFETY: contiguous CPU tensors of these kinds, alive and unmodified until the end of this call.
+        // SAFETY: tensors alive and unmodified until the end of this call (cpu_slice checks the rest).
         let (images, labels, index) = unsafe {
             (
-                std::slice::from_raw_parts(images.data_ptr() as *const f32, rows * 784),
-                std::slice::from_raw_parts(labels.data_ptr() as *const i64, rows),
-                std::slice::from_raw_parts(index.data_ptr() as *const i64, n),
+                cpu_slice::<f32>(&images),
+                cpu_slice::<i64>(&labels),
+                cpu_slice::<i64>(&index),
             )
         };
+        let n = index.len();
         assert!(
             index.iter().all(|&i| (0..rows as i64).contains(&i)),
             "batch index out of range"
         );
-        self.prepared.load(m);
+        let params = parameters(m);
+        // SAFETY: FlatAdam's parameters are contiguous f32 CPU views of its buffer (checked), which
+        // nothing writes while the step reads them.
+        let values = params.map(|t| unsafe { cpu_slice::<f32>(t) });
+        self.prepared.load(&values);
+        // The fc weights as they are, for the backward pass.
+        let fc: Fc = [values[4], values[6], values[8]];
         let (prepared, isa) = (&self.prepared, self.isa);
         let hyper = Hyper {
             inv_batch: 1.0 / n as f32,
@@ -176,10 +180,16 @@ impl CpuStep {
             for (i, shard) in shards {
                 let range = (i * per).min(n)..((i + 1) * per).min(n);
                 scope.spawn(move || {
-                    shard.run(isa, prepared, hyper, (images, labels), &index[range])
+                    shard.run(isa, (prepared, fc), hyper, (images, labels), &index[range])
                 });
             }
-            first.run(isa, prepared, hyper, (images, labels), &index[..per.min(n)]);
+            first.run(
+                isa,
+                (prepared, fc),
+                hyper,
+                (images, labels),
+                &index[..per.min(n)],
+            );
         });
         self.reduce()
     }
@@ -287,15 +297,12 @@ struct Prepared {
     k2: Vec<f32>,
     k2t: Vec<f32>,
     b2: [f32; C2],
-    /// fc weights as `tch::nn` keeps them (`[out][in]`, for the backward pass) and transposed to
-    /// `[in][out rounded up]` (for the forward pass); biases rounded up likewise.
-    w1: Vec<f32>,
+    /// fc weights transposed to `[in][out rounded up]` for the forward pass (the backward pass reads them
+    /// in place, [`Fc`]); biases rounded up likewise.
     w1t: Vec<f32>,
     bf1: [f32; F1P],
-    w2: Vec<f32>,
     w2t: Vec<f32>,
     bf2: [f32; F2P],
-    w3: Vec<f32>,
     w3t: Vec<f32>,
     bf3: [f32; F3P],
 }
@@ -308,23 +315,18 @@ impl Prepared {
             k2: vec![0.0; TAPS * C1 * C2],
             k2t: vec![0.0; TAPS * C2 * L1],
             b2: [0.0; C2],
-            w1: vec![0.0; F1 * FLAT],
             w1t: vec![0.0; FLAT * F1P],
             bf1: [0.0; F1P],
-            w2: vec![0.0; F2 * F1],
             w2t: vec![0.0; F1 * F2P],
             bf2: [0.0; F2P],
-            w3: vec![0.0; F3 * F2],
             w3t: vec![0.0; F2 * F3P],
             bf3: [0.0; F3P],
         }
     }
 
-    fn load(&mut self, m: &LeNet5) {
-        // SAFETY: FlatAdam's parameters are contiguous f32 CPU views of its buffer (checked), which
-        // nothing writes while the step reads them.
-        let [w1c, b1c, w2c, b2c, fw1, fb1, fw2, fb2, fw3, fb3] =
-            parameters(m).map(|t| unsafe { cpu_f32(t) });
+    /// From the ten parameters' values, in [`parameters`] order.
+    fn load(&mut self, values: &[&[f32]; 10]) {
+        let [w1c, b1c, w2c, b2c, fw1, fb1, fw2, fb2, fw3, fb3] = *values;
         for ky in 0..K {
             for kx in 0..K {
                 let tap = ky * K + kx;
@@ -348,9 +350,6 @@ impl Prepared {
         self.bf1[..F1].copy_from_slice(fb1);
         self.bf2[..F2].copy_from_slice(fb2);
         self.bf3[..F3].copy_from_slice(fb3);
-        self.w1.copy_from_slice(fw1);
-        self.w2.copy_from_slice(fw2);
-        self.w3.copy_from_slice(fw3);
     }
 }
 
@@ -477,15 +476,15 @@ impl Shard {
         }
     }
 
-    fn run(&mut self, isa: Isa, p: &Prepared, hyper: Hyper, data: Data, index: &[i64]) {
+    fn run(&mut self, isa: Isa, w: Weights, hyper: Hyper, data: Data, index: &[i64]) {
         self.grads.clear();
         // SAFETY: each variant runs only where `Isa::detect` found its instructions.
         unsafe {
             match isa {
                 #[cfg(target_arch = "x86_64")]
-                Isa::Avx512 => shard_avx512(self, p, hyper, data, index),
+                Isa::Avx512 => shard_avx512(self, w, hyper, data, index),
                 #[cfg(target_arch = "x86_64")]
-                Isa::Avx2 => shard_avx2(self, p, hyper, data, index),
+                Isa::Avx2 => shard_avx2(self, w, hyper, data, index),
             }
         }
     }
@@ -517,31 +516,35 @@ impl Isa {
     }
 }
 
+/// The weights a shard reads: the working layouts, and the fc weights `[out][in]` in place.
+type Weights<'a> = (&'a Prepared, Fc<'a>);
+type Fc<'a> = [&'a [f32]; 3];
+
 /// A split's images (784 floats each) and labels.
 type Data<'a> = (&'a [f32], &'a [i64]);
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn shard_avx512(sh: &mut Shard, p: &Prepared, h: Hyper, data: Data, index: &[i64]) {
-    shard(sh, p, h, data, index)
+unsafe fn shard_avx512(sh: &mut Shard, w: Weights, h: Hyper, data: Data, index: &[i64]) {
+    shard(sh, w, h, data, index)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn shard_avx2(sh: &mut Shard, p: &Prepared, h: Hyper, data: Data, index: &[i64]) {
-    shard(sh, p, h, data, index)
+unsafe fn shard_avx2(sh: &mut Shard, w: Weights, h: Hyper, data: Data, index: &[i64]) {
+    shard(sh, w, h, data, index)
 }
 
 /// Forward and backward for each image `index` of the shard, adding into its gradient sums. `F`: the CPU
 /// has fused multiply-add (one rounding, as LibTorch's vector kernels; without it, multiply then add).
 #[inline(always)]
-fn shard(sh: &mut Shard, p: &Prepared, h: Hyper, (images, labels): Data, index: &[i64]) {
+fn shard(sh: &mut Shard, (p, fc): Weights, h: Hyper, (images, labels): Data, index: &[i64]) {
     let (s, g) = (&mut sh.s, &mut sh.grads);
     for &i in index {
         let i = i as usize;
         forward(p, &images[i * 784..][..784], s);
         loss(s, labels[i] as usize, h, g);
-        backward(p, s, g);
+        backward(p, fc, s, g);
     }
 }
 
@@ -634,26 +637,12 @@ fn loss(s: &mut Scratch, label: usize, h: Hyper, g: &mut Grads) {
 }
 
 #[inline(always)]
-fn backward(p: &Prepared, s: &mut Scratch, g: &mut Grads) {
-    dense_back(
-        &s.dz3,
-        &p.w3,
-        &s.h4[..F2],
-        &mut g.w3,
-        &mut g.bf3,
-        &mut s.dh4,
-    );
+fn backward(p: &Prepared, [w1, w2, w3]: Fc, s: &mut Scratch, g: &mut Grads) {
+    dense_back(&s.dz3, w3, &s.h4[..F2], &mut g.w3, &mut g.bf3, &mut s.dh4);
     relu_back(&mut s.dh4, &s.h4[..F2]);
-    dense_back(
-        &s.dh4,
-        &p.w2,
-        &s.h3[..F1],
-        &mut g.w2,
-        &mut g.bf2,
-        &mut s.dh3,
-    );
+    dense_back(&s.dh4, w2, &s.h3[..F1], &mut g.w2, &mut g.bf2, &mut s.dh3);
     relu_back(&mut s.dh3, &s.h3[..F1]);
-    dense_back(&s.dh3, &p.w1, &s.h2, &mut g.w1, &mut g.bf1, &mut s.dh2);
+    dense_back(&s.dh3, w1, &s.h2, &mut g.w1, &mut g.bf1, &mut s.dh2);
     relu_back(&mut s.dh2, &s.h2);
     // Back to conv2's layout [y][x][o]; its bias gradient.
     for o in 0..C2 {

@@ -105,23 +105,23 @@ fn flatten_parameters(vs: &nn::VarStore) -> (Vec<Tensor>, Tensor) {
     (params, flat)
 }
 
-/// `t`'s elements, read-only. Panics unless `t` is a contiguous f32 CPU tensor.
+/// `t`'s elements, read-only. Panics unless `t` is a contiguous CPU tensor of `T`'s kind.
 ///
 /// # Safety
 /// The slice aliases `t`'s storage: nothing may write to it (through another view) while the slice lives.
-pub(crate) unsafe fn cpu_f32(t: &Tensor) -> &[f32] {
-    assert!(t.device() == Device::Cpu && t.kind() == Kind::Float && t.is_contiguous());
-    // SAFETY: a contiguous float tensor on the CPU holds numel f32s at data_ptr, alive as long as `t`.
-    unsafe { std::slice::from_raw_parts(t.data_ptr() as *const f32, t.numel()) }
+pub(crate) unsafe fn cpu_slice<T: tch::kind::Element>(t: &Tensor) -> &[T] {
+    assert!(t.device() == Device::Cpu && t.kind() == T::KIND && t.is_contiguous());
+    // SAFETY: a contiguous CPU tensor of T's kind holds numel Ts at data_ptr, alive as long as `t`.
+    unsafe { std::slice::from_raw_parts(t.data_ptr() as *const T, t.numel()) }
 }
 
-/// `t`'s elements, writable; as [`cpu_f32`].
+/// `t`'s elements, writable; as [`cpu_slice`] for f32.
 ///
 /// # Safety
 /// Nothing else may read or write `t`'s storage (through another view) while the slice lives.
 unsafe fn cpu_f32_mut(t: &mut Tensor) -> &mut [f32] {
     assert!(t.device() == Device::Cpu && t.kind() == Kind::Float && t.is_contiguous());
-    // SAFETY: as in `cpu_f32`, and the caller guarantees the access is exclusive.
+    // SAFETY: as in `cpu_slice`, and the caller guarantees the access is exclusive.
     unsafe { std::slice::from_raw_parts_mut(t.data_ptr() as *mut f32, t.numel()) }
 }
 
@@ -305,7 +305,7 @@ impl FlatAdam {
         if self.one_pass && self.flat.device() == Device::Cpu {
             let grads: Vec<Tensor> = grads.iter().map(Tensor::contiguous).collect();
             // SAFETY: fresh gradient tensors of their own, alive until the update returns.
-            let slices: Vec<&[f32]> = grads.iter().map(|g| unsafe { cpu_f32(g) }).collect();
+            let slices: Vec<&[f32]> = grads.iter().map(|g| unsafe { cpu_slice(g) }).collect();
             self.step_cpu(&slices);
         } else {
             self.step += 1;
