@@ -198,6 +198,10 @@ pub fn run(sweep: &Sweep, runs: &[&Run], opts: &Options, interrupt: &Interrupt) 
     summary
         .unfinished
         .extend(queue.iter().map(|r| r.id.clone()));
+    // Listed in sweep order, not in the order parallel runs happened to end.
+    let position = |id: &String| runs.iter().position(|r| &r.id == id);
+    summary.failed.sort_by_key(|(id, _)| position(id));
+    summary.unfinished.sort_by_key(position);
     sweep.write_manifest()?;
     Ok(summary)
 }
