@@ -1,47 +1,49 @@
 //! lenet5: LeNet-5 on MNIST with LibTorch (tch), and the experiments that show what modern techniques change.
 //!
-//! The pipeline is a chain of typed stages: [`cli`] parses and calls [`commands`]; [`config`] resolves and
-//! validates a [`Config`]; [`train`] runs the loop over [`data`] and [`model`] with [`optim`], [`schedule`]
-//! and [`loss`]; [`evaluate`] scores a split; [`metrics`] and [`checkpoint`] write the run directory
-//! (through [`atomic`]); [`report`] turns run directories into tables and charts. [`sweep`] expands a
-//! study into runs and runs them (locally or through Slurm); [`study`] reports on it with [`stats`]. `main.rs` only calls
-//! [`cli::run`].
+//! The crate in layers, each importing only the ones below it (`main.rs` only calls [`cli::run`]):
+//!
+//! ```text
+//! cli/      the command line: clap definitions, dispatch, each command a library function
+//! study/    many runs: sweep files, the local and Slurm runners, run tables, statistics, the study report
+//! run/      one run: its directory, the training loop, evaluation, checkpoints, state, resume, a trained model
+//! output/   what a run emits as it goes, behind one trait (CSV, TensorBoard, console), and charts
+//! nn/       the networks (tch::nn), loss, optimizers, LR schedules, augmentation
+//! data/     datasets: files, fetch, normalisation, splits; the user's own images
+//! config/   defaults → file → overrides → validation; the only YAML reader; the device choice
+//! sys/      atomic files and Ctrl-C
+//! ```
+//!
+//! Here: the error type and exit codes every layer shares, and what built this binary ([`VERSION`],
+//! [`COMMIT`]), which every run records.
 
-pub mod atomic;
-pub mod augment;
-pub mod chart;
-pub mod checkpoint;
 pub mod cli;
-pub mod commands;
 pub mod config;
-pub mod cpu_step;
 pub mod data;
-pub mod device;
-pub mod evaluate;
-pub mod interrupt;
-pub mod lenet1998;
-pub mod loss;
-pub mod metrics;
-pub mod model;
-pub mod optim;
-pub mod predict;
-pub mod report;
-pub mod schedule;
-pub mod stats;
+pub mod nn;
+pub mod output;
+pub mod run;
 pub mod study;
-pub mod sweep;
-pub mod tensorboard;
-pub mod train;
+pub mod sys;
 
 pub use config::Config;
 
-/// The process exit code for an error: 130/143 after SIGINT/SIGTERM, 75 when another process trains the
-/// run (try again later), 2 for a mistake in what the user typed or wrote, 1 for anything else.
+/// lenet5's version (Cargo.toml).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The git commit this binary was built from, with `-dirty` when the work tree had changes (build.rs);
+/// `unknown` when it was built outside a git checkout.
+pub const COMMIT: &str = env!("LENET5_COMMIT");
+
+/// The exit code of `train` when another process holds the run's lock (BSD's EX_TEMPFAIL: try again).
+pub const LOCKED_EXIT: i32 = 75;
+
+/// The process exit code for an error: 130/143 after SIGINT/SIGTERM, [`LOCKED_EXIT`] when another process
+/// trains the run, 2 for a mistake in what the user typed or wrote, 1 for anything else.
 pub fn exit_code(e: &anyhow::Error) -> i32 {
-    if let Some(i) = e.downcast_ref::<interrupt::Interrupted>() {
+    if let Some(i) = e.downcast_ref::<sys::interrupt::Interrupted>() {
         i.exit_code
-    } else if sweep::exec::is_locked(e) {
-        sweep::exec::LOCKED_EXIT
+    } else if e.chain().any(|c| c.is::<RunLocked>()) {
+        LOCKED_EXIT
     } else if e.chain().any(|c| c.is::<UsageError>()) {
         2
     } else {
@@ -68,3 +70,15 @@ impl std::fmt::Display for UsageError {
 }
 
 impl std::error::Error for UsageError {}
+
+/// Another process holds the run's lock: exit code [`LOCKED_EXIT`].
+#[derive(Debug)]
+pub struct RunLocked(pub String);
+
+impl std::fmt::Display for RunLocked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for RunLocked {}

@@ -1,7 +1,7 @@
 //! `lenet5`: parse, run, print `Error: …`, exit with the code [`lenet5::exit_code`] gives.
 
 use clap::Parser;
-use lenet5::interrupt::Interrupted;
+use lenet5::sys::interrupt::Interrupted;
 
 fn main() {
     let cli = lenet5::cli::Cli::parse();

@@ -1,8 +1,8 @@
 //! Distortions: the identity at zero strength, deterministic under a seed, and real distortions otherwise.
 //! One test function, because LibTorch's generator is global and tests in one file run in parallel.
-use lenet5::augment::distort;
 use lenet5::config::AugmentConfig;
 use lenet5::data::Dataset;
+use lenet5::nn::augment::distort;
 use tch::{Device, Kind, Tensor};
 
 #[test]

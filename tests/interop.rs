@@ -17,8 +17,8 @@ fn reference(python: &str, args: &[&str]) -> serde_json::Value {
 
 /// lenet5's logits for the first `n` test images of `data`, with weights from `weights`.
 fn our_logits(config: &lenet5::Config, weights: &Path, data: &Path, n: i64) -> Vec<Vec<f32>> {
-    let (mut vs, net) = lenet5::model::build(config, tch::Device::Cpu);
-    lenet5::checkpoint::load_weights(&mut vs, weights).unwrap();
+    let (mut vs, net) = lenet5::nn::build(config, tch::Device::Cpu);
+    lenet5::run::dir::load_weights(&mut vs, weights).unwrap();
     let ds = tch::vision::mnist::load_dir(data).unwrap();
     let pixels = ds.test_images.narrow(0, 0, n).view([-1, 1, 28, 28]);
     let xs = lenet5::data::Dataset::Mnist.normalization().apply(&pixels);

@@ -1,8 +1,8 @@
 //! The 1998 LeNet-5: Table I's connections, the RBF outputs, the paper's input scaling and loss.
 use lenet5::config::Variant;
 use lenet5::data::Dataset;
-use lenet5::lenet1998::{self, C3_TABLE, LeNet1998};
-use lenet5::model::{self, Net};
+use lenet5::nn::lenet1998::{self, C3_TABLE, LeNet1998};
+use lenet5::nn::{self as model, Net};
 use tch::nn::{self, ModuleT};
 use tch::{Device, Kind, Reduction, Tensor};
 

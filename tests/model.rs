@@ -3,14 +3,14 @@ mod common;
 use common::PARAMETER_NAMES;
 use lenet5::config::{Activation, Init, ModelConfig, Pooling};
 use lenet5::data::Dataset;
-use lenet5::model;
+use lenet5::nn as model;
 use tch::nn::{self, ModuleT, OptimizerConfig};
 use tch::{Device, Kind, Tensor};
 
 fn build(cfg: &ModelConfig) -> (nn::VarStore, model::LeNet5) {
     tch::manual_seed(0);
     let vs = nn::VarStore::new(Device::Cpu);
-    let net = model::lenet5(&vs.root(), cfg, Dataset::Mnist.shape());
+    let net = model::lenet5::lenet5(&vs.root(), cfg, Dataset::Mnist.shape());
     (vs, net)
 }
 
@@ -129,7 +129,7 @@ fn l1_penalty_is_the_sum_of_absolute_weights() {
     .iter()
     .map(|n| f64::try_from(vs.variables()[*n].abs().sum(Kind::Double)).unwrap())
     .sum();
-    let got = f64::try_from(lenet5::loss::l1_penalty(&model::Net::Lenet5(net))).unwrap();
+    let got = f64::try_from(lenet5::nn::loss::l1_penalty(&model::Net::Lenet5(net))).unwrap();
     assert!(
         (got - expected).abs() < 1e-3 * expected,
         "{got} vs {expected}"
@@ -204,7 +204,7 @@ fn space_to_depth_stride2_conv_equals_the_strided_conv() {
         let bias = Tensor::randn([16], opts);
         let xs = Tensor::randn([3, channels, side, side], opts).set_requires_grad(true);
         let strided = xs.conv2d(&kernel, Some(&bias), [2, 2], [padding, padding], [1, 1], 1);
-        let s2d = model::stride2_conv(&xs, &kernel, Some(&bias), padding);
+        let s2d = model::lenet5::stride2_conv(&xs, &kernel, Some(&bias), padding);
         assert_eq!(s2d.size(), strided.size());
         let max_diff = |a: &Tensor, b: &Tensor| f64::try_from((a - b).abs().max()).unwrap();
         assert!(

@@ -2,7 +2,7 @@
 mod common;
 use common::*;
 use image::{DynamicImage, Rgb, RgbImage, Rgba, RgbaImage};
-use lenet5::predict::{self, Prepared};
+use lenet5::data::image::{self as prep, Prepared};
 
 /// A thick ring ("0") of radius `r` centred at (cx, cy), ink `ink` on paper `paper`.
 fn ring(w: u32, h: u32, cx: f32, cy: f32, r: f32, ink: u8, paper: u8) -> DynamicImage {
@@ -50,14 +50,14 @@ fn ink_box(p: &Prepared) -> (usize, usize) {
 
 #[test]
 fn a_centred_digit_stays_centred_and_an_off_centre_one_is_centred() {
-    let centred = predict::prepare(&ring(100, 100, 50.0, 50.0, 30.0, 0, 255)).unwrap();
+    let centred = prep::prepare(&ring(100, 100, 50.0, 50.0, 30.0, 0, 255)).unwrap();
     let (cx, cy) = centre_of_mass(&centred);
     assert!(
         (cx - 14.0).abs() <= 0.6 && (cy - 14.0).abs() <= 0.6,
         "centre of mass ({cx}, {cy})"
     );
     // The same ring, small, in a corner of a large canvas: the same 28×28 result.
-    let corner = predict::prepare(&ring(300, 200, 45.0, 40.0, 30.0, 0, 255)).unwrap();
+    let corner = prep::prepare(&ring(300, 200, 45.0, 40.0, 30.0, 0, 255)).unwrap();
     assert!(
         max_diff(&centred, &corner) < 0.05,
         "{}",
@@ -70,8 +70,8 @@ fn a_centred_digit_stays_centred_and_an_off_centre_one_is_centred() {
 
 #[test]
 fn an_inverted_image_is_re_inverted() {
-    let dark_on_light = predict::prepare(&ring(80, 80, 40.0, 40.0, 25.0, 0, 255)).unwrap();
-    let light_on_dark = predict::prepare(&ring(80, 80, 40.0, 40.0, 25.0, 255, 0)).unwrap();
+    let dark_on_light = prep::prepare(&ring(80, 80, 40.0, 40.0, 25.0, 0, 255)).unwrap();
+    let light_on_dark = prep::prepare(&ring(80, 80, 40.0, 40.0, 25.0, 255, 0)).unwrap();
     assert_eq!(dark_on_light, light_on_dark);
     // Ink is bright on a dark background, like MNIST.
     assert_eq!(dark_on_light[0], 0.0);
@@ -84,7 +84,7 @@ fn shipped_samples_have_mnist_like_statistics() {
     let mut n = 0;
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
-        let p = predict::load_image(&path).unwrap();
+        let p = prep::load_image(&path).unwrap();
         let mean = p.iter().sum::<f32>() / p.len() as f32;
         // MNIST's mean pixel is 0.1307 (digits vary: a "1" has little ink, an "8" a lot).
         assert!(
@@ -116,14 +116,14 @@ fn alpha_and_jpeg_inputs_are_understood() {
         let d = ((x as f32 - 40.0).powi(2) + (y as f32 - 40.0).powi(2)).sqrt();
         Rgba([0, 0, 0, if on_ring(d, 25.0) { 255 } else { 0 }])
     }));
-    let from_alpha = predict::prepare(&ring_alpha).unwrap();
-    let plain = predict::prepare(&ring(80, 80, 40.0, 40.0, 25.0, 0, 255)).unwrap();
+    let from_alpha = prep::prepare(&ring_alpha).unwrap();
+    let plain = prep::prepare(&ring(80, 80, 40.0, 40.0, 25.0, 0, 255)).unwrap();
     assert!(max_diff(&from_alpha, &plain) < 0.1);
     // A JPEG of the same ring decodes and prepares to nearly the same image.
     let dir = scratch("predict_jpeg");
     let path = dir.join("ring.jpg");
     ring(80, 80, 40.0, 40.0, 25.0, 0, 255).save(&path).unwrap();
-    let from_jpeg = predict::load_image(&path).unwrap();
+    let from_jpeg = prep::load_image(&path).unwrap();
     // JPEG's ringing can move the centre of mass across a rounding boundary: allow a one-pixel shift.
     let shifted_diff = |dx: i64, dy: i64| {
         let mut total = 0.0;
@@ -146,7 +146,7 @@ fn alpha_and_jpeg_inputs_are_understood() {
         .fold(f32::MAX, f32::min);
     assert!(best < 0.03, "{best}");
     assert!(
-        predict::prepare(&ring(50, 50, 25.0, 25.0, 10.0, 128, 128))
+        prep::prepare(&ring(50, 50, 25.0, 25.0, 10.0, 128, 128))
             .unwrap_err()
             .contains("no digit")
     );

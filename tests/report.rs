@@ -2,10 +2,10 @@
 mod common;
 use common::*;
 use lenet5::config::Config;
-use lenet5::evaluate::Evaluation;
-use lenet5::metrics::EpochRow;
-use lenet5::report::{self, RunSummary, TableEpoch};
-use lenet5::train::{RunStatus, TrainState};
+use lenet5::output::EpochRow;
+use lenet5::run::evaluate::Evaluation;
+use lenet5::run::{RunStatus, TrainState};
+use lenet5::study::runs::{self, RunSummary, TableEpoch};
 
 fn row(epoch: usize, val_loss: f64) -> EpochRow {
     EpochRow {
@@ -83,16 +83,16 @@ fn table_is_the_seed_layout_with_test_accuracy_and_wall_time() {
 | relu_max | No | relu | max | 0 | xavier_uniform | Adam (lr 0.001, amsgrad) | 1 (best 1) | 0.5000 | 91.00% | 0.3000 | 96.00% | — | 2 s | unfinished: interrupted after epoch 1 |
 | empty | patience 10 | relu | avg | 0 | xavier_uniform | Adam (lr 0.001, amsgrad) | 0 | — | — | — | — | — | 0 s | empty: no completed epoch |
 ";
-    assert_eq!(report::render_table(&runs(), TableEpoch::Best), expected);
-    let last = report::render_table(&runs(), TableEpoch::Final);
+    assert_eq!(runs::render_table(&runs(), TableEpoch::Best), expected);
+    let last = runs::render_table(&runs(), TableEpoch::Final);
     assert!(last.contains("| sigmoid_wd | patience 10 | sigmoid | avg | 0.001 | xavier_uniform | Adam (lr 0.001, amsgrad) | 3 | 0.1667 | 93.00% | 0.1500 | 98.00% | 98.76% |"), "{last}");
 }
 
 #[test]
 fn charts_are_valid_svg_and_png() {
     let runs = runs();
-    for panels in [report::curves(&runs[0]), report::overlay(&runs)] {
-        let svg = lenet5::chart::render_svg(&panels, (600, 300)).unwrap();
+    for panels in [runs::curves(&runs[0]), runs::overlay(&runs)] {
+        let svg = lenet5::output::chart::render_svg(&panels, (600, 300)).unwrap();
         assert!(
             svg.starts_with("<svg")
                 && svg.trim_end().ends_with("</svg>")
@@ -101,7 +101,7 @@ fn charts_are_valid_svg_and_png() {
             &svg[..200]
         );
         assert!(svg.contains("epoch") && svg.contains("sigmoid_wd"));
-        let png = lenet5::chart::render_png(&panels, (600, 300)).unwrap();
+        let png = lenet5::output::chart::render_png(&panels, (600, 300)).unwrap();
         let decoded = image::load_from_memory_with_format(&png, image::ImageFormat::Png).unwrap();
         assert_eq!((decoded.width(), decoded.height()), (600, 300));
     }

@@ -4,9 +4,9 @@ use lenet5::config::{
     Config, EarlyStoppingConfig, LrSchedulerConfig, Monitor, OptimizerConfig, OptimizerKind,
     SchedulerKind,
 };
-use lenet5::optim;
-use lenet5::schedule::LrScheduler;
-use lenet5::train::{RunStatus, TrainState};
+use lenet5::nn::optim;
+use lenet5::nn::schedule::LrScheduler;
+use lenet5::run::{RunStatus, TrainState};
 
 mod common;
 
@@ -253,7 +253,7 @@ fn flat_adam_matches_libtorch_adam() {
         // Tests run in parallel threads and LibTorch's RNG is global, so nothing here depends on it: both
         // runs copy one set of initial weights, and the weights and batches are deterministic functions.
         let init = tch::nn::VarStore::new(tch::Device::Cpu);
-        let _ = lenet5::model::lenet5(&init.root(), &ModelConfig::default(), MNIST);
+        let _ = lenet5::nn::lenet5::lenet5(&init.root(), &ModelConfig::default(), MNIST);
         // Initial weights as a fixed function too (the builder above drew them from the global RNG, which
         // other tests move), so the rounding difference measured below is the same on every run.
         tch::no_grad(|| {
@@ -268,7 +268,7 @@ fn flat_adam_matches_libtorch_adam() {
         });
         let run = |flat: bool| {
             let mut vs = tch::nn::VarStore::new(tch::Device::Cpu);
-            let net = lenet5::model::lenet5(&vs.root(), &ModelConfig::default(), MNIST);
+            let net = lenet5::nn::lenet5::lenet5(&vs.root(), &ModelConfig::default(), MNIST);
             vs.copy(&init).unwrap();
             let mut opt = if flat {
                 let mut opt = optim::build(&vs, &cfg).unwrap();

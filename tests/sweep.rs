@@ -3,7 +3,7 @@
 //! study report. Runs the real binary (a sweep's runs are child processes).
 mod common;
 use common::*;
-use lenet5::sweep::{self, SweepFile};
+use lenet5::study::sweep::{self, SweepFile};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -20,7 +20,7 @@ fn project(name: &str, n_train: usize, yaml: &str) -> PathBuf {
 }
 
 fn epochs(run: &Path) -> Vec<usize> {
-    lenet5::metrics::read(&run.join("metrics.csv"))
+    lenet5::output::csv::read(&run.join("metrics.csv"))
         .unwrap()
         .iter()
         .map(|r| r.epoch)

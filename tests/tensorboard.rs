@@ -42,7 +42,7 @@ fn event_files_hold_the_metrics_and_hparams_and_a_resumed_run_continues_them() {
     ok(lenet5(&dir, &args));
     let run = dir.join("runs/r");
     let v = read(&python, &run);
-    let rows = lenet5::metrics::read(&run.join("metrics.csv")).unwrap();
+    let rows = lenet5::output::csv::read(&run.join("metrics.csv")).unwrap();
     for (tag, column) in [
         ("loss/train", 2usize),
         ("loss/valid", 4),
@@ -89,7 +89,12 @@ fn event_files_hold_the_metrics_and_hparams_and_a_resumed_run_continues_them() {
         &["train", "--resume", run.to_str().unwrap(), "--epochs", "3"],
     ));
     let v = read(&python, &run);
-    assert_eq!(lenet5::tensorboard::event_files(&run).unwrap().len(), 1);
+    assert_eq!(
+        lenet5::output::tensorboard::event_files(&run)
+            .unwrap()
+            .len(),
+        1
+    );
     assert_eq!(steps(&v, "accuracy/valid"), [1, 2, 3]);
     assert_eq!(
         steps(&v, "loss/train_step"),

@@ -3,10 +3,10 @@
 //! and a finished run extended with `--resume --epochs`. Calls the library's `train` command directly.
 mod common;
 use common::*;
-use lenet5::commands;
+use lenet5::cli::commands;
 use lenet5::config::{self, Override};
-use lenet5::metrics::{self, EpochRow};
-use lenet5::train::{NewRunDir, Start, TrainOutcome};
+use lenet5::output::{EpochRow, csv};
+use lenet5::run::{NewRunDir, Start, TrainOutcome};
 use std::path::{Path, PathBuf};
 
 /// Trains `tiny.yaml` + `extra` (YAML) + `sets` in a fresh project `name`, into `runs/<run>`.
@@ -22,7 +22,7 @@ fn train(name: &str, extra: &str, sets: &[&str]) -> (TrainOutcome, PathBuf) {
 }
 
 fn rows(run: &Path) -> Vec<EpochRow> {
-    metrics::read(&run.join("metrics.csv")).unwrap()
+    csv::read(&run.join("metrics.csv")).unwrap()
 }
 
 /// Σ|w| over the weight tensors of a checkpoint.

@@ -132,7 +132,7 @@ impl Config {
         if o.kind == OptimizerKind::Sgd && o.nesterov && o.momentum <= 0.0 {
             return Err("optimizer.nesterov = true needs optimizer.momentum > 0".into());
         }
-        crate::device::parse(&t.device).map_err(|e| format!("trainer.device: {e}"))?;
+        crate::config::device::parse(&t.device).map_err(|e| format!("trainer.device: {e}"))?;
         if self.model.variant == Variant::Lenet1998 && d.dataset.shape().side != 28 {
             return Err(format!(
                 "model.variant = lenet5_1998 takes 28×28 grey images; data.dataset = {} is not",

@@ -3,24 +3,16 @@
 //! their normalisation with them. File checks and fetching are in [`files`].
 
 pub mod files;
+pub mod image;
 
 use crate::UsageError;
 use crate::config::DataConfig;
+pub use crate::config::Dataset;
 use anyhow::Result;
-use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
 /// Every dataset here has ten classes.
 pub const NUM_CLASSES: i64 = 10;
-
-/// The datasets: MNIST and Fashion-MNIST (IDX files, 28×28 grey) and CIFAR-10 (binary batches, 32×32 RGB).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Dataset {
-    Mnist,
-    FashionMnist,
-    Cifar10,
-}
 
 /// Channels and side length of a dataset's (square) images.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,15 +29,6 @@ pub struct Normalization {
 }
 
 impl Dataset {
-    /// The name configs and `data/<name>` use.
-    pub fn name(self) -> &'static str {
-        match self {
-            Dataset::Mnist => "mnist",
-            Dataset::FashionMnist => "fashion-mnist",
-            Dataset::Cifar10 => "cifar10",
-        }
-    }
-
     pub const fn shape(self) -> Shape {
         match self {
             Dataset::Mnist | Dataset::FashionMnist => Shape {

@@ -1,25 +1,26 @@
 //! Each command of the `lenet5` binary as a library function: typed input in, a typed result out, so tests
-//! call them without spawning the binary. `cli.rs` only parses arguments into these inputs and prints.
+//! call them without spawning the binary. `cli/mod.rs` only parses arguments into these inputs and prints.
 
-use crate::checkpoint::{self, RunDir};
+use crate::UsageError;
 use crate::config::{self, Config, Override};
-use crate::evaluate::{self, Evaluation};
-use crate::interrupt::Interrupt;
-use crate::model::{self, Net};
-use crate::predict::{self, Prediction};
-use crate::report::{self, RunSummary};
-use crate::study;
-use crate::sweep::{self, Sweep, exec, slurm};
-use crate::train::{self, TrainOutcome};
-use crate::{UsageError, data, device};
+use crate::data::{self, image};
+use crate::run::evaluate::{self, Evaluation};
+use crate::run::trained::{self, Checkpoint, ModelSource, Prediction, load_model};
+use crate::run::{self, TrainOutcome};
+use crate::study::runs::{self, RunSummary};
+use crate::study::{
+    analysis, exec, slurm,
+    sweep::{self, Sweep},
+};
+use crate::sys::interrupt::Interrupt;
 use anyhow::Result;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// `lenet5 train`: a new or resumed run, stopped cleanly by Ctrl-C or SIGTERM.
-pub fn train(start: train::Start) -> Result<TrainOutcome> {
-    train::run(start, &Interrupt::install()?)
+pub fn train(start: run::Start) -> Result<TrainOutcome> {
+    run::run(start, &Interrupt::install()?)
 }
 
 /// `lenet5 config`: the resolved config (the defaults without a file) as commented YAML.
@@ -29,94 +30,6 @@ pub fn resolved_config(path: Option<&Path>, overrides: &[Override]) -> Result<St
         None => config::apply(&Config::default(), overrides, "defaults")?,
     };
     config.to_yaml()
-}
-
-/// Which weights of a run to load.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Checkpoint {
-    Best,
-    Last,
-    File(PathBuf),
-}
-
-impl std::str::FromStr for Checkpoint {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
-        match s {
-            "best" => Ok(Checkpoint::Best),
-            "last" => Ok(Checkpoint::Last),
-            path if path.ends_with(".safetensors") => Ok(Checkpoint::File(path.into())),
-            other => Err(format!(
-                "{other:?}: expected best, last or a .safetensors path"
-            )),
-        }
-    }
-}
-
-/// Where `test` and `predict` get a model: a run directory (default: the newest under `runs_dir`), or a
-/// config plus a `.safetensors` file (e.g. weights saved from PyTorch); `overrides` (e.g. the device) go
-/// over the config.
-#[derive(Debug, Clone)]
-pub struct ModelSource {
-    pub run_dir: Option<PathBuf>,
-    pub config: Option<PathBuf>,
-    pub checkpoint: Checkpoint,
-    pub runs_dir: PathBuf,
-    pub overrides: Vec<Override>,
-}
-
-/// A model ready to evaluate, and where it came from.
-pub struct LoadedModel {
-    pub config: Config,
-    pub run: Option<RunDir>,
-    pub weights: PathBuf,
-    pub device: tch::Device,
-    pub net: Net,
-    _vs: tch::nn::VarStore,
-}
-
-/// Builds the model `source` describes and loads its weights.
-pub fn load_model(source: &ModelSource) -> Result<LoadedModel> {
-    let (config, run) = match (&source.config, &source.run_dir) {
-        (Some(_), Some(_)) => {
-            return Err(UsageError::error(
-                "give either a run directory or --config, not both",
-            ));
-        }
-        (Some(path), None) => (config::load(path, &source.overrides)?, None),
-        (None, dir) => {
-            let run = match dir {
-                Some(dir) => RunDir::open(dir)?,
-                None => RunDir::latest(&source.runs_dir)?,
-            };
-            let origin = run.path.display().to_string();
-            (
-                config::apply(&run.config()?, &source.overrides, &origin)?,
-                Some(run),
-            )
-        }
-    };
-    let weights = match (&source.checkpoint, &run) {
-        (Checkpoint::Best, Some(run)) => run.file(checkpoint::BEST_WEIGHTS),
-        (Checkpoint::Last, Some(run)) => run.file(checkpoint::LAST_WEIGHTS),
-        (Checkpoint::File(path), _) => path.clone(),
-        (_, None) => {
-            return Err(UsageError::error(
-                "--config needs --checkpoint FILE.safetensors",
-            ));
-        }
-    };
-    let device = device::resolve(&config.trainer.device)?;
-    let (mut vs, net) = model::build(&config, device);
-    checkpoint::load_weights(&mut vs, &weights)?;
-    Ok(LoadedModel {
-        config,
-        run,
-        weights,
-        device,
-        net,
-        _vs: vs,
-    })
 }
 
 /// What `lenet5 test` found.
@@ -199,7 +112,7 @@ pub fn predict(source: &ModelSource, paths: &[PathBuf]) -> Result<Predictions> {
     }
     let (mut files, mut prepared, mut failed, mut errors) = (vec![], vec![], vec![], vec![]);
     for path in images {
-        match predict::load_image(path) {
+        match image::load_image(path) {
             Ok(img) => {
                 files.push(path.display().to_string());
                 prepared.push(img);
@@ -211,7 +124,7 @@ pub fn predict(source: &ModelSource, paths: &[PathBuf]) -> Result<Predictions> {
         }
     }
     let norm = dataset.normalization();
-    let predictions = predict::classify(&m.net, &files, &prepared, &norm, m.device);
+    let predictions = trained::classify(&m.net, &files, &prepared, &norm, m.device);
     Ok(Predictions {
         predictions,
         failed,
@@ -243,11 +156,11 @@ pub struct ReportOutcome {
 pub fn report(run_dirs: &[PathBuf], out: &Path) -> Result<ReportOutcome> {
     let runs = run_dirs
         .iter()
-        .map(|d| report::load_run(d))
+        .map(|d| runs::load_run(d))
         .collect::<Result<Vec<_>>>()?;
     let dirs: Vec<String> = run_dirs.iter().map(|d| d.display().to_string()).collect();
     let command = format!("lenet5 report {} --out {}", dirs.join(" "), out.display());
-    let written = report::write_report(&runs, out, &command)?;
+    let written = runs::write_report(&runs, out, &command)?;
     Ok(ReportOutcome { runs, written })
 }
 
@@ -342,11 +255,11 @@ pub fn sweep_task(
 }
 
 /// `lenet5 report SWEEP_DIR`: the study's group table and charts.
-pub fn study_report(dir: &Path, out: &Path) -> Result<(Vec<study::Group>, Vec<PathBuf>)> {
+pub fn study_report(dir: &Path, out: &Path) -> Result<(Vec<analysis::Group>, Vec<PathBuf>)> {
     let sweep = sweep::open(dir)?;
-    let groups = study::groups(&sweep)?;
+    let groups = analysis::groups(&sweep)?;
     let command = format!("lenet5 report {} --out {}", dir.display(), out.display());
-    let written = study::write(&sweep, &groups, out, &command)?;
+    let written = analysis::write(&sweep, &groups, out, &command)?;
     Ok((groups, written))
 }
 

@@ -1,7 +1,7 @@
 //! The training objective on a network's outputs, shared by training and evaluation: cross-entropy (with
 //! label smoothing) on logits, or the 1998 paper's loss on its RBF outputs; and the L1 penalty.
 
-use crate::model::Net;
+use crate::nn::Net;
 use tch::{Kind, Reduction, Tensor};
 
 /// The network's own objective on `outputs` for `labels`.
@@ -13,7 +13,7 @@ pub fn objective(
     reduction: Reduction,
 ) -> Tensor {
     match net {
-        Net::Lenet1998(_) => crate::lenet1998::map_loss(outputs, labels, reduction),
+        Net::Lenet1998(_) => crate::nn::lenet1998::map_loss(outputs, labels, reduction),
         _ => outputs.cross_entropy_loss::<Tensor>(labels, None, reduction, -100, label_smoothing),
     }
 }

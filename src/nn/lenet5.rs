@@ -1,13 +1,14 @@
-//! The networks: LeNet-5 as the seed builds it (with the activation, pooling and initialisation the config
-//! picks), a modern variant with the same widths (batch norm, dropout), and the [`Net`] enum over them and
-//! the 1998 network. Knows nothing about training. Variable paths are the seed's PyTorch attribute names
-//! (`conv1.weight`, …), so checkpoints load with `load_state_dict(strict=True)` in PyTorch.
+//! LeNet-5 as the seed builds it — conv 6@5×5 → 2×2 pool → act, conv 16@5×5 → pool → act, fc 120 → act,
+//! fc 84 → act, fc 10 — with the activation, pooling and initialisation the config picks; and the modern
+//! variant with the same widths (batch norm, ReLU, max pooling, dropout).
+//!
+//! With average pooling, conv → pool is computed as one stride-2 convolution ([`fused_conv_avg_pool`]): the
+//! same function (tests/model.rs holds it to the plain chain), measured faster through LibTorch on the CPU.
 
-use crate::config::{Activation, Config, Init, ModelConfig, Pooling, Variant};
+use crate::config::{Activation, Init, ModelConfig, Pooling};
 use crate::data::Shape;
-use crate::lenet1998::LeNet1998;
+use tch::Tensor;
 use tch::nn::{self, ModuleT};
-use tch::{Device, Tensor};
 
 /// Layer sizes: conv 6@5×5 (padding 2, so 28×28 stays 28×28) → pool → conv 16@5×5 → pool → 120 → 84 → 10.
 pub const CONV1_CHANNELS: i64 = 6;
@@ -145,15 +146,31 @@ impl LeNet5 {
         }
     }
 
-    /// conv → 2×2 pool. With average pooling both are linear, so they are computed as one stride-2
-    /// convolution whose 6×6 kernel is the 5×5 kernel smeared by the 2×2 mean ([`pooled_kernel`]): the
-    /// same function (to float rounding) with 2.8× fewer multiply-adds, and the weights stay 5×5.
+    /// conv → 2×2 pool, the seed's `pool(conv(x))`; with average pooling computed as
+    /// [`fused_conv_avg_pool`], the same function in one convolution.
     pub fn conv_pool(&self, conv: &nn::Conv2D, xs: &Tensor, padding: i64) -> Tensor {
         match self.pooling {
-            Pooling::Avg => stride2_conv(xs, &pooled_kernel(&conv.ws), conv.bs.as_ref(), padding),
+            Pooling::Avg => fused_conv_avg_pool(conv, xs, padding),
             Pooling::Max => self.pool(xs.apply(conv)),
         }
     }
+
+    /// The seed's chain written out op by op, without the fused form: what [`ModuleT::forward_t`] computes,
+    /// kept as the reference the tests hold the fused form to.
+    pub fn forward_plain(&self, xs: &Tensor) -> Tensor {
+        let xs = self.act(self.pool(xs.apply(&self.conv1)));
+        let xs = self.act(self.pool(xs.apply(&self.conv2)));
+        let xs = self.act(xs.flatten(1, -1).apply(&self.fc1));
+        let xs = self.act(xs.apply(&self.fc2));
+        xs.apply(&self.fc3)
+    }
+}
+
+/// `conv` then 2×2 average pooling with stride 2, as one stride-2 convolution: both are linear, so the pair
+/// is a convolution whose `(k+1)×(k+1)` kernel is the `k×k` one smeared by the 2×2 mean ([`pooled_kernel`]).
+/// The same function to float rounding with 2.8× fewer multiply-adds; the weights stay 5×5.
+pub fn fused_conv_avg_pool(conv: &nn::Conv2D, xs: &Tensor, padding: i64) -> Tensor {
+    stride2_conv(xs, &pooled_kernel(&conv.ws), conv.bs.as_ref(), padding)
 }
 
 /// A stride-2 convolution with an even `[O, I, 2m, 2m]` kernel. Where the input needs a gradient (conv2 in
@@ -202,11 +219,11 @@ pub fn pooled_kernel(w: &Tensor) -> Tensor {
 }
 
 impl ModuleT for LeNet5 {
-    /// `[N, 1, 28, 28]` normalised images → `[N, 10]` logits. The seed applies the activation after each
-    /// pooling (conv → pool → act) and after fc1 and fc2.
+    /// `[N, C, H, W]` normalised images → `[N, 10]` logits: the seed's conv → pool → act twice, then three
+    /// fully connected layers with the activation after the first two.
     fn forward_t(&self, xs: &Tensor, _train: bool) -> Tensor {
-        let xs = self.act(self.conv_pool(&self.conv1, xs, self.conv1_padding));
-        let xs = self.act(self.conv_pool(&self.conv2, &xs, 0));
+        let xs = self.act(self.conv_pool(&self.conv1, xs, self.conv1_padding)); // C1 → S2
+        let xs = self.act(self.conv_pool(&self.conv2, &xs, 0)); // C3 → S4
         let xs = self.act(xs.flatten(1, -1).apply(&self.fc1));
         let xs = self.act(xs.apply(&self.fc2));
         xs.apply(&self.fc3)
@@ -285,54 +302,5 @@ impl ModuleT for LeNet5Modern {
             .relu()
             .dropout(self.dropout, train);
         xs.apply(&self.fc3)
-    }
-}
-
-/// The network a config asks for.
-#[derive(Debug)]
-#[expect(
-    clippy::large_enum_variant,
-    reason = "one per process, never moved in a loop"
-)]
-pub enum Net {
-    Lenet5(LeNet5),
-    Lenet5Modern(LeNet5Modern),
-    Lenet1998(LeNet1998),
-}
-
-/// Builds the network `config` asks for, for its dataset's images, in a new var store on `device`, seeded
-/// by `trainer.seed` (so a run's initial weights are a function of its config).
-pub fn build(config: &Config, device: Device) -> (nn::VarStore, Net) {
-    tch::manual_seed(config.trainer.seed as i64);
-    let vs = nn::VarStore::new(device);
-    let (root, cfg, dataset) = (vs.root(), &config.model, config.data.dataset);
-    let net = match cfg.variant {
-        Variant::Lenet5 => Net::Lenet5(lenet5(&root, cfg, dataset.shape())),
-        Variant::Lenet5Modern => Net::Lenet5Modern(lenet5_modern(&root, cfg, dataset.shape())),
-        Variant::Lenet1998 => {
-            Net::Lenet1998(crate::lenet1998::lenet1998(&root, dataset.normalization()))
-        }
-    };
-    (vs, net)
-}
-
-impl Net {
-    /// Weight tensors (not biases or batch-norm parameters), for the L1 penalty.
-    pub fn weights(&self) -> Vec<&Tensor> {
-        match self {
-            Net::Lenet5(n) => vec![&n.conv1.ws, &n.conv2.ws, &n.fc1.ws, &n.fc2.ws, &n.fc3.ws],
-            Net::Lenet5Modern(n) => vec![&n.conv1.ws, &n.conv2.ws, &n.fc1.ws, &n.fc2.ws, &n.fc3.ws],
-            Net::Lenet1998(n) => vec![&n.c1.ws, &n.c3.ws, &n.c5.ws, &n.f6.ws],
-        }
-    }
-}
-
-impl ModuleT for Net {
-    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        match self {
-            Net::Lenet5(n) => n.forward_t(xs, train),
-            Net::Lenet5Modern(n) => n.forward_t(xs, train),
-            Net::Lenet1998(n) => n.forward_t(xs, train),
-        }
     }
 }

@@ -8,6 +8,7 @@
 //! `summary.proto`, `plugins/hparams/{api,plugin_data}.proto` and `google/protobuf/struct.proto`), so no
 //! code generator runs at build time.
 
+use super::{End, Epoch, Sink};
 use crate::config::Config;
 use anyhow::{Context, Result};
 use std::fs::File;
@@ -147,6 +148,8 @@ pub const FAILURE: i32 = 2;
 /// The tag of the per-sync-point training loss; its step is the global batch number, the other tags' the
 /// epoch.
 pub const STEP_LOSS_TAG: &str = "loss/train_step";
+/// The training objective (with label smoothing) where it differs from `loss/train`.
+pub const OBJECTIVE_TAG: &str = "objective/train";
 const HPARAMS_START_TAG: &str = "_hparams_/session_start_info";
 const HPARAMS_END_TAG: &str = "_hparams_/session_end_info";
 
@@ -194,7 +197,7 @@ impl EventWriter {
             what: Some(What::FileVersion("brain.Event:2".into())),
         });
         kept.iter().for_each(|e| bytes.extend(record(e)));
-        crate::atomic::write(&path, &bytes)?;
+        crate::sys::atomic::write(&path, &bytes)?;
         for stale in old.iter().filter(|p| **p != path) {
             std::fs::remove_file(stale)
                 .with_context(|| format!("cannot remove {}", stale.display()))?;
@@ -241,6 +244,14 @@ impl EventWriter {
                 Some(serde_yaml::Value::String(s)) => proto::Kind::Text(s.clone()),
                 _ => continue,
             };
+            hparams.insert(key.to_string(), proto::Value { kind: Some(kind) });
+        }
+        // What made the run, so a study can tell which code produced each session.
+        for (key, value) in [
+            ("lenet5.version", crate::VERSION),
+            ("lenet5.commit", crate::COMMIT),
+        ] {
+            let kind = proto::Kind::Text(value.to_string());
             hparams.insert(key.to_string(), proto::Value { kind: Some(kind) });
         }
         let start = proto::SessionStartInfo {
@@ -296,6 +307,43 @@ impl EventWriter {
             .write_all(&record(&event))
             .and_then(|()| self.file.flush())
             .with_context(|| format!("cannot write {}", self.path.display()))
+    }
+}
+
+impl Sink for EventWriter {
+    fn epoch(&mut self, e: &Epoch) -> Result<()> {
+        for &(step, loss) in e.step_losses {
+            self.scalars(step as i64, &[(STEP_LOSS_TAG, loss)])?;
+        }
+        let r = &e.row;
+        let mut scalars = vec![
+            ("loss/train", r.loss),
+            ("loss/valid", r.val_loss),
+            ("accuracy/train", r.accuracy),
+            ("accuracy/valid", r.val_accuracy),
+            ("lr", r.lr),
+            ("epoch_seconds", r.seconds),
+        ];
+        if let Some(objective) = e.objective {
+            scalars.push((OBJECTIVE_TAG, objective));
+        }
+        self.scalars(r.epoch as i64, &scalars)
+    }
+
+    fn end(&mut self, end: &End) -> Result<()> {
+        match *end {
+            End::Tested {
+                epoch,
+                accuracy,
+                loss,
+            } => {
+                let scalars = [("accuracy/test", accuracy), ("loss/test", loss)];
+                self.scalars(epoch as i64, &scalars)?;
+                self.session_end(SUCCESS)
+            }
+            End::Diverged => self.session_end(FAILURE),
+            End::Interrupted { .. } => Ok(()),
+        }
     }
 }
 

@@ -3,8 +3,8 @@
 //! the device, reading back to the host once.
 
 use crate::data::{NUM_CLASSES, Split};
-use crate::loss::objective;
-use crate::model::Net;
+use crate::nn::Net;
+use crate::nn::loss::objective;
 use serde::{Deserialize, Serialize};
 use tch::nn::ModuleT;
 use tch::{Kind, Reduction, Tensor};
@@ -15,7 +15,7 @@ pub const EVAL_BATCH: i64 = 2000;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Evaluation {
     pub images: i64,
-    /// Mean of the network's objective ([`crate::loss::objective`], without label smoothing), nats.
+    /// Mean of the network's objective ([`crate::nn::loss::objective`], without label smoothing), nats.
     pub loss: f64,
     pub accuracy: f64,
     pub top3_accuracy: f64,

@@ -3,18 +3,15 @@
 //! lock keeps two drivers from training it at once. Up to `jobs` run at a time; the CPU threads are divided
 //! among them and devices handed out round-robin.
 
-use super::{ERROR_FILE, Run, RunState, Sweep};
-use crate::checkpoint::RunLocked;
-use crate::interrupt::Interrupt;
+use super::sweep::{ERROR_FILE, Run, RunState, Sweep};
+use crate::LOCKED_EXIT;
+use crate::sys::interrupt::Interrupt;
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// The exit code of `train` when another process holds the run's lock (BSD's EX_TEMPFAIL: try again).
-pub const LOCKED_EXIT: i32 = 75;
 
 /// How to run a sweep's runs on this machine.
 #[derive(Debug, Clone)]
@@ -286,9 +283,4 @@ fn progress_bar(total: u64, done: u64) -> ProgressBar {
     bar.set_position(done);
     bar.reset_eta();
     bar
-}
-
-/// True when `e` is another process holding a run's lock (so `main` exits with [`LOCKED_EXIT`]).
-pub fn is_locked(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| c.is::<RunLocked>())
 }

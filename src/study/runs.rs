@@ -3,12 +3,13 @@
 //!
 //! Renderers are pure (runs in, text or pixels out); only [`write_report`] touches files, atomically.
 
-use crate::chart::{COLORS, Panel, Series, render_png, render_svg};
-use crate::checkpoint::{self, RunDir};
 use crate::config::{Config, OptimizerKind, Variant};
-use crate::evaluate::Evaluation;
-use crate::metrics::{self, EpochRow};
-use crate::train::{RunStatus, TrainState};
+use crate::output::EpochRow;
+use crate::output::chart::{COLORS, Panel, Series, render_png, render_svg};
+use crate::output::csv;
+use crate::run::dir::{self, RunDir};
+use crate::run::evaluate::Evaluation;
+use crate::run::{RunStatus, TrainState};
 use anyhow::{Context, Result};
 use plotters::prelude::SeriesLabelPosition;
 use std::path::{Path, PathBuf};
@@ -27,9 +28,9 @@ pub struct RunSummary {
 pub fn load_run(path: &Path) -> Result<RunSummary> {
     let run = RunDir::open(path)?;
     let config = run.config()?;
-    let metrics_path = run.file(checkpoint::METRICS_FILE);
+    let metrics_path = run.file(dir::METRICS_FILE);
     let rows = if metrics_path.exists() {
-        metrics::read(&metrics_path)?
+        csv::read(&metrics_path)?
     } else {
         vec![]
     };
@@ -299,7 +300,7 @@ pub fn write_report(runs: &[RunSummary], out: &Path, command: &str) -> Result<Ve
     let mut written = vec![];
     let mut write = |name: &str, bytes: &[u8]| -> Result<()> {
         let path = out.join(name);
-        crate::atomic::write(&path, bytes)?;
+        crate::sys::atomic::write(&path, bytes)?;
         written.push(path);
         Ok(())
     };

@@ -6,10 +6,8 @@ use crate::UsageError;
 use crate::data::{Dataset, Normalization};
 use anyhow::Result;
 use image::{ImageBuffer, Luma};
-use serde::Serialize;
 use std::path::Path;
-use tch::nn::ModuleT;
-use tch::{Device, Kind, Tensor};
+use tch::{Device, Tensor};
 
 /// MNIST's digits fit a 20×20 box inside the 28×28 field.
 pub const DIGIT_BOX: u32 = 20;
@@ -102,7 +100,7 @@ pub fn prepare(img: &image::DynamicImage) -> std::result::Result<Prepared, Strin
 }
 
 /// Prepared images → the `[N, 1, 28, 28]` batch the model takes, normalised like its training data.
-fn to_batch(images: &[Prepared], normalization: &Normalization, device: Device) -> Tensor {
+pub fn to_batch(images: &[Prepared], normalization: &Normalization, device: Device) -> Tensor {
     let flat: Vec<f32> = images.iter().flatten().copied().collect();
     let side = SIDE as i64;
     normalization.apply(
@@ -110,55 +108,4 @@ fn to_batch(images: &[Prepared], normalization: &Normalization, device: Device) 
             .view([images.len() as i64, 1, side, side])
             .to_device(device),
     )
-}
-
-/// One image's answer.
-#[derive(Debug, Clone, Serialize)]
-pub struct Prediction {
-    pub file: String,
-    pub digit: i64,
-    /// The three most likely digits with their softmax probabilities, best first.
-    pub top3: Vec<(i64, f64)>,
-}
-
-/// Classifies prepared images with a model trained on data normalised by `normalization`.
-pub fn classify(
-    model: &impl ModuleT,
-    files: &[String],
-    images: &[Prepared],
-    normalization: &Normalization,
-    device: Device,
-) -> Vec<Prediction> {
-    if images.is_empty() {
-        return vec![];
-    }
-    let probs = tch::no_grad(|| {
-        model
-            .forward_t(&to_batch(images, normalization, device), false)
-            .softmax(-1, Kind::Float)
-    });
-    let (values, indices) = probs.topk(3, -1, true, true);
-    let values: Vec<Vec<f32>> =
-        Vec::try_from(values.to_device(Device::Cpu)).expect("probabilities");
-    let indices: Vec<Vec<i64>> = Vec::try_from(indices.to_device(Device::Cpu)).expect("indices");
-    files
-        .iter()
-        .zip(values.iter().zip(&indices))
-        .map(|(file, (v, i))| Prediction {
-            file: file.clone(),
-            digit: i[0],
-            top3: i.iter().zip(v).map(|(&d, &p)| (d, f64::from(p))).collect(),
-        })
-        .collect()
-}
-
-impl Prediction {
-    pub fn to_text(&self) -> String {
-        let top: Vec<String> = self
-            .top3
-            .iter()
-            .map(|(d, p)| format!("{d}: {:.1}%", 100.0 * p))
-            .collect();
-        format!("{}: {}  ({})", self.file, self.digit, top.join(", "))
-    }
 }

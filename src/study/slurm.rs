@@ -3,7 +3,7 @@
 //! after another, with the same binary (`lenet5 sweep-task`); a task stopped by the time limit leaves its
 //! runs resumable, and submitting again covers only what is still unfinished.
 
-use super::Sweep;
+use super::sweep::{Run, Sweep};
 use crate::UsageError;
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
@@ -32,7 +32,7 @@ pub struct Job {
 
 /// Writes `slurm/batch-N.runs` (the unfinished run directories, one per line) and `slurm/batch-N.sbatch`.
 /// `None` when every run is finished.
-pub fn write_job(sweep: &Sweep, pending: &[&super::Run], opts: &Options) -> Result<Option<Job>> {
+pub fn write_job(sweep: &Sweep, pending: &[&Run], opts: &Options) -> Result<Option<Job>> {
     if pending.is_empty() {
         return Ok(None);
     }
@@ -43,7 +43,7 @@ pub fn write_job(sweep: &Sweep, pending: &[&super::Run], opts: &Options) -> Resu
         .expect("a free number");
     let runs_path = dir.join(format!("batch-{n}.runs"));
     let list: String = pending.iter().map(|r| format!("{}\n", r.id)).collect();
-    crate::atomic::write(&runs_path, list.as_bytes())?;
+    crate::sys::atomic::write(&runs_path, list.as_bytes())?;
     let per_task = opts.runs_per_task.max(1);
     let tasks = pending.len().div_ceil(per_task);
     let exe = std::env::current_exe().context("cannot find the lenet5 binary")?;
@@ -95,7 +95,7 @@ pub fn write_job(sweep: &Sweep, pending: &[&super::Run], opts: &Options) -> Resu
         opts.cpus_per_task,
     );
     let script_path = dir.join(format!("batch-{n}.sbatch"));
-    crate::atomic::write(&script_path, script.as_bytes())?;
+    crate::sys::atomic::write(&script_path, script.as_bytes())?;
     Ok(Some(Job {
         script: script_path,
         runs: runs_path,

@@ -1,15 +1,14 @@
-//! One pass over the training split: the hot loop. Batches are index-selects of a seeded permutation on the
-//! device; per-batch losses go into a device tensor, read by the host only every [`SYNC_EVERY`] batches (to
-//! catch a NaN early) and at the end of the epoch.
+//! One pass over the training split: the hot loop, through LibTorch's autograd on any device. Batches are
+//! index-selects of a seeded permutation on the device; per-batch losses go into a device tensor, read by
+//! the host only every [`SYNC_EVERY`] batches (to catch a NaN early) and at the end of the epoch.
 
 use crate::config::Config;
-use crate::cpu_step::CpuStep;
 use crate::data::Split;
-use crate::interrupt::Interrupt;
-use crate::loss;
-use crate::model::Net;
-use crate::optim::Optimizer;
-use crate::schedule::LrScheduler;
+use crate::nn::Net;
+use crate::nn::loss;
+use crate::nn::optim::Optimizer;
+use crate::nn::schedule::LrScheduler;
+use crate::sys::interrupt::Interrupt;
 use indicatif::{ProgressBar, ProgressStyle};
 use tch::nn::ModuleT;
 use tch::{Kind, Reduction, Tensor};
@@ -26,9 +25,12 @@ pub enum EpochEnd {
 
 /// What a completed pass over the training split measured.
 pub struct Totals {
-    /// Mean training loss (without the L1 term) and accuracy over the epoch.
+    /// Mean training loss — the network's plain objective, without label smoothing or the L1 term, so it
+    /// is the quantity validation reports — and accuracy over the epoch.
     pub loss: f64,
     pub accuracy: f64,
+    /// The mean objective the optimizer minimised (label smoothing on), where it differs from `loss`.
+    pub objective: Option<f64>,
     /// At each sync point, (global batch number, mean loss of the batches since the last one).
     pub step_losses: Vec<(usize, f64)>,
 }
@@ -42,7 +44,7 @@ pub fn batches(train: &Split, batch_size: usize) -> usize {
 /// (so a resumed run sees the same batches as an uninterrupted one).
 pub fn train_epoch(
     config: &Config,
-    (net, opt, mut cpu_step): (&Net, &mut Optimizer, Option<&mut CpuStep>),
+    (net, opt): (&Net, &mut Optimizer),
     schedule: &LrScheduler,
     train: &Split,
     epoch: usize,
@@ -62,7 +64,8 @@ pub fn train_epoch(
     let background = train.normalization.background(device);
     let batch_losses = Tensor::zeros([batches as i64], (Kind::Float, device));
     let mut correct = Tensor::zeros([], (Kind::Int64, device));
-    let mut correct_by_cpu_step = 0;
+    let smoothing = reg.label_smoothing;
+    let objectives = (smoothing > 0.0).then(|| batch_losses.zeros_like());
     let progress = progress_bar(batches as u64, epoch, config.trainer.epochs);
     let mut step_losses = vec![];
     for b in 0..batches {
@@ -79,31 +82,33 @@ pub fn train_epoch(
         }
         let start = b as i64 * batch_size;
         let idx = order.narrow(0, start, batch_size.min(n - start));
-        if let Some(step) = cpu_step.as_deref_mut() {
-            // The batch's rows are read where they are: no gather (the step applies without augmentation).
-            let (data_loss, right) = step.step(net, opt, (&train.images, &train.labels), &idx);
-            let _ = batch_losses.get(b as i64).fill_(data_loss);
-            correct_by_cpu_step += right;
-        } else {
-            let mut xs = train.images.index_select(0, &idx);
-            if !augment.is_identity() {
-                xs = crate::augment::distort(&xs, augment, &background);
-            }
-            let ys = train.labels.index_select(0, &idx);
-            let logits = net.forward_t(&xs, true);
-            let data_loss =
-                loss::objective(net, &logits, &ys, reg.label_smoothing, Reduction::Mean);
-            let total = if reg.l1 > 0.0 {
-                &data_loss + loss::l1_penalty(net) * reg.l1
-            } else {
-                data_loss.shallow_clone()
-            };
-            opt.backward_step(&total);
-            tch::no_grad(|| {
-                batch_losses.get(b as i64).copy_(&data_loss);
-                correct += logits.argmax(-1, false).eq_tensor(&ys).sum(Kind::Int64);
-            });
+        let mut xs = train.images.index_select(0, &idx);
+        if !augment.is_identity() {
+            xs = crate::nn::augment::distort(&xs, augment, &background);
         }
+        let ys = train.labels.index_select(0, &idx);
+        let logits = net.forward_t(&xs, true);
+        let objective = loss::objective(net, &logits, &ys, smoothing, Reduction::Mean);
+        let total = if reg.l1 > 0.0 {
+            &objective + loss::l1_penalty(net) * reg.l1
+        } else {
+            objective.shallow_clone()
+        };
+        opt.backward_step(&total);
+        tch::no_grad(|| {
+            let b = b as i64;
+            match &objectives {
+                Some(objectives) => {
+                    objectives.get(b).copy_(&objective);
+                    let plain = loss::objective(net, &logits, &ys, 0.0, Reduction::Mean);
+                    batch_losses.get(b).copy_(&plain);
+                }
+                None => {
+                    batch_losses.get(b).copy_(&objective);
+                }
+            }
+            correct += logits.argmax(-1, false).eq_tensor(&ys).sum(Kind::Int64);
+        });
         progress.inc(1);
         if (b + 1).is_multiple_of(SYNC_EVERY) || b + 1 == batches {
             let from = step_losses.len() * SYNC_EVERY;
@@ -121,13 +126,14 @@ pub fn train_epoch(
     let last_len = n - (batches as i64 - 1) * batch_size;
     let weights = Tensor::full([batches as i64], batch_size as f64, (Kind::Float, device));
     let _ = weights.get(batches as i64 - 1).fill_(last_len as f64);
-    let loss =
-        f64::try_from((batch_losses * weights).sum(Kind::Double)).expect("scalar") / n as f64;
-    let correct = i64::try_from(correct).expect("scalar") + correct_by_cpu_step;
-    let accuracy = correct as f64 / n as f64;
+    let mean = |losses: &Tensor| {
+        f64::try_from((losses * &weights).sum(Kind::Double)).expect("scalar") / n as f64
+    };
+    let correct = i64::try_from(correct).expect("scalar");
     EpochEnd::Done(Totals {
-        loss,
-        accuracy,
+        loss: mean(&batch_losses),
+        accuracy: correct as f64 / n as f64,
+        objective: objectives.as_ref().map(mean),
         step_losses,
     })
 }

@@ -1,7 +1,7 @@
 //! The run directory and everything in it that must survive a crash: weights as `.safetensors` with the
 //! seed's PyTorch names, the optimizer state that goes with them, the resolved config, the training state
 //! that `--resume` continues from, the test result, and the lock held while a process trains the run.
-//! Every file is written atomically ([`crate::atomic`]).
+//! Every file is written atomically ([`crate::sys::atomic`]).
 //!
 //! ```text
 //! runs/<config-name>-<UTC timestamp>/
@@ -12,14 +12,16 @@
 //!   optimizer.safetensors  Adam's moments and step count at the same point
 //!   state.json         epoch, early-stopping and scheduler state, status (written before the first batch)
 //!   test.json          test-set evaluation of best.safetensors
+//!   provenance.json    what made the run: lenet5 version, git commit, device, per training session
 //!   .lock              locked while a process trains the run
 //! ```
 
 use crate::config::Config;
-use crate::evaluate::Evaluation;
-use crate::optim::Optimizer;
-use crate::train::TrainState;
-use crate::{UsageError, atomic};
+use crate::nn::optim::Optimizer;
+use crate::run::evaluate::Evaluation;
+use crate::run::state::TrainState;
+use crate::sys::atomic;
+use crate::{RunLocked, UsageError};
 use anyhow::{Context, Result};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -29,6 +31,7 @@ pub const CONFIG_FILE: &str = "config.yaml";
 pub const METRICS_FILE: &str = "metrics.csv";
 pub const STATE_FILE: &str = "state.json";
 pub const TEST_FILE: &str = "test.json";
+pub const PROVENANCE_FILE: &str = "provenance.json";
 pub const BEST_WEIGHTS: &str = "best.safetensors";
 pub const LAST_WEIGHTS: &str = "last.safetensors";
 /// The optimizer's state beside `last.safetensors`, where lenet5 owns it (Adam).
@@ -148,11 +151,6 @@ impl RunDir {
         )
     }
 
-    /// Saves all variables of `vs` as `name` (safetensors), atomically.
-    pub fn save_weights(&self, vs: &VarStore, name: &str) -> Result<()> {
-        save_weights(vs, &self.file(name))
-    }
-
     /// Writes the test-set evaluation (`test.json`).
     pub fn write_test(&self, test: &Evaluation) -> Result<()> {
         atomic::write(
@@ -166,13 +164,43 @@ impl RunDir {
         read_json(&self.file(TEST_FILE))
     }
 
+    /// Saves named tensors (a model's variables) as `name`, atomically.
+    pub fn save_tensors(&self, tensors: &[(String, tch::Tensor)], name: &str) -> Result<()> {
+        write_safetensors(tensors, &self.file(name))
+    }
+
     /// `last.safetensors` and, where lenet5 owns it, the optimizer state that goes with it.
-    pub fn save_last(&self, vs: &VarStore, opt: &Optimizer) -> Result<()> {
-        self.save_weights(vs, LAST_WEIGHTS)?;
-        match opt.state() {
-            Some(state) => write_safetensors(&state, &self.file(OPTIMIZER_STATE)),
+    pub fn save_last(
+        &self,
+        weights: &[(String, tch::Tensor)],
+        optimizer: Option<&[(String, tch::Tensor)]>,
+    ) -> Result<()> {
+        self.save_tensors(weights, LAST_WEIGHTS)?;
+        match optimizer {
+            Some(state) => self.save_tensors(state, OPTIMIZER_STATE),
             None => Ok(()),
         }
+    }
+
+    /// What made the run, one entry per training session (a resumed run may continue on other code).
+    pub fn provenance(&self) -> Result<Vec<Provenance>> {
+        Ok(read_json(&self.file(PROVENANCE_FILE))?.unwrap_or_default())
+    }
+
+    /// Adds this process's entry to `provenance.json`.
+    pub fn record_provenance(&self, from_epoch: usize, device: &str) -> Result<()> {
+        let mut sessions = self.provenance()?;
+        sessions.push(Provenance {
+            lenet5_version: crate::VERSION.to_string(),
+            commit: crate::COMMIT.to_string(),
+            device: device.to_string(),
+            from_epoch,
+            started_utc: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        });
+        atomic::write(
+            &self.file(PROVENANCE_FILE),
+            serde_json::to_string_pretty(&sessions)?.as_bytes(),
+        )
     }
 
     /// Puts a resumed run's model and optimizer where [`RunDir::save_last`] left them. A run stopped before
@@ -226,17 +254,16 @@ impl RunDir {
     }
 }
 
-/// Another process holds the run's lock.
-#[derive(Debug)]
-pub struct RunLocked(pub String);
-
-impl std::fmt::Display for RunLocked {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
+/// One training session of a run: the code and device that trained its epochs after `from_epoch`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Provenance {
+    pub lenet5_version: String,
+    /// `git rev-parse HEAD` of the build (`-dirty` with uncommitted changes; `unknown` outside git).
+    pub commit: String,
+    pub device: String,
+    pub from_epoch: usize,
+    pub started_utc: String,
 }
-
-impl std::error::Error for RunLocked {}
 
 /// A JSON file of the run, or `None` if it is absent; unreadable contents are an error naming the file.
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>> {

@@ -4,10 +4,10 @@
 //! validation curves (±1 std) and a forest plot of test accuracy. Tables and charts are pure functions;
 //! only [`write`] touches files.
 
-use crate::chart::{COLORS, Chart, Panel, Series, drawing_error, render_png, render_svg};
-use crate::report::{self, RunSummary};
-use crate::stats::{self, Summary, Welch};
-use crate::sweep::Sweep;
+use crate::output::chart::{COLORS, Chart, Panel, Series, drawing_error, render_png, render_svg};
+use crate::study::runs::{self, RunSummary};
+use crate::study::stats::{self, Summary, Welch};
+use crate::study::sweep::Sweep;
 use anyhow::Result;
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -56,7 +56,7 @@ pub fn groups(sweep: &Sweep) -> Result<Vec<Group>> {
         let members: Vec<_> = sweep.runs.iter().filter(|r| r.group == name).collect();
         let mut runs = vec![];
         for run in &members {
-            let summary = report::load_run(&sweep.run_dir(run))?;
+            let summary = runs::load_run(&sweep.run_dir(run))?;
             if summary.status().is_finished() {
                 runs.push(summary);
             }
@@ -382,7 +382,7 @@ pub fn write(sweep: &Sweep, groups: &[Group], out: &Path, command: &str) -> Resu
     let mut written = vec![];
     for (name, bytes) in files {
         let path = out.join(name);
-        crate::atomic::write(&path, &bytes)?;
+        crate::sys::atomic::write(&path, &bytes)?;
         written.push(path);
     }
     Ok(written)

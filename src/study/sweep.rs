@@ -10,12 +10,10 @@
 //!   runs/<id>/train.log   the run's output; error.txt when it failed
 //! ```
 
-pub mod exec;
-pub mod slurm;
-
-use crate::checkpoint::{self, RunDir};
+use crate::UsageError;
 use crate::config::{self, Config, Override};
-use crate::{UsageError, atomic};
+use crate::run::dir::{self, RunDir};
+use crate::sys::atomic;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use serde_yaml::{Mapping, Value};
@@ -302,7 +300,7 @@ impl Sweep {
             .with_context(|| format!("cannot create sweep directory {}", self.dir.display()))?;
         for run in &self.runs {
             let dir = self.run_dir(run);
-            if dir.join(checkpoint::CONFIG_FILE).is_file() {
+            if dir.join(dir::CONFIG_FILE).is_file() {
                 let existing = RunDir::open(&dir)?.config()?;
                 if !same_experiment(&existing, &run.config) {
                     return Err(UsageError::error(format!(
@@ -316,7 +314,7 @@ impl Sweep {
             std::fs::create_dir_all(&dir)
                 .with_context(|| format!("cannot create {}", dir.display()))?;
             atomic::write(
-                &dir.join(checkpoint::CONFIG_FILE),
+                &dir.join(dir::CONFIG_FILE),
                 run.config.to_yaml()?.as_bytes(),
             )?;
         }

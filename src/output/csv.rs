@@ -1,23 +1,10 @@
 //! `metrics.csv`: one row per completed epoch, flushed as soon as the epoch ends, so a crash or a kill loses
 //! at most the epoch in progress. On resume, rows past the last checkpointed epoch are dropped first.
 
+use super::{End, Epoch, EpochRow, Sink};
 use anyhow::{Context, Result};
-use serde::{Deserialize, Serialize};
 use std::fs::{File, OpenOptions};
 use std::path::Path;
-
-/// One epoch's numbers. `lr` is the learning rate used during that epoch; `seconds` its wall time
-/// (training and validation).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EpochRow {
-    pub epoch: usize,
-    pub lr: f64,
-    pub loss: f64,
-    pub accuracy: f64,
-    pub val_loss: f64,
-    pub val_accuracy: f64,
-    pub seconds: f64,
-}
 
 /// Appends rows to a CSV file, flushing each.
 pub struct MetricsWriter {
@@ -28,7 +15,7 @@ impl MetricsWriter {
     /// Creates `path` with only the header (done before training starts, so an unwritable run directory
     /// fails at once).
     pub fn create(path: &Path) -> Result<Self> {
-        crate::atomic::write(path, &to_csv(&[])?)?;
+        crate::sys::atomic::write(path, &to_csv(&[])?)?;
         Self::open_append(path)
     }
 
@@ -43,7 +30,7 @@ impl MetricsWriter {
             .into_iter()
             .filter(|r| r.epoch <= last_epoch)
             .collect();
-        crate::atomic::write(path, &to_csv(&kept)?)?;
+        crate::sys::atomic::write(path, &to_csv(&kept)?)?;
         Self::open_append(path)
     }
 
@@ -62,6 +49,17 @@ impl MetricsWriter {
     pub fn append(&mut self, row: &EpochRow) -> Result<()> {
         self.writer.serialize(row)?;
         self.writer.flush()?;
+        Ok(())
+    }
+}
+
+impl Sink for MetricsWriter {
+    fn epoch(&mut self, epoch: &Epoch) -> Result<()> {
+        self.append(&epoch.row)
+            .context("cannot append to metrics.csv")
+    }
+
+    fn end(&mut self, _end: &End) -> Result<()> {
         Ok(())
     }
 }

@@ -1,10 +1,12 @@
-//! The command line: clap definitions, and a thin dispatch that turns them into [`crate::commands`] calls
+//! The command line: clap definitions, and a thin dispatch that turns them into [`crate::cli::commands`] calls
 //! and prints what those return. Every flag that changes the config becomes an [`Override`], applied after
 //! the config file in one path for every subcommand: defaults → file → `--set` → named flags.
 
-use crate::commands::{self, Checkpoint, ModelSource};
+pub mod commands;
+
 use crate::config::Override;
-use crate::train::{NewRunDir, Start};
+use crate::run::trained::{Checkpoint, ModelSource};
+use crate::run::{NewRunDir, Start};
 use anyhow::Result;
 use clap::{Args, CommandFactory, Parser, Subcommand};
 use std::path::PathBuf;
@@ -101,8 +103,8 @@ pub struct LocalArgs {
 }
 
 impl LocalArgs {
-    fn options(&self) -> crate::sweep::exec::Options {
-        crate::sweep::exec::Options {
+    fn options(&self) -> crate::study::exec::Options {
+        crate::study::exec::Options {
             jobs: self.jobs,
             devices: self.devices.clone(),
             threads: self.threads,
@@ -359,17 +361,19 @@ pub fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Report(args) => match args.run_dirs.as_slice() {
-            [dir] if crate::sweep::is_sweep_dir(dir) => {
+            [dir] if crate::study::sweep::is_sweep_dir(dir) => {
                 let out = args.out.unwrap_or_else(|| dir.join("report"));
                 let (groups, written) = commands::study_report(dir, &out)?;
-                print!("{}", crate::study::render_table(&groups));
+                print!("{}", crate::study::analysis::render_table(&groups));
                 eprintln!("wrote {} files to {}", written.len(), out.display());
             }
             dirs => {
                 let out = args.out.unwrap_or_else(|| PathBuf::from("report"));
                 let outcome = commands::report(dirs, &out)?;
-                let table =
-                    crate::report::render_table(&outcome.runs, crate::report::TableEpoch::Best);
+                let table = crate::study::runs::render_table(
+                    &outcome.runs,
+                    crate::study::runs::TableEpoch::Best,
+                );
                 print!("{table}");
                 for run in outcome.runs.iter().filter(|r| !r.status().is_finished()) {
                     eprintln!("note: {} is {}", run.name, run.status());
@@ -412,7 +416,7 @@ fn run_sweep(args: SweepArgs) -> Result<()> {
     let mode = if args.dry_run {
         SweepMode::DryRun
     } else if args.slurm {
-        let options = crate::sweep::slurm::Options {
+        let options = crate::study::slurm::Options {
             partition: args.partition,
             time: args.time,
             cpus_per_task: args.cpus_per_task,

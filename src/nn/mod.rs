@@ -1,0 +1,76 @@
+//! The networks and the pieces that train them. Knows nothing of run directories or outputs.
+//!
+//! - [`lenet5`]: LeNet-5 as the seed builds it (activation, pooling and init from the config), and the
+//!   modern variant with the same widths (batch norm, dropout);
+//! - [`lenet1998`]: LeNet-5 as LeCun et al. built it in 1998 (RBF output, sparse C3, scaled tanh);
+//! - [`loss`], [`optim`], [`schedule`], [`augment`]: objective and L1 penalty, optimizers, LR schedules,
+//!   random affine distortions.
+//!
+//! Variable paths are the seed's PyTorch attribute names (`conv1.weight`, …), so checkpoints load with
+//! `load_state_dict(strict=True)` in PyTorch.
+
+pub mod augment;
+pub mod lenet1998;
+pub mod lenet5;
+pub mod loss;
+pub mod optim;
+pub mod schedule;
+
+pub use lenet5::{LeNet5, LeNet5Modern};
+pub use lenet1998::LeNet1998;
+
+use crate::config::{Config, Variant};
+use tch::nn::{self, ModuleT};
+use tch::{Device, Tensor};
+
+/// The network a config asks for.
+#[derive(Debug)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one per process, never moved in a loop"
+)]
+pub enum Net {
+    Lenet5(LeNet5),
+    Lenet5Modern(LeNet5Modern),
+    Lenet1998(LeNet1998),
+}
+
+/// Builds the network `config` asks for, for its dataset's images, in a new var store on `device`, seeded
+/// by `trainer.seed` (so a run's initial weights are a function of its config).
+pub fn build(config: &Config, device: Device) -> (nn::VarStore, Net) {
+    tch::manual_seed(config.trainer.seed as i64);
+    let vs = nn::VarStore::new(device);
+    let (root, cfg, dataset) = (vs.root(), &config.model, config.data.dataset);
+    let net = match cfg.variant {
+        Variant::Lenet5 => Net::Lenet5(lenet5::lenet5(&root, cfg, dataset.shape())),
+        Variant::Lenet5Modern => {
+            Net::Lenet5Modern(lenet5::lenet5_modern(&root, cfg, dataset.shape()))
+        }
+        Variant::Lenet1998 => Net::Lenet1998(crate::nn::lenet1998::lenet1998(
+            &root,
+            dataset.normalization(),
+        )),
+    };
+    (vs, net)
+}
+
+impl Net {
+    /// Weight tensors (not biases or batch-norm parameters), for the L1 penalty.
+    pub fn weights(&self) -> Vec<&Tensor> {
+        match self {
+            Net::Lenet5(n) => vec![&n.conv1.ws, &n.conv2.ws, &n.fc1.ws, &n.fc2.ws, &n.fc3.ws],
+            Net::Lenet5Modern(n) => vec![&n.conv1.ws, &n.conv2.ws, &n.fc1.ws, &n.fc2.ws, &n.fc3.ws],
+            Net::Lenet1998(n) => vec![&n.c1.ws, &n.c3.ws, &n.c5.ws, &n.f6.ws],
+        }
+    }
+}
+
+impl ModuleT for Net {
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        match self {
+            Net::Lenet5(n) => n.forward_t(xs, train),
+            Net::Lenet5Modern(n) => n.forward_t(xs, train),
+            Net::Lenet1998(n) => n.forward_t(xs, train),
+        }
+    }
+}

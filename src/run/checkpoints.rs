@@ -1,0 +1,37 @@
+//! The run's checkpoints as one of its outputs: after every epoch the best weights (when the epoch improved
+//! on the monitored value), the last weights with the optimizer state that goes with them, and every
+//! `trainer.save_period` epochs a numbered copy; on Ctrl-C the model as it stands. The training state that
+//! points at them is written after all outputs, by the loop.
+
+use crate::output::{End, Epoch, Sink};
+use crate::run::dir::{BEST_WEIGHTS, RunDir};
+use anyhow::Result;
+
+/// Writes a run's `.safetensors` files.
+pub struct Checkpoints {
+    pub run: RunDir,
+    /// Keep `epoch-N.safetensors` every this many epochs (0: never).
+    pub save_period: usize,
+}
+
+impl Sink for Checkpoints {
+    fn epoch(&mut self, e: &Epoch) -> Result<()> {
+        if e.improved {
+            self.run.save_tensors(e.weights, BEST_WEIGHTS)?;
+        }
+        self.run.save_last(e.weights, e.optimizer)?;
+        let epoch = e.row.epoch;
+        if self.save_period > 0 && epoch.is_multiple_of(self.save_period) {
+            self.run
+                .save_tensors(e.weights, &format!("epoch-{epoch}.safetensors"))?;
+        }
+        Ok(())
+    }
+
+    fn end(&mut self, end: &End) -> Result<()> {
+        match end {
+            End::Interrupted { weights, optimizer } => self.run.save_last(weights, *optimizer),
+            End::Tested { .. } | End::Diverged => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,434 @@
+//! One training run, new or resumed, through one entry point ([`run`]): open the run (every check first),
+//! build the model and its outputs, loop over epochs, finish with the test set. An epoch reads as its steps:
+//! train ([`epoch`]) → validate → update the state → hand the epoch to every output → save the state.
+//!
+//! Also here: the run directory ([`dir`]), its checkpoints as an output ([`checkpoints`]), scoring a model on
+//! a split ([`evaluate`]), and a trained run's model back in memory for `test` and `predict` ([`trained`]).
+
+pub mod checkpoints;
+pub mod dir;
+mod epoch;
+pub mod evaluate;
+mod state;
+pub mod trained;
+
+pub use state::{RunStatus, TrainState};
+
+use crate::UsageError;
+use crate::config::{self, Config, Monitor, Override, device};
+use crate::data::{self, Splits};
+use crate::nn::optim::{self, Optimizer};
+use crate::nn::{self, Net};
+use crate::output::console::Console;
+use crate::output::csv::MetricsWriter;
+use crate::output::tensorboard::{self, EventWriter};
+use crate::output::{End, Epoch, EpochRow, Sink, Tensors};
+use crate::sys::interrupt::{Interrupt, Interrupted};
+use anyhow::{Context, Result};
+use checkpoints::Checkpoints;
+use dir::{BEST_WEIGHTS, LAST_WEIGHTS, METRICS_FILE, RunDir};
+use epoch::EpochEnd;
+use evaluate::Evaluation;
+use std::fs::File;
+use std::path::PathBuf;
+use std::time::Instant;
+use tch::Device;
+use tch::nn::VarStore;
+
+/// What to train.
+#[expect(clippy::large_enum_variant, reason = "one per process")]
+pub enum Start {
+    /// A new run of `config` in a new directory.
+    New { config: Config, dir: NewRunDir },
+    /// Continue the run in `dir` after its last completed epoch. `overrides` may change only what cannot
+    /// change the numbers already made ([`config::RESUMABLE_KEYS`]: more epochs, device, threads, logging).
+    Resume {
+        dir: PathBuf,
+        overrides: Vec<Override>,
+    },
+}
+
+/// Where a new run's directory goes.
+pub enum NewRunDir {
+    /// `trainer.runs_dir/<name>-<UTC timestamp>`
+    Named(String),
+    /// Exactly this directory (created; must not hold a run already).
+    At(PathBuf),
+}
+
+/// What a finished training reports.
+pub struct TrainOutcome {
+    pub run: RunDir,
+    pub state: TrainState,
+    /// Test-set evaluation of the best checkpoint.
+    pub test: Evaluation,
+}
+
+/// Trains a new or resumed run to its end and scores the best checkpoint on the test set.
+pub fn run(start: Start, interrupt: &Interrupt) -> Result<TrainOutcome> {
+    let opened = open(start)?;
+    let trainer = Trainer::build(opened)?;
+    if trainer.is_trained() {
+        // Stopped during the final evaluation: only the test is left.
+        return trainer.finish();
+    }
+    trainer.train(interrupt)
+}
+
+/// A run ready to train: its config, directory (locked), state, device and data.
+struct Opened {
+    config: Config,
+    run: RunDir,
+    state: TrainState,
+    _lock: File,
+    device: Device,
+    data: Splits,
+    resumed: bool,
+}
+
+/// Checks everything that can fail on bad input, then opens the run. A new run's directory is made only
+/// after the config, device and data are known good; a resumed run's files are not touched here at all.
+fn open(start: Start) -> Result<Opened> {
+    match start {
+        Start::New { config, dir } => {
+            let device = prepare(&config)?;
+            let data = data::load(&config.data, device)?;
+            let run = create(&config, dir)?;
+            let lock = run.lock()?;
+            Ok(Opened {
+                state: TrainState::new(&config),
+                config,
+                run,
+                _lock: lock,
+                device,
+                data,
+                resumed: false,
+            })
+        }
+        Start::Resume { dir, overrides } => {
+            // Locked before anything else, so a second process gives up at once.
+            let run = RunDir::open(&dir)?;
+            let lock = run.lock()?;
+            let saved = run.config()?;
+            let origin = dir.display().to_string();
+            let config = config::apply(&saved, &overrides, &origin)?;
+            config::check_resumable(&saved, &config, &overrides, &origin)?;
+            let state = run.state()?.unwrap_or_else(|| TrainState::new(&config));
+            if is_trained(&state, &config) && run.test()?.is_some() {
+                return Err(UsageError::error(format!(
+                    "{} already finished ({:?} after epoch {}); pass --epochs N (or turn early stopping off) to train further",
+                    run.path.display(),
+                    state.status,
+                    state.epoch
+                )));
+            }
+            let device = prepare(&config)?;
+            let data = data::load(&config.data, device)?;
+            eprintln!(
+                "resuming {} after epoch {}",
+                run.path.display(),
+                state.epoch
+            );
+            Ok(Opened {
+                config,
+                run,
+                state,
+                _lock: lock,
+                device,
+                data,
+                resumed: true,
+            })
+        }
+    }
+}
+
+/// Threads and device: set once per process.
+fn prepare(config: &Config) -> Result<Device> {
+    if config.trainer.threads > 0 {
+        tch::set_num_threads(config.trainer.threads as i32);
+    }
+    let device = device::resolve(&config.trainer.device).context("trainer.device")?;
+    if device.is_cuda() {
+        tch::Cuda::cudnn_set_benchmark(config.trainer.cudnn_benchmark);
+    }
+    Ok(device)
+}
+
+/// Creates a new run directory with everything `--resume` needs before the first batch: the config, an
+/// empty metrics.csv and the initial state.
+fn create(config: &Config, dir: NewRunDir) -> Result<RunDir> {
+    let run = match dir {
+        NewRunDir::Named(name) => RunDir::create(&config.trainer.runs_dir, &name)?,
+        NewRunDir::At(path) => RunDir::create_at(&path)?,
+    };
+    run.write_config(config)?;
+    MetricsWriter::create(&run.file(METRICS_FILE))?;
+    run.write_state(&TrainState::new(config))?;
+    eprintln!("run directory: {}", run.path.display());
+    Ok(run)
+}
+
+/// A finished run stays finished unless its config now asks for more (more epochs, or no early stop).
+fn is_trained(state: &TrainState, config: &Config) -> bool {
+    let es = &config.trainer.early_stopping;
+    let stops_again = state.epoch >= config.trainer.epochs
+        || (es.enabled && state.epochs_without_improvement >= es.patience);
+    state.status.is_finished() && stops_again
+}
+
+/// Named tensors that share the model's or optimizer's storage.
+type Named = Vec<(String, tch::Tensor)>;
+
+struct Trainer {
+    config: Config,
+    data: Splits,
+    vs: VarStore,
+    net: Net,
+    opt: Optimizer,
+    run: RunDir,
+    state: TrainState,
+    /// Where each epoch goes, in order: metrics.csv, TensorBoard, checkpoints, console.
+    outputs: Vec<Box<dyn Sink>>,
+}
+
+impl Trainer {
+    /// The model (restored where the run left it) and the run's outputs. A resumed run's files change only
+    /// after its checkpoint has loaded.
+    fn build(o: Opened) -> Result<Self> {
+        let (mut vs, net) = nn::build(&o.config, o.device);
+        let mut opt = optim::build(&vs, &o.config.optimizer)?;
+        o.run.restore(&mut vs, &mut opt)?;
+        if o.resumed {
+            o.run.write_config(&o.config)?;
+        }
+        o.run
+            .record_provenance(o.state.epoch, &format!("{:?}", o.device))?;
+        let mut outputs: Vec<Box<dyn Sink>> = vec![Box::new(MetricsWriter::resume(
+            &o.run.file(METRICS_FILE),
+            o.state.epoch,
+        )?)];
+        if o.config.trainer.tensorboard {
+            let batches = epoch::batches(&o.data.train, o.config.data.batch_size);
+            let keep = tensorboard::keep_completed(o.state.epoch, batches);
+            let mut writer = EventWriter::open(&o.run.path, keep)?;
+            if !writer.has_session_start {
+                writer.session_start(&o.config)?;
+            }
+            outputs.push(Box::new(writer));
+        }
+        outputs.push(Box::new(Checkpoints {
+            run: o.run.clone(),
+            save_period: o.config.trainer.save_period,
+        }));
+        outputs.push(Box::new(Console {
+            monitor: o.config.trainer.early_stopping.monitor.name(),
+        }));
+        Ok(Trainer {
+            config: o.config,
+            data: o.data,
+            vs,
+            net,
+            opt,
+            run: o.run,
+            state: o.state,
+            outputs,
+        })
+    }
+
+    fn is_trained(&self) -> bool {
+        is_trained(&self.state, &self.config)
+    }
+
+    fn train(mut self, interrupt: &Interrupt) -> Result<TrainOutcome> {
+        if self.data.validation.is_empty() {
+            eprintln!(
+                "note: data.validation_split is 0, so best checkpoint and early stopping use the training {}",
+                self.config.trainer.early_stopping.monitor.name()
+            );
+        }
+        self.state.status = RunStatus::Running;
+        while self.state.status == RunStatus::Running
+            && self.state.epoch < self.config.trainer.epochs
+        {
+            self.epoch(self.state.epoch + 1, interrupt)?;
+        }
+        self.finish()
+    }
+
+    /// One epoch: train, validate, update the state, hand the epoch to every output, save the state
+    /// (last, so a kill before it trains this epoch again).
+    fn epoch(&mut self, epoch: usize, interrupt: &Interrupt) -> Result<()> {
+        let lr = self.start_epoch(epoch);
+        let started = Instant::now();
+        let totals = self.train_epoch(epoch, lr, interrupt)?;
+        let (val_loss, val_accuracy) = self.validate((totals.loss, totals.accuracy));
+        let row = EpochRow {
+            epoch,
+            lr,
+            loss: totals.loss,
+            accuracy: totals.accuracy,
+            val_loss,
+            val_accuracy,
+            seconds: started.elapsed().as_secs_f64(),
+        };
+        let improved = self.update_state(&row);
+        let (weights, optimizer) = self.snapshot();
+        let record = Epoch {
+            row,
+            planned_epochs: self.config.trainer.epochs,
+            objective: totals.objective,
+            step_losses: &totals.step_losses,
+            improved,
+            best_epoch: self.state.best_epoch,
+            stops_early: (self.state.status == RunStatus::EarlyStopped)
+                .then_some(self.state.epochs_without_improvement),
+            weights: &weights,
+            optimizer: optimizer.as_deref(),
+        };
+        for output in &mut self.outputs {
+            output.epoch(&record)?;
+        }
+        self.run.write_state(&self.state)
+    }
+
+    /// Sets the epoch's learning rate; a per-batch schedule reports its first batch's.
+    fn start_epoch(&mut self, epoch: usize) -> f64 {
+        let batches = epoch::batches(&self.data.train, self.config.data.batch_size);
+        let scheduler = &self.state.scheduler;
+        let lr = scheduler
+            .batch_lr((epoch - 1) * batches, self.config.trainer.epochs * batches)
+            .unwrap_or(scheduler.lr);
+        self.opt.set_lr(lr);
+        lr
+    }
+
+    fn train_epoch(
+        &mut self,
+        epoch: usize,
+        lr: f64,
+        interrupt: &Interrupt,
+    ) -> Result<epoch::Totals> {
+        let model = (&self.net, &mut self.opt);
+        let schedule = &self.state.scheduler;
+        match epoch::train_epoch(
+            &self.config,
+            model,
+            schedule,
+            &self.data.train,
+            epoch,
+            interrupt,
+        ) {
+            EpochEnd::Done(totals) => Ok(totals),
+            EpochEnd::Interrupted { exit_code, batch } => {
+                Err(self.interrupted(epoch, batch, exit_code))
+            }
+            EpochEnd::Diverged { batch } => Err(self.diverged(epoch, batch, lr)),
+        }
+    }
+
+    /// Validation loss and accuracy; the training numbers stand in when there is no validation split.
+    fn validate(&self, train: (f64, f64)) -> (f64, f64) {
+        if self.data.validation.is_empty() {
+            return train;
+        }
+        let v = evaluate::evaluate(&self.net, &self.data.validation);
+        (v.loss, v.accuracy)
+    }
+
+    /// Best epoch, early stopping, the scheduler and the status after `row`'s epoch. Returns whether the
+    /// epoch is the new best.
+    fn update_state(&mut self, row: &EpochRow) -> bool {
+        let t = &self.config.trainer;
+        let monitored = match t.early_stopping.monitor {
+            Monitor::ValLoss => row.val_loss,
+            Monitor::ValAccuracy => row.val_accuracy,
+        };
+        self.state.record(
+            &t.early_stopping,
+            (row.epoch, t.epochs),
+            monitored,
+            row.seconds,
+        )
+    }
+
+    /// The model's variables and the optimizer's state as they stand (no data copied).
+    fn snapshot(&self) -> (Named, Option<Named>) {
+        let mut weights: Vec<_> = self.vs.variables().into_iter().collect();
+        weights.sort_by(|a, b| a.0.cmp(&b.0));
+        (weights, self.opt.state())
+    }
+
+    /// Every output hears how the run ended.
+    fn end(&mut self, end: &End) -> Result<()> {
+        self.outputs.iter_mut().try_for_each(|o| o.end(end))
+    }
+
+    fn interrupted(&mut self, epoch: usize, batch: usize, exit_code: i32) -> anyhow::Error {
+        self.state.status = RunStatus::Interrupted;
+        let (weights, optimizer) = self.snapshot();
+        let end = End::Interrupted {
+            weights: &weights as &Tensors,
+            optimizer: optimizer.as_deref(),
+        };
+        let saved = self.end(&end);
+        if let Err(e) = saved.and_then(|()| self.run.write_state(&self.state)) {
+            return e.context("interrupted, and saving the last checkpoint failed");
+        }
+        anyhow::Error::new(Interrupted {
+            exit_code,
+            message: format!(
+                "interrupted in epoch {epoch} at batch {batch}; weights saved to {}. Resume with: lenet5 train --resume {}",
+                self.run.file(LAST_WEIGHTS).display(),
+                self.run.path.display()
+            ),
+        })
+    }
+
+    fn diverged(&mut self, epoch: usize, batch: usize, lr: f64) -> anyhow::Error {
+        self.state.status = RunStatus::Diverged;
+        if let Err(e) = self
+            .end(&End::Diverged)
+            .and_then(|()| self.run.write_state(&self.state))
+        {
+            return e;
+        }
+        let best = if self.state.best_epoch > 0 {
+            format!(
+                "the best checkpoint (epoch {}) is kept in {}",
+                self.state.best_epoch,
+                self.run.path.display()
+            )
+        } else {
+            "no epoch completed, so there is no checkpoint".to_string()
+        };
+        anyhow::anyhow!(
+            "training diverged: loss is NaN/Inf in epoch {epoch}, batch {batch} (lr {}); try a lower learning rate (e.g. --lr {}); {best}",
+            short(lr),
+            short(lr / 10.0)
+        )
+    }
+
+    /// Scores the best checkpoint on the test set and writes `test.json`.
+    fn finish(mut self) -> Result<TrainOutcome> {
+        dir::load_weights(&mut self.vs, &self.run.file(BEST_WEIGHTS))?;
+        let test = evaluate::evaluate(&self.net, &self.data.test);
+        self.run.write_test(&test)?;
+        self.end(&End::Tested {
+            epoch: self.state.epoch,
+            accuracy: test.accuracy,
+            loss: test.loss,
+        })?;
+        Ok(TrainOutcome {
+            run: self.run,
+            state: self.state,
+            test,
+        })
+    }
+}
+
+/// A learning rate as a person writes it: `0.001`, `1e30`, not `1000000000000000000000000000000`.
+fn short(x: f64) -> String {
+    let plain = format!("{x}");
+    let sci = format!("{x:e}");
+    if sci.len() < plain.len() { sci } else { plain }
+}

@@ -1,0 +1,5 @@
+//! What lenet5 asks of the operating system, below everything else: files written atomically ([`atomic`]) and
+//! Ctrl-C/SIGTERM turned into a clean stop ([`interrupt`]).
+
+pub mod atomic;
+pub mod interrupt;
