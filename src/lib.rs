@@ -25,8 +25,6 @@ pub mod run;
 pub mod study;
 pub mod sys;
 
-pub use config::Config;
-
 /// lenet5's version (Cargo.toml).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 

@@ -53,7 +53,7 @@ fn every_shipped_config_parses() {
 #[test]
 fn defaults_then_file_then_overrides() {
     let c = config::from_yaml_str("", "empty", &[]).unwrap();
-    assert_eq!(c, lenet5::Config::default());
+    assert_eq!(c, lenet5::config::Config::default());
     assert_eq!(
         (c.data.batch_size, c.trainer.epochs, c.trainer.seed),
         (128, 100, 123)
@@ -190,7 +190,7 @@ fn resolved_config_round_trips_through_yaml() {
 
 #[test]
 fn defaults_yaml_is_the_default_config_and_renders_itself() {
-    let defaults = lenet5::Config::default();
+    let defaults = lenet5::config::Config::default();
     // Every key of the defaults file is a config key, and the rendering of the defaults is the file itself.
     assert_eq!(defaults.to_yaml().unwrap(), config::DEFAULTS_YAML);
     // A resolved config keeps the comments and reads back as itself, whatever the values (1e30 stays a float).
@@ -209,11 +209,13 @@ fn defaults_yaml_is_the_default_config_and_renders_itself() {
 }
 
 #[test]
-fn readme_configuration_reference_is_the_defaults_file() {
-    let readme =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+fn configuration_page_reference_is_the_defaults_file() {
+    let page = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/configuration.md"),
+    )
+    .unwrap();
     assert!(
-        readme.contains(&format!("```yaml\n{}```", config::DEFAULTS_YAML)),
-        "README.md's configuration block differs from src/config/defaults.yaml; paste `lenet5 config` output"
+        page.contains(&format!("```yaml\n{}```", config::DEFAULTS_YAML)),
+        "docs/configuration.md's configuration block differs from src/config/defaults.yaml; paste `lenet5 config` output"
     );
 }

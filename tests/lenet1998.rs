@@ -11,7 +11,7 @@ fn build() -> (nn::VarStore, LeNet1998) {
 }
 
 fn build_for(dataset: Dataset) -> (nn::VarStore, LeNet1998) {
-    let mut config = lenet5::Config::default();
+    let mut config = lenet5::config::Config::default();
     config.model.variant = Variant::Lenet1998;
     config.data.dataset = dataset;
     let (vs, Net::Lenet1998(net)) = model::build(&config, Device::Cpu) else {

@@ -222,7 +222,7 @@ fn space_to_depth_stride2_conv_equals_the_strided_conv() {
 #[test]
 fn modern_variant_has_batch_norm_and_dropout_and_trains() {
     use lenet5::config::Variant;
-    let config = lenet5::Config {
+    let config = lenet5::config::Config {
         model: ModelConfig {
             variant: Variant::Lenet5Modern,
             dropout: 0.5,

@@ -68,7 +68,7 @@ fn variants_grid_and_seeds_expand_with_stable_names() {
     );
     assert_eq!(
         r.config.data.seed,
-        lenet5::Config::default().data.seed,
+        lenet5::config::Config::default().data.seed,
         "the split stays fixed"
     );
     // The same file expands the same way every time.

@@ -93,8 +93,7 @@ fn open(start: Start) -> Result<Opened> {
         Start::New { config, dir } => {
             let device = prepare(&config)?;
             let data = data::load(&config.data, device)?;
-            let run = create(&config, dir)?;
-            let lock = run.lock()?;
+            let (run, lock) = create(&config, dir)?;
             Ok(Opened {
                 state: TrainState::new(&config),
                 config,
@@ -154,18 +153,19 @@ fn prepare(config: &Config) -> Result<Device> {
     Ok(device)
 }
 
-/// Creates a new run directory with everything `--resume` needs before the first batch: the config, an
-/// empty metrics.csv and the initial state.
-fn create(config: &Config, dir: NewRunDir) -> Result<RunDir> {
+/// Creates and locks a new run directory, then writes everything `--resume` needs before the first batch:
+/// the config, an empty metrics.csv and the initial state.
+fn create(config: &Config, dir: NewRunDir) -> Result<(RunDir, File)> {
     let run = match dir {
         NewRunDir::Named(name) => RunDir::create(&config.trainer.runs_dir, &name)?,
         NewRunDir::At(path) => RunDir::create_at(&path)?,
     };
+    let lock = run.lock()?;
     run.write_config(config)?;
     MetricsWriter::create(&run.file(METRICS_FILE))?;
     run.write_state(&TrainState::new(config))?;
     eprintln!("run directory: {}", run.path.display());
-    Ok(run)
+    Ok((run, lock))
 }
 
 /// A finished run stays finished unless its config now asks for more (more epochs, or no early stop).
@@ -189,6 +189,8 @@ struct Trainer {
     state: TrainState,
     /// Where each epoch goes, in order: metrics.csv, TensorBoard, checkpoints, console.
     outputs: Vec<Box<dyn Sink>>,
+    /// Held until the trainer is dropped: no other process trains this run meanwhile.
+    _lock: File,
 }
 
 impl Trainer {
@@ -232,6 +234,7 @@ impl Trainer {
             run: o.run,
             state: o.state,
             outputs,
+            _lock: o._lock,
         })
     }
 

@@ -1,0 +1,77 @@
+//! What a resumed run may change: only what cannot change the numbers its finished epochs made. A resume
+//! that asks for anything else is refused before any file of the run is touched.
+
+use super::{Config, Override, join};
+use crate::UsageError;
+use anyhow::Result;
+use serde_yaml::Value;
+
+/// The keys a resumed run may change: none of them changes the numbers its finished epochs made (how far
+/// to train and when to stop, where and how fast it runs, what it logs). Everything else is the experiment.
+pub const RESUMABLE_KEYS: [&str; 11] = [
+    "trainer.epochs",
+    "trainer.early_stopping.enabled",
+    "trainer.early_stopping.patience",
+    "trainer.save_period",
+    "trainer.device",
+    "trainer.threads",
+    "trainer.cudnn_benchmark",
+    "trainer.runs_dir",
+    "trainer.tensorboard",
+    "data.dir",
+    "data.download",
+];
+
+/// Refuses a resume whose config differs from the run's saved one in a key outside [`RESUMABLE_KEYS`],
+/// naming the key, both values and the override that changed it.
+pub fn check_resumable(
+    saved: &Config,
+    resumed: &Config,
+    overrides: &[Override],
+    run: &str,
+) -> Result<()> {
+    let (old, new) = (serde_yaml::to_value(saved)?, serde_yaml::to_value(resumed)?);
+    let mut changed = vec![];
+    leaf_changes(&old, &new, "", &mut changed);
+    let Some((key, was, now)) = changed
+        .into_iter()
+        .find(|(key, _, _)| !RESUMABLE_KEYS.contains(&key.as_str()))
+    else {
+        return Ok(());
+    };
+    let by = overrides
+        .iter()
+        .rev()
+        .find(|o| o.key == key || key.starts_with(&format!("{}.", o.key)))
+        .map_or(String::new(), |o| format!("{}: ", o.origin));
+    Err(UsageError::error(format!(
+        "{by}cannot change `{key}` when resuming {run} (it trained with {was}, not {now}): the epochs already \
+         trained would no longer match the config; start a new run instead. A resume may change only: {}",
+        RESUMABLE_KEYS.join(", ")
+    )))
+}
+
+/// Every leaf whose value differs between `a` and `b`, as (dotted key, old, new) in YAML.
+fn leaf_changes(a: &Value, b: &Value, prefix: &str, out: &mut Vec<(String, String, String)>) {
+    match (a, b) {
+        (Value::Mapping(x), Value::Mapping(y)) => {
+            for (k, va) in x {
+                let key = join(prefix, k.as_str().unwrap_or_default());
+                match y.get(k) {
+                    Some(vb) => leaf_changes(va, vb, &key, out),
+                    None => out.push((key, scalar(va), "nothing".into())),
+                }
+            }
+        }
+        _ if a != b => out.push((prefix.to_string(), scalar(a), scalar(b))),
+        _ => {}
+    }
+}
+
+/// A value as YAML on one line.
+fn scalar(v: &Value) -> String {
+    serde_yaml::to_string(v)
+        .map(|s| s.trim().replace('\n', " "))
+        .unwrap_or_default()
+}
+
