@@ -16,7 +16,12 @@ fn reference(python: &str, args: &[&str]) -> serde_json::Value {
 }
 
 /// lenet5's logits for the first `n` test images of `data`, with weights from `weights`.
-fn our_logits(config: &lenet5::config::Config, weights: &Path, data: &Path, n: i64) -> Vec<Vec<f32>> {
+fn our_logits(
+    config: &lenet5::config::Config,
+    weights: &Path,
+    data: &Path,
+    n: i64,
+) -> Vec<Vec<f32>> {
     let (mut vs, net) = lenet5::nn::build(config, tch::Device::Cpu);
     lenet5::run::dir::load_weights(&mut vs, weights).unwrap();
     let ds = tch::vision::mnist::load_dir(data).unwrap();

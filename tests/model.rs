@@ -195,6 +195,37 @@ fn fused_conv_and_average_pooling_equal_conv_then_pool() {
 }
 
 #[test]
+fn the_network_with_fused_pooling_equals_the_seed_s_plain_chain() {
+    for activation in [Activation::Relu, Activation::Sigmoid, Activation::Tanh] {
+        let (vs, net) = build(&ModelConfig {
+            pooling: Pooling::Avg,
+            activation,
+            ..Default::default()
+        });
+        tch::manual_seed(2);
+        let xs = Tensor::randn([6, 1, 28, 28], (Kind::Float, Device::Cpu));
+        let plain = net.forward_plain(&xs);
+        // Training mode with an input that needs a gradient takes the space-to-depth path of conv2.
+        let fused = net.forward_t(&xs, true);
+        let diff = f64::try_from((&fused - &plain).abs().max()).unwrap();
+        assert!(diff < 1e-5, "{activation:?} logits: {diff}");
+        let params = vs.trainable_variables();
+        let grads = |out: &Tensor| {
+            let loss = out.log_softmax(-1, Kind::Float).mean(Kind::Float);
+            Tensor::run_backward(&[loss], &params, true, false)
+        };
+        for (g_fused, g_plain) in grads(&fused).iter().zip(&grads(&plain)) {
+            let scale = f64::try_from(g_plain.abs().max()).unwrap().max(1e-8);
+            let diff = f64::try_from((g_fused - g_plain).abs().max()).unwrap();
+            assert!(
+                diff / scale < 1e-4,
+                "{activation:?} gradient: {diff} of {scale}"
+            );
+        }
+    }
+}
+
+#[test]
 fn space_to_depth_stride2_conv_equals_the_strided_conv() {
     tch::manual_seed(2);
     let opts = (Kind::Float, Device::Cpu);

@@ -126,11 +126,11 @@ fn every_relative_link_resolves() {
 fn readme_is_a_front_page() {
     let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
     assert!(readme.lines().count() <= 200, "README.md over 200 lines");
-    let quick = readme.split("## Quick start").nth(1).expect("a Quick start heading");
-    for command in [
-        "scripts/lenet5 train configs/default.yaml",
-        "scripts/test",
-    ] {
+    let quick = readme
+        .split("## Quick start")
+        .nth(1)
+        .expect("a Quick start heading");
+    for command in ["scripts/lenet5 train configs/default.yaml", "scripts/test"] {
         assert!(quick.contains(command), "Quick start lacks `{command}`");
     }
 }

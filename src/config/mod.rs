@@ -12,8 +12,8 @@ mod resume;
 mod validate;
 
 use crate::UsageError;
-pub use resume::{RESUMABLE_KEYS, check_resumable};
 use anyhow::Result;
+pub use resume::{RESUMABLE_KEYS, check_resumable};
 use serde::{Deserialize, Serialize};
 use serde_yaml::{Mapping, Value};
 use std::path::{Path, PathBuf};

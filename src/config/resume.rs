@@ -74,4 +74,3 @@ fn scalar(v: &Value) -> String {
         .map(|s| s.trim().replace('\n', " "))
         .unwrap_or_default()
 }
-
