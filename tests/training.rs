@@ -104,7 +104,8 @@ fn label_smoothing_is_trained_on_but_plain_cross_entropy_is_reported() {
     let objective = lenet5::output::tensorboard::read_events(&events[0])
         .unwrap()
         .into_iter()
-        .filter_map(|e| match e.what {
+        .rev()
+        .find_map(|e| match e.what {
             Some(lenet5::output::tensorboard::proto::What::Summary(s)) => s
                 .value
                 .iter()
@@ -112,7 +113,6 @@ fn label_smoothing_is_trained_on_but_plain_cross_entropy_is_reported() {
                 .and_then(|v| v.simple_value),
             _ => None,
         })
-        .last()
         .expect("objective/train logged");
     assert!(
         f64::from(objective) > 1.1,
