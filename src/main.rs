@@ -4,6 +4,12 @@ use clap::Parser;
 use lenet5::sys::interrupt::Interrupted;
 
 fn main() {
+    // A closed stdout (`lenet5 test --json | head -c 300`) ends the process quietly, as it does `ls`:
+    // Rust ignores SIGPIPE, and `println!` would then panic on the broken pipe.
+    // SAFETY: setting a signal's disposition to the default before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = lenet5::cli::Cli::parse();
     if let Err(e) = lenet5::cli::run(cli) {
         match e.downcast_ref::<Interrupted>() {

@@ -174,6 +174,35 @@ fn bad_overrides_name_the_override() {
 }
 
 #[test]
+fn type_errors_speak_plainly_and_say_each_thing_once() {
+    let e = err("", &["trainer.epochs=1e3"]);
+    assert_eq!(
+        e,
+        "--set trainer.epochs=1e3: expected a whole number (0 or more)"
+    );
+    let e = err("", &["optimizer.lr=abc"]);
+    assert_eq!(e, "--set optimizer.lr=abc: expected a number");
+    let e = err("", &["optimizer.lr=1e400"]);
+    assert!(e.contains("too large"), "{e}");
+    let long = format!("optimizer.lr={}", "x".repeat(20_000));
+    let e = err("", &[long.as_str()]);
+    assert!(
+        e.len() < 200 && e.matches("more characters").count() == 1,
+        "{}",
+        &e[..e.len().min(300)]
+    );
+    // In a file, the key and the value it found.
+    let e = format!(
+        "{:#}",
+        config::from_yaml_str("trainer:\n  epochs: 2.5\n", "f.yaml", &[]).unwrap_err()
+    );
+    assert_eq!(
+        e,
+        "f.yaml: trainer.epochs: expected a whole number (0 or more), found 2.5"
+    );
+}
+
+#[test]
 fn resolved_config_round_trips_through_yaml() {
     // cuda:1 is a valid config value even without CUDA; only resolving the device checks that it exists.
     let c = config::from_yaml_str("", "f", &sets(&["trainer.device=cuda:1"])).unwrap();

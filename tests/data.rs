@@ -173,3 +173,51 @@ fn cifar10_batches_load_with_per_channel_statistics() {
         "{e}"
     );
 }
+
+#[test]
+fn two_fetches_into_one_empty_directory_both_succeed() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::process::{Command, Stdio};
+    // A stand-in for the fetch script's python3, offline: it copies synthetic files slowly under their
+    // final names (as a download does) and, like two downloads colliding on one partial file, fails when
+    // another copy is writing into the same directory at the same time.
+    let root = scratch("concurrent_fetch");
+    let source = root.join("source");
+    write_mnist(&source, 50, 20);
+    let bin = root.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let fake = bin.join("python3");
+    std::fs::write(
+        &fake,
+        format!(
+            "#!/bin/sh\ndir=\"$5\"\n[ -e \"$dir/t10k-labels-idx1-ubyte\" ] && exit 0\n\
+             [ -e \"$dir/.busy\" ] && {{ echo 'MD5 mismatch' >&2; exit 1; }}\n\
+             touch \"$dir/.busy\"; sleep 1\n\
+             for f in {src}/*; do cp \"$f\" \"$dir/\"; done\nrm \"$dir/.busy\"\n",
+            src = source.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let target = root.join("data");
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let start = || {
+        Command::new(env!("CARGO_BIN_EXE_lenet5"))
+            .args(["fetch", "--dir", target.to_str().unwrap()])
+            .env("PATH", &path)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (start(), start());
+    for child in [a, b] {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert!(target.join("train-images-idx3-ubyte").is_file());
+}

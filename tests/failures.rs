@@ -247,7 +247,14 @@ fn divergence_stops_with_epoch_batch_and_advice() {
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
     let line = err.lines().last().unwrap();
-    for needle in ["diverged", "epoch 1", "batch", "lower learning rate"] {
+    for needle in [
+        "diverged",
+        "epoch 1",
+        "batch",
+        "lower learning rate",
+        "(lr 1e12)",
+        "--lr 1e11",
+    ] {
         assert!(line.contains(needle), "{needle:?} missing: {err}");
     }
     let run = only_run(&dir.join("runs"));

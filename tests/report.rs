@@ -163,3 +163,12 @@ fn report_command_flags_unfinished_runs() {
     let bad = lenet5(&dir, &["report", "data"]);
     assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
 }
+
+#[test]
+fn console_numbers_use_scientific_notation_where_shorter() {
+    use lenet5::output::console::number;
+    assert_eq!(number(0.0231), "0.0231");
+    assert_eq!(number(16725553471957498653712471556096.0), "1.673e31");
+    assert_eq!(number(2.5e-5), "2.500e-5");
+    assert_eq!(number(0.0), "0.0000");
+}

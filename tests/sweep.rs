@@ -212,25 +212,44 @@ fn every_shipped_sweep_expands_and_validates() {
     let mut count = 0;
     for entry in std::fs::read_dir(root.join("sweeps")).unwrap() {
         let path = entry.unwrap().path();
-        let text = std::fs::read_to_string(&path).unwrap();
-        // Base configs are relative to the repository root, where the sweeps are run from.
-        let spec: SweepFile =
-            serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        let spec = SweepFile {
-            base: spec.base.map(|b| root.join(b)),
-            variants: spec
-                .variants
-                .into_iter()
-                .map(|v| sweep::VariantSpec {
-                    base: v.base.map(|b| root.join(b)),
-                    ..v
-                })
-                .collect(),
-            ..spec
-        };
-        let runs = sweep::expand(&spec).unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+        // Base configs are relative to the sweep file's directory.
+        let out = common::scratch("shipped_sweeps");
+        let runs = sweep::load(&path, &out)
+            .unwrap_or_else(|e| panic!("{}: {e:#}", path.display()))
+            .runs;
         assert!(runs.len() >= 9, "{}: {} runs", path.display(), runs.len());
         count += 1;
     }
     assert!(count >= 3, "seed_table, techniques, beyond");
+}
+
+#[test]
+fn relative_bases_resolve_against_the_sweep_file_from_any_directory() {
+    let dir = project(
+        "sweep_elsewhere",
+        200,
+        "seeds: 1\nvariants:\n  - {name: a}\n  - {name: b, base: tiny.yaml}\n",
+    );
+    let elsewhere = scratch("sweep_elsewhere_cwd");
+    let file = dir.join("sweep.yaml");
+    let out = ok(lenet5(
+        &elsewhere,
+        &[
+            "sweep",
+            file.to_str().unwrap(),
+            "--out",
+            "study",
+            "--dry-run",
+        ],
+    ));
+    assert!(out.contains("a-seed1") && out.contains("b-seed1"), "{out}");
+}
+
+#[test]
+fn a_bad_variant_is_named_once() {
+    let s = spec("seeds: 1\nvariants:\n  - {name: a, set: {model.activation: foo}}\n");
+    let e = format!("{:#}", sweep::expand(&s).unwrap_err());
+    assert_eq!(e.matches("variant `a`").count(), 1, "{e}");
+    assert_eq!(e.matches("model.activation").count(), 1, "{e}");
+    assert!(e.contains("relu"), "lists the allowed values: {e}");
 }

