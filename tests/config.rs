@@ -1,4 +1,5 @@
 //! Config loading: shipped configs, defaults → file → overrides, and errors that name the key.
+mod common;
 use lenet5::config::{self, Activation, Monitor, OptimizerKind, Override, Pooling, SchedulerKind};
 use std::path::Path;
 
@@ -246,5 +247,57 @@ fn configuration_page_reference_is_the_defaults_file() {
     assert!(
         page.contains(&format!("```yaml\n{}```", config::DEFAULTS_YAML)),
         "docs/configuration.md's configuration block differs from src/config/defaults.yaml; paste `lenet5 config` output"
+    );
+}
+
+#[test]
+fn config_refuses_what_train_refuses_and_names_keys_that_do_nothing() {
+    let e = err("", &["data.batch_size=10000000"]);
+    assert!(
+        e.contains("data.batch_size") && e.contains("training split"),
+        "{e}"
+    );
+    let c = config::from_yaml_str(
+        "model: {variant: lenet5_1998, pooling: max}\noptimizer: {type: sgd, betas: [0.8, 0.9]}\n",
+        "f",
+        &[],
+    )
+    .unwrap();
+    assert_eq!(
+        c.ineffective(),
+        [
+            "model.pooling has no effect with model.variant = lenet5_1998",
+            "optimizer.betas has no effect with optimizer.type = sgd"
+        ]
+    );
+    // What the shipped configs set, they use.
+    for entry in std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("configs")).unwrap() {
+        let path = entry.unwrap().path();
+        let c = config::load(&path, &[]).unwrap();
+        assert!(
+            c.ineffective().is_empty(),
+            "{}: {:?}",
+            path.display(),
+            c.ineffective()
+        );
+    }
+    // The binary's `config` warns as `train` does.
+    let dir = common::scratch("config_warns");
+    let out = common::lenet5(
+        &dir,
+        &[
+            "config",
+            "--set",
+            "model.variant=lenet5_modern",
+            "--set",
+            "model.activation=tanh",
+        ],
+    );
+    assert!(out.status.success());
+    assert!(
+        common::stderr(&out)
+            .contains("warning: model.activation has no effect with model.variant = lenet5_modern"),
+        "{}",
+        common::stderr(&out)
     );
 }

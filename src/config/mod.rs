@@ -52,7 +52,8 @@ macro_rules! choice {
 }
 
 /// The datasets: MNIST and Fashion-MNIST (IDX files, 28×28 grey) and CIFAR-10 (binary batches, 32×32 RGB).
-/// Only their names live here; their files, shapes and normalisation are [`crate::data`]'s.
+/// Their names, image shapes and sizes live here, where validation needs them; their files, normalisation
+/// and loading are [`crate::data`]'s.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Dataset {
@@ -61,7 +62,36 @@ pub enum Dataset {
     Cifar10,
 }
 
+/// Channels and side length of a dataset's (square) images.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shape {
+    pub channels: i64,
+    pub side: i64,
+}
+
 impl Dataset {
+    pub const fn shape(self) -> Shape {
+        match self {
+            Dataset::Mnist | Dataset::FashionMnist => Shape {
+                channels: 1,
+                side: 28,
+            },
+            Dataset::Cifar10 => Shape {
+                channels: 3,
+                side: 32,
+            },
+        }
+    }
+
+    /// Images in the published training set (before the validation split): the largest batch that can
+    /// make sense. Smaller files (tests' synthetic ones) are checked when they are read.
+    pub const fn train_images(self) -> usize {
+        match self {
+            Dataset::Mnist | Dataset::FashionMnist => 60_000,
+            Dataset::Cifar10 => 50_000,
+        }
+    }
+
     /// The name configs and `data/<name>` use.
     pub fn name(self) -> &'static str {
         match self {

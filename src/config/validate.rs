@@ -133,6 +133,14 @@ impl Config {
             return Err("optimizer.nesterov = true needs optimizer.momentum > 0".into());
         }
         crate::config::device::parse(&t.device).map_err(|e| format!("trainer.device: {e}"))?;
+        let train = (d.dataset.train_images() as f64 * (1.0 - d.validation_split)).floor();
+        if d.batch_size as f64 > train {
+            return Err(format!(
+                "data.batch_size = {} is larger than {}'s training split ({train} images)",
+                d.batch_size,
+                d.dataset.name()
+            ));
+        }
         if self.model.variant == Variant::Lenet1998 && d.dataset.shape().side != 28 {
             return Err(format!(
                 "model.variant = lenet5_1998 takes 28×28 grey images; data.dataset = {} is not",
@@ -140,5 +148,159 @@ impl Config {
             ));
         }
         Ok(())
+    }
+}
+
+impl Config {
+    /// Keys set away from their defaults that the chosen variant, optimizer or schedule never reads, as
+    /// `key = value (reason)`: a typo in an experiment's intent, worth a warning before hours of training.
+    pub fn ineffective(&self) -> Vec<String> {
+        let default = Config::default();
+        let (m, dm) = (&self.model, &default.model);
+        let (o, od) = (&self.optimizer, &default.optimizer);
+        let (s, sd) = (&self.lr_scheduler, &default.lr_scheduler);
+        let variant = m.variant.name();
+        let optimizer = o.kind.name();
+        let scheduler = s.kind.name();
+        let modern = m.variant == Variant::Lenet5Modern;
+        let old = m.variant == Variant::Lenet1998;
+        let adam_like = matches!(o.kind, OptimizerKind::Adam | OptimizerKind::Adamw);
+        let checks: Vec<(&str, bool, bool, &str)> = vec![
+            (
+                "model.activation",
+                m.activation != dm.activation,
+                modern || old,
+                &variant,
+            ),
+            (
+                "model.pooling",
+                m.pooling != dm.pooling,
+                modern || old,
+                &variant,
+            ),
+            ("model.init", m.init != dm.init, old, &variant),
+            ("model.dropout", m.dropout != dm.dropout, !modern, &variant),
+            (
+                "optimizer.momentum",
+                o.momentum != od.momentum,
+                !matches!(o.kind, OptimizerKind::Sgd | OptimizerKind::Rmsprop),
+                &optimizer,
+            ),
+            (
+                "optimizer.nesterov",
+                o.nesterov != od.nesterov,
+                o.kind != OptimizerKind::Sgd,
+                &optimizer,
+            ),
+            (
+                "optimizer.betas",
+                o.betas != od.betas,
+                !adam_like,
+                &optimizer,
+            ),
+            (
+                "optimizer.amsgrad",
+                o.amsgrad != od.amsgrad,
+                !adam_like,
+                &optimizer,
+            ),
+            (
+                "optimizer.eps",
+                o.eps != od.eps,
+                o.kind == OptimizerKind::Sgd,
+                &optimizer,
+            ),
+            (
+                "optimizer.alpha",
+                o.alpha != od.alpha,
+                o.kind != OptimizerKind::Rmsprop,
+                &optimizer,
+            ),
+            (
+                "optimizer.centered",
+                o.centered != od.centered,
+                o.kind != OptimizerKind::Rmsprop,
+                &optimizer,
+            ),
+            (
+                "lr_scheduler.step_size",
+                s.step_size != sd.step_size,
+                s.kind != SchedulerKind::Step,
+                &scheduler,
+            ),
+            (
+                "lr_scheduler.gamma",
+                s.gamma != sd.gamma,
+                s.kind != SchedulerKind::Step,
+                &scheduler,
+            ),
+            (
+                "lr_scheduler.t_max",
+                s.t_max != sd.t_max,
+                s.kind != SchedulerKind::Cosine,
+                &scheduler,
+            ),
+            (
+                "lr_scheduler.eta_min",
+                s.eta_min != sd.eta_min,
+                s.kind != SchedulerKind::Cosine,
+                &scheduler,
+            ),
+            (
+                "lr_scheduler.factor",
+                s.factor != sd.factor,
+                s.kind != SchedulerKind::Plateau,
+                &scheduler,
+            ),
+            (
+                "lr_scheduler.patience",
+                s.patience != sd.patience,
+                s.kind != SchedulerKind::Plateau,
+                &scheduler,
+            ),
+            (
+                "lr_scheduler.monitor",
+                s.monitor != sd.monitor,
+                s.kind != SchedulerKind::Plateau,
+                &scheduler,
+            ),
+            (
+                "lr_scheduler.piecewise",
+                s.piecewise != sd.piecewise,
+                s.kind != SchedulerKind::Piecewise,
+                &scheduler,
+            ),
+            (
+                "lr_scheduler.pct_start",
+                s.pct_start != sd.pct_start,
+                s.kind != SchedulerKind::Onecycle,
+                &scheduler,
+            ),
+            (
+                "lr_scheduler.div_factor",
+                s.div_factor != sd.div_factor,
+                s.kind != SchedulerKind::Onecycle,
+                &scheduler,
+            ),
+            (
+                "lr_scheduler.final_div_factor",
+                s.final_div_factor != sd.final_div_factor,
+                s.kind != SchedulerKind::Onecycle,
+                &scheduler,
+            ),
+        ];
+        checks
+            .into_iter()
+            .filter(|(_, changed, ignored, _)| *changed && *ignored)
+            .map(|(key, _, _, by)| {
+                let section = key.split('.').next().unwrap_or_default();
+                let chooser = match section {
+                    "model" => "model.variant",
+                    "optimizer" => "optimizer.type",
+                    _ => "lr_scheduler.type",
+                };
+                format!("{key} has no effect with {chooser} = {by}")
+            })
+            .collect()
     }
 }

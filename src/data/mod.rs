@@ -7,19 +7,12 @@ pub mod image;
 
 use crate::UsageError;
 use crate::config::DataConfig;
-pub use crate::config::Dataset;
+pub use crate::config::{Dataset, Shape};
 use anyhow::Result;
 use tch::{Device, Kind, Tensor};
 
 /// Every dataset here has ten classes.
 pub const NUM_CLASSES: i64 = 10;
-
-/// Channels and side length of a dataset's (square) images.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Shape {
-    pub channels: i64,
-    pub side: i64,
-}
 
 /// Per-channel mean and standard deviation of a dataset's training pixels in [0, 1].
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -29,19 +22,6 @@ pub struct Normalization {
 }
 
 impl Dataset {
-    pub const fn shape(self) -> Shape {
-        match self {
-            Dataset::Mnist | Dataset::FashionMnist => Shape {
-                channels: 1,
-                side: 28,
-            },
-            Dataset::Cifar10 => Shape {
-                channels: 3,
-                side: 32,
-            },
-        }
-    }
-
     /// MNIST's are the seed's (and PyTorch's MNIST example's); MNIST's and Fashion-MNIST's were checked
     /// against the training files; CIFAR-10's are the commonly used ones.
     pub fn normalization(self) -> Normalization {

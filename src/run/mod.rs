@@ -143,6 +143,9 @@ fn open(start: Start) -> Result<Opened> {
 
 /// Threads and device: set once per process.
 fn prepare(config: &Config) -> Result<Device> {
+    for warning in config.ineffective() {
+        eprintln!("warning: {warning}");
+    }
     if config.trainer.threads > 0 {
         tch::set_num_threads(config.trainer.threads as i32);
     }
