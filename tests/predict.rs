@@ -195,3 +195,86 @@ fn broken_images_are_named_and_the_rest_still_classified() {
     let total: f64 = top3.iter().map(|t| t[1].as_f64().unwrap()).sum();
     assert!(top3.len() == 3 && total <= 1.0 + 1e-6);
 }
+
+#[test]
+fn predict_says_what_it_used_and_why_an_image_failed() {
+    let dir = tiny_project("predict_explains", 200, 20, "");
+    ok(lenet5(
+        &dir,
+        &["train", "tiny.yaml", "--epochs", "1", "--run-dir", "runs/r"],
+    ));
+    let samples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("samples");
+    let good = samples.join("7-blue-on-paper.png");
+    // The format comes from the bytes: a PNG named .img is read.
+    std::fs::copy(&good, dir.join("seven.img")).unwrap();
+    let out = lenet5(&dir, &["predict", "runs/r", "seven.img"]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("run: runs/r") && err.contains("checkpoint: runs/r/best.safetensors"),
+        "{err}"
+    );
+    // One epoch on synthetic blocks: a photo of a 7 is a guess, and said to be one.
+    let text = stdout(&out);
+    assert!(text.contains("seven.img: "), "{text}");
+    // A folder that is not a run is not silently taken as one.
+    std::fs::create_dir_all(dir.join("photos")).unwrap();
+    let out = lenet5(&dir, &["predict", "photos", "seven.img"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("photos is a directory but not a run directory"),
+        "{}",
+        stderr(&out)
+    );
+    // --json gives each failure's reason.
+    let out = lenet5(
+        &dir,
+        &["predict", "runs/r", "seven.img", "missing.png", "--json"],
+    );
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(v["failed"][0]["file"], "missing.png");
+    assert!(
+        v["failed"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("missing.png"),
+        "{v}"
+    );
+    assert!(v["run"].as_str().unwrap().ends_with("runs/r"), "{v}");
+    assert!(v["predictions"][0]["low_confidence"].is_boolean(), "{v}");
+    // A checkpoint where a run directory is expected is that run's checkpoint.
+    let test = ok(lenet5(&dir, &["test", "runs/r/last.safetensors"]));
+    assert!(
+        test.contains("checkpoint: runs/r/last.safetensors"),
+        "{test}"
+    );
+    let out = lenet5(&dir, &["test", "seven.img"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("expected a run directory"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_guess_is_flagged_as_one() {
+    use lenet5::run::trained::{CONFIDENT, classify};
+    // A net whose logits ignore the image: uniform probabilities, 10% each.
+    #[derive(Debug)]
+    struct Uniform;
+    impl tch::nn::ModuleT for Uniform {
+        fn forward_t(&self, xs: &tch::Tensor, _train: bool) -> tch::Tensor {
+            tch::Tensor::zeros([xs.size()[0], 10], (tch::Kind::Float, tch::Device::Cpu))
+        }
+    }
+    let image = vec![0.0f32; 28 * 28];
+    let norm = lenet5::data::Dataset::Mnist.normalization();
+    let p = classify(&Uniform, &["x".into()], &[image], &norm, tch::Device::Cpu);
+    assert!(p[0].low_confidence && p[0].top3[0].1 < CONFIDENT);
+    assert!(
+        p[0].to_text().contains("low confidence"),
+        "{}",
+        p[0].to_text()
+    );
+}

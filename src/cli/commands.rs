@@ -88,27 +88,49 @@ impl TestReport {
     }
 }
 
-/// What `lenet5 predict` found: the classified images and, per image that could not be read, its error.
+/// What `lenet5 predict` found: which weights it used, the classified images and, per image that could not
+/// be read, why.
 #[derive(Debug, Clone, Serialize)]
 pub struct Predictions {
+    pub run: Option<PathBuf>,
+    pub checkpoint: PathBuf,
     pub predictions: Vec<Prediction>,
-    pub failed: Vec<String>,
-    #[serde(skip)]
-    pub errors: Vec<String>,
+    pub failed: Vec<Failed>,
 }
 
-/// `lenet5 predict`: `paths` is `[RUN_DIR] IMAGE...`; an unreadable image does not stop the others.
+/// An image `predict` could not classify, and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct Failed {
+    pub file: String,
+    pub error: String,
+}
+
+/// `lenet5 predict`: `paths` is `[RUN_DIR] IMAGE...`; an unreadable image does not stop the others. A
+/// directory is taken as the run only where it holds one and comes first.
 pub fn predict(source: &ModelSource, paths: &[PathBuf]) -> Result<Predictions> {
     let mut source = source.clone();
     let images = match paths.split_first() {
-        Some((first, rest)) if first.is_dir() => {
+        Some((first, rest)) if first.is_dir() && source.config.is_none() => {
+            if !first.join(run::dir::CONFIG_FILE).is_file() {
+                return Err(UsageError::error(format!(
+                    "{} is a directory but not a run directory (no {}); give image files, optionally after a run directory",
+                    first.display(),
+                    run::dir::CONFIG_FILE
+                )));
+            }
             source.run_dir = Some(first.clone());
             rest
         }
         _ => paths,
     };
     if images.is_empty() {
-        return Err(UsageError::error("no image files given"));
+        return Err(UsageError::error(match &source.run_dir {
+            Some(dir) => format!(
+                "no image files given after the run directory {}",
+                dir.display()
+            ),
+            None => "no image files given".to_string(),
+        }));
     }
     let m = load_model(&source)?;
     let dataset = m.config.data.dataset;
@@ -118,37 +140,49 @@ pub fn predict(source: &ModelSource, paths: &[PathBuf]) -> Result<Predictions> {
             dataset.name()
         )));
     }
-    let (mut files, mut prepared, mut failed, mut errors) = (vec![], vec![], vec![], vec![]);
+    let (mut files, mut prepared, mut failed) = (vec![], vec![], vec![]);
     for path in images {
         match image::load_image(path) {
             Ok(img) => {
                 files.push(path.display().to_string());
                 prepared.push(img);
             }
-            Err(e) => {
-                failed.push(path.display().to_string());
-                errors.push(format!("{e:#}"));
-            }
+            Err(e) => failed.push(Failed {
+                file: path.display().to_string(),
+                error: format!("{e:#}"),
+            }),
         }
     }
     let norm = dataset.normalization();
     let predictions = trained::classify(&m.net, &files, &prepared, &norm, m.device);
     Ok(Predictions {
+        run: m.run.map(|r| r.path),
+        checkpoint: m.weights,
         predictions,
         failed,
-        errors,
     })
 }
 
 impl Predictions {
+    /// Which weights were used: the first lines of the text output (on stderr, so stdout stays one line per
+    /// image).
+    pub fn source_text(&self) -> String {
+        let run = self
+            .run
+            .as_ref()
+            .map_or(String::new(), |r| format!("run: {}\n", r.display()));
+        format!("{run}checkpoint: {}", self.checkpoint.display())
+    }
+
     /// The error the command ends with when some images could not be classified.
     pub fn failure(&self) -> Option<anyhow::Error> {
         let total = self.failed.len() + self.predictions.len();
         (!self.failed.is_empty()).then(|| {
+            let names: Vec<&str> = self.failed.iter().map(|f| f.file.as_str()).collect();
             UsageError::error(format!(
                 "{} of {total} images could not be classified: {}",
                 self.failed.len(),
-                self.failed.join(", ")
+                names.join(", ")
             ))
         })
     }

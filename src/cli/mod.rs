@@ -347,7 +347,13 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Predict(args) => {
             let found = commands::predict(&args.model.source(None)?, &args.paths)?;
-            found.errors.iter().for_each(|e| eprintln!("Error: {e}"));
+            found
+                .failed
+                .iter()
+                .for_each(|f| eprintln!("Error: {}", f.error));
+            if !args.json {
+                eprintln!("{}", found.source_text());
+            }
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&found)?);
             } else {

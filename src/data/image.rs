@@ -20,8 +20,16 @@ pub type Prepared = Vec<f32>;
 
 /// Reads and prepares `path`; the error names the file.
 pub fn load_image(path: &Path) -> Result<Prepared> {
-    let img = image::open(path)
-        .map_err(|e| UsageError::error(format!("{}: cannot read image ({e})", path.display())))?;
+    let bad = |e: String| UsageError::error(format!("{}: {e}", path.display()));
+    if path.is_dir() {
+        return Err(bad("is a directory, not an image".into()));
+    }
+    // The format from the file's bytes, not its name: a JPEG named `.img` is still a JPEG.
+    let img = image::ImageReader::open(path)
+        .and_then(|r| r.with_guessed_format())
+        .map_err(|e| bad(format!("cannot read image ({e})")))?
+        .decode()
+        .map_err(|e| bad(format!("cannot read image ({e})")))?;
     prepare(&img).map_err(|e| UsageError::error(format!("{}: {e}", path.display())))
 }
 

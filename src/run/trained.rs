@@ -58,8 +58,29 @@ pub struct LoadedModel {
     _vs: tch::nn::VarStore,
 }
 
+/// A checkpoint file given where a run directory is expected (`lenet5 test runs/X/best.safetensors`):
+/// that run, with that checkpoint. Any other file is an error saying what was expected.
+fn checkpoint_as_run(source: &ModelSource) -> Result<ModelSource> {
+    let Some(path) = source.run_dir.as_ref().filter(|p| p.is_file()) else {
+        return Ok(source.clone());
+    };
+    let run = path.parent().filter(|d| d.join(dir::CONFIG_FILE).is_file());
+    match run {
+        Some(run) if path.extension().is_some_and(|e| e == "safetensors") => Ok(ModelSource {
+            run_dir: Some(run.to_path_buf()),
+            checkpoint: Checkpoint::File(path.clone()),
+            ..source.clone()
+        }),
+        _ => Err(UsageError::error(format!(
+            "{} is a file; expected a run directory, a checkpoint inside one (RUN/best.safetensors), or --config CONFIG --checkpoint FILE.safetensors",
+            path.display()
+        ))),
+    }
+}
+
 /// Builds the model `source` describes and loads its weights.
 pub fn load_model(source: &ModelSource) -> Result<LoadedModel> {
+    let source = &checkpoint_as_run(source)?;
     let (config, run) = match (&source.config, &source.run_dir) {
         (Some(_), Some(_)) => {
             return Err(UsageError::error(
@@ -109,7 +130,12 @@ pub struct Prediction {
     pub digit: i64,
     /// The three most likely digits with their softmax probabilities, best first.
     pub top3: Vec<(i64, f64)>,
+    /// The best probability is below [`CONFIDENT`]: the image may not look like an MNIST digit.
+    pub low_confidence: bool,
 }
+
+/// Below this top probability an answer is flagged as a guess.
+pub const CONFIDENT: f64 = 0.5;
 
 /// Classifies prepared images with a model trained on data normalised by `normalization`.
 pub fn classify(
@@ -138,6 +164,7 @@ pub fn classify(
             file: file.clone(),
             digit: i[0],
             top3: i.iter().zip(v).map(|(&d, &p)| (d, f64::from(p))).collect(),
+            low_confidence: f64::from(v[0]) < CONFIDENT,
         })
         .collect()
 }
@@ -149,6 +176,11 @@ impl Prediction {
             .iter()
             .map(|(d, p)| format!("{d}: {:.1}%", 100.0 * p))
             .collect();
-        format!("{}: {}  ({})", self.file, self.digit, top.join(", "))
+        let hint = if self.low_confidence {
+            "  low confidence: does it look like an MNIST digit (one centred digit, thick strokes, plain background)?"
+        } else {
+            ""
+        };
+        format!("{}: {}  ({}){hint}", self.file, self.digit, top.join(", "))
     }
 }
