@@ -253,3 +253,16 @@ fn a_bad_variant_is_named_once() {
     assert_eq!(e.matches("model.activation").count(), 1, "{e}");
     assert!(e.contains("relu"), "lists the allowed values: {e}");
 }
+
+#[test]
+fn the_eta_counts_runs_in_progress_and_speaks_one_unit() {
+    use lenet5::study::exec::eta;
+    use std::time::Duration;
+    // Nothing to go by yet.
+    assert_eq!(eta(Duration::from_secs(10), 0, 0.0, 8), "");
+    // No run finished, but two are half-way after 60 s: a run takes 60 s, 7 runs' worth are left.
+    assert_eq!(eta(Duration::from_secs(60), 0, 1.0, 8), ", eta 7 min");
+    // Short ones in seconds; the same string for the bar and the per-run line.
+    assert_eq!(eta(Duration::from_secs(10), 2, 0.0, 3), ", eta 15 s");
+    assert_eq!(eta(Duration::from_secs(10), 2, 0.0, 0), "");
+}

@@ -103,6 +103,7 @@ pub fn run(sweep: &Sweep, runs: &[&Run], opts: &Options, interrupt: &Interrupt) 
     queue.reverse(); // popped from the end: runs start in sweep order
     let bar = progress_bar(runs.len() as u64, summary.finished as u64);
     let (started, already) = (Instant::now(), summary.finished);
+    let mut last_eta = Instant::now();
     let exe = std::env::current_exe().context("cannot find the lenet5 binary")?;
     let threads = opts.threads();
     let mut active: Vec<Active> = vec![];
@@ -151,6 +152,14 @@ pub fn run(sweep: &Sweep, runs: &[&Run], opts: &Options, interrupt: &Interrupt) 
             break;
         }
         std::thread::sleep(Duration::from_millis(100));
+        // One clock and one ETA for the bar and the per-run lines, counting the epochs of runs in progress,
+        // so neither stands still while a long run trains.
+        if last_eta.elapsed() >= Duration::from_secs(1) {
+            last_eta = Instant::now();
+            let partly = in_progress(sweep, &active);
+            let (done, left) = (summary.finished - already, runs.len() - summary.finished);
+            bar.set_message(eta(started.elapsed(), done, partly, left));
+        }
         let mut i = 0;
         while i < active.len() {
             let Some(status) = active[i].child.try_wait()? else {
@@ -166,11 +175,10 @@ pub fn run(sweep: &Sweep, runs: &[&Run], opts: &Options, interrupt: &Interrupt) 
                     summary.finished += 1;
                     bar.inc(1);
                     let count = format!("[{}/{}]", summary.finished, runs.len());
-                    let eta = eta(
-                        started,
-                        summary.finished - already,
-                        runs.len() - summary.finished,
-                    );
+                    let partly = in_progress(sweep, &active);
+                    let (done, left) = (summary.finished - already, runs.len() - summary.finished);
+                    let eta = eta(started.elapsed(), done, partly, left);
+                    bar.set_message(eta.clone());
                     say(format!(
                         "{count} done {}  test {:.2}%  {seconds:.0} s{eta}",
                         run.id,
@@ -262,25 +270,46 @@ fn stop_all(active: &mut [Active]) {
     }
 }
 
-/// "  (eta 12 min)" from this invocation's pace, once a run has finished in it.
-fn eta(started: Instant, done_here: usize, left: usize) -> String {
-    if done_here == 0 || left == 0 {
+/// The runs in progress as a fraction of runs: each one's completed epochs over its planned ones.
+fn in_progress(sweep: &Sweep, active: &[Active]) -> f64 {
+    active
+        .iter()
+        .filter_map(|a| {
+            let epochs = a.run.config.trainer.epochs.max(1) as f64;
+            let dir = crate::run::dir::RunDir::open(&sweep.run_dir(a.run)).ok()?;
+            let state = dir.state().ok()??;
+            Some((state.epoch as f64 / epochs).min(1.0))
+        })
+        .sum()
+}
+
+/// `, eta 12 min` (or `, eta 40 s`) from this invocation's pace: `done` runs finished and `partly` runs'
+/// worth of epochs of the ones in progress in `elapsed`; `left` runs not finished (those in progress
+/// included). Empty until there is a pace to go by.
+pub fn eta(elapsed: Duration, done: usize, partly: f64, left: usize) -> String {
+    let work = done as f64 + partly;
+    if work <= 0.0 || left == 0 {
         return String::new();
     }
-    let seconds = started.elapsed().as_secs_f64() / done_here as f64 * left as f64;
-    format!("  (eta {:.0} min)", (seconds / 60.0).ceil())
+    let seconds = elapsed.as_secs_f64() / work * (left as f64 - partly).max(0.0);
+    if seconds < 90.0 {
+        format!(", eta {:.0} s", seconds.ceil())
+    } else {
+        format!(", eta {:.0} min", (seconds / 60.0).ceil())
+    }
 }
 
 fn progress_bar(total: u64, done: u64) -> ProgressBar {
     let bar = ProgressBar::new(total);
     bar.set_style(
         ProgressStyle::with_template(
-            "sweep [{bar:30}] {pos}/{len} runs, {elapsed} elapsed, eta {eta}",
+            "sweep [{bar:30}] {pos}/{len} runs, {elapsed} elapsed{msg}",
         )
         .expect("valid template")
         .progress_chars("=> "),
     );
     bar.set_position(done);
-    bar.reset_eta();
+    // Redrawn every second, so the clock runs while a long run trains.
+    bar.enable_steady_tick(Duration::from_secs(1));
     bar
 }
