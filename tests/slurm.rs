@@ -86,6 +86,10 @@ fn sweep_slurm(cluster: &Cluster, dir: &Path) -> Output {
         "2",
         "--time",
         "10:00",
+        // Run by every task before training; a real option passed through as written.
+        "--setup",
+        "echo \"$SLURM_ARRAY_TASK_ID\" >> setup-ran",
+        "--sbatch-arg=--comment=lenet5-test",
     ];
     cluster.run(dir, env!("CARGO_BIN_EXE_lenet5"), &args)
 }
@@ -168,6 +172,13 @@ fn a_sweep_runs_as_a_slurm_job_array_and_a_cancelled_job_is_finished_by_resubmit
         );
         assert!(run.join("test.json").exists(), "{}", run.display());
     }
+    // The set-up line ran in every task of both jobs, in the directory the runs ran in.
+    let setup = std::fs::read_to_string(dir.join("setup-ran")).unwrap_or_default();
+    assert!(
+        setup.lines().count() >= 2,
+        "one line per task of both jobs: {setup:?}"
+    );
+    assert!(script.contains("#SBATCH --comment=lenet5-test"), "{script}");
     // Nothing left: a third submission submits nothing.
     let out = sweep_slurm(&cluster, &dir);
     assert!(stdout(&out).contains("every run"), "{}", stdout(&out));

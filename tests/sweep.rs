@@ -266,3 +266,68 @@ fn the_eta_counts_runs_in_progress_and_speaks_one_unit() {
     assert_eq!(eta(Duration::from_secs(10), 2, 0.0, 3), ", eta 15 s");
     assert_eq!(eta(Duration::from_secs(10), 2, 0.0, 0), "");
 }
+
+#[test]
+fn the_slurm_script_carries_account_qos_mem_extra_options_and_a_setup_line() {
+    let dir = project("slurm_options", 200, "seeds: 2\n");
+    let out = lenet5(
+        &dir,
+        &[
+            "sweep",
+            "sweep.yaml",
+            "--out",
+            "study",
+            "--slurm",
+            "--partition",
+            "gpu-a100",
+            "--account",
+            "proj42",
+            "--qos",
+            "short",
+            "--mem",
+            "8G",
+            "--sbatch-arg=--constraint=a100",
+            "--sbatch-arg",
+            "--mail-type=END",
+            "--setup",
+            "module load cuda/12.4",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let script = std::fs::read_to_string(dir.join("study/slurm/batch-1.sbatch")).unwrap();
+    for line in [
+        "#SBATCH --account=proj42",
+        "#SBATCH --qos=short",
+        "#SBATCH --mem=8G",
+        "#SBATCH --constraint=a100",
+        "#SBATCH --mail-type=END",
+        "\nmodule load cuda/12.4\nexec ",
+    ] {
+        assert!(script.contains(line), "{line:?} missing:\n{script}");
+    }
+    // A GPU partition without GPUs would quietly train on the CPU: said so.
+    assert!(
+        stderr(&out).contains("warning: partition gpu-a100 looks like a GPU partition"),
+        "{}",
+        stderr(&out)
+    );
+    let with_gpus = lenet5(
+        &dir,
+        &[
+            "sweep",
+            "sweep.yaml",
+            "--out",
+            "study",
+            "--slurm",
+            "--partition",
+            "gpu",
+            "--gpus-per-task",
+            "1",
+        ],
+    );
+    assert!(
+        !stderr(&with_gpus).contains("warning"),
+        "{}",
+        stderr(&with_gpus)
+    );
+}

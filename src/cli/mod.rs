@@ -83,6 +83,26 @@ pub struct SweepArgs {
     /// With --slurm: runs each array task trains in turn.
     #[arg(long, default_value_t = 4)]
     pub runs_per_task: usize,
+    /// With --slurm: the account to charge (sbatch --account).
+    #[arg(long, requires = "slurm")]
+    pub account: Option<String>,
+    /// With --slurm: the quality of service (sbatch --qos).
+    #[arg(long, requires = "slurm")]
+    pub qos: Option<String>,
+    /// With --slurm: memory per node, e.g. 8G (sbatch --mem).
+    #[arg(long, requires = "slurm")]
+    pub mem: Option<String>,
+    /// With --slurm: another #SBATCH option as written, e.g. --sbatch-arg=--constraint=a100; repeatable.
+    #[arg(
+        long = "sbatch-arg",
+        requires = "slurm",
+        allow_hyphen_values = true,
+        value_name = "OPTION"
+    )]
+    pub sbatch_args: Vec<String>,
+    /// With --slurm: a shell line each task runs before training, e.g. "module load cuda/12.4".
+    #[arg(long, requires = "slurm", value_name = "LINE")]
+    pub setup: Option<String>,
 }
 
 /// How runs share this machine.
@@ -429,7 +449,17 @@ fn run_sweep(args: SweepArgs) -> Result<()> {
             gpus_per_task: args.gpus_per_task,
             max_parallel: args.max_parallel,
             runs_per_task: args.runs_per_task,
+            account: args.account,
+            qos: args.qos,
+            mem: args.mem,
+            sbatch_args: args.sbatch_args,
+            setup: args.setup,
         };
+        if let Some(partition) = options.gpu_partition_without_gpus() {
+            eprintln!(
+                "warning: partition {partition} looks like a GPU partition, but no GPUs are asked for: the runs will train on the CPU; add --gpus-per-task N"
+            );
+        }
         SweepMode::Slurm {
             options,
             submit: args.submit,

@@ -302,11 +302,9 @@ pub fn eta(elapsed: Duration, done: usize, partly: f64, left: usize) -> String {
 fn progress_bar(total: u64, done: u64) -> ProgressBar {
     let bar = ProgressBar::new(total);
     bar.set_style(
-        ProgressStyle::with_template(
-            "sweep [{bar:30}] {pos}/{len} runs, {elapsed} elapsed{msg}",
-        )
-        .expect("valid template")
-        .progress_chars("=> "),
+        ProgressStyle::with_template("sweep [{bar:30}] {pos}/{len} runs, {elapsed} elapsed{msg}")
+            .expect("valid template")
+            .progress_chars("=> "),
     );
     bar.set_position(done);
     // Redrawn every second, so the clock runs while a long run trains.

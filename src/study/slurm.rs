@@ -20,6 +20,28 @@ pub struct Options {
     pub max_parallel: Option<usize>,
     /// Runs each task trains in turn (sites discourage arrays of tiny jobs).
     pub runs_per_task: usize,
+    /// `--account`, `--qos`, `--mem` (e.g. `8G`): what many clusters require.
+    pub account: Option<String>,
+    pub qos: Option<String>,
+    pub mem: Option<String>,
+    /// Further `#SBATCH` options as written (`--constraint=a100`, `--mail-type=END`).
+    pub sbatch_args: Vec<String>,
+    /// A shell line run before training in every task (`module load cuda/12.4`, `source env.sh`).
+    pub setup: Option<String>,
+}
+
+impl Options {
+    /// A partition whose name says GPU but no GPUs asked for: its runs would silently train on the CPU.
+    pub fn gpu_partition_without_gpus(&self) -> Option<&str> {
+        let gpus = self.gpus_per_task.is_some_and(|g| g > 0)
+            || self
+                .sbatch_args
+                .iter()
+                .any(|a| a.contains("gpu") || a.contains("gres"));
+        self.partition
+            .as_deref()
+            .filter(|p| !gpus && p.to_lowercase().contains("gpu"))
+    }
 }
 
 /// A written job: its script, the list of runs it covers and its array size.
@@ -65,12 +87,27 @@ pub fn write_job(sweep: &Sweep, pending: &[&Run], opts: &Options) -> Result<Opti
         format!("--chdir={}", cwd.display()),
     ];
     header.extend(opts.partition.iter().map(|p| format!("--partition={p}")));
+    header.extend(opts.account.iter().map(|a| format!("--account={a}")));
+    header.extend(opts.qos.iter().map(|q| format!("--qos={q}")));
+    header.extend(opts.mem.iter().map(|m| format!("--mem={m}")));
     header.extend(opts.time.iter().map(|t| format!("--time={t}")));
     header.extend(
         opts.gpus_per_task
             .iter()
             .map(|g| format!("--gpus-per-task={g}")),
     );
+    for arg in &opts.sbatch_args {
+        if arg.contains('\n') {
+            return Err(UsageError::error(format!(
+                "--sbatch-arg {arg:?}: one option per flag, without line breaks"
+            )));
+        }
+        header.push(arg.clone());
+    }
+    let setup = opts
+        .setup
+        .as_ref()
+        .map_or(String::new(), |line| format!("{line}\n"));
     let device = if opts.gpus_per_task.is_some_and(|g| g > 0) {
         " --devices cuda"
     } else {
@@ -81,7 +118,7 @@ pub fn write_job(sweep: &Sweep, pending: &[&Run], opts: &Options) -> Result<Opti
          # Written by `lenet5 sweep --slurm`: array task i trains runs i*{per_task} .. i*{per_task}+{} of\n\
          # {}, one after another. A task stopped by the time limit (SIGTERM) leaves them resumable;\n\
          # `lenet5 sweep SWEEP.yaml --out {} --slurm --submit` again submits only what is unfinished.\n\
-         exec {} sweep-task {} --index \"$SLURM_ARRAY_TASK_ID\" --runs-per-task {per_task} --threads \"${{SLURM_CPUS_PER_TASK:-{}}}\"{device}\n",
+         {setup}exec {} sweep-task {} --index \"$SLURM_ARRAY_TASK_ID\" --runs-per-task {per_task} --threads \"${{SLURM_CPUS_PER_TASK:-{}}}\"{device}\n",
         header
             .iter()
             .map(|h| format!("#SBATCH {h}"))
