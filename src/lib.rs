@@ -32,6 +32,22 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// `unknown` when it was built outside a git checkout.
 pub const COMMIT: &str = env!("LENET5_COMMIT");
 
+/// How the user runs lenet5, for commands they can paste from a message: `$LENET5_COMMAND` (which
+/// `scripts/lenet5` sets to itself), else the path the binary was started by when it has a `/`
+/// (`./target/release/lenet5`), else `lenet5` (on the PATH).
+pub fn command_name() -> String {
+    if let Some(name) = std::env::var("LENET5_COMMAND")
+        .ok()
+        .filter(|s| !s.is_empty())
+    {
+        return name;
+    }
+    std::env::args()
+        .next()
+        .filter(|a| a.contains('/'))
+        .unwrap_or_else(|| "lenet5".to_string())
+}
+
 /// The exit code of `train` when another process holds the run's lock (BSD's EX_TEMPFAIL: try again).
 pub const LOCKED_EXIT: i32 = 75;
 

@@ -58,3 +58,64 @@ fn a_closed_stdout_ends_the_command_quietly() {
         );
     }
 }
+
+#[test]
+fn one_man_page_per_subcommand_and_completions_that_know_keys_and_devices() {
+    let dir = scratch("man_pages");
+    let out = dir.join("man1");
+    ok(lenet5(&dir, &["man", "--out", out.to_str().unwrap()]));
+    let main = std::fs::read_to_string(out.join("lenet5.1")).unwrap();
+    for sub in [
+        "train", "test", "predict", "report", "config", "sweep", "fetch",
+    ] {
+        // The main page refers to lenet5-SUB(1); that page exists and is titled so.
+        assert!(
+            main.contains(&format!("lenet5\\-{sub}(1)")),
+            "lenet5.1 lacks lenet5-{sub}(1)"
+        );
+        let page = std::fs::read_to_string(out.join(format!("lenet5-{sub}.1")))
+            .unwrap_or_else(|e| panic!("lenet5-{sub}.1: {e}"));
+        assert!(
+            page.contains(&format!(".TH lenet5-{sub} 1")),
+            "{}",
+            &page[..200]
+        );
+    }
+    assert!(
+        !out.join("lenet5-sweep-task.1").exists(),
+        "the hidden command has no page"
+    );
+    let bash = ok(lenet5(&dir, &["completions", "bash"]));
+    for word in [
+        "optimizer.lr=",
+        "model.activation=",
+        "trainer.device=",
+        "cuda:0",
+    ] {
+        assert!(bash.contains(word), "bash completions lack {word}");
+    }
+    // Candidates only: any device string and any key still parse (and are checked by the config).
+    let out = lenet5(
+        &dir,
+        &["config", "--device", "cuda:3", "--set", "trainer.seed=7"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let help = ok(lenet5(&dir, &["train", "--help"]));
+    assert!(
+        !help.contains("possible values"),
+        "the key list stays out of --help"
+    );
+}
+
+#[test]
+fn messages_suggest_the_command_the_user_runs() {
+    let dir = scratch("command_name");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_lenet5"))
+        .args(["test", "--runs-dir", "nowhere"])
+        .current_dir(&dir)
+        .env("LENET5_COMMAND", "scripts/lenet5")
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert!(err.contains("`scripts/lenet5 train CONFIG`"), "{err}");
+}

@@ -172,3 +172,29 @@ fn console_numbers_use_scientific_notation_where_shorter() {
     assert_eq!(number(2.5e-5), "2.500e-5");
     assert_eq!(number(0.0), "0.0000");
 }
+
+#[test]
+fn a_one_epoch_curve_is_drawn_as_a_dot() {
+    use lenet5::output::chart::{COLORS, Panel, Series, render_svg};
+    use plotters::prelude::SeriesLabelPosition;
+    let panel = |points: Vec<(f64, f64)>| {
+        vec![Panel {
+            title: "validation accuracy".into(),
+            y_label: "accuracy",
+            series: vec![Series {
+                label: "one epoch".into(),
+                points,
+                color: COLORS[0],
+                band: vec![],
+            }],
+            legend: SeriesLabelPosition::LowerRight,
+        }]
+    };
+    let one = render_svg(&panel(vec![(1.0, 0.9)]), (400, 300)).unwrap();
+    assert!(one.contains("<circle"), "a single point is visible");
+    let two = render_svg(&panel(vec![(1.0, 0.9), (2.0, 0.95)]), (400, 300)).unwrap();
+    assert!(
+        !two.contains("<circle") && two.contains("<polyline"),
+        "lines as before"
+    );
+}

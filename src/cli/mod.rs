@@ -7,7 +7,7 @@ pub mod commands;
 use crate::config::Override;
 use crate::run::trained::{Checkpoint, ModelSource};
 use crate::run::{NewRunDir, Start};
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Args, CommandFactory, Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -40,8 +40,13 @@ pub enum Command {
     Fetch(FetchArgs),
     /// Print a shell completion script: lenet5 completions bash > ~/.local/share/bash-completion/completions/lenet5
     Completions { shell: clap_complete::Shell },
-    /// Print the man page (roff): lenet5 man > ~/.local/share/man/man1/lenet5.1
-    Man,
+    /// Print the man page (roff), or with --out DIR write one page per subcommand too:
+    /// lenet5 man --out ~/.local/share/man/man1
+    Man {
+        /// Write lenet5.1 and lenet5-SUBCOMMAND.1 into this directory.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
     /// One Slurm array task of a sweep (what the sbatch script runs).
     #[command(hide = true)]
     SweepTask(SweepTaskArgs),
@@ -181,14 +186,57 @@ pub struct ConfigArgs {
     pub flags: TrainFlags,
 }
 
+/// Accepts any text, and offers candidates to shell completion (config keys, devices) without limiting
+/// what may be typed.
+#[derive(Clone)]
+struct Suggest(fn() -> &'static [&'static str]);
+
+impl clap::builder::TypedValueParser for Suggest {
+    type Value = String;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> std::result::Result<String, clap::Error> {
+        clap::builder::StringValueParser::new().parse_ref(cmd, arg, value)
+    }
+
+    fn possible_values(
+        &self,
+    ) -> Option<Box<dyn Iterator<Item = clap::builder::PossibleValue> + '_>> {
+        Some(Box::new(
+            (self.0)()
+                .iter()
+                .map(|v| clap::builder::PossibleValue::new(*v)),
+        ))
+    }
+}
+
+/// `KEY=` for every config key.
+fn config_key_candidates() -> &'static [&'static str] {
+    static KEYS: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
+    KEYS.get_or_init(|| {
+        crate::config::keys()
+            .into_iter()
+            .map(|k| &*Box::leak(format!("{k}=").into_boxed_str()))
+            .collect()
+    })
+}
+
+fn device_candidates() -> &'static [&'static str] {
+    &["auto", "cpu", "cuda", "cuda:0", "cuda:1"]
+}
+
 /// Overrides every subcommand takes.
 #[derive(Debug, Args, Default)]
 pub struct RuntimeFlags {
     /// Override any config key, e.g. --set optimizer.lr=0.01 (repeatable; value parsed as YAML).
-    #[arg(long = "set", value_name = "KEY=VALUE")]
+    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = Suggest(config_key_candidates), hide_possible_values = true)]
     pub set: Vec<String>,
     /// trainer.device: auto, cpu, cuda, cuda:N
-    #[arg(long)]
+    #[arg(long, value_parser = Suggest(device_candidates), hide_possible_values = true)]
     pub device: Option<String>,
     /// trainer.threads (CPU intra-op threads; 0 = one per core)
     #[arg(long)]
@@ -418,7 +466,17 @@ pub fn run(cli: Cli) -> Result<()> {
             clap_complete::generate(shell, &mut Cli::command(), "lenet5", &mut script);
             std::io::Write::write_all(&mut std::io::stdout(), &script)?;
         }
-        Command::Man => clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?,
+        Command::Man { out: None } => {
+            clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?
+        }
+        Command::Man { out: Some(dir) } => {
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+            for (name, page) in man_pages()? {
+                crate::sys::atomic::write(&dir.join(&name), &page)?;
+            }
+            eprintln!("wrote the man pages to {}", dir.display());
+        }
         Command::SweepTask(args) => {
             let options = args.local.options();
             let summary =
@@ -469,6 +527,7 @@ fn run_sweep(args: SweepArgs) -> Result<()> {
     };
     let (sweep, outcome) = commands::sweep(&args.sweep, args.out.as_deref(), mode)?;
     let dir = sweep.dir.display();
+    let lenet5 = crate::command_name();
     match outcome {
         SweepOutcome::DryRun => {
             for run in &sweep.runs {
@@ -478,7 +537,7 @@ fn run_sweep(args: SweepArgs) -> Result<()> {
         }
         SweepOutcome::Local(summary) => {
             println!(
-                "{} of {} runs finished in {dir}; report: lenet5 report {dir}",
+                "{} of {} runs finished in {dir}; report: {lenet5} report {dir}",
                 summary.finished,
                 sweep.runs.len()
             );
@@ -487,7 +546,7 @@ fn run_sweep(args: SweepArgs) -> Result<()> {
             }
         }
         SweepOutcome::Slurm { job: None, .. } => {
-            println!("every run in {dir} is finished; report: lenet5 report {dir}")
+            println!("every run in {dir} is finished; report: {lenet5} report {dir}")
         }
         SweepOutcome::Slurm {
             job: Some(job),
@@ -495,7 +554,7 @@ fn run_sweep(args: SweepArgs) -> Result<()> {
         } => {
             println!("wrote {} ({} array tasks)", job.script.display(), job.tasks);
             match job_id {
-                Some(id) => println!("submitted job {id}; when it is done: lenet5 report {dir}"),
+                Some(id) => println!("submitted job {id}; when it is done: {lenet5} report {dir}"),
                 None => println!("submit it with: sbatch {}", job.script.display()),
             }
         }
@@ -507,4 +566,25 @@ fn run_sweep(args: SweepArgs) -> Result<()> {
 fn stem(path: &std::path::Path) -> String {
     path.file_stem()
         .map_or_else(|| "run".into(), |s| s.to_string_lossy().into_owned())
+}
+
+/// `lenet5.1` and one `lenet5-SUBCOMMAND.1` per visible subcommand (the main page refers to them).
+pub fn man_pages() -> Result<Vec<(String, Vec<u8>)>> {
+    let render = |cmd: clap::Command| -> Result<Vec<u8>> {
+        let mut page = vec![];
+        clap_mangen::Man::new(cmd).render(&mut page)?;
+        Ok(page)
+    };
+    let mut cli = Cli::command();
+    cli.build();
+    let mut pages = vec![("lenet5.1".to_string(), render(cli.clone())?)];
+    for sub in cli
+        .get_subcommands()
+        .filter(|s| !s.is_hide_set() && s.get_name() != "help")
+    {
+        let name = format!("lenet5-{}", sub.get_name());
+        let page = render(sub.clone().name(&*Box::leak(name.clone().into_boxed_str())))?;
+        pages.push((format!("{name}.1"), page));
+    }
+    Ok(pages)
 }

@@ -361,6 +361,23 @@ pub fn apply(config: &Config, overrides: &[Override], origin: &str) -> Result<Co
     from_tree(serde_yaml::to_value(config)?, overrides, origin)
 }
 
+/// Every config key as a dotted path (`optimizer.lr`), in the order of [`DEFAULTS_YAML`].
+pub fn keys() -> Vec<String> {
+    fn walk(node: &Value, prefix: &str, out: &mut Vec<String>) {
+        match node {
+            Value::Mapping(map) => {
+                for (k, v) in map {
+                    walk(v, &join(prefix, k.as_str().unwrap_or_default()), out);
+                }
+            }
+            _ => out.push(prefix.to_string()),
+        }
+    }
+    let mut out = vec![];
+    walk(&defaults_tree(), "", &mut out);
+    out
+}
+
 fn defaults_tree() -> Value {
     serde_yaml::from_str(DEFAULTS_YAML).expect("defaults.yaml is valid YAML")
 }

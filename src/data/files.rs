@@ -51,10 +51,11 @@ pub fn ensure_files(cfg: &DataConfig) -> Result<()> {
     if !missing.is_empty() {
         if !cfg.download {
             return Err(UsageError::error(format!(
-                "data dir {}: missing {}; fetch {} with `lenet5 fetch --dataset {} --dir {}`, set data.download: true, or set data.dir",
+                "data dir {}: missing {}; fetch {} with `{} fetch --dataset {} --dir {}`, set data.download: true, or set data.dir",
                 dir.display(),
                 missing.join(", "),
                 cfg.dataset.name(),
+                crate::command_name(),
                 cfg.dataset.name(),
                 dir.display()
             )));

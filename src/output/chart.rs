@@ -120,6 +120,22 @@ fn draw_panels<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, panels: &[Pane
                 .legend(move |(x, y)| {
                     PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
                 });
+            // A line needs two points: a one-epoch run is drawn as a dot.
+            let finite: Vec<(f64, f64)> = s
+                .points
+                .iter()
+                .copied()
+                .filter(|p| p.1.is_finite())
+                .collect();
+            if finite.len() == 1 {
+                chart
+                    .draw_series(
+                        finite
+                            .into_iter()
+                            .map(|p| Circle::new(p, 4, color.filled())),
+                    )
+                    .map_err(err)?;
+            }
         }
         chart
             .configure_series_labels()

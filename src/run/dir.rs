@@ -74,8 +74,9 @@ impl RunDir {
     pub fn create_at(path: &Path) -> Result<Self> {
         if path.join(CONFIG_FILE).exists() {
             return Err(UsageError::error(format!(
-                "{} already holds a run; continue it with `lenet5 train --resume {0}`",
-                path.display()
+                "{} already holds a run; continue it with `{} train --resume {0}`",
+                path.display(),
+                crate::command_name()
             )));
         }
         std::fs::create_dir_all(path)
@@ -108,8 +109,9 @@ impl RunDir {
     pub fn latest(runs_dir: &Path) -> Result<Self> {
         let entries = std::fs::read_dir(runs_dir).map_err(|e| {
             UsageError::error(format!(
-                "no runs in {} ({e}); train one first with `lenet5 train CONFIG`",
-                runs_dir.display()
+                "no runs in {} ({e}); train one first with `{} train CONFIG`",
+                runs_dir.display(),
+                crate::command_name()
             ))
         })?;
         let newest = entries
@@ -121,8 +123,9 @@ impl RunDir {
         match newest {
             Some((_, path)) => Ok(Self { path }),
             None => Err(UsageError::error(format!(
-                "no runs in {}; train one first with `lenet5 train CONFIG`",
-                runs_dir.display()
+                "no runs in {}; train one first with `{} train CONFIG`",
+                runs_dir.display(),
+                crate::command_name()
             ))),
         }
     }

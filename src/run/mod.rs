@@ -383,8 +383,9 @@ impl Trainer {
         anyhow::Error::new(Interrupted {
             exit_code,
             message: format!(
-                "interrupted in epoch {epoch} at batch {batch}; weights saved to {}. Resume with: lenet5 train --resume {}",
+                "interrupted in epoch {epoch} at batch {batch}; weights saved to {}. Resume with: {} train --resume {}",
                 self.run.file(LAST_WEIGHTS).display(),
+                crate::command_name(),
                 self.run.path.display()
             ),
         })
