@@ -33,8 +33,8 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub const COMMIT: &str = env!("LENET5_COMMIT");
 
 /// How the user runs lenet5, for commands they can paste from a message: `$LENET5_COMMAND` (which
-/// `scripts/lenet5` sets to itself), else the path the binary was started by when it has a `/`
-/// (`./target/release/lenet5`), else `lenet5` (on the PATH).
+/// `scripts/lenet5` sets to itself), else the path the `lenet5` binary was started by when it has a `/`
+/// (`./target/release/lenet5`), else `lenet5` (on the PATH, or the library inside another program).
 pub fn command_name() -> String {
     if let Some(name) = std::env::var("LENET5_COMMAND")
         .ok()
@@ -44,7 +44,7 @@ pub fn command_name() -> String {
     }
     std::env::args()
         .next()
-        .filter(|a| a.contains('/'))
+        .filter(|a| a.ends_with("/lenet5"))
         .unwrap_or_else(|| "lenet5".to_string())
 }
 
