@@ -13,6 +13,8 @@ With --study-runs N, also measures a study's throughput: N short runs (3 epochs)
 a time with all threads vs --jobs 2 with the threads divided, alternating, as runs per hour.
 With --baseline BIN (scripts/bench --baseline-rev REV builds one), another lenet5 binary joins every comparison
 (epoch, speedrun, study throughput), alternating with the others: what the changes since REV bought.
+--baseline-set KEY=VALUE (repeatable) trains the baseline's epoch and speedrun runs with those overrides, e.g.
+--baseline-set trainer.fused_cpu=false to time REV's LibTorch step where REV had another one.
 With --preload LIB, every process (lenet5 and Python alike) runs with LD_PRELOAD=LIB, e.g. another malloc.
 With --compile-mode M, the compiled reference uses torch.compile's mode M (reduce-overhead: CUDA graphs).
 With --device cuda (and --batch, --epochs), the epoch table on a GPU: lenet5, eager and compiled PyTorch with
@@ -46,6 +48,8 @@ def run(cmd, cwd=ROOT):
 
 
 ENV = dict(os.environ)
+# Extra `--set KEY=VALUE` arguments per binary path (--baseline-set).
+EXTRA = {}
 
 
 class Failed(Exception):
@@ -69,7 +73,8 @@ def lenet5_epoch(binary, args, workdir):
     run_dir = os.path.join(workdir, "run")
     shutil.rmtree(run_dir, ignore_errors=True)
     _, rss = run_rss([binary, "train", "configs/relu_adam.yaml", "--epochs", str(args.epochs), "--threads",
-                      str(args.threads), "--batch-size", str(args.batch), "--device", args.device, "--run-dir", run_dir])
+                      str(args.threads), "--batch-size", str(args.batch), "--device", args.device, "--run-dir", run_dir,
+                      *EXTRA.get(binary, [])])
     with open(os.path.join(run_dir, "metrics.csv")) as f:
         epochs = [float(r["seconds"]) for r in csv.DictReader(f)]
     test = json.loads(run([binary, "test", run_dir, "--json", "--device", args.device]))
@@ -129,7 +134,7 @@ def speedrun(binary, seed, threads, workdir):
     run_dir = os.path.join(workdir, f"speedrun-{seed}")
     shutil.rmtree(run_dir, ignore_errors=True)
     run([binary, "train", "configs/speedrun.yaml", "--seed", str(seed), "--threads", str(threads), "--device", "cpu",
-         "--run-dir", run_dir])
+         "--run-dir", run_dir, *EXTRA.get(binary, [])])
     with open(os.path.join(run_dir, "metrics.csv")) as f:
         seconds = sum(float(r["seconds"]) for r in csv.DictReader(f))
     with open(os.path.join(run_dir, "test.json")) as f:
@@ -145,6 +150,8 @@ def main():
     p.add_argument("--speedrun-seeds", type=int, nargs="*", default=[], help="also time configs/speedrun.yaml")
     p.add_argument("--study-runs", type=int, default=0, help="also time N 3-epoch runs: --jobs 1 vs --jobs 2")
     p.add_argument("--baseline", metavar="BIN", help="another lenet5 binary to compare (scripts/bench --baseline-rev)")
+    p.add_argument("--baseline-set", metavar="KEY=VALUE", action="append", default=[],
+                   help="an override for the baseline's runs (repeatable), e.g. trainer.fused_cpu=false")
     p.add_argument("--preload", metavar="LIB", help="LD_PRELOAD for every contender, e.g. libtcmalloc_minimal.so.4")
     p.add_argument("--device", default="cpu", help="cpu, or cuda[:N] for the epoch table on a GPU [cpu]")
     p.add_argument("--batch", type=int, default=128, help="training batch size for the epoch table [128]")
@@ -161,6 +168,7 @@ def main():
     binaries = {"lenet5": os.path.abspath(args.binary)}
     if args.baseline:
         binaries["baseline"] = os.path.abspath(args.baseline)
+        EXTRA[binaries["baseline"]] = [a for kv in args.baseline_set for a in ("--set", kv)]
 
     contenders = {name: (lambda d, b=b: lenet5_epoch(b, args, d)) for name, b in binaries.items()}
     contenders["reference"] = lambda d: python_epoch("fast", args)
