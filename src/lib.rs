@@ -4,6 +4,7 @@
 //!
 //! ```text
 //! cli/      the command line: clap definitions, dispatch, each command a library function
+//! serve/    the web page that shows each trained net's layers, and its JSON API
 //! study/    many runs: sweep files, the local and Slurm runners, run tables, statistics, the study report
 //! run/      one run: its directory, the training loop, evaluation, checkpoints, state, resume, a trained model
 //! output/   what a run emits as it goes, behind one trait (CSV, TensorBoard, console), and charts
@@ -22,6 +23,7 @@ pub mod data;
 pub mod nn;
 pub mod output;
 pub mod run;
+pub mod serve;
 pub mod study;
 pub mod sys;
 

@@ -36,6 +36,8 @@ pub enum Command {
     Config(ConfigArgs),
     /// Run a study: every run of a sweep file (variants × grid × seeds), locally or through Slurm.
     Sweep(SweepArgs),
+    /// Serve a web page to draw a digit and see each trained run's prediction and layers.
+    Serve(ServeArgs),
     /// Download a dataset into a directory (what `train` does when data.download is on and files are missing).
     Fetch(FetchArgs),
     /// Print a shell completion script: lenet5 completions bash > ~/.local/share/bash-completion/completions/lenet5
@@ -343,6 +345,24 @@ impl ModelArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Run directories (or a sweep directory: one run per group), shown side by side in this order
+    /// [default: the most recent run under --runs-dir].
+    pub run_dirs: Vec<PathBuf>,
+    /// The port to listen on; 0 picks a free one (printed).
+    #[arg(long, default_value_t = 8000)]
+    pub port: u16,
+    /// The address to bind; the default keeps the page on this machine.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// Where to look for the most recent run.
+    #[arg(long, default_value = "runs")]
+    pub runs_dir: PathBuf,
+    #[command(flatten)]
+    pub flags: RuntimeFlags,
+}
+
+#[derive(Debug, Args)]
 pub struct TestArgs {
     /// Run directory [default: the most recent run under --runs-dir; none with --config].
     pub run_dir: Option<PathBuf>,
@@ -456,6 +476,15 @@ pub fn run(cli: Cli) -> Result<()> {
             }
         },
         Command::Sweep(args) => run_sweep(args)?,
+        Command::Serve(args) => {
+            let runs =
+                crate::serve::api::load(&args.run_dirs, &args.runs_dir, &args.flags.overrides()?)?;
+            let options = crate::serve::Options {
+                host: args.host,
+                port: args.port,
+            };
+            crate::serve::serve(runs, &options)?;
+        }
         Command::Fetch(args) => {
             let dir = commands::fetch(&args.dataset, args.dir.as_deref())?;
             println!("{} is in {}", args.dataset, dir.display());

@@ -24,13 +24,23 @@ pub fn load_image(path: &Path) -> Result<Prepared> {
     if path.is_dir() {
         return Err(bad("is a directory, not an image".into()));
     }
-    // The format from the file's bytes, not its name: a JPEG named `.img` is still a JPEG.
-    let img = image::ImageReader::open(path)
-        .and_then(|r| r.with_guessed_format())
-        .map_err(|e| bad(format!("cannot read image ({e})")))?
+    let bytes = std::fs::read(path).map_err(|e| bad(format!("cannot read image ({e})")))?;
+    prepare_bytes(&bytes).map_err(bad)
+}
+
+/// Decodes an encoded image (PNG or JPEG; the format from its bytes, not a file name: a JPEG named `.img`
+/// is still a JPEG) and prepares it: what `predict` does with a file and `serve` with a request body.
+/// Decoding keeps the image crate's limits (512 MiB per decoded image), so a decompression bomb is an error.
+pub fn prepare_bytes(bytes: &[u8]) -> std::result::Result<Prepared, String> {
+    if bytes.is_empty() {
+        return Err("empty image (0 bytes)".into());
+    }
+    let img = image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| format!("cannot read image ({e})"))?
         .decode()
-        .map_err(|e| bad(format!("cannot read image ({e})")))?;
-    prepare(&img).map_err(|e| UsageError::error(format!("{}: {e}", path.display())))
+        .map_err(|e| format!("cannot read image ({e})"))?;
+    prepare(&img)
 }
 
 /// The MNIST preparation of a decoded image.

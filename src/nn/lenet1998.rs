@@ -10,6 +10,7 @@
 //! the other variants; [`map_loss`] is the paper's loss (eq. 9).
 
 use crate::data::Normalization;
+use crate::nn::lenet5::Tap;
 use tch::nn::{self, ModuleT};
 use tch::{Kind, Tensor};
 
@@ -227,13 +228,28 @@ pub fn paper_input(xs: &Tensor, normalization: &Normalization) -> Tensor {
 impl LeNet1998 {
     /// F6's squashed output `[N, 84]`, the point the RBF layer compares with the prototypes.
     pub fn features(&self, xs: &Tensor) -> Tensor {
-        let xs = squash(&paper_input(xs, &self.normalization).apply(&self.c1));
-        let xs = Self::subsample(&xs, &self.s2_coef, &self.s2_bias);
+        self.features_tapped(xs, &mut |_, _| {})
+    }
+
+    /// [`LeNet1998::features`], handing each layer's squashed output to `tap` by the paper's names: C1,
+    /// S2, C3, S4, C5, F6 (and the 32×32 input it builds as `input`).
+    pub fn features_tapped(&self, xs: &Tensor, tap: Tap) -> Tensor {
+        let input = paper_input(xs, &self.normalization);
+        tap("input", &input);
+        let c1 = squash(&input.apply(&self.c1));
+        tap("C1", &c1);
+        let s2 = Self::subsample(&c1, &self.s2_coef, &self.s2_bias);
+        tap("S2", &s2);
         let c3_weights = &self.c3.ws * &self.c3_mask;
-        let xs = squash(&xs.conv2d(&c3_weights, self.c3.bs.as_ref(), [1, 1], [0, 0], [1, 1], 1));
-        let xs = Self::subsample(&xs, &self.s4_coef, &self.s4_bias);
-        let xs = squash(&xs.apply(&self.c5).flatten(1, -1));
-        squash(&xs.apply(&self.f6))
+        let c3 = squash(&s2.conv2d(&c3_weights, self.c3.bs.as_ref(), [1, 1], [0, 0], [1, 1], 1));
+        tap("C3", &c3);
+        let s4 = Self::subsample(&c3, &self.s4_coef, &self.s4_bias);
+        tap("S4", &s4);
+        let c5 = squash(&s4.apply(&self.c5).flatten(1, -1));
+        tap("C5", &c5);
+        let f6 = squash(&c5.apply(&self.f6));
+        tap("F6", &f6);
+        f6
     }
 }
 

@@ -8,6 +8,9 @@
 use crate::config::{Activation, Init, ModelConfig, Pooling};
 use crate::data::Shape;
 use tch::Tensor;
+
+/// Receives each named layer output of a forward pass (for `lenet5 serve`'s page).
+pub type Tap<'a> = &'a mut dyn FnMut(&'static str, &Tensor);
 use tch::nn::{self, ModuleT};
 
 /// Layer sizes: conv 6@5×5 (padding 2, so 28×28 stays 28×28) → pool → conv 16@5×5 → pool → 120 → 84 → 10.
@@ -158,11 +161,25 @@ impl LeNet5 {
     /// The seed's chain written out op by op, without the fused form: what [`ModuleT::forward_t`] computes,
     /// kept as the reference the tests hold the fused form to.
     pub fn forward_plain(&self, xs: &Tensor) -> Tensor {
-        let xs = self.act(self.pool(xs.apply(&self.conv1)));
-        let xs = self.act(self.pool(xs.apply(&self.conv2)));
-        let xs = self.act(xs.flatten(1, -1).apply(&self.fc1));
-        let xs = self.act(xs.apply(&self.fc2));
-        xs.apply(&self.fc3)
+        self.forward_tapped(xs, &mut |_, _| {})
+    }
+
+    /// [`LeNet5::forward_plain`], handing each layer's output to `tap` by its LeNet-5 name: C1 (the
+    /// convolution), S2 (pooled and activated, as the seed orders them), C3, S4, F5, F6.
+    pub fn forward_tapped(&self, xs: &Tensor, tap: Tap) -> Tensor {
+        let c1 = xs.apply(&self.conv1);
+        tap("C1", &c1);
+        let s2 = self.act(self.pool(c1));
+        tap("S2", &s2);
+        let c3 = s2.apply(&self.conv2);
+        tap("C3", &c3);
+        let s4 = self.act(self.pool(c3));
+        tap("S4", &s4);
+        let f5 = self.act(s4.flatten(1, -1).apply(&self.fc1));
+        tap("F5", &f5);
+        let f6 = self.act(f5.apply(&self.fc2));
+        tap("F6", &f6);
+        f6.apply(&self.fc3)
     }
 }
 
@@ -285,22 +302,34 @@ pub fn lenet5_modern(vs: &nn::Path, cfg: &ModelConfig, input: Shape) -> LeNet5Mo
     }
 }
 
-impl ModuleT for LeNet5Modern {
-    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        let pool = |x: Tensor| x.max_pool2d([2, 2], [2, 2], [0, 0], [1, 1], false);
-        let xs = pool(xs.apply(&self.conv1).apply_t(&self.bn1, train).relu());
-        let xs = pool(xs.apply(&self.conv2).apply_t(&self.bn2, train).relu());
-        let xs = xs.flatten(1, -1).dropout(self.dropout, train);
-        let xs = xs
-            .apply(&self.fc1)
-            .apply_t(&self.bn3, train)
-            .relu()
-            .dropout(self.dropout, train);
-        let xs = xs
+impl LeNet5Modern {
+    /// The forward pass, handing each layer's output to `tap`: C1 and C3 after batch norm and ReLU, S2 and
+    /// S4 after max pooling, F5 and F6 after batch norm and ReLU (before dropout).
+    pub fn forward_tapped(&self, xs: &Tensor, train: bool, tap: Tap) -> Tensor {
+        let pool = |x: &Tensor| x.max_pool2d([2, 2], [2, 2], [0, 0], [1, 1], false);
+        let c1 = xs.apply(&self.conv1).apply_t(&self.bn1, train).relu();
+        tap("C1", &c1);
+        let s2 = pool(&c1);
+        tap("S2", &s2);
+        let c3 = s2.apply(&self.conv2).apply_t(&self.bn2, train).relu();
+        tap("C3", &c3);
+        let s4 = pool(&c3);
+        tap("S4", &s4);
+        let xs = s4.flatten(1, -1).dropout(self.dropout, train);
+        let f5 = xs.apply(&self.fc1).apply_t(&self.bn3, train).relu();
+        tap("F5", &f5);
+        let f6 = f5
+            .dropout(self.dropout, train)
             .apply(&self.fc2)
             .apply_t(&self.bn4, train)
-            .relu()
-            .dropout(self.dropout, train);
-        xs.apply(&self.fc3)
+            .relu();
+        tap("F6", &f6);
+        f6.dropout(self.dropout, train).apply(&self.fc3)
+    }
+}
+
+impl ModuleT for LeNet5Modern {
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        self.forward_tapped(xs, train, &mut |_, _| {})
     }
 }

@@ -65,6 +65,32 @@ impl Net {
     }
 }
 
+impl Net {
+    /// Every layer's output for `xs` in eval mode, by the layer names of the network's own paper or seed
+    /// (C1, S2, C3, S4, F5, F6 for LeNet-5; C1 … C5, F6 for the 1998 net), then `output`: the logits (for
+    /// the 1998 net, the negated RBF penalties). The last equals `forward_t(xs, false)`.
+    pub fn layers(&self, xs: &Tensor) -> Vec<(&'static str, Tensor)> {
+        let mut out = vec![];
+        let mut tap = |name: &'static str, t: &Tensor| out.push((name, t.shallow_clone()));
+        let logits = tch::no_grad(|| match self {
+            Net::Lenet5(n) => n.forward_tapped(xs, &mut tap),
+            Net::Lenet5Modern(n) => n.forward_tapped(xs, false, &mut tap),
+            Net::Lenet1998(n) => -n.rbf_penalties(&n.features_tapped(xs, &mut tap)),
+        });
+        out.push(("output", logits));
+        out
+    }
+
+    /// The first layer's learned filters `[out, in, k, k]`.
+    pub fn first_filters(&self) -> &Tensor {
+        match self {
+            Net::Lenet5(n) => &n.conv1.ws,
+            Net::Lenet5Modern(n) => &n.conv1.ws,
+            Net::Lenet1998(n) => &n.c1.ws,
+        }
+    }
+}
+
 impl ModuleT for Net {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
         match self {

@@ -130,6 +130,8 @@ pub struct Prediction {
     pub digit: i64,
     /// The three most likely digits with their softmax probabilities, best first.
     pub top3: Vec<(i64, f64)>,
+    /// The softmax probability of every digit, 0 to 9.
+    pub probabilities: Vec<f64>,
     /// The best probability is below [`CONFIDENT`]: the image may not look like an MNIST digit.
     pub low_confidence: bool,
 }
@@ -157,13 +159,15 @@ pub fn classify(
     let values: Vec<Vec<f32>> =
         Vec::try_from(values.to_device(Device::Cpu)).expect("probabilities");
     let indices: Vec<Vec<i64>> = Vec::try_from(indices.to_device(Device::Cpu)).expect("indices");
+    let all: Vec<Vec<f32>> = Vec::try_from(probs.to_device(Device::Cpu)).expect("probabilities");
     files
         .iter()
-        .zip(values.iter().zip(&indices))
-        .map(|(file, (v, i))| Prediction {
+        .zip(values.iter().zip(&indices).zip(&all))
+        .map(|(file, ((v, i), all))| Prediction {
             file: file.clone(),
             digit: i[0],
             top3: i.iter().zip(v).map(|(&d, &p)| (d, f64::from(p))).collect(),
+            probabilities: all.iter().map(|&p| f64::from(p)).collect(),
             low_confidence: f64::from(v[0]) < CONFIDENT,
         })
         .collect()

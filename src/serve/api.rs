@@ -1,0 +1,276 @@
+//! What `lenet5 serve` answers: the page, a sample digit, and the JSON API — `GET /api/runs` (the served
+//! runs, their config summary, test accuracy and first-layer filters) and `POST /api/predict` (an image in,
+//! each run's prediction, ten probabilities and every layer's activations out). An image goes through
+//! `predict`'s own code: [`image::prepare_bytes`] then [`trained::classify`]. Bad input gets a 4xx JSON
+//! error and the server goes on.
+
+use crate::data::image::{self, Prepared};
+use crate::run::dir::RunDir;
+use crate::run::trained::{self, Checkpoint, LoadedModel, ModelSource};
+use crate::study::sweep::{self, RunState};
+use crate::{UsageError, config::Override};
+use anyhow::Result;
+use serde::Serialize;
+use serde_json::json;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use tch::{Kind, Tensor};
+
+/// The page: HTML, CSS and JavaScript in one file, no build step.
+pub const PAGE: &str = include_str!("page.html");
+/// The digit the page classifies on load, so it never opens empty.
+pub const SAMPLE_PNG: &[u8] = include_bytes!("../../samples/7-blue-on-paper.png");
+/// The largest request body accepted (413 above it): a photo of a digit is far smaller.
+pub const MAX_BODY: usize = 4 << 20;
+
+/// A trained run, loaded once and read by every request.
+pub struct Served {
+    pub name: String,
+    pub model: LoadedModel,
+    /// The run's `test.json` accuracy, when it has one.
+    pub test_accuracy: Option<f64>,
+}
+
+// SAFETY: a served model is only read (forward passes under no_grad, no parameter updates), and LibTorch's
+// inference on shared tensors from several threads is thread-safe; tch marks its tensors Send but not Sync.
+unsafe impl Sync for Served {}
+unsafe impl Send for Served {}
+
+/// The runs `paths` name, in order: run directories (or a checkpoint inside one), or a sweep directory
+/// (one finished run per group, in the sweep's order); none means the newest run under `runs_dir`.
+pub fn load(paths: &[PathBuf], runs_dir: &Path, overrides: &[Override]) -> Result<Vec<Served>> {
+    let mut dirs = vec![];
+    for path in paths {
+        if sweep::is_sweep_dir(path) {
+            dirs.extend(sweep_runs(path)?);
+        } else {
+            dirs.push(path.clone());
+        }
+    }
+    if paths.is_empty() {
+        dirs.push(RunDir::latest(runs_dir)?.path);
+    }
+    let mut served = vec![];
+    for dir in dirs {
+        let source = ModelSource {
+            run_dir: Some(dir.clone()),
+            config: None,
+            checkpoint: Checkpoint::Best,
+            runs_dir: runs_dir.to_path_buf(),
+            overrides: overrides.to_vec(),
+        };
+        let model = trained::load_model(&source)?;
+        let dataset = model.config.data.dataset;
+        if dataset.shape() != crate::data::Dataset::Mnist.shape() {
+            return Err(UsageError::error(format!(
+                "{}: serve shows 28×28 grey digits; this run was trained on {}",
+                dir.display(),
+                dataset.name()
+            )));
+        }
+        let run = model.run.as_ref().expect("loaded from a run directory");
+        let test_accuracy = run.test()?.map(|t| t.accuracy);
+        let name = unique_name(&run.path, &served);
+        served.push(Served {
+            name,
+            model,
+            test_accuracy,
+        });
+    }
+    Ok(served)
+}
+
+/// One finished run per group of a sweep directory.
+fn sweep_runs(dir: &Path) -> Result<Vec<PathBuf>> {
+    let sweep = sweep::open(dir)?;
+    let mut groups: Vec<&str> = vec![];
+    let mut runs = vec![];
+    for run in &sweep.runs {
+        if groups.contains(&run.group.as_str()) {
+            continue;
+        }
+        if let RunState::Finished { .. } = sweep.state(run) {
+            groups.push(&run.group);
+            runs.push(sweep.run_dir(run));
+        }
+    }
+    if runs.is_empty() {
+        return Err(UsageError::error(format!(
+            "{}: no finished run to serve",
+            dir.display()
+        )));
+    }
+    Ok(runs)
+}
+
+/// The run directory's name, made unique among the runs already served (`run`, `run (2)`).
+fn unique_name(path: &Path, served: &[Served]) -> String {
+    let base = path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    let taken = |n: &str| served.iter().any(|s| s.name == n);
+    let mut name = base.clone();
+    let mut i = 2;
+    while taken(&name) {
+        name = format!("{base} ({i})");
+        i += 1;
+    }
+    name
+}
+
+/// A tensor as the page draws it: its shape without the batch dimension, and its values row-major.
+#[derive(Debug, Serialize)]
+pub struct Layer {
+    pub name: String,
+    pub shape: Vec<i64>,
+    pub values: Vec<f32>,
+}
+
+impl Layer {
+    fn of(name: &str, t: &Tensor) -> Layer {
+        let t = t
+            .to_device(tch::Device::Cpu)
+            .to_kind(Kind::Float)
+            .contiguous();
+        let shape = t.size();
+        let values = Vec::<f32>::try_from(t.flatten(0, -1)).expect("a float tensor");
+        let shape = if shape.first() == Some(&1) {
+            shape[1..].to_vec()
+        } else {
+            shape
+        };
+        Layer {
+            name: name.to_string(),
+            shape,
+            values,
+        }
+    }
+}
+
+/// `GET /api/runs`: each served run, in order, with what the page shows beside it.
+pub fn runs_json(runs: &[Served]) -> serde_json::Value {
+    let list: Vec<_> = runs
+        .iter()
+        .map(|s| {
+            let c = &s.model.config;
+            json!({
+                "run": s.name,
+                "dir": s.model.run.as_ref().map(|r| r.path.display().to_string()),
+                "checkpoint": s.model.weights.display().to_string(),
+                "variant": c.model.variant.name(),
+                "activation": c.model.activation.name(),
+                "pooling": c.model.pooling.name(),
+                "optimizer": c.optimizer.kind.name(),
+                "test_accuracy": s.test_accuracy,
+                "filters": Layer::of("filters", &s.model.net.first_filters().detach()),
+            })
+        })
+        .collect();
+    json!({ "runs": list })
+}
+
+/// `POST /api/predict` for an image already prepared: the input the nets receive, then per run its
+/// prediction (as `predict` makes it), the ten probabilities and every layer.
+pub fn predict_json(runs: &[Served], prepared: &Prepared) -> serde_json::Value {
+    let input = Tensor::from_slice(prepared).view([28, 28]);
+    let answers: Vec<_> = runs
+        .iter()
+        .map(|s| {
+            let m = &s.model;
+            let norm = m.config.data.dataset.normalization();
+            let images = std::slice::from_ref(prepared);
+            let p = trained::classify(&m.net, &["image".into()], images, &norm, m.device)
+                .pop()
+                .expect("one image, one prediction");
+            let batch = image::to_batch(images, &norm, m.device);
+            let layers: Vec<Layer> = m
+                .net
+                .layers(&batch)
+                .iter()
+                .map(|(name, t)| Layer::of(name, t))
+                .collect();
+            json!({
+                "run": s.name,
+                "prediction": p.digit,
+                "probabilities": p.probabilities,
+                "low_confidence": p.low_confidence,
+                "layers": layers,
+            })
+        })
+        .collect();
+    json!({ "input": Layer::of("input", &input), "runs": answers })
+}
+
+/// Answers one request; never panics on what a client sends.
+pub fn respond(mut request: tiny_http::Request, runs: &[Served]) {
+    use tiny_http::Method::{Get, Post};
+    let url = request.url().split('?').next().unwrap_or("").to_string();
+    let response = match (request.method(), url.as_str()) {
+        (Get, "/") | (Get, "/index.html") => {
+            bytes(200, "text/html; charset=utf-8", PAGE.as_bytes())
+        }
+        (Get, "/sample.png") => bytes(200, "image/png", SAMPLE_PNG),
+        (Get, "/api/runs") => json_response(200, &runs_json(runs)),
+        (Post, "/api/predict") => match read_body(&mut request) {
+            Ok(body) => match image::prepare_bytes(&body) {
+                Ok(prepared) => json_response(200, &predict_json(runs, &prepared)),
+                Err(e) => error(400, &e),
+            },
+            Err((status, message)) => error(status, &message),
+        },
+        (_, "/" | "/index.html" | "/sample.png" | "/api/runs" | "/api/predict") => error(
+            405,
+            &format!("{} is not allowed on {url}", request.method()),
+        ),
+        _ => error(404, &format!("no such page: {url}")),
+    };
+    // A client that went away is not the server's error.
+    let _ = request.respond(response);
+}
+
+/// The request body, or (status, message): 413 over [`MAX_BODY`], 400 when empty or unreadable.
+fn read_body(request: &mut tiny_http::Request) -> std::result::Result<Vec<u8>, (u16, String)> {
+    let too_large = || {
+        (
+            413,
+            format!("the image is larger than {} MiB", MAX_BODY >> 20),
+        )
+    };
+    if request.body_length().is_some_and(|n| n > MAX_BODY) {
+        return Err(too_large());
+    }
+    let mut body = vec![];
+    request
+        .as_reader()
+        .take(MAX_BODY as u64 + 1)
+        .read_to_end(&mut body)
+        .map_err(|e| (400, format!("cannot read the request body ({e})")))?;
+    if body.len() > MAX_BODY {
+        return Err(too_large());
+    }
+    if body.is_empty() {
+        return Err((400, "empty body: send a PNG or JPEG image".into()));
+    }
+    Ok(body)
+}
+
+type Response = tiny_http::Response<std::io::Cursor<Vec<u8>>>;
+
+fn bytes(status: u16, content_type: &str, body: &[u8]) -> Response {
+    let header =
+        tiny_http::Header::from_bytes("Content-Type", content_type).expect("a valid header");
+    // Content-Length, never chunked: every body is in memory already, and simple clients read it whole.
+    tiny_http::Response::from_data(body.to_vec())
+        .with_status_code(status)
+        .with_header(header)
+        .with_chunked_threshold(usize::MAX)
+}
+
+fn json_response(status: u16, value: &serde_json::Value) -> Response {
+    bytes(status, "application/json", value.to_string().as_bytes())
+}
+
+fn error(status: u16, message: &str) -> Response {
+    json_response(status, &json!({ "error": message }))
+}
