@@ -424,3 +424,52 @@ fn a_real_browser_shows_the_sample_digit_s_prediction() {
         "layer maps drawn"
     );
 }
+
+#[test]
+fn a_sweep_directory_serves_one_run_per_group() {
+    let dir = tiny_project("serve_sweep", 200, 50, "");
+    std::fs::write(
+        dir.join("sweep.yaml"),
+        "base: tiny.yaml\nseeds: 2\nset: {trainer.epochs: 1}\nvariants:\n  - {name: relu}\n  - {name: tanh, set: {model.activation: tanh}}\n",
+    )
+    .unwrap();
+    ok(lenet5(
+        &dir,
+        &["sweep", "sweep.yaml", "--out", "study", "--jobs", "2"],
+    ));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lenet5"))
+        .args(["serve", "study", "--port", "0"])
+        .current_dir(&dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port: u16 = line
+        .trim()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .trim_end_matches('/')
+        .parse()
+        .unwrap();
+    let (status, runs) = json(port, "GET", "/api/runs", b"");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(status, 200);
+    let names: Vec<&str> = runs["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["run"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["relu-seed1", "tanh-seed1"],
+        "the first finished run of each group, in sweep order"
+    );
+    assert_eq!(runs["runs"][1]["activation"], "tanh");
+}
