@@ -30,32 +30,7 @@ impl Server {
             args.extend(sets);
             ok(lenet5(&dir, &args));
         }
-        let mut child = Command::new(env!("CARGO_BIN_EXE_lenet5"))
-            .args([
-                "serve",
-                "runs/relu",
-                "runs/sigmoid",
-                "runs/old",
-                "--port",
-                "0",
-            ])
-            .current_dir(&dir)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        // "serving relu, sigmoid, old at http://127.0.0.1:PORT/"
-        let port = line
-            .trim()
-            .rsplit(':')
-            .next()
-            .and_then(|p| p.trim_end_matches('/').parse().ok())
-            .unwrap_or_else(|| panic!("no URL in {line:?}"));
-        assert!(line.contains("http://127.0.0.1:"), "{line}");
+        let (child, port) = spawn_serve(&dir, &["runs/relu", "runs/sigmoid", "runs/old"]);
         Server { child, port, dir }
     }
 
@@ -66,6 +41,42 @@ impl Server {
     fn json(&self, method: &str, path: &str, body: &[u8]) -> (u16, serde_json::Value) {
         json(self.port, method, path, body)
     }
+}
+
+/// `lenet5 serve ARGS --port 0` in `dir`, and the port it printed in its first line ("serving … at
+/// http://127.0.0.1:PORT/").
+fn spawn_serve(dir: &Path, args: &[&str]) -> (Child, u16) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lenet5"))
+        .arg("serve")
+        .args(args)
+        .args(["--port", "0"])
+        .current_dir(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.contains("http://127.0.0.1:"), "{line}");
+    let port = line
+        .trim()
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.trim_end_matches('/').parse().ok())
+        .unwrap_or_else(|| panic!("no URL in {line:?}"));
+    (child, port)
+}
+
+/// The `run` names of an `/api/runs` answer, in order.
+fn run_names(runs: &serde_json::Value) -> Vec<&str> {
+    runs["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["run"].as_str().unwrap())
+        .collect()
 }
 
 /// One HTTP/1.1 request: (status, body).
@@ -167,12 +178,7 @@ fn the_page_the_api_bad_input_concurrency_and_ctrl_c() {
 
     let (status, runs) = server.json("GET", "/api/runs", b"");
     assert_eq!(status, 200);
-    let names: Vec<&str> = runs["runs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["run"].as_str().unwrap())
-        .collect();
+    let names = run_names(&runs);
     assert_eq!(names, ["relu", "sigmoid", "old"], "in the order given");
     assert_eq!(runs["runs"][1]["activation"], "sigmoid");
     assert_eq!(runs["runs"][2]["variant"], "lenet5_1998");
@@ -437,35 +443,12 @@ fn a_sweep_directory_serves_one_run_per_group() {
         &dir,
         &["sweep", "sweep.yaml", "--out", "study", "--jobs", "2"],
     ));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_lenet5"))
-        .args(["serve", "study", "--port", "0"])
-        .current_dir(&dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let port: u16 = line
-        .trim()
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .trim_end_matches('/')
-        .parse()
-        .unwrap();
+    let (mut child, port) = spawn_serve(&dir, &["study"]);
     let (status, runs) = json(port, "GET", "/api/runs", b"");
     let _ = child.kill();
     let _ = child.wait();
     assert_eq!(status, 200);
-    let names: Vec<&str> = runs["runs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["run"].as_str().unwrap())
-        .collect();
+    let names = run_names(&runs);
     assert_eq!(
         names,
         ["relu-seed1", "tanh-seed1"],

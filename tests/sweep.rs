@@ -270,29 +270,26 @@ fn the_eta_counts_runs_in_progress_and_speaks_one_unit() {
 #[test]
 fn the_slurm_script_carries_account_qos_mem_extra_options_and_a_setup_line() {
     let dir = project("slurm_options", 200, "seeds: 2\n");
-    let out = lenet5(
-        &dir,
-        &[
-            "sweep",
-            "sweep.yaml",
-            "--out",
-            "study",
-            "--slurm",
-            "--partition",
-            "gpu-a100",
-            "--account",
-            "proj42",
-            "--qos",
-            "short",
-            "--mem",
-            "8G",
-            "--sbatch-arg=--constraint=a100",
-            "--sbatch-arg",
-            "--mail-type=END",
-            "--setup",
-            "module load cuda/12.4",
-        ],
-    );
+    let slurm = |extra: &[&str]| {
+        let mut args = vec!["sweep", "sweep.yaml", "--out", "study", "--slurm"];
+        args.extend(extra);
+        lenet5(&dir, &args)
+    };
+    let out = slurm(&[
+        "--partition",
+        "gpu-a100",
+        "--account",
+        "proj42",
+        "--qos",
+        "short",
+        "--mem",
+        "8G",
+        "--sbatch-arg=--constraint=a100",
+        "--sbatch-arg",
+        "--mail-type=END",
+        "--setup",
+        "module load cuda/12.4",
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let script = std::fs::read_to_string(dir.join("study/slurm/batch-1.sbatch")).unwrap();
     for line in [
@@ -311,20 +308,7 @@ fn the_slurm_script_carries_account_qos_mem_extra_options_and_a_setup_line() {
         "{}",
         stderr(&out)
     );
-    let with_gpus = lenet5(
-        &dir,
-        &[
-            "sweep",
-            "sweep.yaml",
-            "--out",
-            "study",
-            "--slurm",
-            "--partition",
-            "gpu",
-            "--gpus-per-task",
-            "1",
-        ],
-    );
+    let with_gpus = slurm(&["--partition", "gpu", "--gpus-per-task", "1"]);
     assert!(
         !stderr(&with_gpus).contains("warning"),
         "{}",

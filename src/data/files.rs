@@ -88,12 +88,7 @@ pub const FETCH_SCRIPT: &str = include_str!("../../scripts/fetch_mnist.py");
 pub fn fetch(dataset: Dataset, dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let lock_path = dir.join(".fetch.lock");
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .with_context(|| format!("cannot open {}", lock_path.display()))?;
+    let lock = crate::sys::lock::open(&lock_path)?;
     if lock.try_lock().is_err() {
         eprintln!(
             "another process is fetching into {}; waiting for it",

@@ -238,12 +238,7 @@ impl RunDir {
     /// Locks the run for this process until the returned guard is dropped; a second process gets an error.
     pub fn lock(&self) -> Result<std::fs::File> {
         let path = self.file(LOCK_FILE);
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .with_context(|| format!("cannot open {}", path.display()))?;
+        let file = crate::sys::lock::open(&path)?;
         match file.try_lock() {
             Ok(()) => Ok(file),
             Err(std::fs::TryLockError::WouldBlock) => Err(anyhow::Error::new(RunLocked(format!(

@@ -1,5 +1,6 @@
-//! What lenet5 asks of the operating system, below everything else: files written atomically ([`atomic`]) and
-//! Ctrl-C/SIGTERM turned into a clean stop ([`interrupt`]).
+//! What lenet5 asks of the operating system, below everything else: files written atomically ([`atomic`]),
+//! lock files ([`lock`]) and Ctrl-C/SIGTERM turned into a clean stop ([`interrupt`]).
 
 pub mod atomic;
 pub mod interrupt;
+pub mod lock;
