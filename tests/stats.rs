@@ -30,6 +30,10 @@ fn t_distribution_matches_scipy() {
     for (t, df, expected) in [
         (1.5, 3.0, 0.8847080673775886),  // stats.t.cdf(1.5, 3)
         (-2.2, 7.3, 0.0310845827000118), // stats.t.cdf(-2.2, 7.3)
+        // Small |t|, where the incomplete beta takes its other branch (the large p-values a study reports).
+        (0.5, 4.0, 0.6783350184090684),  // stats.t.cdf(0.5, 4)
+        (-0.3, 9.5, 0.3853191790055902), // stats.t.cdf(-0.3, 9.5)
+        (1.2, 2.5, 0.8342805811670612),  // stats.t.cdf(1.2, 2.5)
     ] {
         let got = stats::t_cdf(t, df);
         assert!(
@@ -75,4 +79,105 @@ fn welch_test_matches_scipy() {
     // Swapping the samples flips the sign, not the p-value.
     let back = stats::welch(&B, &A);
     assert!(close(back.difference, -w.difference, 1e-12) && close(back.p, w.p, 1e-9));
+}
+
+#[test]
+fn holm_bonferroni_tost_and_mdd_match_statsmodels_and_scipy() {
+    // from statsmodels.stats.multitest import multipletests
+    // multipletests([0.01, 0.04, 0.03, 0.005], method="holm")[1]
+    let adjusted = stats::holm(&[0.01, 0.04, 0.03, 0.005]);
+    for (got, want) in adjusted.iter().zip([0.03, 0.06, 0.06, 0.02]) {
+        assert!(close(*got, want, 1e-12), "{adjusted:?}");
+    }
+    let with_nan = stats::holm(&[0.01, f64::NAN, 0.04]);
+    assert!(
+        with_nan[1].is_nan() && close(with_nan[0], 0.02, 1e-12) && close(with_nan[2], 0.04, 1e-12)
+    );
+    // stats.ttest_ind(A, B, equal_var=False).confidence_interval(1 - 0.05 / 3)
+    let (low, high) = stats::welch_interval(&A, &B, 1.0 - 0.05 / 3.0);
+    assert!(close(low, 0.0015781738725161422, 1e-7), "{low}");
+    assert!(close(high, 0.005131826127483854, 1e-7), "{high}");
+    // from statsmodels.stats.weightstats import ttost_ind
+    // ttost_ind(A, B, -0.004, 0.004, usevar="unequal")[0]
+    let p = stats::tost(&A, &B, 0.004);
+    assert!(close(p, 0.14409020991884636, 1e-6), "{p}");
+    // ttost_ind(A, B, -0.002, 0.002, usevar="unequal")[0]
+    let p = stats::tost(&A, &B, 0.002);
+    assert!(close(p, 0.9761684442528695, 1e-6), "{p}");
+    // se, df = Welch's; (stats.t.ppf(1 - 0.05 / 2, df) + stats.t.ppf(0.8, df)) * se
+    let d = stats::mdd(&A, &B, 0.05, 0.8);
+    assert!(close(d, 0.001838661562345813, 1e-7), "{d}");
+}
+
+#[test]
+fn probability_of_improvement_is_mann_whitney_over_pairs() {
+    const C: [f64; 5] = [0.9850, 0.9881, 0.9840, 0.9890, 0.9845];
+    // stats.mannwhitneyu(C, B).statistic / (5 * 4)
+    assert!(close(
+        stats::probability_of_improvement(&C, &B),
+        0.675,
+        1e-12
+    ));
+    let (low, high) = stats::probability_of_improvement_interval(&C, &B, 2000);
+    assert!(
+        low < 0.675 && 0.675 < high && low >= 0.0 && high <= 1.0,
+        "{low} {high}"
+    );
+    assert_eq!(
+        (low, high),
+        stats::probability_of_improvement_interval(&C, &B, 2000),
+        "seeded"
+    );
+    // Every run of A beats every run of B: certain, and every resample says so.
+    assert_eq!(
+        stats::probability_of_improvement_interval(&A, &B, 500),
+        (1.0, 1.0)
+    );
+}
+
+/// Two groups' epochs to a threshold; `false` marks a run that ended without reaching it (censored).
+fn durations(times: &[f64], observed: &[bool]) -> Vec<stats::Duration> {
+    times
+        .iter()
+        .zip(observed)
+        .map(|(&time, &observed)| stats::Duration { time, observed })
+        .collect()
+}
+
+#[test]
+fn kaplan_meier_median_and_log_rank_match_scipy() {
+    // x = stats.CensoredData(uncensored=[3, 5, 8, 12], right=[5, 10]); stats.ecdf(x).sf: 3 → 0.8333,
+    // 5 → 0.6667, 8 → 0.4444, 12 → 0; .confidence_interval(method="log-log"): lower edge 0.2731 at 3,
+    // upper edge never ≤ 0.5 (0.9747, 0.9044, 0.7849, 0.7849, nan).
+    let a = durations(
+        &[3.0, 5.0, 5.0, 8.0, 10.0, 12.0],
+        &[true, true, false, true, false, true],
+    );
+    let curve = stats::kaplan_meier(&a);
+    let s: Vec<f64> = curve.iter().map(|c| c.1).collect();
+    for (got, want) in s.iter().zip([
+        0.8333333333333334,
+        0.6666666666666667,
+        0.4444444444444445,
+        0.0,
+    ]) {
+        assert!(close(*got, want, 1e-12), "{s:?}");
+    }
+    let (median, low, high) = stats::km_median(&a);
+    assert_eq!(median, 8.0);
+    assert_eq!(low, 3.0, "the lower edge 0.2731 is below 0.5 from t = 3");
+    assert!(high.is_nan(), "the upper edge stays above 0.5: an open end");
+    // y = stats.CensoredData(uncensored=[2, 3, 4, 6, 7, 9], right=[4]); median 6 (S = 0.381)
+    let b = durations(
+        &[2.0, 3.0, 4.0, 4.0, 6.0, 7.0, 9.0],
+        &[true, true, true, false, true, true, true],
+    );
+    assert_eq!(stats::km_median(&b).0, 6.0);
+    // stats.logrank(x, y): statistic −1.455805675527483 (z), pvalue 0.14544634638140277
+    let (chi2, p) = stats::logrank(&a, &b);
+    assert!(close(chi2, 1.455805675527483f64.powi(2), 1e-9), "{chi2}");
+    assert!(close(p, 0.14544634638140277, 1e-6), "{p}");
+    // Fewer than half reach it: no median.
+    let never = durations(&[10.0, 10.0, 4.0], &[false, false, true]);
+    assert!(stats::km_median(&never).0.is_nan());
 }
