@@ -56,6 +56,7 @@ fn runs() -> Vec<RunSummary> {
             rows: vec![row(1, 0.2), row(2, 0.1), row(3, 0.15)],
             state: Some(state(3, 2, RunStatus::EarlyStopped)),
             test: Some(test_result(0.9876)),
+            train_eval: None,
         },
         RunSummary {
             name: "relu_max".into(),
@@ -63,6 +64,7 @@ fn runs() -> Vec<RunSummary> {
             rows: vec![row(1, 0.3)],
             state: Some(state(1, 1, RunStatus::Interrupted)),
             test: None,
+            train_eval: None,
         },
         RunSummary {
             name: "empty".into(),
@@ -70,6 +72,7 @@ fn runs() -> Vec<RunSummary> {
             rows: vec![],
             state: None,
             test: None,
+            train_eval: None,
         },
     ]
 }

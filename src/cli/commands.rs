@@ -7,11 +7,11 @@ use crate::data::{self, image};
 use crate::run::evaluate::{self, Evaluation};
 use crate::run::trained::{self, Checkpoint, ModelSource, Prediction, load_model};
 use crate::run::{self, TrainOutcome};
+use crate::study::compare::{self, Comparison};
+use crate::study::groups::{self, Group};
 use crate::study::runs::{self, RunSummary};
-use crate::study::{
-    analysis, exec, slurm,
-    sweep::{self, Sweep},
-};
+use crate::study::sweep::{self, Sweep};
+use crate::study::{analysis, exec, slurm};
 use crate::sys::interrupt::Interrupt;
 use anyhow::Result;
 use serde::Serialize;
@@ -302,13 +302,25 @@ pub fn sweep_task(
     exec::run(&sweep, &runs, options, &Interrupt::install()?)
 }
 
-/// `lenet5 report SWEEP_DIR`: the study's group table and charts.
-pub fn study_report(dir: &Path, out: &Path) -> Result<(Vec<analysis::Group>, Vec<PathBuf>)> {
+/// What `lenet5 report SWEEP_DIR` found and wrote.
+pub struct StudyReport {
+    pub groups: Vec<Group>,
+    pub comparisons: Vec<Comparison>,
+    pub written: Vec<PathBuf>,
+}
+
+/// `lenet5 report SWEEP_DIR`: the study's groups, their comparisons with verdicts, CSVs and charts.
+pub fn study_report(dir: &Path, out: &Path) -> Result<StudyReport> {
     let sweep = sweep::open(dir)?;
-    let groups = analysis::groups(&sweep)?;
+    let groups = groups::groups(&sweep)?;
+    let comparisons = compare::comparisons(&sweep, &groups);
     let command = format!("lenet5 report {} --out {}", dir.display(), out.display());
-    let written = analysis::write(&sweep, &groups, out, &command)?;
-    Ok((groups, written))
+    let written = analysis::write(&sweep, &groups, &comparisons, out, &command)?;
+    Ok(StudyReport {
+        groups,
+        comparisons,
+        written,
+    })
 }
 
 /// `lenet5 fetch`: the dataset named `dataset` into `dir` (default `data/<dataset>`), MD5-checked.

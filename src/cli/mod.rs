@@ -76,9 +76,14 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Report(args) => match args.run_dirs.as_slice() {
             [dir] if crate::study::sweep::is_sweep_dir(dir) => {
                 let out = args.out.unwrap_or_else(|| dir.join("report"));
-                let (groups, written) = commands::study_report(dir, &out)?;
-                print!("{}", crate::study::analysis::render_table(&groups));
-                eprintln!("wrote {} files to {}", written.len(), out.display());
+                let report = commands::study_report(dir, &out)?;
+                print!("{}", crate::study::analysis::render_table(&report.groups));
+                println!();
+                print!(
+                    "{}",
+                    crate::study::analysis::render_comparisons(&report.comparisons)
+                );
+                eprintln!("wrote {} files to {}", report.written.len(), out.display());
             }
             dirs => {
                 let out = args.out.unwrap_or_else(|| PathBuf::from("report"));

@@ -12,6 +12,7 @@
 //!   optimizer.safetensors  Adam's moments and step count at the same point
 //!   state.json         epoch, early-stopping and scheduler state, status (written before the first batch)
 //!   test.json          test-set evaluation of best.safetensors
+//!   train_eval.json    the same checkpoint on the clean training split: generalization = this − test
 //!   provenance.json    what made the run: lenet5 version, git commit, device, per training session
 //!   .lock              locked while a process trains the run
 //! ```
@@ -31,6 +32,8 @@ pub const CONFIG_FILE: &str = "config.yaml";
 pub const METRICS_FILE: &str = "metrics.csv";
 pub const STATE_FILE: &str = "state.json";
 pub const TEST_FILE: &str = "test.json";
+/// The best checkpoint scored on the clean training split (eval mode, no distortions, no dropout).
+pub const TRAIN_EVAL_FILE: &str = "train_eval.json";
 pub const PROVENANCE_FILE: &str = "provenance.json";
 pub const BEST_WEIGHTS: &str = "best.safetensors";
 pub const LAST_WEIGHTS: &str = "last.safetensors";
@@ -160,6 +163,19 @@ impl RunDir {
             &self.file(TEST_FILE),
             serde_json::to_string_pretty(test)?.as_bytes(),
         )
+    }
+
+    /// Writes the clean training-split evaluation (`train_eval.json`).
+    pub fn write_train_eval(&self, train: &Evaluation) -> Result<()> {
+        atomic::write(
+            &self.file(TRAIN_EVAL_FILE),
+            serde_json::to_string_pretty(train)?.as_bytes(),
+        )
+    }
+
+    /// The stored clean training-split evaluation, if the run has one (runs before it was added do not).
+    pub fn train_eval(&self) -> Result<Option<Evaluation>> {
+        read_json(&self.file(TRAIN_EVAL_FILE))
     }
 
     /// The stored test-set evaluation, if the run has one.

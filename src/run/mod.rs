@@ -415,9 +415,13 @@ impl Trainer {
         )
     }
 
-    /// Scores the best checkpoint on the test set and writes `test.json`.
+    /// Scores the best checkpoint on the clean training split (`train_eval.json`: in eval mode, without
+    /// distortions or dropout, unlike the running numbers in metrics.csv) and on the test set (`test.json`,
+    /// written last: a run with it is finished).
     fn finish(mut self) -> Result<TrainOutcome> {
         dir::load_weights(&mut self.vs, &self.run.file(BEST_WEIGHTS))?;
+        let train = evaluate::evaluate(&self.net, &self.data.train);
+        self.run.write_train_eval(&train)?;
         let test = evaluate::evaluate(&self.net, &self.data.test);
         self.run.write_test(&test)?;
         self.end(&End::Tested {

@@ -1,135 +1,18 @@
-//! The report on a sweep: runs grouped by everything but the seed, each group's test accuracy as mean ± std
-//! with its 95% t interval, best validation accuracy, generalization gap, convergence speed, and the
-//! difference to the baseline group with its 95% interval and Welch's p-value; charts of the mean
-//! validation curves (±1 std) and a forest plot of test accuracy. Tables and charts are pure functions;
-//! only [`write`] touches files.
+//! The study report: the groups' table, the comparisons' table with their verdicts and the rules that made
+//! them, charts of the mean validation curves (±1 std) and a forest plot of each difference with its
+//! simultaneous interval and the equivalence band, and the same numbers as `groups.csv` and
+//! `comparisons.csv` for pandas. Tables and charts are pure functions; only [`write`] touches files.
 
 use crate::output::chart::{COLORS, Chart, Panel, Series, drawing_error, render_png, render_svg};
-use crate::study::runs::{self, RunSummary};
-use crate::study::stats::{self, Summary, Welch};
+use crate::study::compare::{ALPHA, Comparison, POWER, Verdict};
+pub use crate::study::groups::{Group, THRESHOLDS};
+use crate::study::stats::{self, Summary};
 use crate::study::sweep::Sweep;
 use anyhow::Result;
 use plotters::coord::Shift;
 use plotters::prelude::*;
+use serde::Serialize;
 use std::path::{Path, PathBuf};
-
-/// Validation accuracies whose first epoch a group's convergence speed reports.
-pub const THRESHOLDS: [f64; 2] = [0.98, 0.99];
-
-/// How fast a group's runs reached one validation accuracy.
-#[derive(Debug, Clone)]
-pub struct Reach {
-    pub threshold: f64,
-    /// Runs that reached it; the summaries are over those.
-    pub reached: usize,
-    pub epochs: Summary,
-    pub seconds: Summary,
-}
-
-/// One group of a sweep: the finished runs that differ only in their seed.
-#[derive(Debug, Clone)]
-pub struct Group {
-    pub name: String,
-    /// Runs of the group in the sweep, finished or not.
-    pub planned: usize,
-    pub runs: Vec<RunSummary>,
-    pub test: Summary,
-    pub best_val: Summary,
-    /// Training minus validation accuracy at the best epoch.
-    pub gap: Summary,
-    pub reach: Vec<Reach>,
-    pub is_baseline: bool,
-    /// Difference of the test accuracy to the baseline group's (this − baseline).
-    pub vs_baseline: Option<Welch>,
-}
-
-/// Groups the finished runs of `sweep` in sweep order and computes every column.
-pub fn groups(sweep: &Sweep) -> Result<Vec<Group>> {
-    let mut names: Vec<&str> = vec![];
-    for run in &sweep.runs {
-        if !names.contains(&run.group.as_str()) {
-            names.push(&run.group);
-        }
-    }
-    let mut groups = vec![];
-    for name in names {
-        let members: Vec<_> = sweep.runs.iter().filter(|r| r.group == name).collect();
-        let mut runs = vec![];
-        for run in &members {
-            let summary = runs::load_run(&sweep.run_dir(run))?;
-            if summary.status().is_finished() {
-                runs.push(summary);
-            }
-        }
-        groups.push(group(name, members.len(), runs));
-    }
-    // The baseline names a group, or a variant (its first group).
-    let baseline = sweep.spec.baseline.as_deref().and_then(|b| {
-        let found = sweep.runs.iter().find(|r| r.group == b || r.variant == b)?;
-        groups.iter().position(|g| g.name == found.group)
-    });
-    if let Some(b) = baseline {
-        let base = test_accuracies(&groups[b]);
-        for (i, g) in groups.iter_mut().enumerate() {
-            g.is_baseline = i == b;
-            if i != b {
-                g.vs_baseline = Some(stats::welch(&test_accuracies(g), &base));
-            }
-        }
-    }
-    Ok(groups)
-}
-
-fn test_accuracies(g: &Group) -> Vec<f64> {
-    g.runs
-        .iter()
-        .filter_map(|r| r.test.as_ref().map(|t| t.accuracy))
-        .collect()
-}
-
-fn group(name: &str, planned: usize, runs: Vec<RunSummary>) -> Group {
-    let of = |f: &dyn Fn(&RunSummary) -> Option<f64>| -> Summary {
-        stats::summarize(&runs.iter().filter_map(f).collect::<Vec<_>>())
-    };
-    let test = of(&|r| r.test.as_ref().map(|t| t.accuracy));
-    let best_val = of(&|r| r.rows.iter().map(|row| row.val_accuracy).reduce(f64::max));
-    let gap = of(&|r| r.best_row().map(|row| row.accuracy - row.val_accuracy));
-    let reach = THRESHOLDS
-        .iter()
-        .map(|&threshold| {
-            // First epoch at or above the threshold, and the training seconds up to its end.
-            let hits: Vec<(f64, f64)> = runs
-                .iter()
-                .filter_map(|r| {
-                    let mut seconds = 0.0;
-                    r.rows.iter().find_map(|row| {
-                        seconds += row.seconds;
-                        (row.val_accuracy >= threshold).then_some((row.epoch as f64, seconds))
-                    })
-                })
-                .collect();
-            let (epochs, seconds): (Vec<f64>, Vec<f64>) = hits.iter().copied().unzip();
-            Reach {
-                threshold,
-                reached: hits.len(),
-                epochs: stats::summarize(&epochs),
-                seconds: stats::summarize(&seconds),
-            }
-        })
-        .collect();
-    let name = name.to_string();
-    Group {
-        name,
-        planned,
-        runs,
-        test,
-        best_val,
-        gap,
-        reach,
-        is_baseline: false,
-        vs_baseline: None,
-    }
-}
 
 fn pct(x: f64) -> String {
     if x.is_nan() {
@@ -156,30 +39,33 @@ fn interval(mean: f64, half: f64) -> String {
     }
 }
 
-fn reach_cell(r: &Reach, n: usize, seconds: bool) -> String {
-    let s = if seconds { &r.seconds } else { &r.epochs };
-    match r.reached {
-        0 => "never".into(),
-        k => {
-            let value = if seconds {
-                format!("{:.0}", s.mean)
-            } else {
-                format!("{:.1}", s.mean)
-            };
-            if k == n {
-                value
-            } else {
-                format!("{value} ({k}/{n})")
-            }
-        }
+/// A Kaplan–Meier median in epochs with its interval: "3 [2, 5]", "14 [9, —)" (open end), "never (0/5)".
+fn km_cell(g: &Group, k: usize) -> String {
+    let c = &g.convergence[k];
+    let n = g.runs.len();
+    if c.median.is_nan() {
+        return format!("not by half ({}/{n})", c.reached);
     }
+    let end = |x: f64| {
+        if x.is_nan() {
+            "—".to_string()
+        } else {
+            format!("{x:.0}")
+        }
+    };
+    let reached = if c.reached == n {
+        String::new()
+    } else {
+        format!(" ({}/{n})", c.reached)
+    };
+    format!("{:.0} [{}, {}]{reached}", c.median, end(c.low), end(c.high))
 }
 
 /// The group table as Markdown. Accuracies in percent.
 pub fn render_table(groups: &[Group]) -> String {
     let mut out = String::from(
-        "| Group | n | Test accuracy % (mean ± std) | 95% CI | Best val accuracy % | Gap (train − val, points) | Epochs to 98% | s to 98% | Epochs to 99% | s to 99% | Δ test vs baseline (points, 95% CI) | p (Welch) |\n\
-         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        "| Group | n | Test accuracy % (mean ± std) | 95% CI | Clean train accuracy % | Gap (train − test, points) | Epochs to 98% (KM median [95% CI]) | Epochs to 99% |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for g in groups {
         let n = g.runs.len();
@@ -188,34 +74,81 @@ pub fn render_table(groups: &[Group]) -> String {
         } else {
             format!("{n} of {}", g.planned)
         };
-        let (delta, p) = match &g.vs_baseline {
-            _ if g.is_baseline => ("baseline".into(), String::new()),
-            Some(w) if w.p.is_nan() => ("—".into(), "—".into()),
-            Some(w) => (
-                format!(
-                    "{:+.2} {}",
-                    100.0 * w.difference,
-                    interval(w.difference, w.ci95)
-                ),
-                if w.p < 0.001 {
-                    "< 0.001".into()
-                } else {
-                    format!("{:.3}", w.p)
-                },
-            ),
-            None => (String::new(), String::new()),
-        };
         out += &format!(
-            "| {} | {runs} | {} | {} | {} | {} | {} | {} | {} | {} | {delta} | {p} |\n",
+            "| {} | {runs} | {} | {} | {} | {} | {} | {} |\n",
             g.name,
             mean_std(&g.test),
             interval(g.test.mean, g.test.ci95),
-            mean_std(&g.best_val),
+            mean_std(&g.train_clean),
             mean_std(&g.gap),
-            reach_cell(&g.reach[0], n, false),
-            reach_cell(&g.reach[0], n, true),
-            reach_cell(&g.reach[1], n, false),
-            reach_cell(&g.reach[1], n, true),
+            km_cell(g, 0),
+            km_cell(g, 1),
+        );
+    }
+    out
+}
+
+fn points(x: f64) -> String {
+    if x.is_nan() {
+        "—".into()
+    } else {
+        format!("{x:+.2}")
+    }
+}
+
+fn p_value(p: f64) -> String {
+    if p.is_nan() {
+        "—".into()
+    } else if p < 0.001 {
+        "< 0.001".into()
+    } else {
+        format!("{p:.3}")
+    }
+}
+
+/// The comparisons table as Markdown, in points of test accuracy.
+pub fn render_comparisons(comparisons: &[Comparison]) -> String {
+    let mut out = String::from(
+        "| Group | vs | n / n_ref | Δ test (points) [95% CI] | Simultaneous CI | p | p (Holm) | TOST p (Holm) | MDD (80%) | P(improvement) [95% CI] | Log-rank p (Holm), 98% / 99% | Verdict |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
+    );
+    for c in comparisons {
+        let range = |a: f64, b: f64| {
+            if a.is_nan() {
+                "—".into()
+            } else {
+                format!("[{:.2}, {:.2}]", a, b)
+            }
+        };
+        let pi = if c.p_improvement.is_nan() {
+            "—".into()
+        } else {
+            format!(
+                "{:.2} {}",
+                c.p_improvement,
+                range(c.p_improvement_low, c.p_improvement_high)
+            )
+        };
+        out += &format!(
+            "| {} | {} | {} / {} | {} {} | {} | {} | {} | {} | {} | {pi} | {} / {} | {} |\n",
+            c.group,
+            c.reference,
+            c.n,
+            c.n_ref,
+            points(c.delta),
+            range(c.ci_low, c.ci_high),
+            range(c.sim_low, c.sim_high),
+            p_value(c.p),
+            p_value(c.p_holm),
+            p_value(c.tost_p_holm),
+            if c.mdd.is_nan() {
+                "—".into()
+            } else {
+                format!("{:.2}", c.mdd)
+            },
+            p_value(c.logrank_98_p_holm),
+            p_value(c.logrank_99_p_holm),
+            c.verdict.name(),
         );
     }
     out
@@ -247,9 +180,6 @@ pub fn curves(groups: &[Group]) -> Vec<Panel> {
     }]
 }
 
-/// Test accuracy per group: mean and 95% interval.
-pub struct ForestChart<'a>(pub &'a [Group]);
-
 /// (epoch, mean, std) of the validation accuracy over the group's runs that reached that epoch.
 fn mean_curve(g: &Group) -> Vec<(f64, f64, f64)> {
     let last = g.runs.iter().map(|r| r.rows.len()).max().unwrap_or(0);
@@ -275,48 +205,37 @@ fn mean_curve(g: &Group) -> Vec<(f64, f64, f64)> {
         .collect()
 }
 
+/// Each comparison's Δ (points) with its simultaneous interval, the equivalence band shaded, the verdict by
+/// colour: red differs, green equivalent, grey inconclusive.
+pub struct ForestChart<'a>(pub &'a [Comparison]);
+
 impl Chart for ForestChart<'_> {
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()> {
         let err = drawing_error::<DB>;
         root.fill(&WHITE).map_err(err)?;
-        let rows: Vec<(&str, f64, f64)> = self
-            .0
-            .iter()
-            .filter(|g| g.test.n > 0)
-            .map(|g| {
-                (
-                    g.name.as_str(),
-                    g.test.mean,
-                    if g.test.ci95.is_nan() {
-                        0.0
-                    } else {
-                        g.test.ci95
-                    },
-                )
-            })
-            .collect();
-        let lo = rows.iter().map(|r| r.1 - r.2).fold(f64::INFINITY, f64::min);
-        let hi = rows
-            .iter()
-            .map(|r| r.1 + r.2)
-            .fold(f64::NEG_INFINITY, f64::max);
-        let (lo, hi) = if lo.is_finite() { (lo, hi) } else { (0.0, 1.0) };
-        let pad = ((hi - lo) * 0.08).max(1e-4);
+        let rows: Vec<&Comparison> = self.0.iter().filter(|c| !c.sim_low.is_nan()).collect();
+        let margin = self.0.first().map_or(0.25, |c| c.margin);
+        let lo = rows.iter().map(|c| c.sim_low).fold(-margin, f64::min);
+        let hi = rows.iter().map(|c| c.sim_high).fold(margin, f64::max);
+        let pad = (hi - lo) * 0.08;
         let n = rows.len().max(1) as f64;
         let mut chart = ChartBuilder::on(root)
             .caption(
-                "test accuracy: mean and 95% interval per group",
+                "Δ test accuracy vs reference: simultaneous 95% interval, equivalence band shaded",
                 ("sans-serif", 18),
             )
             .margin(12)
             .x_label_area_size(36)
-            .y_label_area_size(220)
-            .build_cartesian_2d(100.0 * (lo - pad)..100.0 * (hi + pad), -0.5..n - 0.5)
+            .y_label_area_size(300)
+            .build_cartesian_2d((lo - pad)..(hi + pad), -0.5..n - 0.5)
             .map_err(err)?;
-        let names: Vec<String> = rows.iter().map(|r| r.0.to_string()).collect();
+        let names: Vec<String> = rows
+            .iter()
+            .map(|c| format!("{} vs {} ({})", c.group, c.reference, c.verdict.name()))
+            .collect();
         chart
             .configure_mesh()
-            .x_desc("test accuracy, %")
+            .x_desc("Δ test accuracy, points")
             .y_labels(rows.len().max(1))
             .y_label_formatter(&|y| {
                 let i = y.round();
@@ -333,19 +252,34 @@ impl Chart for ForestChart<'_> {
             .label_style(("sans-serif", 12))
             .draw()
             .map_err(err)?;
-        for (i, (_, mean, half)) in rows.iter().enumerate() {
+        chart
+            .draw_series(std::iter::once(Rectangle::new(
+                [(-margin, -0.5), (margin, n - 0.5)],
+                RGBColor(89, 161, 79).mix(0.15).filled(),
+            )))
+            .map_err(err)?;
+        chart
+            .draw_series(std::iter::once(PathElement::new(
+                vec![(0.0, -0.5), (0.0, n - 0.5)],
+                BLACK.mix(0.5),
+            )))
+            .map_err(err)?;
+        for (i, c) in rows.iter().enumerate() {
             let y = n - 1.0 - i as f64;
-            let color = COLORS[i % COLORS.len()];
-            let (a, b) = (100.0 * (mean - half), 100.0 * (mean + half));
+            let color = match c.verdict {
+                Verdict::Differs => RGBColor(225, 87, 89),
+                Verdict::Equivalent => RGBColor(89, 161, 79),
+                _ => RGBColor(120, 120, 120),
+            };
             chart
                 .draw_series(std::iter::once(PathElement::new(
-                    vec![(a, y), (b, y)],
+                    vec![(c.sim_low, y), (c.sim_high, y)],
                     color.stroke_width(2),
                 )))
                 .map_err(err)?;
             chart
                 .draw_series(std::iter::once(Circle::new(
-                    (100.0 * mean, y),
+                    (c.delta, y),
                     5,
                     color.filled(),
                 )))
@@ -358,25 +292,94 @@ impl Chart for ForestChart<'_> {
 
 pub const CURVES_SIZE: (u32, u32) = (1100, 520);
 
-/// Writes `report.md`, `curves.{svg,png}` and `forest.{svg,png}` for `sweep` into `out`.
-pub fn write(sweep: &Sweep, groups: &[Group], out: &Path, command: &str) -> Result<Vec<PathBuf>> {
+/// One row of `groups.csv`: accuracies and differences in percent points; medians in epochs.
+#[derive(Serialize)]
+struct GroupRow<'a> {
+    group: &'a str,
+    n: usize,
+    test_mean: f64,
+    test_std: f64,
+    test_ci_low: f64,
+    test_ci_high: f64,
+    best_val_mean: f64,
+    train_accuracy_mean: f64,
+    gap_mean: f64,
+    gap_std: f64,
+    epochs_to_98_median: f64,
+    epochs_to_98_low: f64,
+    epochs_to_98_high: f64,
+    reached_98: usize,
+    epochs_to_99_median: f64,
+    epochs_to_99_low: f64,
+    epochs_to_99_high: f64,
+    reached_99: usize,
+    steps_to_99_median: f64,
+}
+
+/// `groups.csv`.
+pub fn groups_csv(groups: &[Group]) -> Result<Vec<u8>> {
+    let mut w = csv::Writer::from_writer(vec![]);
+    for g in groups {
+        let (c98, c99) = (&g.convergence[0], &g.convergence[1]);
+        w.serialize(GroupRow {
+            group: &g.name,
+            n: g.runs.len(),
+            test_mean: 100.0 * g.test.mean,
+            test_std: 100.0 * g.test.std,
+            test_ci_low: 100.0 * (g.test.mean - g.test.ci95),
+            test_ci_high: 100.0 * (g.test.mean + g.test.ci95),
+            best_val_mean: 100.0 * g.best_val.mean,
+            train_accuracy_mean: 100.0 * g.train_clean.mean,
+            gap_mean: 100.0 * g.gap.mean,
+            gap_std: 100.0 * g.gap.std,
+            epochs_to_98_median: c98.median,
+            epochs_to_98_low: c98.low,
+            epochs_to_98_high: c98.high,
+            reached_98: c98.reached,
+            epochs_to_99_median: c99.median,
+            epochs_to_99_low: c99.low,
+            epochs_to_99_high: c99.high,
+            reached_99: c99.reached,
+            steps_to_99_median: c99.median_steps,
+        })?;
+    }
+    Ok(w.into_inner()?)
+}
+
+/// `comparisons.csv`.
+pub fn comparisons_csv(comparisons: &[Comparison]) -> Result<Vec<u8>> {
+    let mut w = csv::Writer::from_writer(vec![]);
+    for c in comparisons {
+        w.serialize(c)?;
+    }
+    Ok(w.into_inner()?)
+}
+
+/// Writes `report.md`, `groups.csv`, `comparisons.csv`, `curves.{svg,png}` and `forest.{svg,png}` into `out`.
+pub fn write(
+    sweep: &Sweep,
+    groups: &[Group],
+    comparisons: &[Comparison],
+    out: &Path,
+    command: &str,
+) -> Result<Vec<PathBuf>> {
     std::fs::create_dir_all(out)
         .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", out.display()))?;
-    let forest_size = (1100, 120 + 34 * groups.len() as u32);
+    let forest_size = (1200, 120 + 34 * comparisons.len().max(1) as u32);
+    let forest = ForestChart(comparisons);
     let files: Vec<(&str, Vec<u8>)> = vec![
         (
             "curves.svg",
             render_svg(&curves(groups), CURVES_SIZE)?.into_bytes(),
         ),
         ("curves.png", render_png(&curves(groups), CURVES_SIZE)?),
-        (
-            "forest.svg",
-            render_svg(&ForestChart(groups), forest_size)?.into_bytes(),
-        ),
-        ("forest.png", render_png(&ForestChart(groups), forest_size)?),
+        ("forest.svg", render_svg(&forest, forest_size)?.into_bytes()),
+        ("forest.png", render_png(&forest, forest_size)?),
+        ("groups.csv", groups_csv(groups)?),
+        ("comparisons.csv", comparisons_csv(comparisons)?),
         (
             "report.md",
-            render_markdown(sweep, groups, command).into_bytes(),
+            render_markdown(sweep, groups, comparisons, command).into_bytes(),
         ),
     ];
     let mut written = vec![];
@@ -388,18 +391,41 @@ pub fn write(sweep: &Sweep, groups: &[Group], out: &Path, command: &str) -> Resu
     Ok(written)
 }
 
-fn render_markdown(sweep: &Sweep, groups: &[Group], command: &str) -> String {
-    let baseline = sweep.spec.baseline.as_deref();
+fn render_markdown(
+    sweep: &Sweep,
+    groups: &[Group],
+    comparisons: &[Comparison],
+    command: &str,
+) -> String {
+    let family = comparisons.iter().map(|c| c.family).max().unwrap_or(0);
+    let margin = sweep
+        .spec
+        .equivalence_margin
+        .unwrap_or(crate::study::compare::DEFAULT_MARGIN);
     format!(
-        "# lenet5 study report\n\nGenerated by `{command}` from {} runs in {} groups (one per variant and grid point, over its seeds). Test accuracy is \
-         each run's best checkpoint on the test set; the 95% CI is the t interval of the group mean; the gap is \
-         training minus validation accuracy at the best epoch; epochs and seconds to a validation accuracy are \
-         means over the runs that reached it (k/n when not all did). Δ is this group's mean test accuracy minus \
-         the baseline's ({}), with the 95% interval of the difference and the two-sided p-value of Welch's \
-         t-test.\n\n{}\n![validation curves](curves.svg)\n\n![test accuracy per group](forest.svg)\n",
+        "# lenet5 study report\n\nGenerated by `{command}` from {} runs in {} groups (one per variant and grid \
+         point, over its seeds). Test accuracy is each run's best checkpoint on the test set; the 95% CI is the t \
+         interval of the group mean. Clean train accuracy is the same checkpoint on the training split in eval \
+         mode (no distortions, no dropout); the gap is that minus the test accuracy, per run. Epochs to 98% and \
+         99% validation accuracy are Kaplan–Meier medians with their 95% interval (Brookmeyer–Crowley, log-log); \
+         a run that never got there counts as censored at its last epoch, and \"—\" is an open end.\n\n{}\n\
+         ## Comparisons\n\nEach group is compared with its reference (its variant's `compare_to`, else the \
+         sweep's baseline). The {family} comparisons below form one family. For each: Δ = mean test accuracy \
+         minus the reference's, in points, with Welch's 95% interval; the raw Welch p and the Holm-adjusted p; \
+         Bonferroni's simultaneous interval at {:.4}; the TOST p at ±{margin} points (Holm-adjusted); MDD, the \
+         smallest true difference a Welch test at α = {:.4} detects with {:.0}% power for these group sizes; \
+         the probability that a run of the group beats a run of the reference, with a 95% bootstrap interval; \
+         and the log-rank test of epochs to 98% and 99% (Holm-adjusted in their own family).\n\n\
+         **Verdicts**: *differs* when the Holm-adjusted p < {ALPHA}; *equivalent* when the Holm-adjusted TOST p \
+         < {ALPHA} (the difference lies within ±{margin} points); otherwise *inconclusive* — neither a difference \
+         nor its absence is shown. A group whose runs recompute its reference's (same seeds, same numbers) is \
+         *identical* and not tested.\n\n{}\n![validation curves](curves.svg)\n\n![differences](forest.svg)\n",
         sweep.runs.len(),
         groups.len(),
-        baseline.unwrap_or("none"),
         render_table(groups),
+        1.0 - ALPHA / family.max(1) as f64,
+        ALPHA / family.max(1) as f64,
+        100.0 * POWER,
+        render_comparisons(comparisons),
     )
 }

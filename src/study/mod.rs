@@ -1,9 +1,12 @@
 //! Studies: many runs, and what they say together. A sweep file expands into run directories ([`sweep`]),
 //! which run locally ([`exec`]) or as a Slurm job array ([`slurm`]); finished runs become tables and charts
-//! ([`runs`]), and a sweep's groups become its study report ([`analysis`]) with the statistics in [`stats`].
+//! ([`runs`]); a sweep's runs become groups ([`groups`]), each compared with its reference ([`compare`]),
+//! and the study report renders both ([`analysis`]) with the statistics in [`stats`].
 
 pub mod analysis;
+pub mod compare;
 pub mod exec;
+pub mod groups;
 pub mod runs;
 pub mod slurm;
 pub mod stats;

@@ -22,6 +22,8 @@ pub struct RunSummary {
     pub rows: Vec<EpochRow>,
     pub state: Option<TrainState>,
     pub test: Option<Evaluation>,
+    /// The best checkpoint on the clean training split (absent in runs made before lenet5 wrote it).
+    pub train_eval: Option<Evaluation>,
 }
 
 /// Reads a run directory; a run without epochs or without a test result is still a summary (reported as such).
@@ -36,6 +38,7 @@ pub fn load_run(path: &Path) -> Result<RunSummary> {
     };
     let state = run.state()?;
     let test = run.test()?;
+    let train_eval = run.train_eval()?;
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -46,6 +49,7 @@ pub fn load_run(path: &Path) -> Result<RunSummary> {
         rows,
         state,
         test,
+        train_eval,
     })
 }
 

@@ -43,8 +43,11 @@ pub struct SweepFile {
     /// A count N (seeds 1..=N) or a list; each goes to `trainer.seed`. `data.seed` stays as configured, so
     /// every run of a study sees the same train/validation split.
     pub seeds: Seeds,
-    /// The group the report compares every other group against.
+    /// The group the report compares every other group against (unless a variant names its own).
     pub baseline: Option<String>,
+    /// The margin, in points of test accuracy, within which a difference counts as none: the report calls
+    /// a group *equivalent* to its reference when the TOST at ± this margin passes (default 0.25).
+    pub equivalence_margin: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -55,6 +58,9 @@ pub struct VariantSpec {
     pub base: Option<PathBuf>,
     /// This variant's own seeds, instead of the sweep's (e.g. fewer for its longest runs).
     pub seeds: Option<Seeds>,
+    /// The variant (or group) this one is compared with in the report, instead of the sweep's baseline:
+    /// the group it differs from in one factor (sigmoid + weight decay against sigmoid, not against ReLU).
+    pub compare_to: Option<String>,
     #[serde(default)]
     pub set: Mapping,
 }
@@ -182,6 +188,7 @@ pub fn expand(spec: &SweepFile) -> Result<Vec<Run>> {
         base: None,
         seeds: None,
         set: Mapping::new(),
+        compare_to: None,
     }];
     let variants = if spec.variants.is_empty() {
         &implicit[..]
@@ -258,6 +265,21 @@ pub fn expand(spec: &SweepFile) -> Result<Vec<Run>> {
                 });
             }
         }
+    }
+    for v in &spec.variants {
+        if let Some(to) = &v.compare_to {
+            anyhow::ensure!(
+                runs.iter().any(|r| &r.group == to || &r.variant == to),
+                "variant `{}`: compare_to: {to:?} is not a variant or group of this sweep",
+                v.name
+            );
+        }
+    }
+    if let Some(margin) = spec.equivalence_margin {
+        anyhow::ensure!(
+            margin > 0.0 && margin.is_finite(),
+            "equivalence_margin = {margin} must be > 0 (points of test accuracy)"
+        );
     }
     if let Some(baseline) = &spec.baseline {
         anyhow::ensure!(
