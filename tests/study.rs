@@ -1,0 +1,140 @@
+//! A study report on synthetic data: per-variant references (`compare_to`), the identical-run guard, the
+//! verdicts' rules, groups.csv and comparisons.csv — and every number in them recomputed from the run files
+//! with scipy and statsmodels (tests/check_study.py), as a reviewer would.
+mod common;
+use common::*;
+
+#[test]
+fn a_study_report_holds_to_scipy_and_statsmodels() {
+    let dir = tiny_project("study_report", 300, 100, "");
+    // Four seeds each. `same` differs from `base` only in what cannot change the numbers (early stopping
+    // with a patience it never reaches in 3 epochs): identical runs. `sig` is compared with `fast`.
+    std::fs::write(
+        dir.join("sweep.yaml"),
+        [
+            "base: tiny.yaml",
+            "seeds: 4",
+            "set: {trainer.epochs: 3, data.batch_size: 32, optimizer.lr: 0.0002}",
+            "variants:",
+            "  - {name: base}",
+            "  - {name: fast, set: {optimizer.lr: 0.0005}}",
+            "  - {name: same, set: {trainer.early_stopping.patience: 50}}",
+            "  - {name: sig, set: {model.activation: sigmoid}, compare_to: fast}",
+            "baseline: base",
+            "equivalence_margin: 5.0",
+        ]
+        .join("\n"),
+    )
+    .unwrap();
+    ok(lenet5(
+        &dir,
+        &["sweep", "sweep.yaml", "--out", "study", "--jobs", "2"],
+    ));
+    let table = ok(lenet5(&dir, &["report", "study"]));
+    let report = dir.join("study/report");
+    let read = |name: &str| -> Vec<csv::StringRecord> {
+        let mut r = csv::Reader::from_path(report.join(name)).unwrap();
+        let header = r.headers().unwrap().clone();
+        let mut rows = vec![header];
+        rows.extend(r.records().map(|r| r.unwrap()));
+        rows
+    };
+    let groups = read("groups.csv");
+    for column in [
+        "group",
+        "n",
+        "test_mean",
+        "test_std",
+        "test_ci_low",
+        "test_ci_high",
+        "train_accuracy_mean",
+        "gap_mean",
+        "epochs_to_98_median",
+        "epochs_to_99_median",
+    ] {
+        assert!(
+            groups[0].iter().any(|h| h == column),
+            "groups.csv lacks {column}"
+        );
+    }
+    assert_eq!(groups.len(), 5, "a header and four groups");
+    let comparisons = read("comparisons.csv");
+    for column in [
+        "group",
+        "reference",
+        "n",
+        "n_ref",
+        "delta",
+        "ci_low",
+        "ci_high",
+        "p",
+        "p_holm",
+        "tost_p",
+        "mdd",
+        "verdict",
+    ] {
+        assert!(
+            comparisons[0].iter().any(|h| h == column),
+            "comparisons.csv lacks {column}"
+        );
+    }
+    let col = |name: &str| comparisons[0].iter().position(|h| h == name).unwrap();
+    let row = |group: &str| comparisons.iter().find(|r| &r[0] == group).unwrap().clone();
+    assert_eq!(
+        &row("sig")[col("reference")],
+        "fast",
+        "compare_to names the reference"
+    );
+    assert_eq!(
+        &row("fast")[col("reference")],
+        "base",
+        "the others, the baseline"
+    );
+    assert_eq!(&row("same")[col("verdict")], "identical runs (not tested)");
+    assert_eq!(
+        &row("fast")[col("family")],
+        "2",
+        "identical runs leave the family"
+    );
+    assert!(
+        table.contains("identical runs (not tested)") && table.contains("| base | 4 |"),
+        "{table}"
+    );
+    let markdown = std::fs::read_to_string(report.join("report.md")).unwrap();
+    assert!(
+        markdown.contains("**Verdicts**")
+            && markdown.contains("2 comparisons below form one family")
+    );
+
+    let Some(python) = python_with_study_packages("a_study_report_holds_to_scipy_and_statsmodels")
+    else {
+        return;
+    };
+    let check = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/check_study.py");
+    let out = String::from_utf8(run_python(
+        &python,
+        &[
+            check.to_str().unwrap(),
+            dir.join("study").to_str().unwrap(),
+            report.to_str().unwrap(),
+        ],
+    ))
+    .unwrap();
+    assert!(out.starts_with("checked "), "{out}");
+}
+
+/// The set-up venv's Python when it has scipy and statsmodels (scripts/setup-libtorch installs them).
+fn python_with_study_packages(test: &str) -> Option<String> {
+    let python = python_with_torch(test)?;
+    let ok = std::process::Command::new(&python)
+        .args(["-c", "import scipy, statsmodels"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        skip(
+            test,
+            "no scipy/statsmodels in the set-up venv (run scripts/setup-libtorch)",
+        );
+    }
+    ok.then_some(python)
+}
