@@ -226,7 +226,7 @@ impl Chart for ForestChart<'_> {
             )
             .margin(12)
             .x_label_area_size(36)
-            .y_label_area_size(300)
+            .y_label_area_size(400)
             .build_cartesian_2d((lo - pad)..(hi + pad), -0.5..n - 0.5)
             .map_err(err)?;
         let names: Vec<String> = rows
@@ -365,7 +365,7 @@ pub fn write(
 ) -> Result<Vec<PathBuf>> {
     std::fs::create_dir_all(out)
         .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", out.display()))?;
-    let forest_size = (1200, 120 + 34 * comparisons.len().max(1) as u32);
+    let forest_size = (1300, 120 + 34 * comparisons.len().max(1) as u32);
     let forest = ForestChart(comparisons);
     let files: Vec<(&str, Vec<u8>)> = vec![
         (

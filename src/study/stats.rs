@@ -244,7 +244,7 @@ pub fn probability_of_improvement_interval(a: &[f64], b: &[f64], resamples: usiz
     if a.is_empty() || b.is_empty() {
         return (f64::NAN, f64::NAN);
     }
-    let mut rng = SplitMix64(0x5eed_1e7e_75);
+    let mut rng = SplitMix64(0x005e_ed1e_7e75);
     let mut draw = |xs: &[f64]| -> Vec<f64> {
         (0..xs.len())
             .map(|_| xs[(rng.next() % xs.len() as u64) as usize])
