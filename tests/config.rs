@@ -175,6 +175,13 @@ fn bad_overrides_name_the_override() {
 }
 
 #[test]
+fn the_hand_written_step_s_key_is_gone() {
+    // Every run trains through LibTorch; a config that still names the old switch is told so.
+    let e = err("trainer:\n  fused_cpu: false\n", &[]);
+    assert!(e.contains("unknown key `trainer.fused_cpu`"), "{e}");
+}
+
+#[test]
 fn type_errors_speak_plainly_and_say_each_thing_once() {
     let e = err("", &["trainer.epochs=1e3"]);
     assert_eq!(

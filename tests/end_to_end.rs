@@ -32,6 +32,17 @@ fn train_writes_run_directory_and_test_reads_it() {
         out.contains("test: loss"),
         "train prints the test result:\n{out}"
     );
+    // One console line per epoch, the first one the best so far.
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with("epoch ")).count(),
+        3,
+        "{out}"
+    );
+    assert!(
+        out.contains("epoch   1/3  lr 1.00e-3  loss ")
+            && out.lines().next().unwrap().ends_with("*best"),
+        "{out}"
+    );
     let run = only_run(&runs);
     assert!(
         run.file_name()

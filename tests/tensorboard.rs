@@ -81,6 +81,9 @@ fn event_files_hold_the_metrics_and_hparams_and_a_resumed_run_continues_them() {
     assert_eq!(v["hparams"]["optimizer.type"], "adam");
     assert_eq!(v["hparams"]["data.batch_size"], 8.0);
     assert_eq!(v["hparams"]["trainer.early_stopping.enabled"], false);
+    // What made the run, so a study can tell which code produced each session.
+    assert_eq!(v["hparams"]["lenet5.commit"], lenet5::COMMIT);
+    assert_eq!(v["hparams"]["lenet5.version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(v["status"], 1, "session ended with success");
 
     // Extended by one epoch: the same curves go on, one event file, no step twice.

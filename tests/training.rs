@@ -223,6 +223,16 @@ fn resume_refuses_what_would_change_the_numbers_and_touches_nothing() {
     let (outcome, _) = train("resume_refuses", "", &["trainer.epochs=1"]);
     let run = outcome.run.path.clone();
     let before = snapshot(&run);
+    let err = commands::train(Start::Resume {
+        dir: run.clone(),
+        overrides: vec![Override::parse("model.activation=sigmoid").unwrap()],
+    })
+    .err()
+    .unwrap();
+    assert!(
+        format!("{err:#}").contains("(it trained with relu, not sigmoid)"),
+        "{err:#}"
+    );
     for (set, key) in [
         ("model.activation=sigmoid", "model.activation"),
         ("optimizer.lr=0.01", "optimizer.lr"),
@@ -242,6 +252,11 @@ fn resume_refuses_what_would_change_the_numbers_and_touches_nothing() {
         assert!(
             msg.contains(&format!("`{key}`")) && msg.contains(set),
             "{msg}"
+        );
+        let value = set.split_once('=').unwrap().1;
+        assert!(
+            msg.contains(&format!(", not {value})")),
+            "names the new value: {msg}"
         );
         assert_eq!(
             snapshot(&run),
