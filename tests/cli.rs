@@ -119,3 +119,27 @@ fn messages_suggest_the_command_the_user_runs() {
     let err = stderr(&out);
     assert!(err.contains("`scripts/lenet5 train CONFIG`"), "{err}");
 }
+
+#[test]
+fn bash_completes_yaml_files_where_a_config_goes() {
+    let dir = scratch("complete_yaml");
+    let script = ok(lenet5(&dir, &["completions", "bash"]));
+    std::fs::write(dir.join("lenet5.bash"), script).unwrap();
+    for name in ["relu.yaml", "notes.txt"] {
+        std::fs::write(dir.join(name), "").unwrap();
+    }
+    std::fs::create_dir_all(dir.join("configs")).unwrap();
+    for sub in ["train", "config"] {
+        let out = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(format!(
+                "source lenet5.bash; COMP_WORDS=(lenet5 {sub} ''); COMP_CWORD=2; _lenet5 lenet5 '' {sub}; printf '%s\\n' \"${{COMPREPLY[@]}}\""
+            ))
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        let mut offered: Vec<String> = stdout(&out).lines().map(str::to_string).collect();
+        offered.sort();
+        assert_eq!(offered, ["configs", "relu.yaml"], "{sub}: {}", stderr(&out));
+    }
+}

@@ -117,6 +117,9 @@ pub fn run(cli: Cli) -> Result<()> {
             // Into memory first: clap_complete panics on a failed write (e.g. a closed pipe).
             let mut script = vec![];
             clap_complete::generate(shell, &mut Cli::command(), "lenet5", &mut script);
+            if shell == clap_complete::Shell::Bash {
+                script = yaml_for_config(&String::from_utf8_lossy(&script)).into_bytes();
+            }
             std::io::Write::write_all(&mut std::io::stdout(), &script)?;
         }
         Command::Man { out: None } => {
@@ -240,4 +243,26 @@ pub fn man_pages() -> Result<Vec<(String, Vec<u8>)>> {
         pages.push((format!("{name}.1"), page));
     }
     Ok(pages)
+}
+
+/// clap_complete's bash script offers only options where `train` and `config` take their CONFIG file; this
+/// offers `.yaml` files and directories there (zsh and fish complete any file).
+fn yaml_for_config(script: &str) -> String {
+    let mut out = script.to_string();
+    for sub in ["train", "config"] {
+        let head = format!("        lenet5__subcmd__{sub})\n");
+        let Some(start) = out.find(&head) else {
+            continue;
+        };
+        let guard = "            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then\n";
+        let Some(at) = out[start..].find(guard).map(|i| start + i) else {
+            continue;
+        };
+        let yaml = "            if [[ ${cur} != -* && ${COMP_CWORD} -eq 2 ]] ; then\n\
+                    \x20               COMPREPLY=( $(compgen -f -X '!*.yaml' -- \"${cur}\") $(compgen -d -- \"${cur}\") )\n\
+                    \x20               return 0\n\
+                    \x20           fi\n";
+        out.insert_str(at, yaml);
+    }
+    out
 }
