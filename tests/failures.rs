@@ -216,6 +216,21 @@ fn bad_run_directories_and_checkpoints_are_named() {
         2,
         &["last.safetensors"],
     );
+    // Epochs saved, weights gone (a run copied without its .safetensors): refused, not trained on from
+    // fresh weights.
+    std::fs::remove_file(&last).unwrap();
+    let metrics = std::fs::read(run.join("metrics.csv")).unwrap();
+    fails(
+        &dir,
+        &["train", "--resume", run_s, "--epochs", "2"],
+        2,
+        &["stopped after epoch 1 but has no last.safetensors"],
+    );
+    assert_eq!(
+        std::fs::read(run.join("metrics.csv")).unwrap(),
+        metrics,
+        "nothing written"
+    );
     let out = lenet5(&dir, &["test", run_s, "--checkpoint", "middle"]);
     assert_eq!(
         out.status.code(),

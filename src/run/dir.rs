@@ -222,11 +222,19 @@ impl RunDir {
         )
     }
 
-    /// Puts a resumed run's model and optimizer where [`RunDir::save_last`] left them. A run stopped before
-    /// anything was saved starts from its (seeded, hence identical) initial weights.
-    pub fn restore(&self, vs: &mut VarStore, opt: &mut Optimizer) -> Result<()> {
+    /// Puts a resumed run's model and optimizer where [`RunDir::save_last`] left them, after `epoch`
+    /// completed epochs. A run stopped before anything was saved starts from its (seeded, hence identical)
+    /// initial weights; one whose epochs were saved but whose weights are gone (copied without its
+    /// `.safetensors`, say) cannot be continued, and says so instead of training on from fresh weights.
+    pub fn restore(&self, vs: &mut VarStore, opt: &mut Optimizer, epoch: usize) -> Result<()> {
         let weights = self.file(LAST_WEIGHTS);
         if !weights.exists() {
+            if epoch > 0 {
+                return Err(UsageError::error(format!(
+                    "{} stopped after epoch {epoch} but has no {LAST_WEIGHTS}: its epochs cannot be continued; delete the run directory to train it again",
+                    self.path.display()
+                )));
+            }
             return Ok(());
         }
         load_weights(vs, &weights)?;

@@ -202,7 +202,7 @@ impl Trainer {
     fn build(o: Opened) -> Result<Self> {
         let (mut vs, net) = nn::build(&o.config, o.device);
         let mut opt = optim::build(&vs, &o.config.optimizer)?;
-        o.run.restore(&mut vs, &mut opt)?;
+        o.run.restore(&mut vs, &mut opt, o.state.epoch)?;
         if o.resumed {
             o.run.write_config(&o.config)?;
         }
