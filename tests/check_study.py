@@ -3,7 +3,7 @@
 lenet5's groups.csv and comparisons.csv (tests/study.rs runs it). Usage: check_study.py SWEEP_DIR REPORT_DIR.
 
 Every tested comparison: Welch's Δ, interval and p (scipy), Holm over the family and Bonferroni's
-simultaneous interval (statsmodels / scipy), TOST at the margin (statsmodels ttost_ind, unequal variances,
+simultaneous interval (statsmodels / scipy), the minimal detectable difference, TOST at the margin (statsmodels ttost_ind, unequal variances,
 Holm over the family); every group: Kaplan–Meier medians of epochs to 98% / 99% (scipy ecdf on censored
 data) and the log-rank p against the reference (scipy logrank). Exits 1 naming the first mismatch."""
 import csv, glob, json, math, os, sys
@@ -83,6 +83,11 @@ for c in tested:
         (x, ex), (y, ey) = durations(c["group"], threshold), durations(c["reference"], threshold)
         if ex + ey > 0:
             close(f"{c['group']} {column}", c[column], stats.logrank(x, y).pvalue)
+    # MDD: (t.ppf(1 - alpha/2) + t.ppf(0.8)) * se with Welch's df, alpha = 0.05 / family size.
+    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+    se, df = math.sqrt(va + vb), (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
+    alpha = 0.05 / len(tested)
+    close(f"{c['group']} mdd", c["mdd"], (stats.t.ppf(1 - alpha / 2, df) + stats.t.ppf(0.8, df)) * se)
     p_raw.append(r.pvalue)
     tost_raw.append(tost)
     checked += 1

@@ -201,3 +201,43 @@ fn a_one_epoch_curve_is_drawn_as_a_dot() {
         "lines as before"
     );
 }
+
+#[test]
+fn identical_runs_need_the_same_test_result_and_the_same_epochs() {
+    use lenet5::study::compare::identical;
+    use lenet5::study::groups::Group;
+    use lenet5::study::stats::summarize;
+    let run = |seed: u64, accuracy: f64, val_loss: f64| {
+        let mut config = Config::default();
+        config.trainer.seed = seed;
+        RunSummary {
+            name: format!("seed{seed}"),
+            config,
+            rows: vec![row(1, 0.2), row(2, val_loss)],
+            state: Some(state(2, 2, RunStatus::Completed)),
+            test: Some(test_result(accuracy)),
+            train_eval: None,
+        }
+    };
+    let group = |runs: Vec<RunSummary>| Group {
+        name: "g".into(),
+        planned: runs.len(),
+        test: summarize(&[]),
+        best_val: summarize(&[]),
+        train_clean: summarize(&[]),
+        gap: summarize(&[]),
+        convergence: vec![],
+        runs,
+    };
+    let a = group(vec![run(1, 0.99, 0.1), run(2, 0.98, 0.1)]);
+    assert!(
+        identical(&a, &group(vec![run(1, 0.99, 0.1)])),
+        "the seeds they share agree"
+    );
+    // The same test accuracy but another epoch: not the same computation.
+    assert!(!identical(&a, &group(vec![run(1, 0.99, 0.15)])));
+    // The same epochs but another test accuracy: not either.
+    assert!(!identical(&a, &group(vec![run(1, 0.97, 0.1)])));
+    // No seed in common: nothing shows they are the same.
+    assert!(!identical(&a, &group(vec![run(3, 0.99, 0.1)])));
+}
