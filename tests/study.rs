@@ -106,8 +106,10 @@ fn a_study_report_holds_to_scipy_and_statsmodels() {
             && markdown.contains("2 comparisons below form one family")
     );
 
-    let Some(python) = python_with_study_packages("a_study_report_holds_to_scipy_and_statsmodels")
-    else {
+    let Some(python) = python_with(
+        "a_study_report_holds_to_scipy_and_statsmodels",
+        "scipy, statsmodels",
+    ) else {
         return;
     };
     let check = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/check_study.py");
@@ -121,20 +123,4 @@ fn a_study_report_holds_to_scipy_and_statsmodels() {
     ))
     .unwrap();
     assert!(out.starts_with("checked "), "{out}");
-}
-
-/// The set-up venv's Python when it has scipy and statsmodels (scripts/setup-libtorch installs them).
-fn python_with_study_packages(test: &str) -> Option<String> {
-    let python = python_with_torch(test)?;
-    let ok = std::process::Command::new(&python)
-        .args(["-c", "import scipy, statsmodels"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        skip(
-            test,
-            "no scipy/statsmodels in the set-up venv (run scripts/setup-libtorch)",
-        );
-    }
-    ok.then_some(python)
 }

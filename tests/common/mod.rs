@@ -176,15 +176,21 @@ pub fn skip(test: &str, reason: &str) {
 /// The Python with torch that scripts/setup-libtorch installed (`LENET5_PYTHON`, from .cargo/config.toml),
 /// or `python3` if it has torch. Without one, `test` is marked skipped (see [`skip`]) and this is `None`.
 pub fn python_with_torch(test: &str) -> Option<String> {
+    python_with(test, "torch")
+}
+
+/// The set-up venv's Python (`LENET5_PYTHON`, else `python3`) when it can import `modules` (comma-separated);
+/// otherwise `test` is marked skipped (see [`skip`]) and this is `None`.
+pub fn python_with(test: &str, modules: &str) -> Option<String> {
     let python = std::env::var("LENET5_PYTHON").unwrap_or_else(|_| "python3".into());
     let ok = Command::new(&python)
-        .args(["-c", "import torch"])
+        .args(["-c", &format!("import {modules}")])
         .output()
         .is_ok_and(|o| o.status.success());
     if !ok {
         skip(
             test,
-            "no Python with torch (run scripts/setup-libtorch, or set LENET5_PYTHON)",
+            &format!("no Python with {modules} (run scripts/setup-libtorch, or set LENET5_PYTHON)"),
         );
     }
     ok.then_some(python)
