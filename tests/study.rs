@@ -124,3 +124,64 @@ fn a_study_report_holds_to_scipy_and_statsmodels() {
     .unwrap();
     assert!(out.starts_with("checked "), "{out}");
 }
+
+/// The shipped studies (results/study-2026-12/*): their committed groups.csv and comparisons.csv are what
+/// today's `lenet5 report` makes of their run files, and scipy/statsmodels agree with every number and
+/// verdict in them — real data, where every verdict the rules know occurs (differs, equivalent,
+/// inconclusive, identical runs).
+#[test]
+fn the_shipped_studies_hold_to_scipy_and_statsmodels() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let studies = root.join("results/study-2026-12");
+    let mut names: Vec<String> = std::fs::read_dir(&studies)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| studies.join(n).join("report/comparisons.csv").exists())
+        .collect();
+    names.sort();
+    assert!(names.len() >= 2, "shipped studies with reports: {names:?}");
+    let python = python_with(
+        "the_shipped_studies_hold_to_scipy_and_statsmodels",
+        "scipy, statsmodels",
+    );
+    let scratch = scratch("shipped_studies");
+    let mut verdicts = std::collections::BTreeSet::new();
+    for name in &names {
+        let sweep = studies.join(name);
+        let report = scratch.join(name);
+        ok(lenet5(
+            root,
+            &[
+                "report",
+                sweep.to_str().unwrap(),
+                "--out",
+                report.to_str().unwrap(),
+            ],
+        ));
+        for file in ["groups.csv", "comparisons.csv"] {
+            let read = |p: std::path::PathBuf| std::fs::read_to_string(p).unwrap();
+            assert!(
+                read(report.join(file)) == read(sweep.join("report").join(file)),
+                "{name}/report/{file} is not what `lenet5 report` makes of its runs today: regenerate it"
+            );
+        }
+        let mut r = csv::Reader::from_path(report.join("comparisons.csv")).unwrap();
+        let at = r.headers().unwrap().iter().position(|h| h == "verdict").unwrap();
+        verdicts.extend(r.records().map(|r| r.unwrap()[at].to_string()));
+        if let Some(python) = &python {
+            let check = root.join("tests/check_study.py");
+            let out = run_python(
+                python,
+                &[
+                    check.to_str().unwrap(),
+                    sweep.to_str().unwrap(),
+                    report.to_str().unwrap(),
+                ],
+            );
+            assert!(String::from_utf8_lossy(&out).starts_with("checked "));
+        }
+    }
+    for verdict in ["differs", "equivalent", "inconclusive", "identical runs (not tested)"] {
+        assert!(verdicts.contains(verdict), "no {verdict} verdict in {verdicts:?}");
+    }
+}
