@@ -32,6 +32,15 @@ def accuracies(group):
     return np.array([100 * json.load(open(os.path.join(d, "test.json")))["accuracy"] for d in runs(group)])
 
 
+def validated(group):
+    """Every run held out a validation split (else its validation columns are the running training numbers,
+    and lenet5 reports no convergence for the group)."""
+    def split(d):
+        line = next(l for l in open(os.path.join(d, "config.yaml")) if l.strip().startswith("validation_split:"))
+        return float(line.split(":", 1)[1].split("#")[0])
+    return all(split(d) > 0 for d in runs(group))
+
+
 def durations(group, threshold):
     times, observed = [], []
     for d in runs(group):
@@ -55,7 +64,7 @@ checked = 0
 for g in groups_csv:
     for threshold, column in [(0.98, "epochs_to_98_median"), (0.99, "epochs_to_99_median")]:
         data, events = durations(g["group"], threshold)
-        if events == 0:
+        if events == 0 or not validated(g["group"]):
             close(f"{g['group']} {column}", g[column], math.nan)
             continue
         sf = stats.ecdf(data).sf
@@ -81,8 +90,10 @@ for c in tested:
     close(f"{c['group']} sim_high", c["sim_high"], sim.high)
     for threshold, column in [(0.98, "logrank_98_p"), (0.99, "logrank_99_p")]:
         (x, ex), (y, ey) = durations(c["group"], threshold), durations(c["reference"], threshold)
-        if ex + ey > 0:
+        if ex + ey > 0 and validated(c["group"]) and validated(c["reference"]):
             close(f"{c['group']} {column}", c[column], stats.logrank(x, y).pvalue)
+        else:
+            close(f"{c['group']} {column}", c[column], math.nan)
     # MDD: (t.ppf(1 - alpha/2) + t.ppf(0.8)) * se with Welch's df, alpha = 0.05 / family size.
     va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
     se, df = math.sqrt(va + vb), (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))

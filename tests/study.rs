@@ -8,7 +8,8 @@ use common::*;
 fn a_study_report_holds_to_scipy_and_statsmodels() {
     let dir = tiny_project("study_report", 300, 100, "");
     // Four seeds each. `same` differs from `base` only in what cannot change the numbers (early stopping
-    // with a patience it never reaches in 3 epochs): identical runs. `sig` is compared with `fast`.
+    // with a patience it never reaches in 3 epochs): identical runs. `sig` is compared with `fast`, and so is
+    // `noval`, `fast` without a validation split: no convergence to measure, no log-rank test.
     std::fs::write(
         dir.join("sweep.yaml"),
         [
@@ -20,6 +21,7 @@ fn a_study_report_holds_to_scipy_and_statsmodels() {
             "  - {name: fast, set: {optimizer.lr: 0.0005}}",
             "  - {name: same, set: {trainer.early_stopping.patience: 50}}",
             "  - {name: sig, set: {model.activation: sigmoid}, compare_to: fast}",
+            "  - {name: noval, set: {optimizer.lr: 0.0005, data.validation_split: 0.0}, compare_to: fast}",
             "baseline: base",
             "equivalence_margin: 5.0",
         ]
@@ -57,7 +59,29 @@ fn a_study_report_holds_to_scipy_and_statsmodels() {
             "groups.csv lacks {column}"
         );
     }
-    assert_eq!(groups.len(), 5, "a header and four groups");
+    assert_eq!(groups.len(), 6, "a header and five groups");
+    let median = groups[0]
+        .iter()
+        .position(|h| h == "epochs_to_98_median")
+        .unwrap();
+    let of = |group: &str| groups.iter().find(|r| &r[0] == group).unwrap()[median].to_string();
+    assert_eq!(of("noval"), "NaN", "no validation split, no convergence");
+    let noval_train: String = (1..=4)
+        .map(|seed| {
+            let run = dir.join(format!("study/runs/noval-seed{seed}/metrics.csv"));
+            std::fs::read_to_string(run).unwrap()
+        })
+        .collect();
+    assert!(
+        noval_train
+            .lines()
+            .filter(|l| !l.starts_with("epoch"))
+            .any(|l| {
+                let val_accuracy: f64 = l.split(',').nth(5).unwrap().parse().unwrap();
+                val_accuracy >= 0.98
+            }),
+        "a noval run's running training accuracy reaches 98%, so the guard is what empties its median:\n{noval_train}"
+    );
     let comparisons = read("comparisons.csv");
     for column in [
         "group",
@@ -93,9 +117,11 @@ fn a_study_report_holds_to_scipy_and_statsmodels() {
     assert_eq!(&row("same")[col("verdict")], "identical runs (not tested)");
     assert_eq!(
         &row("fast")[col("family")],
-        "2",
+        "3",
         "identical runs leave the family"
     );
+    assert_eq!(&row("noval")[col("logrank_98_p")], "NaN");
+    assert_ne!(&row("fast")[col("logrank_98_p")], "NaN");
     assert!(
         table.contains("identical runs (not tested)") && table.contains("| base | 4 |"),
         "{table}"
@@ -103,7 +129,9 @@ fn a_study_report_holds_to_scipy_and_statsmodels() {
     let markdown = std::fs::read_to_string(report.join("report.md")).unwrap();
     assert!(
         markdown.contains("**Verdicts**")
-            && markdown.contains("2 comparisons below form one family")
+            && markdown.contains("3 comparisons below form one family")
+            && markdown.contains("| noval | 4 |")
+            && markdown.contains("no validation split | no validation split |")
     );
 
     let Some(python) = python_with(
@@ -166,7 +194,12 @@ fn the_shipped_studies_hold_to_scipy_and_statsmodels() {
             );
         }
         let mut r = csv::Reader::from_path(report.join("comparisons.csv")).unwrap();
-        let at = r.headers().unwrap().iter().position(|h| h == "verdict").unwrap();
+        let at = r
+            .headers()
+            .unwrap()
+            .iter()
+            .position(|h| h == "verdict")
+            .unwrap();
         verdicts.extend(r.records().map(|r| r.unwrap()[at].to_string()));
         if let Some(python) = &python {
             let check = root.join("tests/check_study.py");
@@ -181,7 +214,15 @@ fn the_shipped_studies_hold_to_scipy_and_statsmodels() {
             assert!(String::from_utf8_lossy(&out).starts_with("checked "));
         }
     }
-    for verdict in ["differs", "equivalent", "inconclusive", "identical runs (not tested)"] {
-        assert!(verdicts.contains(verdict), "no {verdict} verdict in {verdicts:?}");
+    for verdict in [
+        "differs",
+        "equivalent",
+        "inconclusive",
+        "identical runs (not tested)",
+    ] {
+        assert!(
+            verdicts.contains(verdict),
+            "no {verdict} verdict in {verdicts:?}"
+        );
     }
 }

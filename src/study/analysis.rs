@@ -39,10 +39,14 @@ fn interval(mean: f64, half: f64) -> String {
     }
 }
 
-/// A Kaplan–Meier median in epochs with its interval: "3 [2, 5]", "14 [9, —)" (open end), "never (0/5)".
+/// A Kaplan–Meier median in epochs with its interval: "3 [2, 5]", "14 [9, —]" (open end), "not by half
+/// (0/5)", or "no validation split".
 fn km_cell(g: &Group, k: usize) -> String {
     let c = &g.convergence[k];
     let n = g.runs.len();
+    if !g.validated {
+        return "no validation split".into();
+    }
     if c.median.is_nan() {
         return format!("not by half ({}/{n})", c.reached);
     }
@@ -154,7 +158,8 @@ pub fn render_comparisons(comparisons: &[Comparison]) -> String {
     out
 }
 
-/// Mean validation accuracy per epoch with a ±1 std band, one line per group.
+/// Mean validation accuracy per epoch with a ±1 std band, one line per group (a group without a
+/// validation split is labelled as what its line is: the running training accuracy).
 pub fn curves(groups: &[Group]) -> Vec<Panel> {
     let series = groups
         .iter()
@@ -162,7 +167,10 @@ pub fn curves(groups: &[Group]) -> Vec<Panel> {
         .map(|(i, g)| {
             let curve = mean_curve(g);
             Series {
-                label: g.name.clone(),
+                label: match g.validated {
+                    true => g.name.clone(),
+                    false => format!("{} (training accuracy: no validation split)", g.name),
+                },
                 points: curve.iter().map(|p| (p.0, p.1)).collect(),
                 color: COLORS[i % COLORS.len()],
                 band: curve
@@ -408,7 +416,7 @@ fn render_markdown(
          interval of the group mean. Clean train accuracy is the same checkpoint on the training split in eval \
          mode (no distortions, no dropout); the gap is that minus the test accuracy, per run. Epochs to 98% and \
          99% validation accuracy are Kaplan–Meier medians with their 95% interval (Brookmeyer–Crowley, log-log); \
-         a run that never got there counts as censored at its last epoch, and \"—\" is an open end.\n\n{}\n\
+         a run that never got there counts as censored at its last epoch, and \"—\" is an open end.{}\n\n{}\n\
          ## Comparisons\n\nEach group is compared with its reference (its variant's `compare_to`, else the \
          sweep's baseline). The {family} comparisons below form one family. For each: Δ = mean test accuracy \
          minus the reference's, in points, with Welch's 95% interval; the raw Welch p and the Holm-adjusted p; \
@@ -422,6 +430,12 @@ fn render_markdown(
          *identical* and not tested.\n\n{}\n![validation curves](curves.svg)\n\n![differences](forest.svg)\n",
         sweep.runs.len(),
         groups.len(),
+        if groups.iter().any(|g| !g.validated) {
+            " A group trained without a validation split (`data.validation_split: 0`) has no convergence \
+             columns and no log-rank test: its validation numbers are the running training ones."
+        } else {
+            ""
+        },
         render_table(groups),
         1.0 - ALPHA / family.max(1) as f64,
         ALPHA / family.max(1) as f64,

@@ -8,7 +8,8 @@
 //! adjusted TOST p < 0.05, otherwise **inconclusive**; a group whose runs recompute its reference's (same
 //! seeds, same numbers) is reported as **identical** and not tested. For convergence: epochs to 98% and 99%
 //! validation accuracy as Kaplan–Meier medians (runs that never got there are censored), against the
-//! reference by the log-rank test, Holm-adjusted in a family of their own.
+//! reference by the log-rank test, Holm-adjusted in a family of their own (not where either side trained
+//! without a validation split).
 
 use crate::study::groups::{Group, THRESHOLDS, epochs_to};
 use crate::study::runs::RunSummary;
@@ -219,7 +220,7 @@ fn compare(group: &Group, reference: &Group, margin: f64) -> Comparison {
         };
         let (x, y) = (d(group), d(reference));
         let any_event = x.iter().chain(&y).any(|d| d.observed);
-        if tested && any_event {
+        if tested && any_event && group.validated && reference.validated {
             stats::logrank(&x, &y).1
         } else {
             nan

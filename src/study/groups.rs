@@ -1,7 +1,9 @@
 //! A sweep's finished runs grouped by everything but the seed, and what each group measured: test accuracy
 //! (mean ± std, 95% t interval), the best checkpoint's accuracy on the clean training split, the
 //! generalization gap (clean training accuracy − test accuracy, per run), and the epochs to 98% and 99%
-//! validation accuracy as Kaplan–Meier medians, runs that never got there counted as censored.
+//! validation accuracy as Kaplan–Meier medians, runs that never got there counted as censored. A group
+//! trained without a validation split has no convergence (its "validation" columns are the running
+//! training numbers).
 
 use crate::study::runs::{self, RunSummary};
 use crate::study::stats::{self, Duration, Summary};
@@ -38,6 +40,8 @@ pub struct Group {
     pub train_clean: Summary,
     /// Clean training accuracy − test accuracy, per run.
     pub gap: Summary,
+    /// Whether every run held out a validation split; without one, `best_val` and `convergence` are empty.
+    pub validated: bool,
     pub convergence: Vec<Convergence>,
 }
 
@@ -62,6 +66,13 @@ pub fn groups(sweep: &Sweep) -> Result<Vec<Group>> {
         groups.push(group(name, members.len(), runs));
     }
     Ok(groups)
+}
+
+/// Whether `run` measured validation accuracy on held-out images: with `data.validation_split` 0 its
+/// validation columns repeat the running training numbers (on distorted images, with dropout on), which
+/// say nothing about convergence on unseen data.
+pub fn validated(run: &RunSummary) -> bool {
+    run.config.data.validation_split > 0.0
 }
 
 /// Epochs until a run's validation accuracy first reached `threshold`, or its last epoch, censored.
@@ -89,15 +100,26 @@ fn group(name: &str, planned: usize, runs: Vec<RunSummary>) -> Group {
     let of = |f: &dyn Fn(&RunSummary) -> Option<f64>| -> Summary {
         stats::summarize(&runs.iter().filter_map(f).collect::<Vec<_>>())
     };
+    let validated = !runs.is_empty() && runs.iter().all(validated);
     let test = of(&|r| r.test.as_ref().map(|t| t.accuracy));
-    let best_val = of(&|r| r.rows.iter().map(|row| row.val_accuracy).reduce(f64::max));
+    let best_val = of(&|r| {
+        let best = r.rows.iter().map(|row| row.val_accuracy).reduce(f64::max);
+        best.filter(|_| validated)
+    });
     let train_clean = of(&|r| r.train_eval.as_ref().map(|t| t.accuracy));
     let gap = of(&|r| Some(r.train_eval.as_ref()?.accuracy - r.test.as_ref()?.accuracy));
     let convergence = THRESHOLDS
         .iter()
         .map(|&threshold| {
-            let durations: Vec<Duration> = runs.iter().map(|r| epochs_to(r, threshold)).collect();
-            let (median, low, high) = stats::km_median(&durations);
+            let durations: Vec<Duration> = match validated {
+                true => runs.iter().map(|r| epochs_to(r, threshold)).collect(),
+                false => vec![],
+            };
+            let (median, low, high) = if durations.is_empty() {
+                (f64::NAN, f64::NAN, f64::NAN)
+            } else {
+                stats::km_median(&durations)
+            };
             Convergence {
                 threshold,
                 reached: durations.iter().filter(|d| d.observed).count(),
@@ -118,6 +140,7 @@ fn group(name: &str, planned: usize, runs: Vec<RunSummary>) -> Group {
         best_val,
         train_clean,
         gap,
+        validated,
         convergence,
     }
 }
