@@ -226,6 +226,7 @@ fn identical_runs_need_the_same_test_result_and_the_same_epochs() {
         best_val: summarize(&[]),
         train_clean: summarize(&[]),
         gap: summarize(&[]),
+        validated: true,
         convergence: vec![],
         runs,
     };
