@@ -32,13 +32,24 @@ def accuracies(group):
     return np.array([100 * json.load(open(os.path.join(d, "test.json")))["accuracy"] for d in runs(group)])
 
 
+def config_value(run, key):
+    """A top-level-unique key's value in a run's config.yaml (the file lenet5 writes: `  key: value  # ...`)."""
+    line = next(l for l in open(os.path.join(run, "config.yaml")) if l.strip().startswith(key + ":"))
+    return line.split(":", 1)[1].split("#")[0].strip()
+
+
 def validated(group):
     """Every run held out a validation split (else its validation columns are the running training numbers,
     and lenet5 reports no convergence for the group)."""
-    def split(d):
-        line = next(l for l in open(os.path.join(d, "config.yaml")) if l.strip().startswith("validation_split:"))
-        return float(line.split(":", 1)[1].split("#")[0])
-    return all(split(d) > 0 for d in runs(group))
+    return all(float(config_value(d, "validation_split")) > 0 for d in runs(group))
+
+
+def steps_per_epoch(group):
+    """Optimizer steps in one epoch on the dataset's full training split (its nominal size), first run's config."""
+    run = runs(group)[0]
+    train = {"mnist": 60000, "fashion-mnist": 60000, "cifar10": 50000}[config_value(run, "dataset")]
+    split, batch = float(config_value(run, "validation_split")), int(config_value(run, "batch_size"))
+    return math.ceil(math.floor(train * (1 - split)) / batch)
 
 
 def durations(group, threshold):
@@ -69,7 +80,10 @@ for g in groups_csv:
             continue
         sf = stats.ecdf(data).sf
         below = [q for q, p in zip(sf.quantiles, sf.probabilities) if p <= 0.5]
-        close(f"{g['group']} {column}", g[column], below[0] if below else math.nan)
+        median = below[0] if below else math.nan
+        close(f"{g['group']} {column}", g[column], median)
+        steps = column.replace("epochs", "steps")
+        close(f"{g['group']} {steps}", g[steps], median * steps_per_epoch(g["group"]))
         checked += 1
 
 tested = [c for c in comparisons if c["verdict"] not in ("identical runs (not tested)", "too few runs")]
