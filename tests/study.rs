@@ -131,7 +131,22 @@ fn a_study_report_holds_to_scipy_and_statsmodels() {
         markdown.contains("**Verdicts**")
             && markdown.contains("3 comparisons below form one family")
             && markdown.contains("| noval | 4 |")
-            && markdown.contains("no validation split | no validation split |")
+    );
+    let table_row = |group: &str| {
+        let start = format!("| {group} | 4 |");
+        markdown
+            .lines()
+            .find(|l| l.starts_with(&start))
+            .unwrap()
+            .to_string()
+    };
+    assert!(table_row("noval").ends_with("| no validation split | no validation split |"));
+    assert!(!table_row("fast").contains("no validation split"));
+    let curves = std::fs::read_to_string(report.join("curves.svg")).unwrap();
+    assert!(
+        curves.contains("\nnoval (training accuracy: no validation split)\n")
+            && curves.contains("\nfast\n"),
+        "the curves chart names each group's line, and what a line without validation is"
     );
 
     let Some(python) = python_with(
