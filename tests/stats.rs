@@ -104,6 +104,9 @@ fn holm_bonferroni_tost_and_mdd_match_statsmodels_and_scipy() {
     // ttost_ind(A, B, -0.002, 0.002, usevar="unequal")[0]
     let p = stats::tost(&A, &B, 0.002);
     assert!(close(p, 0.9761684442528695, 1e-6), "{p}");
+    // Equal means (Welch's t is 0): ttost_ind([1, 2, 3, 6], [2, 4, 3], -2, 2, usevar="unequal")[0]
+    let p = stats::tost(&[1.0, 2.0, 3.0, 6.0], &[2.0, 4.0, 3.0], 2.0);
+    assert!(close(p, 0.08551755057573063, 1e-6), "{p}");
     // se, df = Welch's; (stats.t.ppf(1 - 0.05 / 2, df) + stats.t.ppf(0.8, df)) * se
     let d = stats::mdd(&A, &B, 0.05, 0.8);
     assert!(close(d, 0.001838661562345813, 1e-7), "{d}");
@@ -133,6 +136,11 @@ fn probability_of_improvement_is_mann_whitney_over_pairs() {
         stats::probability_of_improvement_interval(&A, &B, 500),
         (1.0, 1.0)
     );
+    // No runs on a side: nothing to resample.
+    let (low, high) = stats::probability_of_improvement_interval(&[], &B, 500);
+    assert!(low.is_nan() && high.is_nan());
+    let (low, high) = stats::probability_of_improvement_interval(&A, &[], 500);
+    assert!(low.is_nan() && high.is_nan());
 }
 
 /// Two groups' epochs to a threshold; `false` marks a run that ended without reaching it (censored).
@@ -177,6 +185,19 @@ fn kaplan_meier_median_and_log_rank_match_scipy() {
     let (chi2, p) = stats::logrank(&a, &b);
     assert!(close(chi2, 1.455805675527483f64.powi(2), 1e-9), "{chi2}");
     assert!(close(p, 0.14544634638140277, 1e-6), "{p}");
+    // Both ends finite: t = [2, 3, 3, 4, 5, 5, 6, 7, 8, 8, 9, 10, 11, 12, 14], observed =
+    // [1, 1, 0, 1, 1, 1, 0, 1, 1, 1, 1, 0, 1, 1, 0]; scipy's sf: median 8; its log-log band's lower edge
+    // first ≤ 0.5 at 4 (0.4879), the upper edge at 11 (0.4806; 0.5736 at 9 and 10).
+    let c = durations(
+        &[
+            2.0, 3.0, 3.0, 4.0, 5.0, 5.0, 6.0, 7.0, 8.0, 8.0, 9.0, 10.0, 11.0, 12.0, 14.0,
+        ],
+        &[
+            true, true, false, true, true, true, false, true, true, true, true, false, true, true,
+            false,
+        ],
+    );
+    assert_eq!(stats::km_median(&c), (8.0, 4.0, 11.0));
     // Fewer than half reach it: no median.
     let never = durations(&[10.0, 10.0, 4.0], &[false, false, true]);
     assert!(stats::km_median(&never).0.is_nan());

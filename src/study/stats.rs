@@ -42,6 +42,8 @@ pub fn summarize(xs: &[f64]) -> Summary {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Welch {
     pub difference: f64,
+    /// Standard error of the difference, √(s²ₐ/nₐ + s²ᵦ/nᵦ).
+    pub se: f64,
     /// Half-width of the 95% interval of the difference.
     pub ci95: f64,
     pub t: f64,
@@ -62,6 +64,7 @@ pub fn welch(a: &[f64], b: &[f64]) -> Welch {
     let p = 2.0 * (1.0 - t_cdf(t.abs(), df));
     Welch {
         difference,
+        se,
         ci95: t_quantile(0.975, df) * se,
         t,
         df,
@@ -174,8 +177,7 @@ fn ln_gamma(x: f64) -> f64 {
 /// Bonferroni's simultaneous interval over m comparisons). NaN ends when either sample has < 2 values.
 pub fn welch_interval(a: &[f64], b: &[f64], level: f64) -> (f64, f64) {
     let w = welch(a, b);
-    let se = w.ci95 / t_quantile(0.975, w.df);
-    let half = t_quantile(0.5 + level / 2.0, w.df) * se;
+    let half = t_quantile(0.5 + level / 2.0, w.df) * w.se;
     (w.difference - half, w.difference + half)
 }
 
@@ -199,14 +201,8 @@ pub fn holm(p: &[f64]) -> Vec<f64> {
 /// means "equivalent within the margin".
 pub fn tost(a: &[f64], b: &[f64], margin: f64) -> f64 {
     let w = welch(a, b);
-    let se = w.difference / w.t;
-    let se = if se.is_finite() {
-        se
-    } else {
-        w.ci95 / t_quantile(0.975, w.df)
-    };
-    let lower = 1.0 - t_cdf((w.difference + margin) / se, w.df);
-    let upper = t_cdf((w.difference - margin) / se, w.df);
+    let lower = 1.0 - t_cdf((w.difference + margin) / w.se, w.df);
+    let upper = t_cdf((w.difference - margin) / w.se, w.df);
     lower.max(upper)
 }
 
@@ -215,8 +211,7 @@ pub fn tost(a: &[f64], b: &[f64], margin: f64) -> f64 {
 /// t approximation to the noncentral t).
 pub fn mdd(a: &[f64], b: &[f64], alpha: f64, power: f64) -> f64 {
     let w = welch(a, b);
-    let se = w.ci95 / t_quantile(0.975, w.df);
-    (t_quantile(1.0 - alpha / 2.0, w.df) + t_quantile(power, w.df)) * se
+    (t_quantile(1.0 - alpha / 2.0, w.df) + t_quantile(power, w.df)) * w.se
 }
 
 /// P(a run of `a` beats a run of `b`): over all pairs, wins plus half the ties (Agarwal et al. 2021; the
