@@ -103,6 +103,39 @@ fn request(port: u16, method: &str, path: &str, body: &[u8]) -> (u16, Vec<u8>) {
     (status, raw[split + 4..].to_vec())
 }
 
+/// One POST whose body is sent chunked (no Content-Length, so the server learns its size only by reading
+/// it): (status, body).
+fn post_chunked(port: u16, path: &str, body: &[u8]) -> (u16, serde_json::Value) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    );
+    let mut raw = head.into_bytes();
+    for chunk in body.chunks(1 << 16) {
+        raw.extend(format!("{:x}\r\n", chunk.len()).as_bytes());
+        raw.extend(chunk);
+        raw.extend(b"\r\n");
+    }
+    raw.extend(b"0\r\n\r\n");
+    // The server may answer (413) before reading all of it, and close.
+    let _ = stream.write_all(&raw);
+    let mut answer = vec![];
+    stream.read_to_end(&mut answer).unwrap();
+    let split = answer
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("headers");
+    let head = String::from_utf8_lossy(&answer[..split]);
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (
+        status,
+        serde_json::from_slice(&answer[split + 4..]).unwrap(),
+    )
+}
+
 fn json(port: u16, method: &str, path: &str, body: &[u8]) -> (u16, serde_json::Value) {
     let (status, bytes) = request(port, method, path, body);
     let value = serde_json::from_slice(&bytes).unwrap_or_else(|e| {
@@ -285,6 +318,14 @@ fn the_page_the_api_bad_input_concurrency_and_ctrl_c() {
             413,
             "larger than",
         ),
+        // 4 MiB is the limit itself: read, and refused for what it is.
+        (
+            "POST",
+            "/api/predict",
+            vec![0u8; 4 << 20],
+            400,
+            "cannot read image",
+        ),
         ("GET", "/api/nothing", vec![], 404, "no such page"),
         ("GET", "/api/predict", vec![], 405, "not allowed"),
     ];
@@ -302,6 +343,14 @@ fn the_page_the_api_bad_input_concurrency_and_ctrl_c() {
             answer["runs"][0]["prediction"]
         );
     }
+
+    // Sent chunked, the size is known only after reading: one byte over the limit is refused, the limit
+    // itself is read.
+    let (status, v) = post_chunked(server.port, "/api/predict", &vec![0u8; (4 << 20) + 1]);
+    assert_eq!(status, 413, "{v}");
+    let (status, v) = post_chunked(server.port, "/api/predict", &vec![0u8; 4 << 20]);
+    assert_eq!(status, 400, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("cannot read image"));
 
     // Eight requests at once: all answered, all the same.
     let port = server.port;
@@ -455,4 +504,21 @@ fn a_sweep_directory_serves_one_run_per_group() {
         "the first finished run of each group, in sweep order"
     );
     assert_eq!(runs["runs"][1]["activation"], "tanh");
+
+    // Runs of one name are told apart on the page.
+    let again = "study/runs/relu-seed1";
+    let (mut child, port) = spawn_serve(&dir, &["study", again, again]);
+    let (status, runs) = json(port, "GET", "/api/runs", b"");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(status, 200);
+    assert_eq!(
+        run_names(&runs),
+        [
+            "relu-seed1",
+            "tanh-seed1",
+            "relu-seed1 (2)",
+            "relu-seed1 (3)"
+        ]
+    );
 }
