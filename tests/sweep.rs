@@ -265,6 +265,9 @@ fn the_eta_counts_runs_in_progress_and_speaks_one_unit() {
     // Short ones in seconds; the same string for the bar and the per-run line.
     assert_eq!(eta(Duration::from_secs(10), 2, 0.0, 3), ", eta 15 s");
     assert_eq!(eta(Duration::from_secs(10), 2, 0.0, 0), "");
+    // Seconds below 90, minutes from there (rounded up): 89 s, then 90 s = 2 min.
+    assert_eq!(eta(Duration::from_secs(89), 10, 0.0, 10), ", eta 89 s");
+    assert_eq!(eta(Duration::from_secs(10), 1, 0.0, 9), ", eta 2 min");
 }
 
 #[test]
