@@ -81,14 +81,36 @@ fn run_names(runs: &serde_json::Value) -> Vec<&str> {
 
 /// One HTTP/1.1 request: (status, body).
 fn request(port: u16, method: &str, path: &str, body: &[u8]) -> (u16, Vec<u8>) {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(60)))
-        .unwrap();
     let head = format!(
         "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     );
+    exchange(port, &head, body)
+}
+
+/// One POST whose body is sent chunked (no Content-Length, so the server learns its size only by reading
+/// it): (status, body).
+fn post_chunked(port: u16, path: &str, body: &[u8]) -> (u16, serde_json::Value) {
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    );
+    let mut chunked = vec![];
+    for chunk in body.chunks(1 << 16) {
+        chunked.extend(format!("{:x}\r\n", chunk.len()).as_bytes());
+        chunked.extend(chunk);
+        chunked.extend(b"\r\n");
+    }
+    chunked.extend(b"0\r\n\r\n");
+    let (status, answer) = exchange(port, &head, &chunked);
+    (status, serde_json::from_slice(&answer).unwrap())
+}
+
+/// Sends `head` and `body` on a new connection and reads the answer to its end: (status, body).
+fn exchange(port: u16, head: &str, body: &[u8]) -> (u16, Vec<u8>) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
     stream.write_all(head.as_bytes()).unwrap();
     // The server may answer (413) before reading a large body, and close.
     let _ = stream.write_all(body);
@@ -101,39 +123,6 @@ fn request(port: u16, method: &str, path: &str, body: &[u8]) -> (u16, Vec<u8>) {
     let head = String::from_utf8_lossy(&raw[..split]);
     let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
     (status, raw[split + 4..].to_vec())
-}
-
-/// One POST whose body is sent chunked (no Content-Length, so the server learns its size only by reading
-/// it): (status, body).
-fn post_chunked(port: u16, path: &str, body: &[u8]) -> (u16, serde_json::Value) {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(60)))
-        .unwrap();
-    let head = format!(
-        "POST {path} HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
-    );
-    let mut raw = head.into_bytes();
-    for chunk in body.chunks(1 << 16) {
-        raw.extend(format!("{:x}\r\n", chunk.len()).as_bytes());
-        raw.extend(chunk);
-        raw.extend(b"\r\n");
-    }
-    raw.extend(b"0\r\n\r\n");
-    // The server may answer (413) before reading all of it, and close.
-    let _ = stream.write_all(&raw);
-    let mut answer = vec![];
-    stream.read_to_end(&mut answer).unwrap();
-    let split = answer
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("headers");
-    let head = String::from_utf8_lossy(&answer[..split]);
-    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-    (
-        status,
-        serde_json::from_slice(&answer[split + 4..]).unwrap(),
-    )
 }
 
 fn json(port: u16, method: &str, path: &str, body: &[u8]) -> (u16, serde_json::Value) {
