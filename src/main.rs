@@ -1,7 +1,7 @@
-//! `lenet5`: parse, run, print `Error: …`, exit with the code [`lenet5::exit_code`] gives.
+//! `lenet5`: parse, run, print `Error: …`, exit with the code [`lenet5_lab::exit_code`] gives.
 
 use clap::Parser;
-use lenet5::sys::interrupt::Interrupted;
+use lenet5_lab::sys::interrupt::Interrupted;
 
 fn main() {
     // A closed stdout (`lenet5 test --json | head -c 300`) ends the process quietly, as it does `ls`:
@@ -16,6 +16,6 @@ fn main() {
             Some(i) => eprintln!("{i}"),
             None => eprintln!("Error: {e:#}"),
         }
-        std::process::exit(lenet5::exit_code(&e));
+        std::process::exit(lenet5_lab::exit_code(&e));
     }
 }

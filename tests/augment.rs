@@ -1,15 +1,16 @@
 //! Distortions: the identity at zero strength, deterministic under a seed, and real distortions otherwise.
 //! One test function, because LibTorch's generator is global and tests in one file run in parallel.
-use lenet5::config::AugmentConfig;
-use lenet5::data::Dataset;
-use lenet5::nn::augment::distort;
+use lenet5_core::data::Dataset;
+use lenet5_core::nn::augment::distort;
+use lenet5_lab::config::AugmentConfig;
 use tch::{Device, Kind, Tensor};
 
 #[test]
 fn identity_at_zero_deterministic_under_a_seed() {
     tch::manual_seed(0);
     let xs = Tensor::randn([6, 1, 28, 28], (Kind::Float, Device::Cpu));
-    let mnist_background = Dataset::Mnist.normalization().background(Device::Cpu);
+    let mnist_background =
+        lenet5_core::data::background(&Dataset::Mnist.normalization(), Device::Cpu);
     let same = distort(&xs, &AugmentConfig::default(), &mnist_background);
     let diff = f64::try_from((&same - &xs).abs().max()).unwrap();
     assert!(
@@ -37,7 +38,7 @@ fn identity_at_zero_deterministic_under_a_seed() {
 
     // Pixels from outside are the dataset's background (a raw 0), not normalised zero: Fashion-MNIST's here.
     let fashion = Dataset::FashionMnist.normalization();
-    let background_tensor = fashion.background(Device::Cpu);
+    let background_tensor = lenet5_core::data::background(&fashion, Device::Cpu);
     let background = (0.0 - fashion.mean[0]) / fashion.std[0];
     let img = Tensor::full([1, 1, 28, 28], background, (Kind::Float, Device::Cpu));
     let _ = img.narrow(2, 10, 8).narrow(3, 10, 8).fill_(2.0);

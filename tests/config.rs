@@ -1,6 +1,8 @@
 //! Config loading: shipped configs, defaults → file → overrides, and errors that name the key.
 mod common;
-use lenet5::config::{self, Activation, Monitor, OptimizerKind, Override, Pooling, SchedulerKind};
+use lenet5_lab::config::{
+    self, Activation, Monitor, OptimizerKind, Override, Pooling, SchedulerKind,
+};
 use std::path::Path;
 
 /// `--set` strings as overrides.
@@ -42,7 +44,7 @@ fn every_shipped_config_parses() {
     );
     // The speedrun keeps LeNet-5's layout; only the training recipe is free.
     let speedrun = config::load(&dir.join("speedrun.yaml"), &[]).unwrap();
-    assert_eq!(speedrun.model.variant, lenet5::config::Variant::Lenet5);
+    assert_eq!(speedrun.model.variant, lenet5_lab::config::Variant::Lenet5);
     assert_eq!(speedrun.lr_scheduler.kind, SchedulerKind::Onecycle);
     assert_eq!(
         (speedrun.trainer.epochs, speedrun.data.batch_size),
@@ -54,7 +56,7 @@ fn every_shipped_config_parses() {
 #[test]
 fn defaults_then_file_then_overrides() {
     let c = config::from_yaml_str("", "empty", &[]).unwrap();
-    assert_eq!(c, lenet5::config::Config::default());
+    assert_eq!(c, lenet5_lab::config::Config::default());
     assert_eq!(
         (c.data.batch_size, c.trainer.epochs, c.trainer.seed),
         (128, 100, 123)
@@ -227,7 +229,7 @@ fn resolved_config_round_trips_through_yaml() {
 
 #[test]
 fn defaults_yaml_is_the_default_config_and_renders_itself() {
-    let defaults = lenet5::config::Config::default();
+    let defaults = lenet5_lab::config::Config::default();
     // Every key of the defaults file is a config key, and the rendering of the defaults is the file itself.
     assert_eq!(defaults.to_yaml().unwrap(), config::DEFAULTS_YAML);
     // A resolved config keeps the comments and reads back as itself, whatever the values (1e30 stays a float).

@@ -1,9 +1,9 @@
 //! IDX parsing, normalisation and the seeded split, on synthetic files.
 mod common;
 use common::*;
-use lenet5::config::DataConfig;
-use lenet5::data::files::{IMAGES_MAGIC, LABELS_MAGIC, check_idx};
-use lenet5::data::{self, Dataset};
+use lenet5_core::data::files::{IMAGES_MAGIC, LABELS_MAGIC, check_idx};
+use lenet5_core::data::{self, Dataset};
+use lenet5_lab::config::DataConfig;
 use tch::{Device, Kind, Tensor};
 
 fn cfg(dir: &std::path::Path, validation_split: f64, seed: u64) -> DataConfig {

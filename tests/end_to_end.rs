@@ -69,7 +69,7 @@ fn train_writes_run_directory_and_test_reads_it() {
         expected.sort();
         assert_eq!(names, expected, "{file}");
     }
-    let saved = lenet5::config::load(&run.join("config.yaml"), &[]).unwrap();
+    let saved = lenet5_lab::config::load(&run.join("config.yaml"), &[]).unwrap();
     assert_eq!(
         saved.trainer.epochs, 3,
         "the resolved config includes the --epochs override"

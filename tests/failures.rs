@@ -332,7 +332,7 @@ fn start_and_wait(
 }
 
 fn epochs_in_csv(run: &Path) -> Vec<usize> {
-    lenet5::output::csv::read(&run.join("metrics.csv"))
+    lenet5_lab::rundir::metrics::read(&run.join("metrics.csv"))
         .unwrap()
         .iter()
         .map(|r| r.epoch)
@@ -427,7 +427,7 @@ fn a_failed_write_leaves_the_old_file_and_no_temp_file() {
     let path = dir.join("state.json");
     std::fs::write(&path, "old").unwrap();
     // As on a full disk: the writer gets part of the way, then fails.
-    let e = lenet5::sys::atomic::write_with(&path, |tmp| {
+    let e = lenet5_lab::sys::atomic::write_with(&path, |tmp| {
         std::fs::write(tmp, "half")?;
         anyhow::bail!("No space left on device")
     })

@@ -17,16 +17,17 @@ fn reference(python: &str, args: &[&str]) -> serde_json::Value {
 
 /// lenet5's logits for the first `n` test images of `data`, with weights from `weights`.
 fn our_logits(
-    config: &lenet5::config::Config,
+    config: &lenet5_lab::config::Config,
     weights: &Path,
     data: &Path,
     n: i64,
 ) -> Vec<Vec<f32>> {
-    let (mut vs, net) = lenet5::nn::build(config, tch::Device::Cpu);
-    lenet5::run::dir::load_weights(&mut vs, weights).unwrap();
+    let (mut vs, net) = lenet5_core::nn::build(config, tch::Device::Cpu);
+    lenet5_core::run::weights::load(&mut vs, weights).unwrap();
     let ds = tch::vision::mnist::load_dir(data).unwrap();
     let pixels = ds.test_images.narrow(0, 0, n).view([-1, 1, 28, 28]);
-    let xs = lenet5::data::Dataset::Mnist.normalization().apply(&pixels);
+    let xs =
+        lenet5_core::data::normalize(&lenet5_core::data::Dataset::Mnist.normalization(), &pixels);
     Vec::try_from(net.forward_t(&xs, false)).unwrap()
 }
 
@@ -49,7 +50,7 @@ fn lenet5_checkpoints_load_in_pytorch_and_back() {
     let dir = tiny_project("interop", 300, 32, "");
     let data = dir.join("data");
     ok(lenet5(&dir, &["train", "tiny.yaml", "--run-dir", "runs/r"]));
-    let config = lenet5::config::load(&dir.join("runs/r/config.yaml"), &[]).unwrap();
+    let config = lenet5_lab::config::load(&dir.join("runs/r/config.yaml"), &[]).unwrap();
 
     // lenet5 → PyTorch: strict load, same logits on a fixed batch.
     let best = dir.join("runs/r/best.safetensors");

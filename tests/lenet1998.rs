@@ -1,8 +1,8 @@
 //! The 1998 LeNet-5: Table I's connections, the RBF outputs, the paper's input scaling and loss.
-use lenet5::config::Variant;
-use lenet5::data::Dataset;
-use lenet5::nn::lenet1998::{self, C3_TABLE, LeNet1998};
-use lenet5::nn::{self as model, Net};
+use lenet5_core::data::Dataset;
+use lenet5_core::nn::lenet1998::{self, C3_TABLE, LeNet1998};
+use lenet5_core::nn::{self as model, Net};
+use lenet5_lab::config::Variant;
 use tch::nn::{self, ModuleT};
 use tch::{Device, Kind, Reduction, Tensor};
 
@@ -11,7 +11,7 @@ fn build() -> (nn::VarStore, LeNet1998) {
 }
 
 fn build_for(dataset: Dataset) -> (nn::VarStore, LeNet1998) {
-    let mut config = lenet5::config::Config::default();
+    let mut config = lenet5_lab::config::Config::default();
     config.model.variant = Variant::Lenet1998;
     config.data.dataset = dataset;
     let (vs, Net::Lenet1998(net)) = model::build(&config, Device::Cpu) else {
@@ -91,7 +91,10 @@ fn input_scaling_and_loss_follow_the_paper() {
         let (_, net) = build_for(dataset);
         let norm = dataset.normalization();
         let raw = |value: f64| Tensor::full([1, 1, 28, 28], value, (Kind::Float, Device::Cpu));
-        let x = lenet1998::paper_input(&norm.apply(&raw(0.0)), &net.normalization);
+        let x = lenet1998::paper_input(
+            &lenet5_core::data::normalize(&norm, &raw(0.0)),
+            &net.normalization,
+        );
         assert_eq!(x.size(), [1, 1, 32, 32]);
         let (max, min) = (
             f64::try_from(x.max()).unwrap(),
@@ -101,7 +104,10 @@ fn input_scaling_and_loss_follow_the_paper() {
             (max + 0.1).abs() < 1e-5 && (min + 0.1).abs() < 1e-5,
             "{dataset:?}: {min}..{max}"
         );
-        let x = lenet1998::paper_input(&norm.apply(&raw(1.0)), &net.normalization);
+        let x = lenet1998::paper_input(
+            &lenet5_core::data::normalize(&norm, &raw(1.0)),
+            &net.normalization,
+        );
         let ink = f64::try_from(x.get(0).get(0).get(16).get(16)).unwrap();
         assert!((ink - 1.175).abs() < 1e-5, "{dataset:?}: ink {ink}");
         assert!(

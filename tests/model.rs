@@ -1,9 +1,9 @@
 //! LeNet-5's layout, parameter names and count, every model choice, and the initialisers' statistics.
 mod common;
 use common::PARAMETER_NAMES;
-use lenet5::config::{Activation, Init, ModelConfig, Pooling};
-use lenet5::data::Dataset;
-use lenet5::nn as model;
+use lenet5_core::data::Dataset;
+use lenet5_core::nn as model;
+use lenet5_lab::config::{Activation, Init, ModelConfig, Pooling};
 use tch::nn::{self, ModuleT, OptimizerConfig};
 use tch::{Device, Kind, Tensor};
 
@@ -129,7 +129,7 @@ fn l1_penalty_is_the_sum_of_absolute_weights() {
     .iter()
     .map(|n| f64::try_from(vs.variables()[*n].abs().sum(Kind::Double)).unwrap())
     .sum();
-    let got = f64::try_from(lenet5::nn::loss::l1_penalty(&model::Net::Lenet5(net))).unwrap();
+    let got = f64::try_from(lenet5_core::nn::loss::l1_penalty(&model::Net::Lenet5(net))).unwrap();
     assert!(
         (got - expected).abs() < 1e-3 * expected,
         "{got} vs {expected}"
@@ -252,8 +252,8 @@ fn space_to_depth_stride2_conv_equals_the_strided_conv() {
 
 #[test]
 fn modern_variant_has_batch_norm_and_dropout_and_trains() {
-    use lenet5::config::Variant;
-    let config = lenet5::config::Config {
+    use lenet5_lab::config::Variant;
+    let config = lenet5_lab::config::Config {
         model: ModelConfig {
             variant: Variant::Lenet5Modern,
             dropout: 0.5,

@@ -2,7 +2,7 @@
 mod common;
 use common::*;
 use image::{DynamicImage, Rgb, RgbImage, Rgba, RgbaImage};
-use lenet5::data::image::{self as prep, Prepared};
+use lenet5_core::data::image::{self as prep, Prepared};
 
 /// A thick ring ("0") of radius `r` centred at (cx, cy), ink `ink` on paper `paper`.
 fn ring(w: u32, h: u32, cx: f32, cy: f32, r: f32, ink: u8, paper: u8) -> DynamicImage {
@@ -259,7 +259,7 @@ fn predict_says_what_it_used_and_why_an_image_failed() {
 
 #[test]
 fn a_guess_is_flagged_as_one() {
-    use lenet5::run::trained::{CONFIDENT, classify};
+    use lenet5_core::run::trained::{CONFIDENT, classify};
     // A net whose logits ignore the image: uniform probabilities, 10% each.
     #[derive(Debug)]
     struct Uniform;
@@ -269,7 +269,7 @@ fn a_guess_is_flagged_as_one() {
         }
     }
     let image = vec![0.0f32; 28 * 28];
-    let norm = lenet5::data::Dataset::Mnist.normalization();
+    let norm = lenet5_core::data::Dataset::Mnist.normalization();
     let p = classify(&Uniform, &["x".into()], &[image], &norm, tch::Device::Cpu);
     assert!(p[0].low_confidence && p[0].top3[0].1 < CONFIDENT);
     assert!(

@@ -1,11 +1,11 @@
 //! The report: exact Markdown for hand-made runs, valid SVG/PNG charts, unfinished runs flagged.
 mod common;
 use common::*;
-use lenet5::config::Config;
-use lenet5::output::EpochRow;
-use lenet5::run::evaluate::Evaluation;
-use lenet5::run::{RunStatus, TrainState};
-use lenet5::study::runs::{self, RunSummary, TableEpoch};
+use lenet5_lab::config::Config;
+use lenet5_lab::rundir::evaluation::Evaluation;
+use lenet5_lab::rundir::metrics::EpochRow;
+use lenet5_lab::rundir::state::{RunStatus, TrainState};
+use lenet5_lab::study::runs::{self, RunSummary, TableEpoch};
 
 fn row(epoch: usize, val_loss: f64) -> EpochRow {
     EpochRow {
@@ -44,11 +44,11 @@ fn test_result(accuracy: f64) -> Evaluation {
 
 fn runs() -> Vec<RunSummary> {
     let mut sigmoid = Config::default();
-    sigmoid.model.activation = lenet5::config::Activation::Sigmoid;
+    sigmoid.model.activation = lenet5_lab::config::Activation::Sigmoid;
     sigmoid.optimizer.weight_decay = 0.001;
     let mut relu_no_es = Config::default();
     relu_no_es.trainer.early_stopping.enabled = false;
-    relu_no_es.model.pooling = lenet5::config::Pooling::Max;
+    relu_no_es.model.pooling = lenet5_lab::config::Pooling::Max;
     vec![
         RunSummary {
             name: "sigmoid_wd".into(),
@@ -95,7 +95,7 @@ fn table_is_the_seed_layout_with_test_accuracy_and_wall_time() {
 fn charts_are_valid_svg_and_png() {
     let runs = runs();
     for panels in [runs::curves(&runs[0]), runs::overlay(&runs)] {
-        let svg = lenet5::output::chart::render_svg(&panels, (600, 300)).unwrap();
+        let svg = lenet5_lab::chart::render_svg(&panels, (600, 300)).unwrap();
         assert!(
             svg.starts_with("<svg")
                 && svg.trim_end().ends_with("</svg>")
@@ -104,7 +104,7 @@ fn charts_are_valid_svg_and_png() {
             &svg[..200]
         );
         assert!(svg.contains("epoch") && svg.contains("sigmoid_wd"));
-        let png = lenet5::output::chart::render_png(&panels, (600, 300)).unwrap();
+        let png = lenet5_lab::chart::render_png(&panels, (600, 300)).unwrap();
         let decoded = image::load_from_memory_with_format(&png, image::ImageFormat::Png).unwrap();
         assert_eq!((decoded.width(), decoded.height()), (600, 300));
     }
@@ -169,7 +169,7 @@ fn report_command_flags_unfinished_runs() {
 
 #[test]
 fn console_numbers_use_scientific_notation_where_shorter() {
-    use lenet5::output::console::number;
+    use lenet5_core::output::console::number;
     assert_eq!(number(0.0231), "0.0231");
     assert_eq!(number(16725553471957498653712471556096.0), "1.673e31");
     assert_eq!(number(2.5e-5), "2.500e-5");
@@ -178,7 +178,7 @@ fn console_numbers_use_scientific_notation_where_shorter() {
 
 #[test]
 fn a_one_epoch_curve_is_drawn_as_a_dot() {
-    use lenet5::output::chart::{COLORS, Panel, Series, render_svg};
+    use lenet5_lab::chart::{COLORS, Panel, Series, render_svg};
     use plotters::prelude::SeriesLabelPosition;
     let panel = |points: Vec<(f64, f64)>| {
         vec![Panel {
@@ -204,9 +204,9 @@ fn a_one_epoch_curve_is_drawn_as_a_dot() {
 
 #[test]
 fn identical_runs_need_the_same_test_result_and_the_same_epochs() {
-    use lenet5::study::compare::identical;
-    use lenet5::study::groups::Group;
-    use lenet5::study::stats::summarize;
+    use lenet5_lab::study::compare::identical;
+    use lenet5_lab::study::groups::Group;
+    use lenet5_lab::study::stats::summarize;
     let run = |seed: u64, accuracy: f64, val_loss: f64| {
         let mut config = Config::default();
         config.trainer.seed = seed;

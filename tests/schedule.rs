@@ -1,12 +1,12 @@
 //! LR schedules (against PyTorch's formulas), early stopping on scripted validation losses, and each
 //! optimizer taking a step.
-use lenet5::config::{
+use lenet5_core::nn::optim;
+use lenet5_lab::config::{
     Config, EarlyStoppingConfig, LrSchedulerConfig, Monitor, OptimizerConfig, OptimizerKind,
     SchedulerKind,
 };
-use lenet5::nn::optim;
-use lenet5::nn::schedule::LrScheduler;
-use lenet5::run::{RunStatus, TrainState};
+use lenet5_lab::rundir::state::{RunStatus, TrainState};
+use lenet5_lab::schedule::LrScheduler;
 
 mod common;
 
@@ -235,9 +235,9 @@ fn every_optimizer_builds_and_takes_a_step() {
 
 #[test]
 fn flat_adam_matches_libtorch_adam() {
-    use lenet5::config::ModelConfig;
+    use lenet5_lab::config::ModelConfig;
     use tch::nn::ModuleT;
-    const MNIST: lenet5::data::Shape = lenet5::data::Dataset::Mnist.shape();
+    const MNIST: lenet5_core::data::Shape = lenet5_core::data::Dataset::Mnist.shape();
     // FlatAdam's one Rust pass (the CPU's) and its LibTorch ops (other devices'), each against LibTorch.
     let cases = [(true, 0.0), (false, 0.01), (true, 0.001)];
     for ((amsgrad, weight_decay), one_pass) in
@@ -253,7 +253,7 @@ fn flat_adam_matches_libtorch_adam() {
         // Tests run in parallel threads and LibTorch's RNG is global, so nothing here depends on it: both
         // runs copy one set of initial weights, and the weights and batches are deterministic functions.
         let init = tch::nn::VarStore::new(tch::Device::Cpu);
-        let _ = lenet5::nn::lenet5::lenet5(&init.root(), &ModelConfig::default(), MNIST);
+        let _ = lenet5_core::nn::lenet5::lenet5(&init.root(), &ModelConfig::default(), MNIST);
         // Initial weights as a fixed function too (the builder above drew them from the global RNG, which
         // other tests move), so the rounding difference measured below is the same on every run.
         tch::no_grad(|| {
@@ -268,7 +268,7 @@ fn flat_adam_matches_libtorch_adam() {
         });
         let run = |flat: bool| {
             let mut vs = tch::nn::VarStore::new(tch::Device::Cpu);
-            let net = lenet5::nn::lenet5::lenet5(&vs.root(), &ModelConfig::default(), MNIST);
+            let net = lenet5_core::nn::lenet5::lenet5(&vs.root(), &ModelConfig::default(), MNIST);
             vs.copy(&init).unwrap();
             let mut opt = if flat {
                 let mut opt = optim::build(&vs, &cfg).unwrap();

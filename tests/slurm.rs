@@ -109,7 +109,7 @@ fn submit(cluster: &Cluster, dir: &Path) -> String {
 }
 
 fn epochs(run: &Path) -> Vec<usize> {
-    lenet5::output::csv::read(&run.join("metrics.csv"))
+    lenet5_lab::rundir::metrics::read(&run.join("metrics.csv"))
         .map(|rows| rows.iter().map(|r| r.epoch).collect())
         .unwrap_or_default()
 }

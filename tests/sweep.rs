@@ -3,7 +3,7 @@
 //! study report. Runs the real binary (a sweep's runs are child processes).
 mod common;
 use common::*;
-use lenet5::study::sweep::{self, SweepFile};
+use lenet5_lab::study::sweep::{self, SweepFile};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -20,7 +20,7 @@ fn project(name: &str, n_train: usize, yaml: &str) -> PathBuf {
 }
 
 fn epochs(run: &Path) -> Vec<usize> {
-    lenet5::output::csv::read(&run.join("metrics.csv"))
+    lenet5_lab::rundir::metrics::read(&run.join("metrics.csv"))
         .unwrap()
         .iter()
         .map(|r| r.epoch)
@@ -64,11 +64,11 @@ fn variants_grid_and_seeds_expand_with_stable_names() {
     );
     assert_eq!(
         runs[4].config.model.activation,
-        lenet5::config::Activation::Sigmoid
+        lenet5_lab::config::Activation::Sigmoid
     );
     assert_eq!(
         r.config.data.seed,
-        lenet5::config::Config::default().data.seed,
+        lenet5_lab::config::Config::default().data.seed,
         "the split stays fixed"
     );
     // The same file expands the same way every time.
@@ -256,7 +256,7 @@ fn a_bad_variant_is_named_once() {
 
 #[test]
 fn the_eta_counts_runs_in_progress_and_speaks_one_unit() {
-    use lenet5::study::exec::eta;
+    use lenet5_lab::study::exec::eta;
     use std::time::Duration;
     // Nothing to go by yet.
     assert_eq!(eta(Duration::from_secs(10), 0, 0.0, 8), "");

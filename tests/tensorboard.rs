@@ -42,7 +42,7 @@ fn event_files_hold_the_metrics_and_hparams_and_a_resumed_run_continues_them() {
     ok(lenet5(&dir, &args));
     let run = dir.join("runs/r");
     let v = read(&python, &run);
-    let rows = lenet5::output::csv::read(&run.join("metrics.csv")).unwrap();
+    let rows = lenet5_lab::rundir::metrics::read(&run.join("metrics.csv")).unwrap();
     for (tag, column) in [
         ("loss/train", 2usize),
         ("loss/valid", 4),
@@ -82,7 +82,7 @@ fn event_files_hold_the_metrics_and_hparams_and_a_resumed_run_continues_them() {
     assert_eq!(v["hparams"]["data.batch_size"], 8.0);
     assert_eq!(v["hparams"]["trainer.early_stopping.enabled"], false);
     // What made the run, so a study can tell which code produced each session.
-    assert_eq!(v["hparams"]["lenet5.commit"], lenet5::COMMIT);
+    assert_eq!(v["hparams"]["lenet5.commit"], lenet5_lab::COMMIT);
     assert_eq!(v["hparams"]["lenet5.version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(v["status"], 1, "session ended with success");
 
@@ -93,7 +93,7 @@ fn event_files_hold_the_metrics_and_hparams_and_a_resumed_run_continues_them() {
     ));
     let v = read(&python, &run);
     assert_eq!(
-        lenet5::output::tensorboard::event_files(&run)
+        lenet5_core::output::tensorboard::event_files(&run)
             .unwrap()
             .len(),
         1

@@ -4,9 +4,9 @@
 mod common;
 use common::*;
 use lenet5::cli::commands;
-use lenet5::config::{self, Override};
-use lenet5::output::{EpochRow, csv};
-use lenet5::run::{NewRunDir, Start, TrainOutcome};
+use lenet5_core::run::{NewRunDir, Start, TrainOutcome};
+use lenet5_lab::config::{self, Override};
+use lenet5_lab::rundir::metrics::{self as csv, EpochRow};
 use std::path::{Path, PathBuf};
 
 /// Trains `tiny.yaml` + `extra` (YAML) + `sets` in a fresh project `name`, into `runs/<run>`.
@@ -107,16 +107,16 @@ fn label_smoothing_is_trained_on_but_plain_cross_entropy_is_reported() {
         b.val_loss
     );
     // The objective is logged apart, and it is the larger one.
-    let events = lenet5::output::tensorboard::event_files(&smooth.run.path).unwrap();
-    let objective = lenet5::output::tensorboard::read_events(&events[0])
+    let events = lenet5_core::output::tensorboard::event_files(&smooth.run.path).unwrap();
+    let objective = lenet5_core::output::tensorboard::read_events(&events[0])
         .unwrap()
         .into_iter()
         .rev()
         .find_map(|e| match e.what {
-            Some(lenet5::output::tensorboard::proto::What::Summary(s)) => s
+            Some(lenet5_core::output::tensorboard::proto::What::Summary(s)) => s
                 .value
                 .iter()
-                .find(|v| v.tag == lenet5::output::tensorboard::OBJECTIVE_TAG)
+                .find(|v| v.tag == lenet5_core::output::tensorboard::OBJECTIVE_TAG)
                 .and_then(|v| v.simple_value),
             _ => None,
         })
@@ -282,7 +282,7 @@ fn every_run_records_the_commit_that_made_it() {
     let run = outcome.run;
     let sessions = run.provenance().unwrap();
     assert_eq!(sessions.len(), 1);
-    assert_eq!(sessions[0].commit, lenet5::COMMIT);
+    assert_eq!(sessions[0].commit, lenet5_lab::COMMIT);
     assert_eq!(sessions[0].lenet5_version, env!("CARGO_PKG_VERSION"));
     assert_eq!(sessions[0].from_epoch, 0);
     // Built in a git checkout: its commit hash; outside one (a source tarball): "unknown".
@@ -290,9 +290,9 @@ fn every_run_records_the_commit_that_made_it() {
         .join(".git")
         .exists()
     {
-        assert!(lenet5::COMMIT.len() >= 40, "{}", lenet5::COMMIT);
+        assert!(lenet5_lab::COMMIT.len() >= 40, "{}", lenet5_lab::COMMIT);
     } else {
-        assert_eq!(lenet5::COMMIT, "unknown");
+        assert_eq!(lenet5_lab::COMMIT, "unknown");
     }
     commands::train(Start::Resume {
         dir: run.path.clone(),

@@ -1,10 +1,10 @@
 //! The command line's clap definitions: every subcommand, flag and argument, with the help text users see,
 //! and how flags become config [`Override`]s (defaults → file → `--set` → named flags).
 
-use crate::config::Override;
-use crate::run::trained::{Checkpoint, ModelSource};
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
+use lenet5_core::run::trained::{Checkpoint, ModelSource};
+use lenet5_lab::config::Override;
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
@@ -126,8 +126,8 @@ pub struct LocalArgs {
 }
 
 impl LocalArgs {
-    pub(crate) fn options(&self) -> crate::study::exec::Options {
-        crate::study::exec::Options {
+    pub(crate) fn options(&self) -> lenet5_lab::study::exec::Options {
+        lenet5_lab::study::exec::Options {
             jobs: self.jobs,
             devices: self.devices.clone(),
             threads: self.threads,
@@ -216,7 +216,7 @@ impl clap::builder::TypedValueParser for Suggest {
 fn config_key_candidates() -> &'static [&'static str] {
     static KEYS: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
     KEYS.get_or_init(|| {
-        crate::config::keys()
+        lenet5_lab::config::keys()
             .into_iter()
             .map(|k| &*Box::leak(format!("{k}=").into_boxed_str()))
             .collect()

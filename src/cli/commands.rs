@@ -1,19 +1,21 @@
 //! Each command of the `lenet5` binary as a library function: typed input in, a typed result out, so tests
 //! call them without spawning the binary. `cli/mod.rs` only parses arguments into these inputs and prints.
 
-use crate::UsageError;
-use crate::config::{self, Config, Override};
-use crate::data::{self, image};
-use crate::run::evaluate::{self, Evaluation};
-use crate::run::trained::{self, Checkpoint, ModelSource, Prediction, load_model};
-use crate::run::{self, TrainOutcome};
-use crate::study::compare::{self, Comparison};
-use crate::study::groups::{self, Group};
-use crate::study::runs::{self, RunSummary};
-use crate::study::sweep::{self, Sweep};
-use crate::study::{analysis, exec, slurm};
-use crate::sys::interrupt::Interrupt;
 use anyhow::Result;
+use lenet5_core::data::{self, image};
+use lenet5_core::run::evaluate;
+use lenet5_core::run::trained::{self, Checkpoint, ModelSource, Prediction, load_model};
+use lenet5_core::run::{self, TrainOutcome};
+use lenet5_lab::UsageError;
+use lenet5_lab::config::{self, Config, Override};
+use lenet5_lab::rundir::dir;
+use lenet5_lab::rundir::evaluation::Evaluation;
+use lenet5_lab::study::compare::{self, Comparison};
+use lenet5_lab::study::groups::{self, Group};
+use lenet5_lab::study::runs::{self, RunSummary};
+use lenet5_lab::study::sweep::{self, Sweep};
+use lenet5_lab::study::{analysis, exec, slurm};
+use lenet5_lab::sys::interrupt::Interrupt;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -111,11 +113,11 @@ pub fn predict(source: &ModelSource, paths: &[PathBuf]) -> Result<Predictions> {
     let mut source = source.clone();
     let images = match paths.split_first() {
         Some((first, rest)) if first.is_dir() && source.config.is_none() => {
-            if !first.join(run::dir::CONFIG_FILE).is_file() {
+            if !first.join(dir::CONFIG_FILE).is_file() {
                 return Err(UsageError::error(format!(
                     "{} is a directory but not a run directory (no {}); give image files, optionally after a run directory",
                     first.display(),
-                    run::dir::CONFIG_FILE
+                    dir::CONFIG_FILE
                 )));
             }
             source.run_dir = Some(first.clone());

@@ -8,10 +8,10 @@ pub mod commands;
 
 pub use args::{Cli, Command};
 
-use crate::run::{NewRunDir, Start};
 use anyhow::{Context, Result};
 use args::SweepArgs;
 use clap::CommandFactory;
+use lenet5_core::run::{NewRunDir, Start};
 use std::path::PathBuf;
 
 /// Runs the parsed command.
@@ -22,7 +22,7 @@ pub fn run(cli: Cli) -> Result<()> {
             let start = match (args.resume, args.config) {
                 (Some(dir), _) => Start::Resume { dir, overrides },
                 (None, Some(path)) => {
-                    let config = crate::config::load(&path, &overrides)?;
+                    let config = lenet5_lab::config::load(&path, &overrides)?;
                     let dir = match (args.run_dir, args.name) {
                         (Some(dir), _) => NewRunDir::At(dir),
                         (None, Some(name)) => NewRunDir::Named(name),
@@ -74,23 +74,26 @@ pub fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Report(args) => match args.run_dirs.as_slice() {
-            [dir] if crate::study::sweep::is_sweep_dir(dir) => {
+            [dir] if lenet5_lab::study::sweep::is_sweep_dir(dir) => {
                 let out = args.out.unwrap_or_else(|| dir.join("report"));
                 let report = commands::study_report(dir, &out)?;
-                print!("{}", crate::study::analysis::render_table(&report.groups));
+                print!(
+                    "{}",
+                    lenet5_lab::study::analysis::render_table(&report.groups)
+                );
                 println!();
                 print!(
                     "{}",
-                    crate::study::analysis::render_comparisons(&report.comparisons)
+                    lenet5_lab::study::analysis::render_comparisons(&report.comparisons)
                 );
                 eprintln!("wrote {} files to {}", report.written.len(), out.display());
             }
             dirs => {
                 let out = args.out.unwrap_or_else(|| PathBuf::from("report"));
                 let outcome = commands::report(dirs, &out)?;
-                let table = crate::study::runs::render_table(
+                let table = lenet5_lab::study::runs::render_table(
                     &outcome.runs,
-                    crate::study::runs::TableEpoch::Best,
+                    lenet5_lab::study::runs::TableEpoch::Best,
                 );
                 print!("{table}");
                 for run in outcome.runs.iter().filter(|r| !r.status().is_finished()) {
@@ -129,7 +132,7 @@ pub fn run(cli: Cli) -> Result<()> {
             std::fs::create_dir_all(&dir)
                 .with_context(|| format!("cannot create {}", dir.display()))?;
             for (name, page) in man_pages()? {
-                crate::sys::atomic::write(&dir.join(&name), &page)?;
+                lenet5_lab::sys::atomic::write(&dir.join(&name), &page)?;
             }
             eprintln!("wrote the man pages to {}", dir.display());
         }
@@ -156,7 +159,7 @@ fn run_sweep(args: SweepArgs) -> Result<()> {
     let mode = if args.dry_run {
         SweepMode::DryRun
     } else if args.slurm {
-        let options = crate::study::slurm::Options {
+        let options = lenet5_lab::study::slurm::Options {
             partition: args.partition,
             time: args.time,
             cpus_per_task: args.cpus_per_task,
@@ -183,7 +186,7 @@ fn run_sweep(args: SweepArgs) -> Result<()> {
     };
     let (sweep, outcome) = commands::sweep(&args.sweep, args.out.as_deref(), mode)?;
     let dir = sweep.dir.display();
-    let lenet5 = crate::command_name();
+    let lenet5 = lenet5_lab::command_name();
     match outcome {
         SweepOutcome::DryRun => {
             for run in &sweep.runs {

@@ -4,12 +4,12 @@
 //! `predict`'s own code: [`image::prepare_bytes`] then [`trained::classify`]. Bad input gets a 4xx JSON
 //! error and the server goes on.
 
-use crate::data::image::{self, Prepared};
-use crate::run::dir::RunDir;
-use crate::run::trained::{self, Checkpoint, LoadedModel, ModelSource};
-use crate::study::sweep::{self, RunState};
-use crate::{UsageError, config::Override};
 use anyhow::Result;
+use lenet5_core::data::image::{self, Prepared};
+use lenet5_core::run::trained::{self, Checkpoint, LoadedModel, ModelSource};
+use lenet5_lab::rundir::dir::RunDir;
+use lenet5_lab::study::sweep::{self, RunState};
+use lenet5_lab::{UsageError, config::Override};
 use serde::Serialize;
 use serde_json::json;
 use std::io::Read;
@@ -61,7 +61,7 @@ pub fn load(paths: &[PathBuf], runs_dir: &Path, overrides: &[Override]) -> Resul
         };
         let model = trained::load_model(&source)?;
         let dataset = model.config.data.dataset;
-        if dataset.shape() != crate::data::Dataset::Mnist.shape() {
+        if dataset.shape() != lenet5_core::data::Dataset::Mnist.shape() {
             return Err(UsageError::error(format!(
                 "{}: serve shows 28×28 grey digits; this run was trained on {}",
                 dir.display(),

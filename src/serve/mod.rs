@@ -4,9 +4,9 @@
 
 pub mod api;
 
-use crate::sys::interrupt::Interrupt;
 use anyhow::{Context, Result};
 use api::Served;
+use lenet5_lab::sys::interrupt::Interrupt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;

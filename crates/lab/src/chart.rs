@@ -179,7 +179,7 @@ pub fn render_png(chart: &(impl Chart + ?Sized), size: (u32, u32)) -> Result<Vec
 fn register_font() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
-        let bytes: &'static [u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
+        let bytes: &'static [u8] = include_bytes!("../../../assets/fonts/DejaVuSans.ttf");
         if plotters::style::register_font("sans-serif", FontStyle::Normal, bytes).is_err() {
             unreachable!("the embedded DejaVu Sans is a valid font");
         }

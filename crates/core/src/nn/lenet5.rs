@@ -5,8 +5,8 @@
 //! With average pooling, conv → pool is computed as one stride-2 convolution ([`fused_conv_avg_pool`]): the
 //! same function (tests/model.rs holds it to the plain chain), measured faster through LibTorch on the CPU.
 
-use crate::config::{Activation, Init, ModelConfig, Pooling};
 use crate::data::Shape;
+use lenet5_lab::config::{Activation, Init, ModelConfig, Pooling};
 use tch::Tensor;
 
 /// Receives each named layer output of a forward pass (for `lenet5 serve`'s page).

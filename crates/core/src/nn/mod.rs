@@ -14,12 +14,11 @@ pub mod lenet1998;
 pub mod lenet5;
 pub mod loss;
 pub mod optim;
-pub mod schedule;
 
 pub use lenet5::{LeNet5, LeNet5Modern};
 pub use lenet1998::LeNet1998;
 
-use crate::config::{Config, Variant};
+use lenet5_lab::config::{Config, Variant};
 use tch::nn::{self, ModuleT};
 use tch::{Device, Tensor};
 

@@ -3,8 +3,8 @@
 //! arithmetic (a test holds it to LibTorch's Adam): on the CPU one pass in Rust, elsewhere a dozen kernel
 //! calls per step instead of a dozen per parameter tensor.
 
-use crate::config::{OptimizerConfig, OptimizerKind};
 use anyhow::Result;
+use lenet5_lab::config::{OptimizerConfig, OptimizerKind};
 use tch::nn::{self, OptimizerConfig as _};
 use tch::{Device, Kind, Tensor};
 

@@ -1,31 +1,13 @@
 //! What a run emits as it goes. The training loop hands each completed epoch, and the run's end, to every
-//! [`Sink`] in turn — metrics.csv ([`csv`]), TensorBoard ([`tensorboard`]), the console ([`console`]) and
-//! the run's checkpoints (`run::checkpoints`) — the way hyperfine hands its results to exporters. Charts
-//! ([`chart`]) render finished runs and studies.
+//! [`Sink`] in turn — metrics.csv (`lenet5_lab::rundir::metrics`), TensorBoard ([`tensorboard`]), the console ([`console`]) and
+//! the run's checkpoints (`run::checkpoints`) — the way hyperfine hands its results to exporters.
 
-pub mod chart;
 pub mod console;
-pub mod csv;
 pub mod tensorboard;
 
-use anyhow::Result;
-use serde::{Deserialize, Serialize};
+use anyhow::{Context, Result};
+use lenet5_lab::rundir::metrics::{EpochRow, MetricsWriter};
 use tch::Tensor;
-
-/// One epoch's numbers, as metrics.csv holds them. `loss` and `val_loss` are the same quantity — the
-/// network's plain objective (cross-entropy, without label smoothing or the L1 term) — on the training
-/// batches (averaged while the weights change) and on the validation split. `lr` is the learning rate used
-/// during the epoch, `seconds` its wall time (training and validation).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EpochRow {
-    pub epoch: usize,
-    pub lr: f64,
-    pub loss: f64,
-    pub accuracy: f64,
-    pub val_loss: f64,
-    pub val_accuracy: f64,
-    pub seconds: f64,
-}
 
 /// A named set of tensors as it stands now (shallow copies: no data is copied).
 pub type Tensors = [(String, Tensor)];
@@ -71,4 +53,15 @@ pub enum End<'a> {
 pub trait Sink {
     fn epoch(&mut self, epoch: &Epoch) -> Result<()>;
     fn end(&mut self, end: &End) -> Result<()>;
+}
+
+impl Sink for MetricsWriter {
+    fn epoch(&mut self, epoch: &Epoch) -> Result<()> {
+        self.append(&epoch.row)
+            .context("cannot append to metrics.csv")
+    }
+
+    fn end(&mut self, _end: &End) -> Result<()> {
+        Ok(())
+    }
 }

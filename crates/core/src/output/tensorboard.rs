@@ -9,8 +9,8 @@
 //! code generator runs at build time.
 
 use super::{End, Epoch, Sink};
-use crate::config::Config;
 use anyhow::{Context, Result};
+use lenet5_lab::config::Config;
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -197,7 +197,7 @@ impl EventWriter {
             what: Some(What::FileVersion("brain.Event:2".into())),
         });
         kept.iter().for_each(|e| bytes.extend(record(e)));
-        crate::sys::atomic::write(&path, &bytes)?;
+        lenet5_lab::sys::atomic::write(&path, &bytes)?;
         for stale in old.iter().filter(|p| **p != path) {
             std::fs::remove_file(stale)
                 .with_context(|| format!("cannot remove {}", stale.display()))?;
@@ -248,8 +248,8 @@ impl EventWriter {
         }
         // What made the run, so a study can tell which code produced each session.
         for (key, value) in [
-            ("lenet5.version", crate::VERSION),
-            ("lenet5.commit", crate::COMMIT),
+            ("lenet5.version", lenet5_lab::VERSION),
+            ("lenet5.commit", lenet5_lab::COMMIT),
         ] {
             let kind = proto::Kind::Text(value.to_string());
             hparams.insert(key.to_string(), proto::Value { kind: Some(kind) });

@@ -4,8 +4,9 @@
 //! points at them is written after all outputs, by the loop.
 
 use crate::output::{End, Epoch, Sink};
-use crate::run::dir::{BEST_WEIGHTS, RunDir};
+use crate::run::weights;
 use anyhow::Result;
+use lenet5_lab::rundir::dir::{BEST_WEIGHTS, RunDir};
 
 /// Writes a run's `.safetensors` files.
 pub struct Checkpoints {
@@ -17,20 +18,22 @@ pub struct Checkpoints {
 impl Sink for Checkpoints {
     fn epoch(&mut self, e: &Epoch) -> Result<()> {
         if e.improved {
-            self.run.save_tensors(e.weights, BEST_WEIGHTS)?;
+            weights::save(&self.run, e.weights, BEST_WEIGHTS)?;
         }
-        self.run.save_last(e.weights, e.optimizer)?;
+        weights::save_last(&self.run, e.weights, e.optimizer)?;
         let epoch = e.row.epoch;
         if self.save_period > 0 && epoch.is_multiple_of(self.save_period) {
-            self.run
-                .save_tensors(e.weights, &format!("epoch-{epoch}.safetensors"))?;
+            weights::save(&self.run, e.weights, &format!("epoch-{epoch}.safetensors"))?;
         }
         Ok(())
     }
 
     fn end(&mut self, end: &End) -> Result<()> {
         match end {
-            End::Interrupted { weights, optimizer } => self.run.save_last(weights, *optimizer),
+            End::Interrupted {
+                weights: w,
+                optimizer,
+            } => weights::save_last(&self.run, w, *optimizer),
             End::Tested { .. } | End::Diverged => Ok(()),
         }
     }

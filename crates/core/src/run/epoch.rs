@@ -2,29 +2,29 @@
 //! index-selects of a seeded permutation on the device; per-batch losses go into a device tensor, read by
 //! the host only every [`SYNC_EVERY`] batches (to catch a NaN early) and at the end of the epoch.
 
-use crate::config::Config;
 use crate::data::Split;
 use crate::nn::Net;
 use crate::nn::loss;
 use crate::nn::optim::Optimizer;
-use crate::nn::schedule::LrScheduler;
-use crate::sys::interrupt::Interrupt;
 use indicatif::{ProgressBar, ProgressStyle};
+use lenet5_lab::config::Config;
+use lenet5_lab::schedule::LrScheduler;
+use lenet5_lab::sys::interrupt::Interrupt;
 use tch::nn::ModuleT;
 use tch::{Kind, Reduction, Tensor};
 
 /// How often (in batches) the loop reads the losses back to check for NaN/Inf.
-pub const SYNC_EVERY: usize = 100;
+pub(super) const SYNC_EVERY: usize = 100;
 
 /// How one pass over the training split ended.
-pub enum EpochEnd {
+pub(super) enum EpochEnd {
     Done(Totals),
     Interrupted { exit_code: i32, batch: usize },
     Diverged { batch: usize },
 }
 
 /// What a completed pass over the training split measured.
-pub struct Totals {
+pub(super) struct Totals {
     /// Mean training loss — the network's plain objective, without label smoothing or the L1 term, so it
     /// is the quantity validation reports — and accuracy over the epoch.
     pub loss: f64,
@@ -36,13 +36,13 @@ pub struct Totals {
 }
 
 /// Batches of one epoch.
-pub fn batches(train: &Split, batch_size: usize) -> usize {
+pub(super) fn batches(train: &Split, batch_size: usize) -> usize {
     (train.len() as usize).div_ceil(batch_size)
 }
 
 /// Trains `net` for epoch `epoch` (1-based) over `train`, in a permutation seeded by `trainer.seed + epoch`
 /// (so a resumed run sees the same batches as an uninterrupted one).
-pub fn train_epoch(
+pub(super) fn train_epoch(
     config: &Config,
     (net, opt): (&Net, &mut Optimizer),
     schedule: &LrScheduler,
@@ -61,7 +61,7 @@ pub fn train_epoch(
     };
     let reg = &config.regularization;
     let augment = &config.data.augment;
-    let background = train.normalization.background(device);
+    let background = crate::data::background(&train.normalization, device);
     let batch_losses = Tensor::zeros([batches as i64], (Kind::Float, device));
     let mut correct = Tensor::zeros([], (Kind::Int64, device));
     let smoothing = reg.label_smoothing;

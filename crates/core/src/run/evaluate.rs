@@ -5,24 +5,12 @@
 use crate::data::{NUM_CLASSES, Split};
 use crate::nn::Net;
 use crate::nn::loss::objective;
-use serde::{Deserialize, Serialize};
+use lenet5_lab::rundir::evaluation::Evaluation;
 use tch::nn::ModuleT;
 use tch::{Kind, Reduction, Tensor};
 
 /// Batch size for evaluation: large, since no activations are kept for backward.
 pub const EVAL_BATCH: i64 = 2000;
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Evaluation {
-    pub images: i64,
-    /// Mean of the network's objective ([`crate::nn::loss::objective`], without label smoothing), nats.
-    pub loss: f64,
-    pub accuracy: f64,
-    pub top3_accuracy: f64,
-    pub per_class_accuracy: Vec<f64>,
-    /// `confusion[true][predicted]` counts.
-    pub confusion: Vec<Vec<i64>>,
-}
 
 /// Evaluates `model` on `split` in eval mode. `loss` is the network's own objective (cross-entropy, or the
 /// 1998 paper's loss for that variant) without label smoothing.
@@ -74,32 +62,5 @@ pub fn evaluate(model: &Net, split: &Split) -> Evaluation {
         top3_accuracy: i64::try_from(top3).expect("scalar") as f64 / denom,
         per_class_accuracy,
         confusion,
-    }
-}
-
-impl Evaluation {
-    /// The human-readable report `lenet5 test` prints.
-    pub fn to_text(&self) -> String {
-        let mut out = format!(
-            "images: {}\nloss: {:.4}\naccuracy: {:.2}%\ntop-3 accuracy: {:.2}%\n\nper-class accuracy:\n",
-            self.images,
-            self.loss,
-            100.0 * self.accuracy,
-            100.0 * self.top3_accuracy
-        );
-        for (c, acc) in self.per_class_accuracy.iter().enumerate() {
-            out += &format!("  {c}: {:.2}%\n", 100.0 * acc);
-        }
-        out += "\nconfusion matrix (rows: true digit, columns: predicted):\n      ";
-        out += &(0..self.confusion.len())
-            .map(|c| format!("{c:>6}"))
-            .collect::<String>();
-        out += "\n";
-        for (c, row) in self.confusion.iter().enumerate() {
-            out += &format!("  {c:>2}: ");
-            out += &row.iter().map(|v| format!("{v:>6}")).collect::<String>();
-            out += "\n";
-        }
-        out
     }
 }

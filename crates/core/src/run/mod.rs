@@ -2,33 +2,34 @@
 //! build the model and its outputs, loop over epochs, finish with the test set. An epoch reads as its steps:
 //! train ([`epoch`]) → validate → update the state → hand the epoch to every output → save the state.
 //!
-//! Also here: the run directory ([`dir`]), its checkpoints as an output ([`checkpoints`]), scoring a model on
-//! a split ([`evaluate`]), and a trained run's model back in memory for `test` and `predict` ([`trained`]).
+//! Also here: the run's checkpoints as an output ([`checkpoints`]) and its weights on disk ([`weights`]),
+//! scoring a model on a split ([`evaluate`]), and a trained run's model back in memory for `test` and
+//! `predict` ([`trained`]). The run directory's files and formats are `lenet5_lab::rundir`'s.
 
 pub mod checkpoints;
-pub mod dir;
 mod epoch;
 pub mod evaluate;
-mod state;
 pub mod trained;
+pub mod weights;
 
-pub use state::{RunStatus, TrainState};
-
-use crate::UsageError;
-use crate::config::{self, Config, Monitor, Override, device};
 use crate::data::{self, Splits};
+use crate::device;
 use crate::nn::optim::{self, Optimizer};
 use crate::nn::{self, Net};
 use crate::output::console::Console;
-use crate::output::csv::MetricsWriter;
 use crate::output::tensorboard::{self, EventWriter};
-use crate::output::{End, Epoch, EpochRow, Sink, Tensors};
-use crate::sys::interrupt::{Interrupt, Interrupted};
+use crate::output::{End, Epoch, Sink, Tensors};
 use anyhow::{Context, Result};
 use checkpoints::Checkpoints;
-use dir::{BEST_WEIGHTS, LAST_WEIGHTS, METRICS_FILE, RunDir};
 use epoch::EpochEnd;
-use evaluate::Evaluation;
+use lenet5_lab::UsageError;
+use lenet5_lab::config::{self, Config, Monitor, Override};
+use lenet5_lab::rundir::dir::{BEST_WEIGHTS, LAST_WEIGHTS, METRICS_FILE, RunDir};
+use lenet5_lab::rundir::evaluation::Evaluation;
+use lenet5_lab::rundir::metrics::EpochRow;
+use lenet5_lab::rundir::metrics::MetricsWriter;
+use lenet5_lab::rundir::state::{RunStatus, TrainState};
+use lenet5_lab::sys::interrupt::{Interrupt, Interrupted};
 use std::fs::File;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -202,7 +203,7 @@ impl Trainer {
     fn build(o: Opened) -> Result<Self> {
         let (mut vs, net) = nn::build(&o.config, o.device);
         let mut opt = optim::build(&vs, &o.config.optimizer)?;
-        o.run.restore(&mut vs, &mut opt, o.state.epoch)?;
+        weights::restore(&o.run, &mut vs, &mut opt, o.state.epoch)?;
         if o.resumed {
             o.run.write_config(&o.config)?;
         }
@@ -385,7 +386,7 @@ impl Trainer {
             message: format!(
                 "interrupted in epoch {epoch} at batch {batch}; weights saved to {}. Resume with: {} train --resume {}",
                 self.run.file(LAST_WEIGHTS).display(),
-                crate::command_name(),
+                lenet5_lab::command_name(),
                 self.run.path.display()
             ),
         })
@@ -419,7 +420,7 @@ impl Trainer {
     /// distortions or dropout, unlike the running numbers in metrics.csv) and on the test set (`test.json`,
     /// written last: a run with it is finished).
     fn finish(mut self) -> Result<TrainOutcome> {
-        dir::load_weights(&mut self.vs, &self.run.file(BEST_WEIGHTS))?;
+        weights::load(&mut self.vs, &self.run.file(BEST_WEIGHTS))?;
         let train = evaluate::evaluate(&self.net, &self.data.train);
         self.run.write_train_eval(&train)?;
         let test = evaluate::evaluate(&self.net, &self.data.test);

@@ -2,13 +2,14 @@
 //! last checkpoint, or a `.safetensors` file with a config), loaded into the network its config builds; and
 //! classifying prepared images with it.
 
-use crate::UsageError;
-use crate::config::{self, Config, Override, device};
 use crate::data::Normalization;
 use crate::data::image::{Prepared, to_batch};
+use crate::device;
 use crate::nn::{self, Net};
-use crate::run::dir::{self, BEST_WEIGHTS, LAST_WEIGHTS, RunDir};
 use anyhow::Result;
+use lenet5_lab::UsageError;
+use lenet5_lab::config::{self, Config, Override};
+use lenet5_lab::rundir::dir::{self, BEST_WEIGHTS, LAST_WEIGHTS, RunDir};
 use serde::Serialize;
 use std::path::PathBuf;
 use tch::nn::ModuleT;
@@ -112,7 +113,7 @@ pub fn load_model(source: &ModelSource) -> Result<LoadedModel> {
     };
     let device = device::resolve(&config.trainer.device)?;
     let (mut vs, net) = nn::build(&config, device);
-    dir::load_weights(&mut vs, &weights)?;
+    crate::run::weights::load(&mut vs, &weights)?;
     Ok(LoadedModel {
         config,
         run,

@@ -17,8 +17,8 @@ use anyhow::Result;
 pub use resume::{RESUMABLE_KEYS, check_resumable};
 pub use schema::{
     Activation, AugmentConfig, Config, DataConfig, Dataset, EarlyStoppingConfig, Init,
-    LrSchedulerConfig, ModelConfig, Monitor, OptimizerConfig, OptimizerKind, Pooling,
-    RegularizationConfig, SchedulerKind, Shape, TrainerConfig, Variant,
+    LrSchedulerConfig, ModelConfig, Monitor, Normalization, OptimizerConfig, OptimizerKind,
+    Pooling, RegularizationConfig, SchedulerKind, Shape, TrainerConfig, Variant,
 };
 use serde_yaml::{Mapping, Value};
 use std::path::Path;

@@ -6,7 +6,7 @@ use anyhow::{Context, Result};
 use serde_yaml::Value;
 
 /// Renders `tree` (a full config) line by line over the defaults' text.
-pub fn commented(tree: &Value) -> Result<String> {
+pub(super) fn commented(tree: &Value) -> Result<String> {
     let mut out = String::new();
     // (indent, key) of the sections enclosing the current line.
     let mut sections: Vec<(usize, String)> = vec![];

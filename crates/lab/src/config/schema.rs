@@ -37,8 +37,8 @@ macro_rules! choice {
 }
 
 /// The datasets: MNIST and Fashion-MNIST (IDX files, 28×28 grey) and CIFAR-10 (binary batches, 32×32 RGB).
-/// Their names, image shapes and sizes live here, where validation needs them; their files, normalisation
-/// and loading are [`crate::data`]'s.
+/// Their names, image shapes, sizes and normalisation live here; their files and loading are the core
+/// crate's (`lenet5_core::data`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Dataset {
@@ -54,7 +54,33 @@ pub struct Shape {
     pub side: i64,
 }
 
+/// Per-channel mean and standard deviation of a dataset's training pixels in [0, 1].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Normalization {
+    pub mean: &'static [f64],
+    pub std: &'static [f64],
+}
+
 impl Dataset {
+    /// MNIST's are the seed's (and PyTorch's MNIST example's); MNIST's and Fashion-MNIST's were checked
+    /// against the training files; CIFAR-10's are the commonly used ones.
+    pub fn normalization(self) -> Normalization {
+        match self {
+            Dataset::Mnist => Normalization {
+                mean: &[0.1307],
+                std: &[0.3081],
+            },
+            Dataset::FashionMnist => Normalization {
+                mean: &[0.2860],
+                std: &[0.3530],
+            },
+            Dataset::Cifar10 => Normalization {
+                mean: &[0.4914, 0.4822, 0.4465],
+                std: &[0.2470, 0.2435, 0.2616],
+            },
+        }
+    }
+
     pub const fn shape(self) -> Shape {
         match self {
             Dataset::Mnist | Dataset::FashionMnist => Shape {

@@ -1,7 +1,8 @@
 //! The run directory and everything in it that must survive a crash: weights as `.safetensors` with the
 //! seed's PyTorch names, the optimizer state that goes with them, the resolved config, the training state
 //! that `--resume` continues from, the test result, and the lock held while a process trains the run.
-//! Every file is written atomically ([`crate::sys::atomic`]).
+//! Every file is written atomically ([`crate::sys::atomic`]). The weights' bytes are the core crate's
+//! (`lenet5_core::run::weights`); this module owns their names.
 //!
 //! ```text
 //! runs/<config-name>-<UTC timestamp>/
@@ -17,16 +18,13 @@
 //!   .lock              locked while a process trains the run
 //! ```
 
+use super::evaluation::Evaluation;
+use super::state::TrainState;
 use crate::config::Config;
-use crate::nn::optim::Optimizer;
-use crate::run::evaluate::Evaluation;
-use crate::run::state::TrainState;
 use crate::sys::atomic;
 use crate::{RunLocked, UsageError};
 use anyhow::{Context, Result};
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use tch::nn::VarStore;
 
 pub const CONFIG_FILE: &str = "config.yaml";
 pub const METRICS_FILE: &str = "metrics.csv";
@@ -183,24 +181,6 @@ impl RunDir {
         read_json(&self.file(TEST_FILE))
     }
 
-    /// Saves named tensors (a model's variables) as `name`, atomically.
-    pub fn save_tensors(&self, tensors: &[(String, tch::Tensor)], name: &str) -> Result<()> {
-        write_safetensors(tensors, &self.file(name))
-    }
-
-    /// `last.safetensors` and, where lenet5 owns it, the optimizer state that goes with it.
-    pub fn save_last(
-        &self,
-        weights: &[(String, tch::Tensor)],
-        optimizer: Option<&[(String, tch::Tensor)]>,
-    ) -> Result<()> {
-        self.save_tensors(weights, LAST_WEIGHTS)?;
-        match optimizer {
-            Some(state) => self.save_tensors(state, OPTIMIZER_STATE),
-            None => Ok(()),
-        }
-    }
-
     /// What made the run, one entry per training session (a resumed run may continue on other code).
     pub fn provenance(&self) -> Result<Vec<Provenance>> {
         Ok(read_json(&self.file(PROVENANCE_FILE))?.unwrap_or_default())
@@ -220,43 +200,6 @@ impl RunDir {
             &self.file(PROVENANCE_FILE),
             serde_json::to_string_pretty(&sessions)?.as_bytes(),
         )
-    }
-
-    /// Puts a resumed run's model and optimizer where [`RunDir::save_last`] left them, after `epoch`
-    /// completed epochs. A run stopped before anything was saved starts from its (seeded, hence identical)
-    /// initial weights; one whose epochs were saved but whose weights are gone (copied without its
-    /// `.safetensors`, say) cannot be continued, and says so instead of training on from fresh weights.
-    pub fn restore(&self, vs: &mut VarStore, opt: &mut Optimizer, epoch: usize) -> Result<()> {
-        let weights = self.file(LAST_WEIGHTS);
-        if !weights.exists() {
-            if epoch > 0 {
-                return Err(UsageError::error(format!(
-                    "{} stopped after epoch {epoch} but has no {LAST_WEIGHTS}: its epochs cannot be continued; delete the run directory to train it again",
-                    self.path.display()
-                )));
-            }
-            return Ok(());
-        }
-        load_weights(vs, &weights)?;
-        let path = self.file(OPTIMIZER_STATE);
-        if path.exists() {
-            let tensors: HashMap<String, tch::Tensor> = tch::Tensor::read_safetensors(&path)
-                .map_err(|e| {
-                    UsageError::error(format!(
-                        "{}: not a readable safetensors file ({e})",
-                        path.display()
-                    ))
-                })?
-                .into_iter()
-                .collect();
-            opt.load_state(&tensors)
-                .map_err(|e| UsageError::error(format!("{}: {e}", path.display())))?;
-        } else if opt.state().is_some() {
-            eprintln!(
-                "note: no {OPTIMIZER_STATE} in the run; the optimizer restarts from zero state"
-            );
-        }
-        Ok(())
     }
 
     /// Locks the run for this process until the returned guard is dropped; a second process gets an error.
@@ -288,7 +231,7 @@ pub struct Provenance {
 }
 
 /// A JSON file of the run, or `None` if it is absent; unreadable contents are an error naming the file.
-fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>> {
+pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>> {
     if !path.exists() {
         return Ok(None);
     }
@@ -297,56 +240,6 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>> {
     let value = serde_json::from_str(&text)
         .map_err(|e| UsageError::error(format!("{}: {e}", path.display())))?;
     Ok(Some(value))
-}
-
-/// Saves every variable of `vs` to `path` in safetensors format, atomically.
-pub fn save_weights(vs: &VarStore, path: &Path) -> Result<()> {
-    write_safetensors(&vs.variables().into_iter().collect::<Vec<_>>(), path)
-}
-
-/// Writes named tensors to `path` in safetensors format, atomically.
-fn write_safetensors(tensors: &[(String, tch::Tensor)], path: &Path) -> Result<()> {
-    let named: Vec<(&str, &tch::Tensor)> = tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
-    atomic::write_with(path, |tmp| Ok(tch::Tensor::write_safetensors(&named, tmp)?))
-}
-
-/// Loads weights into `vs` from a safetensors file, checking first that the file has exactly the tensors
-/// the model has, with the same shapes, so a foreign or truncated file is an error naming the tensor.
-pub fn load_weights(vs: &mut VarStore, path: &Path) -> Result<()> {
-    let bad = |msg: String| UsageError::error(format!("{}: {msg}", path.display()));
-    if !path.is_file() {
-        return Err(bad("no such checkpoint file".into()));
-    }
-    let tensors: HashMap<String, tch::Tensor> = tch::Tensor::read_safetensors(path)
-        .map_err(|e| bad(format!("not a readable safetensors file ({e})")))?
-        .into_iter()
-        .collect();
-    let expected = vs.variables();
-    let mut names: Vec<&String> = expected.keys().collect();
-    names.sort();
-    for name in &names {
-        if let Some(t) = tensors.get(*name) {
-            let want = expected[*name].size();
-            if t.size() != want {
-                return Err(bad(format!(
-                    "tensor `{name}` has shape {:?}, the model needs {want:?}",
-                    t.size()
-                )));
-            }
-        }
-    }
-    if let Some(name) = names.iter().find(|n| !tensors.contains_key(**n)) {
-        return Err(bad(format!(
-            "missing tensor `{name}` (shape {:?}) that the model needs",
-            expected[*name].size()
-        )));
-    }
-    if let Some(extra) = tensors.keys().find(|k| !expected.contains_key(*k)) {
-        return Err(bad(format!(
-            "unexpected tensor `{extra}`: the checkpoint is for another model"
-        )));
-    }
-    vs.load(path).map_err(|e| bad(e.to_string()))
 }
 
 /// `YYYYmmdd-HHMMSS` in UTC: run directories sort by start time.

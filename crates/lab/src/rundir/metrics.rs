@@ -1,10 +1,25 @@
 //! `metrics.csv`: one row per completed epoch, flushed as soon as the epoch ends, so a crash or a kill loses
 //! at most the epoch in progress. On resume, rows past the last checkpointed epoch are dropped first.
 
-use super::{End, Epoch, EpochRow, Sink};
 use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
 use std::fs::{File, OpenOptions};
 use std::path::Path;
+
+/// One epoch's numbers, as metrics.csv holds them. `loss` and `val_loss` are the same quantity — the
+/// network's plain objective (cross-entropy, without label smoothing or the L1 term) — on the training
+/// batches (averaged while the weights change) and on the validation split. `lr` is the learning rate used
+/// during the epoch, `seconds` its wall time (training and validation).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochRow {
+    pub epoch: usize,
+    pub lr: f64,
+    pub loss: f64,
+    pub accuracy: f64,
+    pub val_loss: f64,
+    pub val_accuracy: f64,
+    pub seconds: f64,
+}
 
 /// Appends rows to a CSV file, flushing each.
 pub struct MetricsWriter {
@@ -49,17 +64,6 @@ impl MetricsWriter {
     pub fn append(&mut self, row: &EpochRow) -> Result<()> {
         self.writer.serialize(row)?;
         self.writer.flush()?;
-        Ok(())
-    }
-}
-
-impl Sink for MetricsWriter {
-    fn epoch(&mut self, epoch: &Epoch) -> Result<()> {
-        self.append(&epoch.row)
-            .context("cannot append to metrics.csv")
-    }
-
-    fn end(&mut self, _end: &End) -> Result<()> {
         Ok(())
     }
 }

@@ -2,7 +2,7 @@
 //! schedule's position, status — and the rules that update it after each epoch. Saved as `state.json`.
 
 use crate::config::{Config, EarlyStoppingConfig};
-use crate::nn::schedule::LrScheduler;
+use crate::schedule::LrScheduler;
 use serde::{Deserialize, Serialize};
 
 /// Where a run stands; saved before the first batch and after every epoch.

@@ -3,7 +3,7 @@
 //! simultaneous interval and the equivalence band, and the same numbers as `groups.csv` and
 //! `comparisons.csv` for pandas. Tables and charts are pure functions; only [`write`] touches files.
 
-use crate::output::chart::{COLORS, Chart, Panel, Series, drawing_error, render_png, render_svg};
+use crate::chart::{COLORS, Chart, Panel, Series, drawing_error, render_png, render_svg};
 use crate::study::compare::{ALPHA, Comparison, POWER, Verdict};
 pub use crate::study::groups::{Group, THRESHOLDS};
 use crate::study::stats::{self, Summary};

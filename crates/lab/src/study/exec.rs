@@ -276,7 +276,7 @@ fn in_progress(sweep: &Sweep, active: &[Active]) -> f64 {
         .iter()
         .filter_map(|a| {
             let epochs = a.run.config.trainer.epochs.max(1) as f64;
-            let dir = crate::run::dir::RunDir::open(&sweep.run_dir(a.run)).ok()?;
+            let dir = crate::rundir::dir::RunDir::open(&sweep.run_dir(a.run)).ok()?;
             let state = dir.state().ok()??;
             Some((state.epoch as f64 / epochs).min(1.0))
         })

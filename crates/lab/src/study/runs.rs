@@ -3,13 +3,13 @@
 //!
 //! Renderers are pure (runs in, text or pixels out); only [`write_report`] touches files, atomically.
 
+use crate::chart::{COLORS, Panel, Series, render_png, render_svg};
 use crate::config::{Config, OptimizerKind, Variant};
-use crate::output::EpochRow;
-use crate::output::chart::{COLORS, Panel, Series, render_png, render_svg};
-use crate::output::csv;
-use crate::run::dir::{self, RunDir};
-use crate::run::evaluate::Evaluation;
-use crate::run::{RunStatus, TrainState};
+use crate::rundir::dir::{self, RunDir};
+use crate::rundir::evaluation::Evaluation;
+use crate::rundir::metrics;
+use crate::rundir::metrics::EpochRow;
+use crate::rundir::state::{RunStatus, TrainState};
 use anyhow::{Context, Result};
 use plotters::prelude::SeriesLabelPosition;
 use std::path::{Path, PathBuf};
@@ -32,7 +32,7 @@ pub fn load_run(path: &Path) -> Result<RunSummary> {
     let config = run.config()?;
     let metrics_path = run.file(dir::METRICS_FILE);
     let rows = if metrics_path.exists() {
-        csv::read(&metrics_path)?
+        metrics::read(&metrics_path)?
     } else {
         vec![]
     };

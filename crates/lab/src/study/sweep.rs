@@ -12,7 +12,7 @@
 
 use crate::UsageError;
 use crate::config::{self, Config, Override};
-use crate::run::dir::{self, RunDir};
+use crate::rundir::dir::{self, RunDir};
 use crate::sys::atomic;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};

@@ -1,6 +1,6 @@
 //! The study's statistics against scipy 1.x on known samples. Each expected number comes from the snippet
 //! beside it (`from scipy import stats; import numpy as np`).
-use lenet5::study::stats;
+use lenet5_lab::study::stats;
 
 fn close(a: f64, b: f64, tol: f64) -> bool {
     (a - b).abs() <= tol * b.abs().max(1e-12)

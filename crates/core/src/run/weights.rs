@@ -1,0 +1,107 @@
+//! A run's weights on disk: safetensors files with the seed's PyTorch names, written atomically, and read
+//! back only when they hold exactly the tensors the model has. The file names are the run directory's
+//! ([`lenet5_lab::rundir::dir`]).
+
+use crate::nn::optim::Optimizer;
+use anyhow::Result;
+use lenet5_lab::UsageError;
+use lenet5_lab::rundir::dir::{LAST_WEIGHTS, OPTIMIZER_STATE, RunDir};
+use lenet5_lab::sys::atomic;
+use std::collections::HashMap;
+use std::path::Path;
+use tch::Tensor;
+use tch::nn::VarStore;
+
+/// Saves named tensors (a model's variables) as `name` in the run, atomically.
+pub fn save(run: &RunDir, tensors: &[(String, Tensor)], name: &str) -> Result<()> {
+    let named: Vec<(&str, &Tensor)> = tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
+    atomic::write_with(&run.file(name), |tmp| {
+        Ok(Tensor::write_safetensors(&named, tmp)?)
+    })
+}
+
+/// `last.safetensors` and, where lenet5 owns it, the optimizer state that goes with it.
+pub fn save_last(
+    run: &RunDir,
+    weights: &[(String, Tensor)],
+    optimizer: Option<&[(String, Tensor)]>,
+) -> Result<()> {
+    save(run, weights, LAST_WEIGHTS)?;
+    match optimizer {
+        Some(state) => save(run, state, OPTIMIZER_STATE),
+        None => Ok(()),
+    }
+}
+
+/// Puts a resumed run's model and optimizer where [`save_last`] left them, after `epoch` completed epochs.
+/// A run stopped before anything was saved starts from its (seeded, hence identical) initial weights; one
+/// whose epochs were saved but whose weights are gone (copied without its `.safetensors`, say) cannot be
+/// continued, and says so instead of training on from fresh weights.
+pub fn restore(run: &RunDir, vs: &mut VarStore, opt: &mut Optimizer, epoch: usize) -> Result<()> {
+    let weights = run.file(LAST_WEIGHTS);
+    if !weights.exists() {
+        if epoch > 0 {
+            return Err(UsageError::error(format!(
+                "{} stopped after epoch {epoch} but has no {LAST_WEIGHTS}: its epochs cannot be continued; delete the run directory to train it again",
+                run.path.display()
+            )));
+        }
+        return Ok(());
+    }
+    load(vs, &weights)?;
+    let path = run.file(OPTIMIZER_STATE);
+    if path.exists() {
+        opt.load_state(&read(&path)?)
+            .map_err(|e| UsageError::error(format!("{}: {e}", path.display())))?;
+    } else if opt.state().is_some() {
+        eprintln!("note: no {OPTIMIZER_STATE} in the run; the optimizer restarts from zero state");
+    }
+    Ok(())
+}
+
+/// Every tensor of a safetensors file, by name; an unreadable file is an error naming it.
+fn read(path: &Path) -> Result<HashMap<String, Tensor>> {
+    let tensors = Tensor::read_safetensors(path).map_err(|e| {
+        UsageError::error(format!(
+            "{}: not a readable safetensors file ({e})",
+            path.display()
+        ))
+    })?;
+    Ok(tensors.into_iter().collect())
+}
+
+/// Loads weights into `vs` from a safetensors file, checking first that the file has exactly the tensors
+/// the model has, with the same shapes, so a foreign or truncated file is an error naming the tensor.
+pub fn load(vs: &mut VarStore, path: &Path) -> Result<()> {
+    let bad = |msg: String| UsageError::error(format!("{}: {msg}", path.display()));
+    if !path.is_file() {
+        return Err(bad("no such checkpoint file".into()));
+    }
+    let tensors = read(path)?;
+    let expected = vs.variables();
+    let mut names: Vec<&String> = expected.keys().collect();
+    names.sort();
+    for name in &names {
+        if let Some(t) = tensors.get(*name) {
+            let want = expected[*name].size();
+            if t.size() != want {
+                return Err(bad(format!(
+                    "tensor `{name}` has shape {:?}, the model needs {want:?}",
+                    t.size()
+                )));
+            }
+        }
+    }
+    if let Some(name) = names.iter().find(|n| !tensors.contains_key(**n)) {
+        return Err(bad(format!(
+            "missing tensor `{name}` (shape {:?}) that the model needs",
+            expected[*name].size()
+        )));
+    }
+    if let Some(extra) = tensors.keys().find(|k| !expected.contains_key(*k)) {
+        return Err(bad(format!(
+            "unexpected tensor `{extra}`: the checkpoint is for another model"
+        )));
+    }
+    vs.load(path).map_err(|e| bad(e.to_string()))
+}

@@ -1,0 +1,44 @@
+//! A scored split as a run directory keeps it (`test.json`, `train_eval.json`): loss, accuracy, top-3
+//! accuracy, per-class accuracy and the confusion matrix, and the text `lenet5 test` prints.
+
+use serde::{Deserialize, Serialize};
+
+/// What scoring a model on one split found.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Evaluation {
+    pub images: i64,
+    /// Mean of the network's objective (`lenet5_core::nn::loss::objective`, without label smoothing), nats.
+    pub loss: f64,
+    pub accuracy: f64,
+    pub top3_accuracy: f64,
+    pub per_class_accuracy: Vec<f64>,
+    /// `confusion[true][predicted]` counts.
+    pub confusion: Vec<Vec<i64>>,
+}
+
+impl Evaluation {
+    /// The human-readable report `lenet5 test` prints.
+    pub fn to_text(&self) -> String {
+        let mut out = format!(
+            "images: {}\nloss: {:.4}\naccuracy: {:.2}%\ntop-3 accuracy: {:.2}%\n\nper-class accuracy:\n",
+            self.images,
+            self.loss,
+            100.0 * self.accuracy,
+            100.0 * self.top3_accuracy
+        );
+        for (c, acc) in self.per_class_accuracy.iter().enumerate() {
+            out += &format!("  {c}: {:.2}%\n", 100.0 * acc);
+        }
+        out += "\nconfusion matrix (rows: true digit, columns: predicted):\n      ";
+        out += &(0..self.confusion.len())
+            .map(|c| format!("{c:>6}"))
+            .collect::<String>();
+        out += "\n";
+        for (c, row) in self.confusion.iter().enumerate() {
+            out += &format!("  {c:>2}: ");
+            out += &row.iter().map(|v| format!("{v:>6}")).collect::<String>();
+            out += "\n";
+        }
+        out
+    }
+}
