@@ -133,7 +133,8 @@ fn bash_completes_yaml_files_where_a_config_goes() {
         let out = std::process::Command::new("bash")
             .arg("-c")
             .arg(format!(
-                "source lenet5.bash; COMP_WORDS=(lenet5 {sub} ''); COMP_CWORD=2; _lenet5 lenet5 '' {sub}; printf '%s\\n' \"${{COMPREPLY[@]}}\""
+                // The function bash itself calls: the one `complete -F` registered last.
+                "source lenet5.bash; f=$(complete -p lenet5 | sed -E 's/.*-F ([^ ]+).*/\\1/'); COMP_WORDS=(lenet5 {sub} ''); COMP_CWORD=2; $f lenet5 '' {sub}; printf '%s\\n' \"${{COMPREPLY[@]}}\""
             ))
             .current_dir(&dir)
             .output()
@@ -142,4 +143,12 @@ fn bash_completes_yaml_files_where_a_config_goes() {
         offered.sort();
         assert_eq!(offered, ["configs", "relu.yaml"], "{sub}: {}", stderr(&out));
     }
+    // Everywhere else clap_complete's own function answers: options after `train --`.
+    let out = std::process::Command::new("bash")
+        .arg("-c")
+        .arg("source lenet5.bash; f=$(complete -p lenet5 | sed -E 's/.*-F ([^ ]+).*/\\1/'); COMP_WORDS=(lenet5 train --ep); COMP_CWORD=2; $f lenet5 --ep train; printf '%s\\n' \"${COMPREPLY[@]}\"")
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&out).trim(), "--epochs", "{}", stderr(&out));
 }

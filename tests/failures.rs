@@ -383,9 +383,11 @@ fn killed_before_the_first_epoch_ends_resumes_and_a_second_trainer_is_locked_out
     assert_eq!(epochs_in_csv(&run), [1, 2], "every epoch exactly once");
 }
 
+/// Stops a 3-epoch run with `signal` in epoch 2, resumes it, and trains the same run uninterrupted: the two
+/// must agree in every metrics.csv column but the wall time, and in their weights, byte for byte.
 fn signal_run(name: &str, signal: i32, code: i32) {
     let (dir, runs) = long_run(name);
-    let (child, run) = start_and_wait(&dir, &runs, 1, &["--epochs", "50"]);
+    let (child, run) = start_and_wait(&dir, &runs, 1, &["--epochs", "3"]);
     unsafe_kill(child.id(), signal);
     let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
@@ -394,12 +396,46 @@ fn signal_run(name: &str, signal: i32, code: i32) {
         err.contains("lenet5 train --resume"),
         "prints how to resume: {err}"
     );
-    ok(lenet5(
-        &dir,
-        &["test", run.to_str().unwrap(), "--checkpoint", "last"],
-    ));
     let state = std::fs::read_to_string(run.join("state.json")).unwrap();
     assert!(state.contains("\"interrupted\""), "{state}");
+    ok(lenet5(&dir, &["train", "--resume", run.to_str().unwrap()]));
+    let reference = dir.join("uninterrupted");
+    ok(lenet5(
+        &dir,
+        &[
+            "train",
+            "tiny.yaml",
+            "--batch-size",
+            "8",
+            "--epochs",
+            "3",
+            "--run-dir",
+            reference.to_str().unwrap(),
+            "--set",
+            "trainer.early_stopping.enabled=false",
+        ],
+    ));
+    let rows = |run: &Path| {
+        let mut rows = lenet5_lab::rundir::metrics::read(&run.join("metrics.csv")).unwrap();
+        rows.iter_mut().for_each(|r| r.seconds = 0.0);
+        rows
+    };
+    assert_eq!(
+        rows(&run),
+        rows(&reference),
+        "metrics.csv but the wall time"
+    );
+    for weights in [
+        "last.safetensors",
+        "best.safetensors",
+        "optimizer.safetensors",
+    ] {
+        let bytes = |run: &Path| std::fs::read(run.join(weights)).unwrap();
+        assert!(
+            bytes(&run) == bytes(&reference),
+            "{weights} differs from the uninterrupted run's"
+        );
+    }
 }
 
 fn unsafe_kill(pid: u32, signal: i32) {
@@ -412,12 +448,12 @@ fn unsafe_kill(pid: u32, signal: i32) {
 }
 
 #[test]
-fn sigint_saves_last_checkpoint_and_exits_130() {
+fn sigint_exits_130_and_the_resumed_run_equals_the_uninterrupted_one() {
     signal_run("fault_sigint", 2, 130);
 }
 
 #[test]
-fn sigterm_saves_last_checkpoint_and_exits_143() {
+fn sigterm_exits_143_and_the_resumed_run_equals_the_uninterrupted_one() {
     signal_run("fault_sigterm", 15, 143);
 }
 

@@ -5,6 +5,7 @@ use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 use lenet5_core::run::trained::{Checkpoint, ModelSource};
 use lenet5_lab::config::Override;
+use lenet5_lab::rundir::dir::RUNS_DIR;
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
@@ -322,7 +323,7 @@ pub struct ModelArgs {
     #[arg(long, value_name = "CONFIG.yaml")]
     pub config: Option<PathBuf>,
     /// Where to look for the most recent run.
-    #[arg(long, default_value = "runs")]
+    #[arg(long, default_value = RUNS_DIR)]
     pub runs_dir: PathBuf,
     #[command(flatten)]
     pub flags: RuntimeFlags,
@@ -352,7 +353,7 @@ pub struct ServeArgs {
     #[arg(long, default_value = "127.0.0.1")]
     pub host: String,
     /// Where to look for the most recent run.
-    #[arg(long, default_value = "runs")]
+    #[arg(long, default_value = RUNS_DIR)]
     pub runs_dir: PathBuf,
     #[command(flatten)]
     pub flags: RuntimeFlags,

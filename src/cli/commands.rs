@@ -232,10 +232,7 @@ pub enum SweepOutcome {
 
 /// The default sweep directory of a sweep file: `runs/<file stem>`.
 pub fn default_sweep_dir(file: &Path) -> PathBuf {
-    let stem = file
-        .file_stem()
-        .map_or_else(|| "sweep".into(), |s| s.to_string_lossy().into_owned());
-    PathBuf::from("runs").join(stem)
+    PathBuf::from(dir::RUNS_DIR).join(dir::stem(file, "sweep"))
 }
 
 /// `lenet5 sweep`: expands and validates every run, prepares the sweep directory, then runs what is

@@ -9,7 +9,7 @@ pub mod commands;
 pub use args::{Cli, Command};
 
 use anyhow::{Context, Result};
-use args::SweepArgs;
+use args::{PredictArgs, ReportArgs, ServeArgs, SweepArgs, TestArgs, TrainArgs};
 use clap::CommandFactory;
 use lenet5_core::run::{NewRunDir, Start};
 use std::path::PathBuf;
@@ -17,140 +17,162 @@ use std::path::PathBuf;
 /// Runs the parsed command.
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Train(args) => {
-            let overrides = args.flags.overrides()?;
-            let start = match (args.resume, args.config) {
-                (Some(dir), _) => Start::Resume { dir, overrides },
-                (None, Some(path)) => {
-                    let config = lenet5_lab::config::load(&path, &overrides)?;
-                    let dir = match (args.run_dir, args.name) {
-                        (Some(dir), _) => NewRunDir::At(dir),
-                        (None, Some(name)) => NewRunDir::Named(name),
-                        (None, None) => NewRunDir::Named(stem(&path)),
-                    };
-                    Start::New { config, dir }
-                }
-                (None, None) => unreachable!("clap requires CONFIG or --resume"),
-            };
-            let outcome = commands::train(start)?;
-            let s = &outcome.state;
-            println!(
-                "test: loss {:.4}  accuracy {:.2}%  (best epoch {} of {}, {:.0}s training) -> {}",
-                outcome.test.loss,
-                100.0 * outcome.test.accuracy,
-                s.best_epoch,
-                s.epoch,
-                s.train_seconds,
-                outcome.run.path.display()
-            );
-        }
-        Command::Test(args) => {
-            let report = commands::test(&args.model.source(args.run_dir)?)?;
-            if args.json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
-            } else {
-                print!("{}", report.to_text());
-            }
-        }
-        Command::Predict(args) => {
-            let found = commands::predict(&args.model.source(None)?, &args.paths)?;
-            found
-                .failed
-                .iter()
-                .for_each(|f| eprintln!("Error: {}", f.error));
-            if !args.json {
-                eprintln!("{}", found.source_text());
-            }
-            if args.json {
-                println!("{}", serde_json::to_string_pretty(&found)?);
-            } else {
-                found
-                    .predictions
-                    .iter()
-                    .for_each(|p| println!("{}", p.to_text()));
-            }
-            if let Some(e) = found.failure() {
-                return Err(e);
-            }
-        }
-        Command::Report(args) => match args.run_dirs.as_slice() {
-            [dir] if lenet5_lab::study::sweep::is_sweep_dir(dir) => {
-                let out = args.out.unwrap_or_else(|| dir.join("report"));
-                let report = commands::study_report(dir, &out)?;
-                print!(
-                    "{}",
-                    lenet5_lab::study::analysis::render_table(&report.groups)
-                );
-                println!();
-                print!(
-                    "{}",
-                    lenet5_lab::study::analysis::render_comparisons(&report.comparisons)
-                );
-                eprintln!("wrote {} files to {}", report.written.len(), out.display());
-            }
-            dirs => {
-                let out = args.out.unwrap_or_else(|| PathBuf::from("report"));
-                let outcome = commands::report(dirs, &out)?;
-                let table = lenet5_lab::study::runs::render_table(
-                    &outcome.runs,
-                    lenet5_lab::study::runs::TableEpoch::Best,
-                );
-                print!("{table}");
-                for run in outcome.runs.iter().filter(|r| !r.status().is_finished()) {
-                    eprintln!("note: {} is {}", run.name, run.status());
-                }
-                eprintln!("wrote {} files to {}", outcome.written.len(), out.display());
-            }
-        },
-        Command::Sweep(args) => run_sweep(args)?,
-        Command::Serve(args) => {
-            let runs =
-                crate::serve::api::load(&args.run_dirs, &args.runs_dir, &args.flags.overrides()?)?;
-            let options = crate::serve::Options {
-                host: args.host,
-                port: args.port,
-            };
-            crate::serve::serve(runs, &options)?;
-        }
+        Command::Train(args) => train(args),
+        Command::Test(args) => test(args),
+        Command::Predict(args) => predict(args),
+        Command::Report(args) => report(args),
+        Command::Sweep(args) => run_sweep(args),
+        Command::Serve(args) => serve(args),
         Command::Fetch(args) => {
             let dir = commands::fetch(&args.dataset, args.dir.as_deref())?;
             println!("{} is in {}", args.dataset, dir.display());
+            Ok(())
         }
-        Command::Completions { shell } => {
-            // Into memory first: clap_complete panics on a failed write (e.g. a closed pipe).
-            let mut script = vec![];
-            clap_complete::generate(shell, &mut Cli::command(), "lenet5", &mut script);
-            if shell == clap_complete::Shell::Bash {
-                script = yaml_for_config(&String::from_utf8_lossy(&script)).into_bytes();
-            }
-            std::io::Write::write_all(&mut std::io::stdout(), &script)?;
-        }
-        Command::Man { out: None } => {
-            clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?
-        }
-        Command::Man { out: Some(dir) } => {
-            std::fs::create_dir_all(&dir)
-                .with_context(|| format!("cannot create {}", dir.display()))?;
-            for (name, page) in man_pages()? {
-                lenet5_lab::sys::atomic::write(&dir.join(&name), &page)?;
-            }
-            eprintln!("wrote the man pages to {}", dir.display());
-        }
+        Command::Completions { shell } => completions(shell),
+        Command::Man { out } => man(out),
         Command::SweepTask(args) => {
             let options = args.local.options();
             let summary =
                 commands::sweep_task(&args.list, args.index, args.runs_per_task, &options)?;
-            if let Some(e) = summary.failure() {
-                return Err(e);
-            }
+            summary.failure().map_or(Ok(()), Err)
         }
         Command::Config(args) => {
+            let overrides = args.flags.overrides()?;
             print!(
                 "{}",
-                commands::resolved_config(args.config.as_deref(), &args.flags.overrides()?)?
+                commands::resolved_config(args.config.as_deref(), &overrides)?
             );
+            Ok(())
         }
     }
+}
+
+fn train(args: TrainArgs) -> Result<()> {
+    let overrides = args.flags.overrides()?;
+    let start = match (args.resume, args.config) {
+        (Some(dir), _) => Start::Resume { dir, overrides },
+        (None, Some(path)) => {
+            let config = lenet5_lab::config::load(&path, &overrides)?;
+            let dir = match (args.run_dir, args.name) {
+                (Some(dir), _) => NewRunDir::At(dir),
+                (None, Some(name)) => NewRunDir::Named(name),
+                (None, None) => NewRunDir::Named(lenet5_lab::rundir::dir::stem(&path, "run")),
+            };
+            Start::New { config, dir }
+        }
+        (None, None) => unreachable!("clap requires CONFIG or --resume"),
+    };
+    let outcome = commands::train(start)?;
+    let s = &outcome.state;
+    println!(
+        "test: loss {:.4}  accuracy {:.2}%  (best epoch {} of {}, {:.0}s training) -> {}",
+        outcome.test.loss,
+        100.0 * outcome.test.accuracy,
+        s.best_epoch,
+        s.epoch,
+        s.train_seconds,
+        outcome.run.path.display()
+    );
+    Ok(())
+}
+
+fn test(args: TestArgs) -> Result<()> {
+    let report = commands::test(&args.model.source(args.run_dir)?)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.to_text());
+    }
+    Ok(())
+}
+
+fn predict(args: PredictArgs) -> Result<()> {
+    let found = commands::predict(&args.model.source(None)?, &args.paths)?;
+    for f in &found.failed {
+        eprintln!("Error: {}", f.error);
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&found)?);
+    } else {
+        eprintln!("{}", found.source_text());
+        found
+            .predictions
+            .iter()
+            .for_each(|p| println!("{}", p.to_text()));
+    }
+    found.failure().map_or(Ok(()), Err)
+}
+
+fn report(args: ReportArgs) -> Result<()> {
+    use lenet5_lab::study::{analysis, runs, sweep};
+    match args.run_dirs.as_slice() {
+        [dir] if sweep::is_sweep_dir(dir) => {
+            let out = args.out.unwrap_or_else(|| dir.join("report"));
+            let report = commands::study_report(dir, &out)?;
+            print!("{}", analysis::render_table(&report.groups));
+            println!();
+            print!("{}", analysis::render_comparisons(&report.comparisons));
+            eprintln!("wrote {} files to {}", report.written.len(), out.display());
+        }
+        dirs => {
+            let out = args.out.unwrap_or_else(|| PathBuf::from("report"));
+            let outcome = commands::report(dirs, &out)?;
+            print!(
+                "{}",
+                runs::render_table(&outcome.runs, runs::TableEpoch::Best)
+            );
+            for run in outcome.runs.iter().filter(|r| !r.status().is_finished()) {
+                eprintln!("note: {} is {}", run.name, run.status());
+            }
+            eprintln!("wrote {} files to {}", outcome.written.len(), out.display());
+        }
+    }
+    Ok(())
+}
+
+fn serve(args: ServeArgs) -> Result<()> {
+    let runs = crate::serve::api::load(&args.run_dirs, &args.runs_dir, &args.flags.overrides()?)?;
+    let options = crate::serve::Options {
+        host: args.host,
+        port: args.port,
+    };
+    crate::serve::serve(runs, &options)
+}
+
+/// clap_complete's script, and for bash a completion function of ours in front of it that offers `.yaml`
+/// files and directories where `train` and `config` take their CONFIG file (clap_complete offers only
+/// options there; zsh and fish complete any file).
+fn completions(shell: clap_complete::Shell) -> Result<()> {
+    // Into memory first: clap_complete panics on a failed write (e.g. a closed pipe).
+    let mut script = vec![];
+    clap_complete::generate(shell, &mut Cli::command(), "lenet5", &mut script);
+    if shell == clap_complete::Shell::Bash {
+        script.extend_from_slice(BASH_CONFIG_FILES.as_bytes());
+    }
+    Ok(std::io::Write::write_all(&mut std::io::stdout(), &script)?)
+}
+
+/// Registered after clap_complete's `_lenet5`, which it calls for everything but a CONFIG position.
+const BASH_CONFIG_FILES: &str = r#"
+_lenet5_config_files() {
+    if [[ ${COMP_CWORD} -eq 2 && ( ${COMP_WORDS[1]} == train || ${COMP_WORDS[1]} == config ) && ${COMP_WORDS[2]} != -* ]]; then
+        COMPREPLY=( $(compgen -f -X '!*.yaml' -- "${COMP_WORDS[2]}") $(compgen -d -- "${COMP_WORDS[2]}") )
+        return 0
+    fi
+    _lenet5 "$@"
+}
+complete -F _lenet5_config_files -o nosort -o bashdefault -o default lenet5
+"#;
+
+fn man(out: Option<PathBuf>) -> Result<()> {
+    let Some(dir) = out else {
+        return Ok(clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?);
+    };
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    for (name, page) in man_pages()? {
+        lenet5_lab::sys::atomic::write(&dir.join(&name), &page)?;
+    }
+    eprintln!("wrote the man pages to {}", dir.display());
     Ok(())
 }
 
@@ -221,12 +243,6 @@ fn run_sweep(args: SweepArgs) -> Result<()> {
     Ok(())
 }
 
-/// A config file's name without its extension: the default run name.
-fn stem(path: &std::path::Path) -> String {
-    path.file_stem()
-        .map_or_else(|| "run".into(), |s| s.to_string_lossy().into_owned())
-}
-
 /// `lenet5.1` and one `lenet5-SUBCOMMAND.1` per visible subcommand (the main page refers to them).
 pub fn man_pages() -> Result<Vec<(String, Vec<u8>)>> {
     let render = |cmd: clap::Command| -> Result<Vec<u8>> {
@@ -242,30 +258,8 @@ pub fn man_pages() -> Result<Vec<(String, Vec<u8>)>> {
         .filter(|s| !s.is_hide_set() && s.get_name() != "help")
     {
         let name = format!("lenet5-{}", sub.get_name());
-        let page = render(sub.clone().name(&*Box::leak(name.clone().into_boxed_str())))?;
+        let page = render(sub.clone().name(name.clone()))?;
         pages.push((format!("{name}.1"), page));
     }
     Ok(pages)
-}
-
-/// clap_complete's bash script offers only options where `train` and `config` take their CONFIG file; this
-/// offers `.yaml` files and directories there (zsh and fish complete any file).
-fn yaml_for_config(script: &str) -> String {
-    let mut out = script.to_string();
-    for sub in ["train", "config"] {
-        let head = format!("        lenet5__subcmd__{sub})\n");
-        let Some(start) = out.find(&head) else {
-            continue;
-        };
-        let guard = "            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then\n";
-        let Some(at) = out[start..].find(guard).map(|i| start + i) else {
-            continue;
-        };
-        let yaml = "            if [[ ${cur} != -* && ${COMP_CWORD} -eq 2 ]] ; then\n\
-                    \x20               COMPREPLY=( $(compgen -f -X '!*.yaml' -- \"${cur}\") $(compgen -d -- \"${cur}\") )\n\
-                    \x20               return 0\n\
-                    \x20           fi\n";
-        out.insert_str(at, yaml);
-    }
-    out
 }

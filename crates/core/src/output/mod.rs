@@ -33,18 +33,17 @@ pub struct Epoch<'a> {
 }
 
 /// How a run's training ended.
-pub enum End<'a> {
+pub enum End {
     /// Trained to its end; the best checkpoint scored this on the test set after `epoch` epochs.
     Tested {
         epoch: usize,
         accuracy: f64,
         loss: f64,
     },
-    /// Stopped by Ctrl-C or SIGTERM in the middle of an epoch; the model as it stands.
-    Interrupted {
-        weights: &'a Tensors,
-        optimizer: Option<&'a Tensors>,
-    },
+    /// Stopped by Ctrl-C or SIGTERM in the middle of an epoch. Nothing of the partial epoch is kept: the
+    /// run resumes from the last completed epoch's checkpoint and trains the epoch again from its start,
+    /// exactly as an uninterrupted run would.
+    Interrupted,
     /// The loss became NaN or infinite.
     Diverged,
 }

@@ -342,7 +342,7 @@ impl Sink for EventWriter {
                 self.session_end(SUCCESS)
             }
             End::Diverged => self.session_end(FAILURE),
-            End::Interrupted { .. } => Ok(()),
+            End::Interrupted => Ok(()),
         }
     }
 }

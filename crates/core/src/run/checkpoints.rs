@@ -1,6 +1,6 @@
 //! The run's checkpoints as one of its outputs: after every epoch the best weights (when the epoch improved
 //! on the monitored value), the last weights with the optimizer state that goes with them, and every
-//! `trainer.save_period` epochs a numbered copy; on Ctrl-C the model as it stands. The training state that
+//! `trainer.save_period` epochs a numbered copy; nothing of an interrupted epoch. The training state that
 //! points at them is written after all outputs, by the loop.
 
 use crate::output::{End, Epoch, Sink};
@@ -28,13 +28,9 @@ impl Sink for Checkpoints {
         Ok(())
     }
 
-    fn end(&mut self, end: &End) -> Result<()> {
-        match end {
-            End::Interrupted {
-                weights: w,
-                optimizer,
-            } => weights::save_last(&self.run, w, *optimizer),
-            End::Tested { .. } | End::Diverged => Ok(()),
-        }
+    /// Nothing to save at the end: an interrupted epoch is trained again on resume, from the last
+    /// completed epoch's checkpoint, so a resumed run equals an uninterrupted one.
+    fn end(&mut self, _end: &End) -> Result<()> {
+        Ok(())
     }
 }

@@ -18,7 +18,7 @@ use crate::nn::optim::{self, Optimizer};
 use crate::nn::{self, Net};
 use crate::output::console::Console;
 use crate::output::tensorboard::{self, EventWriter};
-use crate::output::{End, Epoch, Sink, Tensors};
+use crate::output::{End, Epoch, Sink};
 use anyhow::{Context, Result};
 use checkpoints::Checkpoints;
 use epoch::EpochEnd;
@@ -180,9 +180,6 @@ fn is_trained(state: &TrainState, config: &Config) -> bool {
     state.status.is_finished() && stops_again
 }
 
-/// Named tensors that share the model's or optimizer's storage.
-type Named = Vec<(String, tch::Tensor)>;
-
 struct Trainer {
     config: Config,
     data: Splits,
@@ -191,6 +188,8 @@ struct Trainer {
     opt: Optimizer,
     run: RunDir,
     state: TrainState,
+    /// Batches in an epoch over the training split.
+    batches: usize,
     /// Where each epoch goes, in order: metrics.csv, TensorBoard, checkpoints, console.
     outputs: Vec<Box<dyn Sink>>,
     /// Held until the trainer is dropped: no other process trains this run meanwhile.
@@ -213,8 +212,8 @@ impl Trainer {
             &o.run.file(METRICS_FILE),
             o.state.epoch,
         )?)];
+        let batches = epoch::batch_count(o.data.train.len(), o.config.data.batch_size);
         if o.config.trainer.tensorboard {
-            let batches = epoch::batches(&o.data.train, o.config.data.batch_size);
             let keep = tensorboard::keep_completed(o.state.epoch, batches);
             let mut writer = EventWriter::open(&o.run.path, keep)?;
             if !writer.has_session_start {
@@ -237,6 +236,7 @@ impl Trainer {
             opt,
             run: o.run,
             state: o.state,
+            batches,
             outputs,
             _lock: o._lock,
         })
@@ -267,13 +267,13 @@ impl Trainer {
     fn epoch(&mut self, epoch: usize, interrupt: &Interrupt) -> Result<()> {
         let lr = self.start_epoch(epoch);
         let started = Instant::now();
-        let totals = self.train_epoch(epoch, lr, interrupt)?;
-        let (val_loss, val_accuracy) = self.validate((totals.loss, totals.accuracy));
+        let means = self.train_epoch(epoch, lr, interrupt)?;
+        let (val_loss, val_accuracy) = self.validate((means.loss, means.accuracy));
         let row = EpochRow {
             epoch,
             lr,
-            loss: totals.loss,
-            accuracy: totals.accuracy,
+            loss: means.loss,
+            accuracy: means.accuracy,
             val_loss,
             val_accuracy,
             seconds: started.elapsed().as_secs_f64(),
@@ -283,8 +283,8 @@ impl Trainer {
         let record = Epoch {
             row,
             planned_epochs: self.config.trainer.epochs,
-            objective: totals.objective,
-            step_losses: &totals.step_losses,
+            objective: means.objective,
+            step_losses: &means.step_losses,
             improved,
             best_epoch: self.state.best_epoch,
             stops_early: (self.state.status == RunStatus::EarlyStopped)
@@ -300,10 +300,8 @@ impl Trainer {
 
     /// Sets the epoch's learning rate; a per-batch schedule reports its first batch's.
     fn start_epoch(&mut self, epoch: usize) -> f64 {
-        let batches = epoch::batches(&self.data.train, self.config.data.batch_size);
         let scheduler = &self.state.scheduler;
-        let lr = scheduler
-            .batch_lr((epoch - 1) * batches, self.config.trainer.epochs * batches)
+        let lr = epoch::batch_lr(&self.config, scheduler, (epoch, self.batches), 0)
             .unwrap_or(scheduler.lr);
         self.opt.set_lr(lr);
         lr
@@ -314,7 +312,7 @@ impl Trainer {
         epoch: usize,
         lr: f64,
         interrupt: &Interrupt,
-    ) -> Result<epoch::Totals> {
+    ) -> Result<epoch::Means> {
         let model = (&self.net, &mut self.opt);
         let schedule = &self.state.scheduler;
         match epoch::train_epoch(
@@ -325,7 +323,7 @@ impl Trainer {
             epoch,
             interrupt,
         ) {
-            EpochEnd::Done(totals) => Ok(totals),
+            EpochEnd::Done(means) => Ok(means),
             EpochEnd::Interrupted { exit_code, batch } => {
                 Err(self.interrupted(epoch, batch, exit_code))
             }
@@ -359,7 +357,12 @@ impl Trainer {
     }
 
     /// The model's variables and the optimizer's state as they stand (no data copied).
-    fn snapshot(&self) -> (Named, Option<Named>) {
+    fn snapshot(
+        &self,
+    ) -> (
+        Vec<(String, tch::Tensor)>,
+        Option<Vec<(String, tch::Tensor)>>,
+    ) {
         let mut weights: Vec<_> = self.vs.variables().into_iter().collect();
         weights.sort_by(|a, b| a.0.cmp(&b.0));
         (weights, self.opt.state())
@@ -372,20 +375,21 @@ impl Trainer {
 
     fn interrupted(&mut self, epoch: usize, batch: usize, exit_code: i32) -> anyhow::Error {
         self.state.status = RunStatus::Interrupted;
-        let (weights, optimizer) = self.snapshot();
-        let end = End::Interrupted {
-            weights: &weights as &Tensors,
-            optimizer: optimizer.as_deref(),
-        };
-        let saved = self.end(&end);
+        let saved = self.end(&End::Interrupted);
         if let Err(e) = saved.and_then(|()| self.run.write_state(&self.state)) {
-            return e.context("interrupted, and saving the last checkpoint failed");
+            return e.context("interrupted, and saving the run's state failed");
         }
+        let kept = match epoch - 1 {
+            0 => "no epoch had completed".to_string(),
+            done => format!(
+                "{} holds epoch {done}",
+                self.run.file(LAST_WEIGHTS).display()
+            ),
+        };
         anyhow::Error::new(Interrupted {
             exit_code,
             message: format!(
-                "interrupted in epoch {epoch} at batch {batch}; weights saved to {}. Resume with: {} train --resume {}",
-                self.run.file(LAST_WEIGHTS).display(),
+                "interrupted in epoch {epoch} at batch {batch}; {kept}, and the run trains epoch {epoch} again from its start. Resume with: {} train --resume {}",
                 lenet5_lab::command_name(),
                 self.run.path.display()
             ),

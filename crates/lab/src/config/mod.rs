@@ -1,7 +1,7 @@
 //! The experiment configuration. The defaults are one commented YAML block, [`DEFAULTS_YAML`]
-//! (`src/config/defaults.yaml`); a config file is a small diff over it, and [`Override`]s (`--set`, flags,
-//! sweep variants) go on top, in that order (defaults → file → overrides), then one validation. This is the
-//! only module that knows YAML; everything downstream gets a typed, valid [`Config`].
+//! (`crates/lab/src/config/defaults.yaml`); a config file is a small diff over it, and [`Override`]s (`--set`, flags,
+//! sweep variants) go on top, in that order (defaults → file → overrides), then one validation. Everything
+//! downstream gets a typed, valid [`Config`].
 //!
 //! An unknown key is an error naming its path and the keys allowed there; every choice is an enum, so a
 //! typo lists the allowed values.
@@ -10,6 +10,7 @@ pub mod device;
 mod render;
 mod resume;
 mod schema;
+mod types;
 mod validate;
 
 use crate::UsageError;
@@ -105,25 +106,20 @@ fn defaults_tree() -> Value {
 }
 
 fn from_tree(mut tree: Value, overrides: &[Override], origin: &str) -> Result<Config> {
-    let config = typed(tree.clone()).map_err(|e| UsageError::error(format!("{origin}: {e}")))?;
+    let in_origin = |e: String| UsageError::error(format!("{origin}: {e}"));
+    let config = typed(tree.clone()).map_err(|e| in_origin(e.with_value()))?;
     if overrides.is_empty() {
-        config
-            .validate()
-            .map_err(|e| UsageError::error(format!("{origin}: {e}")))?;
+        config.validate().map_err(in_origin)?;
         return Ok(config);
     }
     for o in overrides {
         // The override already names its key and value: the error adds only what is wrong.
-        let wrong = |e: String| {
-            let e = e.strip_prefix(&format!("{}: ", o.key)).unwrap_or(&e);
-            let e = e.split_once(", found ").map_or(e, |(what, _)| what);
-            UsageError::error(format!("{}: {e}", o.origin))
-        };
+        let wrong = |e: String| UsageError::error(format!("{}: {e}", o.origin));
         set_path(&mut tree, &o.key, o.value.clone()).map_err(wrong)?;
         // Checked after each override, so the error names the one that broke it.
-        typed(tree.clone()).map_err(wrong)?;
+        typed(tree.clone()).map_err(|e| wrong(e.without_value()))?;
     }
-    let config = typed(tree).map_err(|e| UsageError::error(format!("{origin}: {e}")))?;
+    let config = typed(tree).map_err(|e| in_origin(e.with_value()))?;
     // A range error after overrides names the key; the overrides are the likely cause.
     config.validate().map_err(|e| {
         let list: Vec<&str> = overrides.iter().map(|o| o.origin.as_str()).collect();
@@ -132,49 +128,40 @@ fn from_tree(mut tree: Value, overrides: &[Override], origin: &str) -> Result<Co
     Ok(config)
 }
 
-/// The full tree as a [`Config`]; a type error names the key path.
-fn typed(tree: Value) -> std::result::Result<Config, String> {
-    serde_path_to_error::deserialize(tree).map_err(|e| {
-        let path = e.path().to_string();
-        format!("{path}: {}", plain(&e.into_inner().to_string()))
-    })
+/// Why a tree is not a [`Config`].
+enum Untyped {
+    /// A value of another type than its key's ([`types::check`]).
+    Type(types::TypeError),
+    /// What serde found (an unknown choice, with the allowed ones), at a key path.
+    Serde { path: String, message: String },
 }
 
-/// serde's type error in words a user knows: `invalid type: floating point `1000`, expected usize` →
-/// `expected a whole number (0 or more), found 1000`; a float too large for YAML (1e400, which it then reads
-/// as text) said as such; a long echoed value cut short.
-fn plain(message: &str) -> String {
-    let mut out = message.to_string();
-    for (rust, words) in [
-        ("expected usize", "expected a whole number (0 or more)"),
-        ("expected u64", "expected a whole number (0 or more)"),
-        ("expected u32", "expected a whole number (0 or more)"),
-        ("expected i64", "expected a whole number"),
-        ("expected f64", "expected a number"),
-        ("expected a boolean", "expected true or false"),
-    ] {
-        out = out.replace(rust, words);
+impl Untyped {
+    fn with_value(&self) -> String {
+        match self {
+            Untyped::Type(e) => e.with_value(),
+            Untyped::Serde { path, message } => format!("{path}: {}", cut(message)),
+        }
     }
-    let Some((found, expected)) = out
-        .strip_prefix("invalid type: ")
-        .or_else(|| out.strip_prefix("invalid value: "))
-        .and_then(|rest| rest.split_once(", expected "))
-    else {
-        return cut_quoted(&out);
-    };
-    let value = found
-        .split_once(['"', '`'])
-        .map_or(found, |(_, v)| v.trim_end_matches(['"', '`']));
-    let numeric = value
-        .trim_start_matches(['-', '+'])
-        .starts_with(|c: char| c.is_ascii_digit());
-    if found.starts_with("string") && expected == "a number" && numeric {
-        return format!(
-            "expected a number within range ({} is too large)",
-            cut(value)
-        );
+
+    fn without_value(&self) -> String {
+        match self {
+            Untyped::Type(e) => e.without_value(),
+            Untyped::Serde { message, .. } => cut(message),
+        }
     }
-    format!("expected {expected}, found {}", cut(value))
+}
+
+/// The full tree as a [`Config`]; an error names the key path.
+fn typed(tree: Value) -> std::result::Result<Config, Untyped> {
+    let typed_defaults = serde_yaml::to_value(Config::default()).unwrap_or_default();
+    if let Some(e) = types::check(&tree, &typed_defaults, "") {
+        return Err(Untyped::Type(e));
+    }
+    serde_path_to_error::deserialize(tree).map_err(|e| Untyped::Serde {
+        path: e.path().to_string(),
+        message: e.into_inner().to_string(),
+    })
 }
 
 /// `value`, or its first 40 characters and how many more, when it is longer than 60.
@@ -186,17 +173,6 @@ pub fn cut(value: &str) -> String {
         let head: String = value.chars().take(40).collect();
         format!("{head}… ({} more characters)", n - 40)
     }
-}
-
-/// A message with every quoted value in it cut to length ([`cut`]).
-fn cut_quoted(message: &str) -> String {
-    let parts: Vec<&str> = message.split('"').collect();
-    parts
-        .iter()
-        .enumerate()
-        .map(|(i, p)| if i % 2 == 1 { cut(p) } else { p.to_string() })
-        .collect::<Vec<_>>()
-        .join("\"")
 }
 
 /// Merges a file's tree into the defaults: sections recurse, values replace; unknown keys are errors.

@@ -1,6 +1,8 @@
-//! Range checks that serde's types cannot express, as one table of (key, value, rule). Errors name the key.
+//! What serde's types cannot express: ranges as tables of (key, value, rule), the rules between keys, and
+//! keys the chosen variant, optimizer or schedule never reads (each kind declares what it reads). Errors
+//! name the key.
 
-use super::{Config, OptimizerKind, SchedulerKind, Variant};
+use super::{Config, LrSchedulerConfig, OptimizerKind, SchedulerKind, Variant};
 
 /// What a numeric key must satisfy.
 #[derive(Clone, Copy)]
@@ -40,17 +42,35 @@ impl Rule {
 }
 
 impl Config {
-    /// Checks every range; the error names the first key out of range.
+    /// Checks every range, then the rules between keys; the error names the first key that fails.
     pub fn validate(&self) -> Result<(), String> {
+        let mut rules = self.ranges();
+        if self.trainer.early_stopping.enabled {
+            let es = &self.trainer.early_stopping;
+            rules.push(rule(
+                "trainer.early_stopping.patience",
+                es.patience as f64,
+                Rule::Positive,
+            ));
+            rules.push(rule(
+                "trainer.early_stopping.min_delta",
+                es.min_delta,
+                Rule::NonNegative,
+            ));
+        }
+        rules.extend(scheduler_ranges(&self.lr_scheduler)?);
+        if let Some((key, v, rule)) = rules.iter().find(|(_, v, rule)| !rule.holds(*v)) {
+            return Err(format!("{key} = {v} {}", rule.describe()));
+        }
+        self.check_combinations()
+    }
+
+    /// The ranges of the keys every config has.
+    fn ranges(&self) -> Vec<(String, f64, Rule)> {
         use Rule::*;
-        let (o, s, d, t) = (
-            &self.optimizer,
-            &self.lr_scheduler,
-            &self.data,
-            &self.trainer,
-        );
-        let (a, es) = (&d.augment, &t.early_stopping);
-        let mut rules: Vec<(String, f64, Rule)> = [
+        let (o, d, t) = (&self.optimizer, &self.data, &self.trainer);
+        let (a, r) = (&d.augment, &self.regularization);
+        [
             ("optimizer.lr", o.lr, Positive),
             ("optimizer.weight_decay", o.weight_decay, NonNegative),
             ("optimizer.momentum", o.momentum, NonNegative),
@@ -58,10 +78,10 @@ impl Config {
             ("optimizer.betas[0]", o.betas[0], Fraction),
             ("optimizer.betas[1]", o.betas[1], Fraction),
             ("optimizer.alpha", o.alpha, Fraction),
-            ("regularization.l1", self.regularization.l1, NonNegative),
+            ("regularization.l1", r.l1, NonNegative),
             (
                 "regularization.label_smoothing",
-                self.regularization.label_smoothing,
+                r.label_smoothing,
                 Fraction,
             ),
             ("model.dropout", self.model.dropout, Fraction),
@@ -75,60 +95,14 @@ impl Config {
             ("trainer.epochs", t.epochs as f64, Positive),
         ]
         .into_iter()
-        .map(|(k, v, r)| (k.to_string(), v, r))
-        .collect();
-        let mut add = |key: &str, v: f64, rule| rules.push((key.to_string(), v, rule));
-        if es.enabled {
-            add(
-                "trainer.early_stopping.patience",
-                es.patience as f64,
-                Positive,
-            );
-            add(
-                "trainer.early_stopping.min_delta",
-                es.min_delta,
-                NonNegative,
-            );
-        }
-        match s.kind {
-            SchedulerKind::Step => {
-                add("lr_scheduler.step_size", s.step_size as f64, Positive);
-                add("lr_scheduler.gamma", s.gamma, Factor);
-            }
-            SchedulerKind::Cosine => {
-                add("lr_scheduler.t_max", s.t_max as f64, Positive);
-                add("lr_scheduler.eta_min", s.eta_min, NonNegative);
-            }
-            SchedulerKind::Plateau => add("lr_scheduler.factor", s.factor, Open01),
-            SchedulerKind::Onecycle => {
-                add("lr_scheduler.pct_start", s.pct_start, Open01);
-                add("lr_scheduler.div_factor", s.div_factor, Positive);
-                add(
-                    "lr_scheduler.final_div_factor",
-                    s.final_div_factor,
-                    Positive,
-                );
-            }
-            SchedulerKind::Piecewise => {
-                if s.piecewise.is_empty() {
-                    return Err(
-                        "lr_scheduler.piecewise = [] needs at least one [epochs, lr]".into(),
-                    );
-                }
-                for (i, (epochs, lr)) in s.piecewise.iter().enumerate() {
-                    add(
-                        &format!("lr_scheduler.piecewise[{i}] epochs"),
-                        *epochs as f64,
-                        Positive,
-                    );
-                    add(&format!("lr_scheduler.piecewise[{i}] lr"), *lr, Positive);
-                }
-            }
-            SchedulerKind::None => {}
-        }
-        if let Some((key, v, rule)) = rules.iter().find(|(_, v, rule)| !rule.holds(*v)) {
-            return Err(format!("{key} = {v} {}", rule.describe()));
-        }
+        .map(|(k, v, r)| rule(k, v, r))
+        .collect()
+    }
+
+    /// Rules between keys: Nesterov needs momentum, a batch fits the training split, the 1998 net takes
+    /// 28×28 grey images, the device is one lenet5 knows.
+    fn check_combinations(&self) -> Result<(), String> {
+        let (o, d, t) = (&self.optimizer, &self.data, &self.trainer);
         if o.kind == OptimizerKind::Sgd && o.nesterov && o.momentum <= 0.0 {
             return Err("optimizer.nesterov = true needs optimizer.momentum > 0".into());
         }
@@ -151,156 +125,137 @@ impl Config {
     }
 }
 
-impl Config {
-    /// Keys set away from their defaults that the chosen variant, optimizer or schedule never reads, as
-    /// `key = value (reason)`: a typo in an experiment's intent, worth a warning before hours of training.
-    pub fn ineffective(&self) -> Vec<String> {
-        let default = Config::default();
-        let (m, dm) = (&self.model, &default.model);
-        let (o, od) = (&self.optimizer, &default.optimizer);
-        let (s, sd) = (&self.lr_scheduler, &default.lr_scheduler);
-        let variant = m.variant.name();
-        let optimizer = o.kind.name();
-        let scheduler = s.kind.name();
-        let modern = m.variant == Variant::Lenet5Modern;
-        let old = m.variant == Variant::Lenet1998;
-        let adam_like = matches!(o.kind, OptimizerKind::Adam | OptimizerKind::Adamw);
-        let checks: Vec<(&str, bool, bool, &str)> = vec![
-            (
-                "model.activation",
-                m.activation != dm.activation,
-                modern || old,
-                &variant,
-            ),
-            (
-                "model.pooling",
-                m.pooling != dm.pooling,
-                modern || old,
-                &variant,
-            ),
-            ("model.init", m.init != dm.init, old, &variant),
-            ("model.dropout", m.dropout != dm.dropout, !modern, &variant),
-            (
-                "optimizer.momentum",
-                o.momentum != od.momentum,
-                !matches!(o.kind, OptimizerKind::Sgd | OptimizerKind::Rmsprop),
-                &optimizer,
-            ),
-            (
-                "optimizer.nesterov",
-                o.nesterov != od.nesterov,
-                o.kind != OptimizerKind::Sgd,
-                &optimizer,
-            ),
-            (
-                "optimizer.betas",
-                o.betas != od.betas,
-                !adam_like,
-                &optimizer,
-            ),
-            (
-                "optimizer.amsgrad",
-                o.amsgrad != od.amsgrad,
-                !adam_like,
-                &optimizer,
-            ),
-            (
-                "optimizer.eps",
-                o.eps != od.eps,
-                o.kind == OptimizerKind::Sgd,
-                &optimizer,
-            ),
-            (
-                "optimizer.alpha",
-                o.alpha != od.alpha,
-                o.kind != OptimizerKind::Rmsprop,
-                &optimizer,
-            ),
-            (
-                "optimizer.centered",
-                o.centered != od.centered,
-                o.kind != OptimizerKind::Rmsprop,
-                &optimizer,
-            ),
-            (
-                "lr_scheduler.step_size",
-                s.step_size != sd.step_size,
-                s.kind != SchedulerKind::Step,
-                &scheduler,
-            ),
-            (
-                "lr_scheduler.gamma",
-                s.gamma != sd.gamma,
-                s.kind != SchedulerKind::Step,
-                &scheduler,
-            ),
-            (
-                "lr_scheduler.t_max",
-                s.t_max != sd.t_max,
-                s.kind != SchedulerKind::Cosine,
-                &scheduler,
-            ),
-            (
-                "lr_scheduler.eta_min",
-                s.eta_min != sd.eta_min,
-                s.kind != SchedulerKind::Cosine,
-                &scheduler,
-            ),
-            (
-                "lr_scheduler.factor",
-                s.factor != sd.factor,
-                s.kind != SchedulerKind::Plateau,
-                &scheduler,
-            ),
-            (
-                "lr_scheduler.patience",
-                s.patience != sd.patience,
-                s.kind != SchedulerKind::Plateau,
-                &scheduler,
-            ),
-            (
-                "lr_scheduler.monitor",
-                s.monitor != sd.monitor,
-                s.kind != SchedulerKind::Plateau,
-                &scheduler,
-            ),
-            (
-                "lr_scheduler.piecewise",
-                s.piecewise != sd.piecewise,
-                s.kind != SchedulerKind::Piecewise,
-                &scheduler,
-            ),
-            (
-                "lr_scheduler.pct_start",
-                s.pct_start != sd.pct_start,
-                s.kind != SchedulerKind::Onecycle,
-                &scheduler,
-            ),
-            (
-                "lr_scheduler.div_factor",
-                s.div_factor != sd.div_factor,
-                s.kind != SchedulerKind::Onecycle,
-                &scheduler,
-            ),
-            (
+fn rule(key: &str, value: f64, rule: Rule) -> (String, f64, Rule) {
+    (key.to_string(), value, rule)
+}
+
+/// The ranges of the keys the chosen schedule reads.
+fn scheduler_ranges(s: &LrSchedulerConfig) -> Result<Vec<(String, f64, Rule)>, String> {
+    use Rule::*;
+    Ok(match s.kind {
+        SchedulerKind::Step => vec![
+            rule("lr_scheduler.step_size", s.step_size as f64, Positive),
+            rule("lr_scheduler.gamma", s.gamma, Factor),
+        ],
+        SchedulerKind::Cosine => vec![
+            rule("lr_scheduler.t_max", s.t_max as f64, Positive),
+            rule("lr_scheduler.eta_min", s.eta_min, NonNegative),
+        ],
+        SchedulerKind::Plateau => vec![rule("lr_scheduler.factor", s.factor, Open01)],
+        SchedulerKind::Onecycle => vec![
+            rule("lr_scheduler.pct_start", s.pct_start, Open01),
+            rule("lr_scheduler.div_factor", s.div_factor, Positive),
+            rule(
                 "lr_scheduler.final_div_factor",
-                s.final_div_factor != sd.final_div_factor,
-                s.kind != SchedulerKind::Onecycle,
-                &scheduler,
+                s.final_div_factor,
+                Positive,
             ),
-        ];
-        checks
-            .into_iter()
-            .filter(|(_, changed, ignored, _)| *changed && *ignored)
-            .map(|(key, _, _, by)| {
-                let section = key.split('.').next().unwrap_or_default();
-                let chooser = match section {
-                    "model" => "model.variant",
-                    "optimizer" => "optimizer.type",
-                    _ => "lr_scheduler.type",
-                };
-                format!("{key} has no effect with {chooser} = {by}")
+        ],
+        SchedulerKind::Piecewise if s.piecewise.is_empty() => {
+            return Err("lr_scheduler.piecewise = [] needs at least one [epochs, lr]".into());
+        }
+        SchedulerKind::Piecewise => (s.piecewise.iter().enumerate())
+            .flat_map(|(i, (epochs, lr))| {
+                [
+                    rule(
+                        &format!("lr_scheduler.piecewise[{i}] epochs"),
+                        *epochs as f64,
+                        Positive,
+                    ),
+                    rule(&format!("lr_scheduler.piecewise[{i}] lr"), *lr, Positive),
+                ]
             })
-            .collect()
+            .collect(),
+        SchedulerKind::None => vec![],
+    })
+}
+
+impl Variant {
+    /// The `model.*` keys this network reads (besides `variant`): the one declaration that warnings about
+    /// ineffective keys come from.
+    pub const fn reads(self) -> &'static [&'static str] {
+        match self {
+            Variant::Lenet5 => &["activation", "pooling", "init"],
+            Variant::Lenet5Modern => &["init", "dropout"],
+            Variant::Lenet1998 => &[],
+        }
     }
+}
+
+impl OptimizerKind {
+    /// The `optimizer.*` keys this optimizer reads (besides `type`).
+    pub const fn reads(self) -> &'static [&'static str] {
+        match self {
+            OptimizerKind::Sgd => &["lr", "weight_decay", "momentum", "nesterov"],
+            OptimizerKind::Adam | OptimizerKind::Adamw => {
+                &["lr", "weight_decay", "betas", "eps", "amsgrad"]
+            }
+            OptimizerKind::Rmsprop => {
+                &["lr", "weight_decay", "momentum", "eps", "alpha", "centered"]
+            }
+        }
+    }
+}
+
+impl SchedulerKind {
+    /// The `lr_scheduler.*` keys this schedule reads (besides `type`).
+    pub const fn reads(self) -> &'static [&'static str] {
+        match self {
+            SchedulerKind::None => &[],
+            SchedulerKind::Step => &["step_size", "gamma"],
+            SchedulerKind::Cosine => &["t_max", "eta_min"],
+            SchedulerKind::Plateau => &["factor", "patience", "monitor"],
+            SchedulerKind::Piecewise => &["piecewise"],
+            SchedulerKind::Onecycle => &["pct_start", "div_factor", "final_div_factor"],
+        }
+    }
+}
+
+impl Config {
+    /// Keys set away from their defaults that the chosen variant, optimizer or schedule never reads (by
+    /// their [`reads`](OptimizerKind::reads) declarations), as `key has no effect with chooser = name`: a
+    /// typo in an experiment's intent, worth a warning before hours of training.
+    pub fn ineffective(&self) -> Vec<String> {
+        let (m, o, s) = (&self.model, &self.optimizer, &self.lr_scheduler);
+        let sections = [
+            ("model", "variant", m.variant.name(), m.variant.reads()),
+            ("optimizer", "type", o.kind.name(), o.kind.reads()),
+            ("lr_scheduler", "type", s.kind.name(), s.kind.reads()),
+        ];
+        let (this, base) = (section_values(self), section_values(&Config::default()));
+        let mut warnings = vec![];
+        for (section, chooser, name, reads) in sections {
+            let (Some(set), Some(defaults)) = (this.get(section), base.get(section)) else {
+                continue;
+            };
+            for (key, value) in set {
+                let ignored = key != chooser && !reads.contains(&key.as_str());
+                let default = defaults.iter().find(|(k, _)| k == key).map(|(_, v)| v);
+                if ignored && default != Some(value) {
+                    warnings.push(format!(
+                        "{section}.{key} has no effect with {section}.{chooser} = {name}"
+                    ));
+                }
+            }
+        }
+        warnings
+    }
+}
+
+/// Each section of `config` as (key, value) pairs in file order.
+fn section_values(
+    config: &Config,
+) -> std::collections::HashMap<String, Vec<(String, serde_yaml::Value)>> {
+    let tree = serde_yaml::to_value(config).unwrap_or_default();
+    let mut sections = std::collections::HashMap::new();
+    for (name, section) in tree.as_mapping().into_iter().flatten() {
+        let pairs = section
+            .as_mapping()
+            .into_iter()
+            .flatten()
+            .filter_map(|(k, v)| Some((k.as_str()?.to_string(), v.clone())))
+            .collect();
+        sections.insert(name.as_str().unwrap_or_default().to_string(), pairs);
+    }
+    sections
 }

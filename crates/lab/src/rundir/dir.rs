@@ -33,6 +33,10 @@ pub const TEST_FILE: &str = "test.json";
 /// The best checkpoint scored on the clean training split (eval mode, no distortions, no dropout).
 pub const TRAIN_EVAL_FILE: &str = "train_eval.json";
 pub const PROVENANCE_FILE: &str = "provenance.json";
+/// A sweep's run: the output of the `lenet5 train` process that trains it.
+pub const TRAIN_LOG: &str = "train.log";
+/// Where runs go: the default `trainer.runs_dir`, `--runs-dir`, and a sweep directory's folder of runs.
+pub const RUNS_DIR: &str = "runs";
 pub const BEST_WEIGHTS: &str = "best.safetensors";
 pub const LAST_WEIGHTS: &str = "last.safetensors";
 /// The optimizer's state beside `last.safetensors`, where lenet5 owns it (Adam).
@@ -240,6 +244,13 @@ pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T
     let value = serde_json::from_str(&text)
         .map_err(|e| UsageError::error(format!("{}: {e}", path.display())))?;
     Ok(Some(value))
+}
+
+/// A file's name without its extension (`configs/relu.yaml` → `relu`), or `fallback`: the default name of
+/// a run (from its config) and of a sweep directory (from its sweep file).
+pub fn stem(path: &Path, fallback: &str) -> String {
+    path.file_stem()
+        .map_or_else(|| fallback.into(), |s| s.to_string_lossy().into_owned())
 }
 
 /// `YYYYmmdd-HHMMSS` in UTC: run directories sort by start time.

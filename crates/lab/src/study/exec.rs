@@ -5,7 +5,8 @@
 
 use super::sweep::{ERROR_FILE, Run, RunState, Sweep};
 use crate::LOCKED_EXIT;
-use crate::sys::interrupt::Interrupt;
+use crate::rundir::dir::TRAIN_LOG;
+use crate::sys::interrupt::{Interrupt, SIGINT_EXIT, SIGTERM_EXIT};
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::os::unix::process::CommandExt;
@@ -222,7 +223,7 @@ fn spawn(
     if retry {
         let _ = std::fs::remove_file(dir.join(ERROR_FILE));
     }
-    let log_path = dir.join("train.log");
+    let log_path = dir.join(TRAIN_LOG);
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -252,10 +253,10 @@ fn outcome(sweep: &Sweep, run: &Run, status: std::process::ExitStatus) -> Outcom
     }
     match status.code() {
         Some(LOCKED_EXIT) => Outcome::Locked,
-        None | Some(130) | Some(143) => Outcome::Stopped,
+        None | Some(SIGINT_EXIT | SIGTERM_EXIT) => Outcome::Stopped,
         Some(code) => {
             let log =
-                std::fs::read_to_string(sweep.run_dir(run).join("train.log")).unwrap_or_default();
+                std::fs::read_to_string(sweep.run_dir(run).join(TRAIN_LOG)).unwrap_or_default();
             let error = log.lines().rev().find_map(|l| l.strip_prefix("Error: "));
             Outcome::Failed(error.map_or_else(|| format!("exit code {code}"), str::to_string))
         }

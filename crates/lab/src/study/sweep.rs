@@ -12,7 +12,7 @@
 
 use crate::UsageError;
 use crate::config::{self, Config, Override};
-use crate::rundir::dir::{self, RunDir};
+use crate::rundir::dir::{self, RUNS_DIR, RunDir};
 use crate::sys::atomic;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
@@ -167,7 +167,7 @@ pub fn open(dir: &Path) -> Result<Sweep> {
     let spec: SweepFile = serde_yaml::from_value(tree).map_err(|e| bad(e.to_string()))?;
     let mut runs: Vec<Run> = serde_yaml::from_value(runs).map_err(|e| bad(e.to_string()))?;
     for run in &mut runs {
-        run.config = RunDir::open(&dir.join("runs").join(&run.id))?.config()?;
+        run.config = RunDir::open(&dir.join(RUNS_DIR).join(&run.id))?.config()?;
     }
     Ok(Sweep {
         dir: dir.to_path_buf(),
@@ -325,13 +325,13 @@ fn scalar(v: &Value) -> String {
 
 impl Sweep {
     pub fn run_dir(&self, run: &Run) -> PathBuf {
-        self.dir.join("runs").join(&run.id)
+        self.dir.join(RUNS_DIR).join(&run.id)
     }
 
     /// Creates the sweep directory: the resolved sweep file and, for each run not there yet, its directory
     /// with its config. A run directory that holds another config is an error (use another `--out`).
     pub fn prepare(&self) -> Result<()> {
-        std::fs::create_dir_all(self.dir.join("runs"))
+        std::fs::create_dir_all(self.dir.join(RUNS_DIR))
             .with_context(|| format!("cannot create sweep directory {}", self.dir.display()))?;
         for run in &self.runs {
             let dir = self.run_dir(run);

@@ -7,6 +7,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use signal_hook::consts::{SIGINT, SIGTERM};
 
+/// The exit code after SIGINT (Ctrl-C): 128 + the signal's number, as shells report it.
+pub const SIGINT_EXIT: i32 = 128 + SIGINT;
+/// The exit code after SIGTERM.
+pub const SIGTERM_EXIT: i32 = 128 + SIGTERM;
+
 /// Flags set by the signal handlers, polled by the training loop between batches.
 #[derive(Clone, Default)]
 pub struct Interrupt {
@@ -30,12 +35,12 @@ impl Interrupt {
         Ok(this)
     }
 
-    /// The exit code the process should end with (130 for SIGINT, 143 for SIGTERM), once a signal came.
+    /// The exit code the process should end with ([`SIGINT_EXIT`], [`SIGTERM_EXIT`]), once a signal came.
     pub fn requested(&self) -> Option<i32> {
         if self.sigint.load(Ordering::Relaxed) {
-            Some(128 + SIGINT)
+            Some(SIGINT_EXIT)
         } else if self.sigterm.load(Ordering::Relaxed) {
-            Some(128 + SIGTERM)
+            Some(SIGTERM_EXIT)
         } else {
             None
         }
