@@ -279,7 +279,7 @@ impl Trainer {
             seconds: started.elapsed().as_secs_f64(),
         };
         let improved = self.update_state(&row);
-        let (weights, optimizer) = self.snapshot();
+        let (weights, optimizer) = (self.weights(), self.opt.state());
         let record = Epoch {
             row,
             planned_epochs: self.config.trainer.epochs,
@@ -356,16 +356,11 @@ impl Trainer {
         )
     }
 
-    /// The model's variables and the optimizer's state as they stand (no data copied).
-    fn snapshot(
-        &self,
-    ) -> (
-        Vec<(String, tch::Tensor)>,
-        Option<Vec<(String, tch::Tensor)>>,
-    ) {
+    /// The model's variables as they stand, by name (no data copied).
+    fn weights(&self) -> Vec<(String, tch::Tensor)> {
         let mut weights: Vec<_> = self.vs.variables().into_iter().collect();
         weights.sort_by(|a, b| a.0.cmp(&b.0));
-        (weights, self.opt.state())
+        weights
     }
 
     /// Every output hears how the run ended.
