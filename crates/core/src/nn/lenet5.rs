@@ -2,8 +2,8 @@
 //! fc 84 → act, fc 10 — with the activation, pooling and initialisation the config picks; and the modern
 //! variant with the same widths (batch norm, ReLU, max pooling, dropout).
 //!
-//! With average pooling, conv → pool is computed as one stride-2 convolution ([`fused_conv_avg_pool`]): the
-//! same function (tests/model.rs holds it to the plain chain), measured faster through LibTorch on the CPU.
+//! This is the definition; what trains is the same function computed faster (`nn::fast::lenet5`, held to
+//! this one by tests/model.rs).
 
 use crate::data::Shape;
 use lenet5_lab::config::{Activation, Init, ModelConfig, Pooling};
@@ -17,10 +17,12 @@ use tch::nn::{self, ModuleT};
 pub const CONV1_CHANNELS: i64 = 6;
 pub const CONV2_CHANNELS: i64 = 16;
 pub const KERNEL: i64 = 5;
-pub const FC1_IN: i64 = CONV2_CHANNELS * 5 * 5;
+/// S4's 16 maps of 5×5 (28×28 → C1 28 → S2 14 → C3 10 → S4 5), flattened.
+pub const FC1_IN: i64 = CONV2_CHANNELS * S4_SIDE * S4_SIDE;
+pub const S4_SIDE: i64 = 5;
 pub const FC1_OUT: i64 = 120;
 pub const FC2_OUT: i64 = 84;
-pub const CLASSES: i64 = 10;
+pub const CLASSES: i64 = crate::data::NUM_CLASSES;
 
 #[derive(Debug)]
 pub struct LeNet5 {
@@ -149,22 +151,7 @@ impl LeNet5 {
         }
     }
 
-    /// conv → 2×2 pool, the seed's `pool(conv(x))`; with average pooling computed as
-    /// [`fused_conv_avg_pool`], the same function in one convolution.
-    pub fn conv_pool(&self, conv: &nn::Conv2D, xs: &Tensor, padding: i64) -> Tensor {
-        match self.pooling {
-            Pooling::Avg => fused_conv_avg_pool(conv, xs, padding),
-            Pooling::Max => self.pool(xs.apply(conv)),
-        }
-    }
-
-    /// The seed's chain written out op by op, without the fused form: what [`ModuleT::forward_t`] computes,
-    /// kept as the reference the tests hold the fused form to.
-    pub fn forward_plain(&self, xs: &Tensor) -> Tensor {
-        self.forward_tapped(xs, &mut |_, _| {})
-    }
-
-    /// [`LeNet5::forward_plain`], handing each layer's output to `tap` by its LeNet-5 name: C1 (the
+    /// [`ModuleT::forward_t`], handing each layer's output to `tap` by its LeNet-5 name: C1 (the
     /// convolution), S2 (pooled and activated, as the seed orders them), C3, S4, F5, F6.
     pub fn forward_tapped(&self, xs: &Tensor, tap: Tap) -> Tensor {
         let c1 = xs.apply(&self.conv1);
@@ -183,66 +170,15 @@ impl LeNet5 {
     }
 }
 
-/// `conv` then 2×2 average pooling with stride 2, as one stride-2 convolution: both are linear, so the pair
-/// is a convolution whose `(k+1)×(k+1)` kernel is the `k×k` one smeared by the 2×2 mean ([`pooled_kernel`]).
-/// The same function to float rounding with 2.8× fewer multiply-adds; the weights stay 5×5.
-pub fn fused_conv_avg_pool(conv: &nn::Conv2D, xs: &Tensor, padding: i64) -> Tensor {
-    stride2_conv(xs, &pooled_kernel(&conv.ws), conv.bs.as_ref(), padding)
-}
-
-/// A stride-2 convolution with an even `[O, I, 2m, 2m]` kernel. Where the input needs a gradient (conv2 in
-/// training) it is computed as a stride-1 m×m convolution over the space-to-depth input (each 2×2 block of
-/// pixels becomes 4 channels; the kernel is rearranged to match): the same sums in another order, but
-/// oneDNN's backward pass to a stride-1 convolution's input is much cheaper than to a strided one's (one
-/// training epoch: 1.33 s → 1.18 s median of 8). Where no input gradient is needed (conv1, evaluation) the
-/// extra copies cost more than they save, so the strided convolution stays; likewise for odd sides.
-pub fn stride2_conv(xs: &Tensor, kernel: &Tensor, bias: Option<&Tensor>, padding: i64) -> Tensor {
-    let (ks, xsize) = (kernel.size(), xs.size());
-    let (o, i, k) = (ks[0], ks[1], ks[2]);
-    let side = xsize[2] + 2 * padding;
-    let odd = k % 2 != 0 || side % 2 != 0 || (xsize[3] + 2 * padding) % 2 != 0;
-    if !xs.requires_grad() || odd {
-        return xs.conv2d(kernel, bias, [2, 2], [padding, padding], [1, 1], 1);
-    }
-    let m = k / 2;
-    // Space to depth: pixel (2y+a, 2x+b) of channel c goes to channel 4c + 2a + b (as pixel_unshuffle,
-    // whose scalar loop and backward cost more than this strided copy).
-    let kernel = kernel
-        .view([o, i, m, 2, m, 2])
-        .permute([0, 1, 3, 5, 2, 4])
-        .reshape([o, i * 4, m, m]);
-    let xs = if padding > 0 {
-        xs.constant_pad_nd([padding, padding, padding, padding])
-    } else {
-        xs.shallow_clone()
-    };
-    let (n, c, h, w) = (xsize[0], xsize[1], side / 2, (xsize[3] + 2 * padding) / 2);
-    xs.view([n, c, h, 2, w, 2])
-        .permute([0, 1, 3, 5, 2, 4])
-        .reshape([n, c * 4, h, w])
-        .conv2d(&kernel, bias, [1, 1], [0, 0], [1, 1], 1)
-}
-
-/// The kernel of "convolve with `w` `[O, I, k, k]`, then 2×2 average-pool with stride 2" as a single
-/// `[O, I, k+1, k+1]` kernel for a stride-2 convolution: W'[c, d] = (w[c, d] + w[c-1, d] + w[c, d-1] +
-/// w[c-1, d-1]) / 4, with w zero outside its k×k support. Differentiable, so gradients reach `w`.
-pub fn pooled_kernel(w: &Tensor) -> Tensor {
-    // A 2×2 stride-1 mean over w padded by one zero on every side (the zeros counted): one op, and one in
-    // the backward pass, where the four shifted copies took eight each way.
-    let (size, k) = (w.size(), w.size()[2]);
-    w.view([-1, 1, k, k])
-        .avg_pool2d([2, 2], [1, 1], [1, 1], false, true, None::<i64>)
-        .view([size[0], size[1], k + 1, k + 1])
-}
-
 impl ModuleT for LeNet5 {
     /// `[N, C, H, W]` normalised images → `[N, 10]` logits: the seed's conv → pool → act twice, then three
-    /// fully connected layers with the activation after the first two.
+    /// fully connected layers with the activation after the first two. Training computes the same function
+    /// faster (`nn::fast::lenet5`).
     fn forward_t(&self, xs: &Tensor, _train: bool) -> Tensor {
-        let xs = self.act(self.conv_pool(&self.conv1, xs, self.conv1_padding)); // C1 → S2
-        let xs = self.act(self.conv_pool(&self.conv2, &xs, 0)); // C3 → S4
-        let xs = self.act(xs.flatten(1, -1).apply(&self.fc1));
-        let xs = self.act(xs.apply(&self.fc2));
+        let xs = self.act(self.pool(xs.apply(&self.conv1))); // C1 → S2
+        let xs = self.act(self.pool(xs.apply(&self.conv2))); // C3 → S4
+        let xs = self.act(xs.flatten(1, -1).apply(&self.fc1)); // F5
+        let xs = self.act(xs.apply(&self.fc2)); // F6
         xs.apply(&self.fc3)
     }
 }

@@ -3,13 +3,15 @@
 //! - [`lenet5`]: LeNet-5 as the seed builds it (activation, pooling and init from the config), and the
 //!   modern variant with the same widths (batch norm, dropout);
 //! - [`lenet1998`]: LeNet-5 as LeCun et al. built it in 1998 (RBF output, sparse C3, scaled tanh);
-//! - [`loss`], [`optim`], [`schedule`], [`augment`]: objective and L1 penalty, optimizers, LR schedules,
-//!   random affine distortions.
+//! - [`loss`], [`optim`], [`augment`]: objective and L1 penalty, optimizers, random affine distortions;
+//! - [`fast`]: the speed forms that train (the same functions, computed faster), each held to its plain
+//!   form by a test.
 //!
 //! Variable paths are the seed's PyTorch attribute names (`conv1.weight`, …), so checkpoints load with
 //! `load_state_dict(strict=True)` in PyTorch.
 
 pub mod augment;
+pub mod fast;
 pub mod lenet1998;
 pub mod lenet5;
 pub mod loss;
@@ -93,7 +95,7 @@ impl Net {
 impl ModuleT for Net {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
         match self {
-            Net::Lenet5(n) => n.forward_t(xs, train),
+            Net::Lenet5(n) => fast::lenet5::forward(n, xs),
             Net::Lenet5Modern(n) => n.forward_t(xs, train),
             Net::Lenet1998(n) => n.forward_t(xs, train),
         }
