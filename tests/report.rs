@@ -169,7 +169,7 @@ fn report_command_flags_unfinished_runs() {
 
 #[test]
 fn console_numbers_use_scientific_notation_where_shorter() {
-    use lenet5_core::output::console::number;
+    use lenet5_lab::number;
     assert_eq!(number(0.0231), "0.0231");
     assert_eq!(number(16725553471957498653712471556096.0), "1.673e31");
     assert_eq!(number(2.5e-5), "2.500e-5");

@@ -31,15 +31,8 @@ pub fn resolved_config(path: Option<&Path>, overrides: &[Override]) -> Result<St
         Some(path) => config::load(path, overrides)?,
         None => config::apply(&Config::default(), overrides, "defaults")?,
     };
-    warn_ineffective(&config, "");
+    config.warn_ineffective("");
     config.to_yaml()
-}
-
-/// Prints a warning for each key the config sets that nothing reads ([`Config::ineffective`]).
-pub fn warn_ineffective(config: &Config, context: &str) {
-    for warning in config.ineffective() {
-        eprintln!("warning: {context}{warning}");
-    }
 }
 
 /// What `lenet5 test` found.
@@ -243,7 +236,8 @@ pub fn sweep(file: &Path, out: Option<&Path>, mode: SweepMode) -> Result<(Sweep,
     let mut warned = std::collections::HashSet::new();
     for run in &sweep.runs {
         if warned.insert(&run.group) {
-            warn_ineffective(&run.config, &format!("group `{}`: ", run.group));
+            run.config
+                .warn_ineffective(&format!("group `{}`: ", run.group));
         }
     }
     if !matches!(mode, SweepMode::DryRun) {

@@ -64,22 +64,7 @@ fn draw_panels<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, panels: &[Pane
     root.fill(&WHITE).map_err(err)?;
     let areas = root.split_evenly((1, panels.len().max(1)));
     for (panel, area) in panels.iter().zip(&areas) {
-        let all = || {
-            panel
-                .series
-                .iter()
-                .flat_map(|s| s.points.iter())
-                .filter(|p| p.1.is_finite())
-        };
-        let x_max = all().map(|p| p.0).fold(1.0f64, f64::max);
-        let (y_min, y_max) = all().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| {
-            (lo.min(p.1), hi.max(p.1))
-        });
-        let (y_min, y_max) = if y_min.is_finite() {
-            (y_min, y_max)
-        } else {
-            (0.0, 1.0)
-        };
+        let (x_max, (y_min, y_max)) = extent(panel);
         let pad = ((y_max - y_min) * 0.05).max(1e-4);
         let mut chart = ChartBuilder::on(area)
             .caption(&panel.title, ("sans-serif", 18))
@@ -98,44 +83,7 @@ fn draw_panels<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, panels: &[Pane
             .draw()
             .map_err(err)?;
         for s in &panel.series {
-            let color = s.color;
-            if !s.band.is_empty() {
-                let outline: Vec<(f64, f64)> = s
-                    .band
-                    .iter()
-                    .map(|b| (b.0, b.2))
-                    .chain(s.band.iter().rev().map(|b| (b.0, b.1)))
-                    .collect();
-                chart
-                    .draw_series(std::iter::once(Polygon::new(outline, color.mix(0.15))))
-                    .map_err(err)?;
-            }
-            chart
-                .draw_series(LineSeries::new(
-                    s.points.iter().copied().filter(|p| p.1.is_finite()),
-                    color.stroke_width(2),
-                ))
-                .map_err(err)?
-                .label(s.label.as_str())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
-                });
-            // A line needs two points: a one-epoch run is drawn as a dot.
-            let finite: Vec<(f64, f64)> = s
-                .points
-                .iter()
-                .copied()
-                .filter(|p| p.1.is_finite())
-                .collect();
-            if finite.len() == 1 {
-                chart
-                    .draw_series(
-                        finite
-                            .into_iter()
-                            .map(|p| Circle::new(p, 4, color.filled())),
-                    )
-                    .map_err(err)?;
-            }
+            draw_series(&mut chart, s)?;
         }
         chart
             .configure_series_labels()
@@ -147,6 +95,62 @@ fn draw_panels<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, panels: &[Pane
             .map_err(err)?;
     }
     root.present().map_err(err)?;
+    Ok(())
+}
+
+/// The largest x and the (min, max) of the finite y values of a panel's series ((0, 1) when none is).
+fn extent(panel: &Panel) -> (f64, (f64, f64)) {
+    let all = || {
+        (panel.series.iter())
+            .flat_map(|s| s.points.iter())
+            .filter(|p| p.1.is_finite())
+    };
+    let x_max = all().map(|p| p.0).fold(1.0f64, f64::max);
+    let (lo, hi) = all().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| {
+        (lo.min(p.1), hi.max(p.1))
+    });
+    (x_max, if lo.is_finite() { (lo, hi) } else { (0.0, 1.0) })
+}
+
+type Cartesian<'a, DB> = ChartContext<
+    'a,
+    DB,
+    Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+>;
+
+/// One series: its band (shaded), its line with a legend entry, and a dot where it has a single point (a
+/// line needs two: a one-epoch run).
+fn draw_series<DB: DrawingBackend>(chart: &mut Cartesian<DB>, s: &Series) -> Result<()> {
+    let err = drawing_error::<DB>;
+    let color = s.color;
+    if !s.band.is_empty() {
+        let outline: Vec<(f64, f64)> = (s.band.iter().map(|b| (b.0, b.2)))
+            .chain(s.band.iter().rev().map(|b| (b.0, b.1)))
+            .collect();
+        chart
+            .draw_series(std::iter::once(Polygon::new(outline, color.mix(0.15))))
+            .map_err(err)?;
+    }
+    let finite: Vec<(f64, f64)> = s
+        .points
+        .iter()
+        .copied()
+        .filter(|p| p.1.is_finite())
+        .collect();
+    chart
+        .draw_series(LineSeries::new(
+            finite.iter().copied(),
+            color.stroke_width(2),
+        ))
+        .map_err(err)?
+        .label(s.label.as_str())
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
+    if finite.len() == 1 {
+        let dots = finite
+            .into_iter()
+            .map(|p| Circle::new(p, 4, color.filled()));
+        chart.draw_series(dots).map_err(err)?;
+    }
     Ok(())
 }
 

@@ -47,6 +47,16 @@ pub fn command_name() -> String {
         .unwrap_or_else(|| "lenet5".to_string())
 }
 
+/// A number for a person: four decimals in the usual range, scientific notation where that is shorter
+/// (a learning rate of 1e-4, a loss of 1.7e31 after a bad learning rate).
+pub fn number(x: f64) -> String {
+    if x == 0.0 || (1e-3..1e5).contains(&x.abs()) {
+        format!("{x:.4}")
+    } else {
+        format!("{x:.3e}")
+    }
+}
+
 /// The exit code of `train` when another process holds the run's lock (BSD's EX_TEMPFAIL: try again).
 pub const LOCKED_EXIT: i32 = 75;
 

@@ -1,6 +1,6 @@
-//! Datasets: the one place that knows each dataset's files, image shape and normalisation ([`Dataset`]),
-//! loading them onto the training device, the seeded train/validation split, and the [`Split`]s that carry
-//! their normalisation with them. File checks and fetching are in [`files`].
+//! Datasets on the device: loading each dataset's files (its names, shapes and normalisation are
+//! [`Dataset`]'s, in the lab crate's config), normalising them, the seeded train/validation split, and the
+//! [`Split`]s that carry their normalisation with them. File checks and fetching are in [`files`].
 
 pub mod files;
 pub mod image;

@@ -8,10 +8,10 @@
 use crate::data::Shape;
 use lenet5_lab::config::{Activation, Init, ModelConfig, Pooling};
 use tch::Tensor;
+use tch::nn::{self, ModuleT};
 
 /// Receives each named layer output of a forward pass (for `lenet5 serve`'s page).
 pub type Tap<'a> = &'a mut dyn FnMut(&'static str, &Tensor);
-use tch::nn::{self, ModuleT};
 
 /// Layer sizes: conv 6@5×5 (padding 2, so 28×28 stays 28×28) → pool → conv 16@5×5 → pool → 120 → 84 → 10.
 pub const CONV1_CHANNELS: i64 = 6;

@@ -2,6 +2,7 @@
 
 use super::{End, Epoch, Sink};
 use anyhow::Result;
+use lenet5_lab::number;
 
 /// Prints each epoch's numbers.
 pub struct Console {
@@ -35,15 +36,5 @@ impl Sink for Console {
 
     fn end(&mut self, _end: &End) -> Result<()> {
         Ok(())
-    }
-}
-
-/// A number for a person: four decimals in the usual range, scientific notation where that is shorter
-/// (a learning rate of 1e-4, a loss of 1.7e31 after a bad learning rate).
-pub fn number(x: f64) -> String {
-    if x == 0.0 || (1e-3..1e5).contains(&x.abs()) {
-        format!("{x:.4}")
-    } else {
-        format!("{x:.3e}")
     }
 }

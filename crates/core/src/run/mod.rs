@@ -144,9 +144,7 @@ fn open(start: Start) -> Result<Opened> {
 
 /// Threads and device: set once per process.
 fn prepare(config: &Config) -> Result<Device> {
-    for warning in config.ineffective() {
-        eprintln!("warning: {warning}");
-    }
+    config.warn_ineffective("");
     if config.trainer.threads > 0 {
         tch::set_num_threads(config.trainer.threads as i32);
     }
@@ -410,8 +408,8 @@ impl Trainer {
         };
         anyhow::anyhow!(
             "training diverged: loss is NaN/Inf in epoch {epoch}, batch {batch} (lr {}); try a lower learning rate (e.g. --lr {}); {best}",
-            short(lr),
-            short(lr / 10.0)
+            lenet5_lab::number(lr),
+            lenet5_lab::number(lr / 10.0)
         )
     }
 
@@ -435,11 +433,4 @@ impl Trainer {
             test,
         })
     }
-}
-
-/// A learning rate as a person writes it: `0.001`, `1e30`, not `1000000000000000000000000000000`.
-fn short(x: f64) -> String {
-    let plain = format!("{x}");
-    let sci = format!("{x:e}");
-    if sci.len() < plain.len() { sci } else { plain }
 }

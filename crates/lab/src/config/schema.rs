@@ -126,7 +126,7 @@ choice!(
 );
 choice!(
     /// Which network: the seed's LeNet-5, the same widths with batch norm and dropout, or LeCun et al.'s
-    /// 1998 network (`src/lenet1998.rs`).
+    /// 1998 network (`lenet5_core::nn::lenet1998`).
     Variant {
         Lenet5,
         Lenet5Modern,

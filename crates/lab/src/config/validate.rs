@@ -242,6 +242,16 @@ impl Config {
     }
 }
 
+impl Config {
+    /// Prints a warning for each key the config sets that nothing reads ([`Config::ineffective`]),
+    /// after `context` (a sweep's group, say).
+    pub fn warn_ineffective(&self, context: &str) {
+        for warning in self.ineffective() {
+            eprintln!("warning: {context}{warning}");
+        }
+    }
+}
+
 /// Each section of `config` as (key, value) pairs in file order.
 fn section_values(
     config: &Config,

@@ -63,47 +63,14 @@ pub fn write_job(sweep: &Sweep, pending: &[&Run], opts: &Options) -> Result<Opti
     let n = (1..)
         .find(|n| !dir.join(format!("batch-{n}.runs")).exists())
         .expect("a free number");
+    let per_task = opts.runs_per_task.max(1);
+    let tasks = pending.len().div_ceil(per_task);
+    // Every check before the first file, so a refused option leaves no half-written job.
+    let header = sbatch_header(sweep, opts, tasks, &dir.join(format!("batch-{n}-%a.out")))?;
     let runs_path = dir.join(format!("batch-{n}.runs"));
     let list: String = pending.iter().map(|r| format!("{}\n", r.id)).collect();
     crate::sys::atomic::write(&runs_path, list.as_bytes())?;
-    let per_task = opts.runs_per_task.max(1);
-    let tasks = pending.len().div_ceil(per_task);
     let exe = std::env::current_exe().context("cannot find the lenet5 binary")?;
-    let cwd = std::env::current_dir()?;
-    let name = sweep
-        .dir
-        .file_name()
-        .map_or("sweep".into(), |s| s.to_string_lossy().into_owned());
-    let mut header = vec![
-        format!("--job-name=lenet5-{name}"),
-        format!(
-            "--array=0-{}{}",
-            tasks - 1,
-            opts.max_parallel.map_or(String::new(), |k| format!("%{k}"))
-        ),
-        format!("--cpus-per-task={}", opts.cpus_per_task),
-        "--ntasks=1".into(),
-        format!("--output={}/batch-{n}-%a.out", dir.display()),
-        format!("--chdir={}", cwd.display()),
-    ];
-    header.extend(opts.partition.iter().map(|p| format!("--partition={p}")));
-    header.extend(opts.account.iter().map(|a| format!("--account={a}")));
-    header.extend(opts.qos.iter().map(|q| format!("--qos={q}")));
-    header.extend(opts.mem.iter().map(|m| format!("--mem={m}")));
-    header.extend(opts.time.iter().map(|t| format!("--time={t}")));
-    header.extend(
-        opts.gpus_per_task
-            .iter()
-            .map(|g| format!("--gpus-per-task={g}")),
-    );
-    for arg in &opts.sbatch_args {
-        if arg.contains('\n') {
-            return Err(UsageError::error(format!(
-                "--sbatch-arg {arg:?}: one option per flag, without line breaks"
-            )));
-        }
-        header.push(arg.clone());
-    }
     let setup = opts
         .setup
         .as_ref()
@@ -114,16 +81,11 @@ pub fn write_job(sweep: &Sweep, pending: &[&Run], opts: &Options) -> Result<Opti
         ""
     };
     let script = format!(
-        "#!/bin/bash\n{}\n\
+        "#!/bin/bash\n{header}\n\
          # Written by `lenet5 sweep --slurm`: array task i trains runs i*{per_task} .. i*{per_task}+{} of\n\
          # {}, one after another. A task stopped by the time limit (SIGTERM) leaves them resumable;\n\
          # `lenet5 sweep SWEEP.yaml --out {} --slurm --submit` again submits only what is unfinished.\n\
          {setup}exec {} sweep-task {} --index \"$SLURM_ARRAY_TASK_ID\" --runs-per-task {per_task} --threads \"${{SLURM_CPUS_PER_TASK:-{}}}\"{device}\n",
-        header
-            .iter()
-            .map(|h| format!("#SBATCH {h}"))
-            .collect::<Vec<_>>()
-            .join("\n"),
         per_task - 1,
         runs_path.display(),
         sweep.dir.display(),
@@ -138,6 +100,46 @@ pub fn write_job(sweep: &Sweep, pending: &[&Run], opts: &Options) -> Result<Opti
         runs: runs_path,
         tasks,
     }))
+}
+
+/// The script's `#SBATCH` lines: the job's name, array, resources, output file and working directory, then
+/// the user's own options (one per `--sbatch-arg`, refused with a line break in it).
+fn sbatch_header(sweep: &Sweep, opts: &Options, tasks: usize, output: &Path) -> Result<String> {
+    let cwd = std::env::current_dir()?;
+    let name = sweep
+        .dir
+        .file_name()
+        .map_or("sweep".into(), |s| s.to_string_lossy().into_owned());
+    let limit = opts.max_parallel.map_or(String::new(), |k| format!("%{k}"));
+    let mut header = vec![
+        format!("--job-name=lenet5-{name}"),
+        format!("--array=0-{}{limit}", tasks - 1),
+        format!("--cpus-per-task={}", opts.cpus_per_task),
+        "--ntasks=1".into(),
+        format!("--output={}", output.display()),
+        format!("--chdir={}", cwd.display()),
+    ];
+    header.extend(opts.partition.iter().map(|p| format!("--partition={p}")));
+    header.extend(opts.account.iter().map(|a| format!("--account={a}")));
+    header.extend(opts.qos.iter().map(|q| format!("--qos={q}")));
+    header.extend(opts.mem.iter().map(|m| format!("--mem={m}")));
+    header.extend(opts.time.iter().map(|t| format!("--time={t}")));
+    header.extend(
+        opts.gpus_per_task
+            .iter()
+            .map(|g| format!("--gpus-per-task={g}")),
+    );
+    if let Some(arg) = opts.sbatch_args.iter().find(|a| a.contains('\n')) {
+        return Err(UsageError::error(format!(
+            "--sbatch-arg {arg:?}: one option per flag, without line breaks"
+        )));
+    }
+    header.extend(opts.sbatch_args.iter().cloned());
+    Ok(header
+        .iter()
+        .map(|h| format!("#SBATCH {h}"))
+        .collect::<Vec<_>>()
+        .join("\n"))
 }
 
 /// Submits `job` with `sbatch`; returns the job id.
