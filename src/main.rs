@@ -11,6 +11,9 @@ fn main() {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     let cli = lenet5::cli::Cli::parse();
+    if cli.trains() {
+        lenet5_lab::sys::cpu::reexec_with_spin_limit();
+    }
     if let Err(e) = lenet5::cli::run(cli) {
         match e.downcast_ref::<Interrupted>() {
             Some(i) => eprintln!("{i}"),

@@ -51,6 +51,17 @@ pub enum Command {
     SweepTask(SweepTaskArgs),
 }
 
+impl Cli {
+    /// Whether the command trains (here or in child processes): those start with OpenMP's spinning limited
+    /// (`lenet5_lab::sys::cpu::reexec_with_spin_limit`).
+    pub fn trains(&self) -> bool {
+        matches!(
+            self.command,
+            Command::Train(_) | Command::Sweep(_) | Command::SweepTask(_)
+        )
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct SweepArgs {
     /// The sweep file (YAML: base, set, variants, grid, seeds, baseline).

@@ -29,6 +29,7 @@ use lenet5_lab::rundir::evaluation::Evaluation;
 use lenet5_lab::rundir::metrics::EpochRow;
 use lenet5_lab::rundir::metrics::MetricsWriter;
 use lenet5_lab::rundir::state::{RunStatus, TrainState};
+use lenet5_lab::sys::cpu;
 use lenet5_lab::sys::interrupt::{Interrupt, Interrupted};
 use std::fs::File;
 use std::path::PathBuf;
@@ -145,14 +146,32 @@ fn open(start: Start) -> Result<Opened> {
 /// Threads and device: set once per process.
 fn prepare(config: &Config) -> Result<Device> {
     config.warn_ineffective("");
-    if config.trainer.threads > 0 {
-        tch::set_num_threads(config.trainer.threads as i32);
-    }
+    set_threads(config.trainer.threads);
     let device = device::resolve(&config.trainer.device).context("trainer.device")?;
     if device.is_cuda() {
         tch::Cuda::cudnn_set_benchmark(config.trainer.cudnn_benchmark);
     }
     Ok(device)
+}
+
+/// LibTorch's intra-op threads: the config's count, or with 0 the cores nothing else is using, chosen once
+/// and claimed for the life of the process ([`cpu::Claim`]), so that two trainings started together share
+/// the cores instead of spinning against each other.
+fn set_threads(configured: usize) {
+    let dir = cpu::claims_dir();
+    let (threads, claim) = if configured > 0 {
+        (configured, cpu::Claim::register(&dir, configured))
+    } else {
+        let (threads, claim) = cpu::Claim::auto(&dir);
+        let cores = cpu::cores();
+        eprintln!(
+            "threads: {threads} of {cores} cores (trainer.threads 0: the cores not busy now)"
+        );
+        (threads, claim)
+    };
+    // The claim lasts as long as the process: its file stays until another lenet5 finds the process gone.
+    std::mem::forget(claim);
+    tch::set_num_threads(threads as i32);
 }
 
 /// Creates and locks a new run directory, then writes everything `--resume` needs before the first batch:

@@ -140,14 +140,14 @@ impl Untyped {
     fn with_value(&self) -> String {
         match self {
             Untyped::Type(e) => e.with_value(),
-            Untyped::Serde { path, message } => format!("{path}: {}", cut(message)),
+            Untyped::Serde { path, message } => format!("{path}: {}", cut_at(message, 300)),
         }
     }
 
     fn without_value(&self) -> String {
         match self {
             Untyped::Type(e) => e.without_value(),
-            Untyped::Serde { message, .. } => cut(message),
+            Untyped::Serde { message, .. } => cut_at(message, 300),
         }
     }
 }
@@ -166,12 +166,18 @@ fn typed(tree: Value) -> std::result::Result<Config, Untyped> {
 
 /// `value`, or its first 40 characters and how many more, when it is longer than 60.
 pub fn cut(value: &str) -> String {
-    let n = value.chars().count();
-    if n <= 60 {
-        value.to_string()
+    cut_at(value, 60)
+}
+
+/// `text`, or its first `max - 20` characters and how many more, when it is longer than `max`: a serde
+/// message lists the allowed choices (kept whole) around the user's value (cut when huge).
+fn cut_at(text: &str, max: usize) -> String {
+    let n = text.chars().count();
+    if n <= max {
+        text.to_string()
     } else {
-        let head: String = value.chars().take(40).collect();
-        format!("{head}… ({} more characters)", n - 40)
+        let head: String = text.chars().take(max - 20).collect();
+        format!("{head}… ({} more characters)", n - (max - 20))
     }
 }
 
