@@ -170,9 +170,10 @@ fn a_study_report_holds_to_scipy_and_statsmodels() {
 }
 
 /// The shipped studies (results/study-2026-12/*): their committed groups.csv and comparisons.csv are what
-/// today's `lenet5 report` makes of their run files, and scipy/statsmodels agree with every number and
-/// verdict in them — real data, where every verdict the rules know occurs (differs, equivalent,
-/// inconclusive, identical runs).
+/// today's `lenet5 report` makes of their run files, so are those of their one-family report
+/// (results/study-2026-12/report), and scipy/statsmodels agree with every number and verdict in them — real
+/// data, where every verdict the rules know occurs (differs, negligible, equivalent, inconclusive,
+/// identical runs).
 #[test]
 fn the_shipped_studies_hold_to_scipy_and_statsmodels() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -230,8 +231,42 @@ fn the_shipped_studies_hold_to_scipy_and_statsmodels() {
             assert!(String::from_utf8_lossy(&out).starts_with("checked "));
         }
     }
+    // One family over all of them: the report the README's and docs/results.md's claims come from.
+    let both = scratch.join("all");
+    let mut args = vec!["report".to_string()];
+    args.extend(names.iter().map(|n| studies.join(n).display().to_string()));
+    args.extend(["--out".into(), both.display().to_string()]);
+    ok(lenet5(
+        root,
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+    ));
+    for file in ["groups.csv", "comparisons.csv"] {
+        let read = |p: std::path::PathBuf| std::fs::read_to_string(p).unwrap();
+        assert!(
+            read(both.join(file)) == read(studies.join("report").join(file)),
+            "results/study-2026-12/report/{file} is not what `lenet5 report` makes of the three studies today"
+        );
+    }
+    let mut r = csv::Reader::from_path(both.join("comparisons.csv")).unwrap();
+    let at = r
+        .headers()
+        .unwrap()
+        .iter()
+        .position(|h| h == "verdict")
+        .unwrap();
+    verdicts.extend(r.records().map(|r| r.unwrap()[at].to_string()));
+    if let Some(python) = &python {
+        let mut args = vec![
+            root.join("tests/check_study.py").display().to_string(),
+            both.display().to_string(),
+        ];
+        args.extend(names.iter().map(|n| studies.join(n).display().to_string()));
+        let out = run_python(python, &args.iter().map(String::as_str).collect::<Vec<_>>());
+        assert!(String::from_utf8_lossy(&out).starts_with("checked "));
+    }
     for verdict in [
         "differs",
+        "negligible",
         "equivalent",
         "inconclusive",
         "identical runs (not tested)",

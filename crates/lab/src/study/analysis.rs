@@ -477,7 +477,8 @@ fn shared_section(groups: &[Group]) -> String {
          evidence.\n\n",
     );
     for (a, b, n) in shared {
-        out += &format!("- {a} and {b}: {n} runs\n");
+        let runs = if n == 1 { "run" } else { "runs" };
+        out += &format!("- {a} and {b}: {n} {runs}\n");
     }
     out
 }
