@@ -1,19 +1,31 @@
 #!/usr/bin/env python3
 """Recomputes a study report's numbers from its run files with scipy and statsmodels and compares them with
-lenet5's groups.csv and comparisons.csv (tests/study.rs runs it). Usage: check_study.py SWEEP_DIR REPORT_DIR.
+lenet5's groups.csv and comparisons.csv (tests/study.rs runs it). Usage: check_study.py REPORT_DIR SWEEP_DIR...
+(several sweep directories: one report over all of them, its groups named `sweep/group`).
 
-Every tested comparison: Welch's Δ, interval and p (scipy), Holm over the family and Bonferroni's
-simultaneous interval (statsmodels / scipy), the minimal detectable difference, TOST at the margin (statsmodels ttost_ind, unequal variances,
-Holm over the family); every group: Kaplan–Meier medians of epochs to 98% / 99% (scipy ecdf on censored
-data) with their Brookmeyer–Crowley interval (the log-log band) and in optimizer steps; every comparison,
-the log-rank p against the reference (scipy logrank). Exits 1 naming the first mismatch."""
-import csv, glob, json, math, os, sys, warnings
+Every group: Kaplan–Meier medians of epochs to 98% / 99% (scipy ecdf on censored data; a run that never got
+there censored at its planned budget, trainer.epochs) with their Brookmeyer–Crowley interval (the log-log band)
+and in optimizer steps; the test interval clipped to [0, 100]. Every comparison: which runs pair by seed and
+which are shared (same config up to threads/device/runs_dir/tensorboard/save_period, or the same numbers), and
+so which test it must use; then Δ, its interval and p (scipy ttest_rel when paired, ttest_ind(equal_var=False)
+otherwise; ttest_1samp of per-seed contrast values or a Welch–Satterthwaite contrast for a grid's main effects
+and interactions), TOST (statsmodels ttost_paired / ttost_ind, unequal variances), Holm over the family
+(statsmodels multipletests), Bonferroni's simultaneous interval, the equivalence bound (the 1 − 2α/m interval's
+farther end), the minimal detectable difference, P(improvement) (Mann–Whitney U / nm) with Newcombe's score
+interval (scipy brentq), the gap's difference (same test, Holm in its own family), the log-rank p (scipy
+logrank), and Lakens' four verdicts. Exits 1 naming the first mismatch."""
+import csv, json, math, os, sys, warnings
 import numpy as np
-from scipy import stats
+from scipy import optimize, stats
 from statsmodels.stats.multitest import multipletests
-from statsmodels.stats.weightstats import ttost_ind
+from statsmodels.stats.weightstats import ttost_ind, ttost_paired
 
-sweep_dir, report_dir = sys.argv[1], sys.argv[2]
+report_dir, sweep_dirs = sys.argv[1], sys.argv[2:]
+multi = len(sweep_dirs) > 1
+sweeps = {(os.path.basename(os.path.normpath(d)) if multi else ""): d for d in sweep_dirs}
+manifests = {
+    name: list(csv.DictReader(open(os.path.join(d, "manifest.csv")))) for name, d in sweeps.items()
+}
 
 
 def rows(name):
@@ -22,43 +34,97 @@ def rows(name):
 
 
 groups_csv, comparisons = rows("groups.csv"), rows("comparisons.csv")
-manifest = {r["id"]: r for r in csv.DictReader(open(os.path.join(sweep_dir, "manifest.csv")))}
 
 
-def runs(group):
-    return [os.path.join(sweep_dir, "runs", i) for i, r in manifest.items() if r["group"] == group]
+def locate(label):
+    """(sweep name, group) of a report's group name."""
+    return tuple(label.split("/", 1)) if multi else ("", label)
 
 
-def accuracies(group):
-    return np.array([100 * json.load(open(os.path.join(d, "test.json")))["accuracy"] for d in runs(group)])
+def runs(label):
+    study, group = locate(label)
+    d = sweeps[study]
+    return [os.path.join(d, "runs", r["id"]) for r in manifests[study] if r["group"] == group and r["status"] == "finished"]
 
 
-def config_value(run, key):
-    """A top-level-unique key's value in a run's config.yaml (the file lenet5 writes: `  key: value  # ...`)."""
-    line = next(l for l in open(os.path.join(run, "config.yaml")) if l.strip().startswith(key + ":"))
-    return line.split(":", 1)[1].split("#")[0].strip()
+def config_lines(run):
+    """config.yaml as (section, key, value) without comments."""
+    section, out = "", []
+    for line in open(os.path.join(run, "config.yaml")):
+        text = line.split("#")[0].rstrip()
+        if not text.strip():
+            continue
+        if not text.startswith(" "):
+            section = text.strip().rstrip(":")
+            continue
+        key, _, value = text.strip().partition(":")
+        out.append((section, key, value.strip()))
+    return out
 
 
-def validated(group):
-    """Every run held out a validation split (else its validation columns are the running training numbers,
-    and lenet5 reports no convergence for the group)."""
-    return all(float(config_value(d, "validation_split")) > 0 for d in runs(group))
+def config_value(run, section, key):
+    return next(v for s, k, v in config_lines(run) if s == section and k == key)
 
 
-def steps_per_epoch(group):
+def seeds(run):
+    return (int(config_value(run, "trainer", "seed")), int(config_value(run, "data", "seed")))
+
+
+IGNORED = {("trainer", k) for k in ["threads", "device", "runs_dir", "tensorboard", "save_period"]}
+
+
+def accuracy(run):
+    return 100 * json.load(open(os.path.join(run, "test.json")))["accuracy"]
+
+
+def gap(run):
+    path = os.path.join(run, "train_eval.json")
+    if not os.path.exists(path):
+        return None
+    return 100 * json.load(open(path))["accuracy"] - accuracy(run)
+
+
+def metrics(run):
+    return list(csv.DictReader(open(os.path.join(run, "metrics.csv"))))
+
+
+def same_run(x, y):
+    strip = lambda r: [l for l in config_lines(r) if (l[0], l[1]) not in IGNORED]
+    if strip(x) == strip(y):
+        return True
+    mx, my = metrics(x), metrics(y)
+    n = min(len(mx), len(my))
+    cols = ["loss", "accuracy", "val_loss", "val_accuracy"]
+    return n > 0 and accuracy(x) == accuracy(y) and all(
+        float(p[c]) == float(q[c]) for p, q in zip(mx[:n], my[:n]) for c in cols
+    )
+
+
+def seed_pairs(a, b):
+    by_seed = {seeds(y): y for y in b}
+    return [(x, by_seed[seeds(x)]) for x in a if seeds(x) in by_seed]
+
+
+def validated(label):
+    """Every run held out a validation split (else lenet5 reports no convergence for the group)."""
+    return all(float(config_value(d, "data", "validation_split")) > 0 for d in runs(label))
+
+
+def steps_per_epoch(label):
     """Optimizer steps in one epoch on the dataset's full training split (its nominal size), first run's config."""
-    run = runs(group)[0]
-    train = {"mnist": 60000, "fashion-mnist": 60000, "cifar10": 50000}[config_value(run, "dataset")]
-    split, batch = float(config_value(run, "validation_split")), int(config_value(run, "batch_size"))
+    run = runs(label)[0]
+    train = {"mnist": 60000, "fashion-mnist": 60000, "cifar10": 50000}[config_value(run, "data", "dataset")]
+    split, batch = float(config_value(run, "data", "validation_split")), int(config_value(run, "data", "batch_size"))
     return math.ceil(math.floor(train * (1 - split)) / batch)
 
 
-def durations(group, threshold):
+def durations(label, threshold):
     times, observed = [], []
-    for d in runs(group):
-        metrics = list(csv.DictReader(open(os.path.join(d, "metrics.csv"))))
-        hit = next((int(r["epoch"]) for r in metrics if float(r["val_accuracy"]) >= threshold), None)
-        times.append(hit if hit is not None else int(metrics[-1]["epoch"]))
+    for d in runs(label):
+        m = metrics(d)
+        hit = next((int(r["epoch"]) for r in m if float(r["val_accuracy"]) >= threshold), None)
+        budget = max(int(m[-1]["epoch"]), int(config_value(d, "trainer", "epochs")))
+        times.append(hit if hit is not None else budget)
         observed.append(hit is not None)
     t, e = np.array(times, float), np.array(observed)
     return stats.CensoredData(uncensored=t[e], right=t[~e]), e.sum()
@@ -72,8 +138,26 @@ def close(name, got, want, tol=1e-6):
         sys.exit(f"{name}: lenet5 {got}, scipy/statsmodels {want}")
 
 
+def newcombe(a, b):
+    """P(improvement) and Newcombe's (2006) Method 5 score interval."""
+    m, n = len(a), len(b)
+    th = stats.mannwhitneyu(a, b).statistic / (m * n)
+    ns, z = (m + n) / 2, stats.norm.ppf(0.975)
+    v = lambda t: t * (1 - t) / (m * n) * (1 + (ns - 1) * (1 - t) / (2 - t) + (ns - 1) * t / (1 + t))
+    f = lambda t: abs(t - th) - z * math.sqrt(max(v(t), 0))
+    lo = 0.0 if th == 0 else optimize.brentq(f, 0, th - 1e-12 if th == 1 else th)
+    hi = 1.0 if th == 1 else optimize.brentq(f, th + 1e-12 if th == 0 else th, 1)
+    return th, lo, hi
+
+
 checked = 0
 for g in groups_csv:
+    accs = np.array([accuracy(d) for d in runs(g["group"])])
+    if len(accs) > 1:
+        half = stats.t.ppf(0.975, len(accs) - 1) * stats.sem(accs)  # 0 when every run scored alike
+        ci = (accs.mean() - half, accs.mean() + half)
+        close(f"{g['group']} test_ci_low", g["test_ci_low"], max(ci[0], 0.0))
+        close(f"{g['group']} test_ci_high", g["test_ci_high"], min(ci[1], 100.0))
     for threshold, column in [(0.98, "epochs_to_98_median"), (0.99, "epochs_to_99_median")]:
         data, events = durations(g["group"], threshold)
         if events == 0 or not validated(g["group"]):
@@ -97,41 +181,168 @@ for g in groups_csv:
         close(f"{g['group']} {steps}", g[steps], median * steps_per_epoch(g["group"]))
         checked += 1
 
-tested = [c for c in comparisons if c["verdict"] not in ("identical runs (not tested)", "too few runs")]
-p_raw, tost_raw = [], []
-for c in tested:
-    a, b = accuracies(c["group"]), accuracies(c["reference"])
-    r = stats.ttest_ind(a, b, equal_var=False)
-    ci = r.confidence_interval(0.95)
-    close(f"{c['group']} delta", c["delta"], a.mean() - b.mean())
-    close(f"{c['group']} ci_low", c["ci_low"], ci.low)
-    close(f"{c['group']} ci_high", c["ci_high"], ci.high)
-    close(f"{c['group']} p", c["p"], r.pvalue)
+
+class Test:
+    """A t-test reduced to what the report needs: estimate, se, df (and scipy's result for p and intervals)."""
+
+    def __init__(self, estimate, se, df):
+        self.estimate, self.se, self.df = estimate, se, df
+        self.p = 2 * stats.t.sf(abs(estimate / se), df)
+
+    def interval(self, level):
+        half = stats.t.ppf(0.5 + level / 2, self.df) * self.se
+        return self.estimate - half, self.estimate + half
+
+
+def paired_test(x, y):
+    r = stats.ttest_rel(x, y)
+    d = np.array(x) - np.array(y)
+    t = Test(d.mean(), d.std(ddof=1) / math.sqrt(len(d)), len(d) - 1)
+    assert abs(t.p - r.pvalue) < 1e-9 and np.allclose(t.interval(0.95), tuple(r.confidence_interval(0.95)))
+    return t
+
+
+def welch_test(samples):
+    """Σ c·mean(x) with the Welch–Satterthwaite se and df; for (a, 1), (b, −1) scipy's Welch test."""
+    v = [c * c * np.var(x, ddof=1) / len(x) for x, c in samples]
+    df = sum(v) ** 2 / sum(vi**2 / (len(x) - 1) for vi, (x, c) in zip(v, samples))
+    t = Test(sum(c * np.mean(x) for x, c in samples), math.sqrt(sum(v)), df)
+    if len(samples) == 2:
+        r = stats.ttest_ind(samples[0][0], samples[1][0], equal_var=False)
+        assert abs(t.p - r.pvalue) < 1e-9 and np.allclose(t.interval(0.95), tuple(r.confidence_interval(0.95)))
+    return t
+
+
+def pair_test(c):
+    """The test a group-vs-reference row must use, its estimate, TOST p, and the gap's test."""
+    a, b = runs(c["group"]), runs(c["reference"])
+    pairs = seed_pairs(a, b)
+    shared = sum(same_run(x, y) for x, y in pairs)
+    close(f"{c['group']} n_pairs", c["n_pairs"], len(pairs))
+    close(f"{c['group']} shared_runs", c["shared_runs"], shared)
+    paired = shared > 0 or (len(pairs) >= 2 and len(pairs) == min(len(a), len(b)))
+    if c["test"] != ("paired" if paired else "welch"):
+        sys.exit(f"{c['group']}: test {c['test']}, the design says {'paired' if paired else 'welch'}")
     margin = float(c["margin"])
-    tost = ttost_ind(a, b, -margin, margin, usevar="unequal")[0]
-    close(f"{c['group']} tost_p", c["tost_p"], tost)
-    sim = r.confidence_interval(1 - 0.05 / len(tested))
-    close(f"{c['group']} sim_low", c["sim_low"], sim.low)
-    close(f"{c['group']} sim_high", c["sim_high"], sim.high)
+    if paired:
+        x, y = [accuracy(p) for p, _ in pairs], [accuracy(q) for _, q in pairs]
+        t, tost = paired_test(x, y), ttost_paired(np.array(x), np.array(y), -margin, margin)[0]
+        gaps = [(gap(p), gap(q)) for p, q in pairs if gap(p) is not None and gap(q) is not None]
+        g = paired_test(*zip(*gaps)) if len(gaps) >= 2 else None
+    else:
+        x, y = np.array([accuracy(d) for d in a]), np.array([accuracy(d) for d in b])
+        t, tost = welch_test([(x, 1), (y, -1)]), ttost_ind(x, y, -margin, margin, usevar="unequal")[0]
+        ga, gb = [gap(d) for d in a if gap(d) is not None], [gap(d) for d in b if gap(d) is not None]
+        g = welch_test([(ga, 1), (gb, -1)]) if len(ga) >= 2 and len(gb) >= 2 else None
+    all_a, all_b = [accuracy(d) for d in a], [accuracy(d) for d in b]
+    th, lo, hi = newcombe(all_a, all_b)
+    close(f"{c['group']} p_improvement", c["p_improvement"], th)
+    close(f"{c['group']} p_improvement_low", c["p_improvement_low"], lo)
+    close(f"{c['group']} p_improvement_high", c["p_improvement_high"], hi)
     for threshold, column in [(0.98, "logrank_98_p"), (0.99, "logrank_99_p")]:
-        (x, ex), (y, ey) = durations(c["group"], threshold), durations(c["reference"], threshold)
-        if ex + ey > 0 and validated(c["group"]) and validated(c["reference"]):
-            close(f"{c['group']} {column}", c[column], stats.logrank(x, y).pvalue)
+        (u, eu), (v, ev) = durations(c["group"], threshold), durations(c["reference"], threshold)
+        if eu + ev > 0 and validated(c["group"]) and validated(c["reference"]):
+            close(f"{c['group']} {column}", c[column], stats.logrank(u, v).pvalue)
         else:
             close(f"{c['group']} {column}", c[column], math.nan)
-    # MDD: (t.ppf(1 - alpha/2) + t.ppf(0.8)) * se with Welch's df, alpha = 0.05 / family size.
-    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
-    se, df = math.sqrt(va + vb), (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
-    alpha = 0.05 / len(tested)
-    close(f"{c['group']} mdd", c["mdd"], (stats.t.ppf(1 - alpha / 2, df) + stats.t.ppf(0.8, df)) * se)
-    p_raw.append(r.pvalue)
+    return t, tost, g
+
+
+def grid_cells(variant_label):
+    """A variant's grid groups: {group label: {key: value}}, and each key's values in sweep order."""
+    study, variant = locate(variant_label)
+    cells, levels = {}, {}
+    for r in manifests[study]:
+        parts = r["group"].split(",")
+        if parts[0] != variant or len(parts) < 3:
+            continue
+        point = dict(p.split("=", 1) for p in parts[1:])
+        cells[(f"{study}/" if multi else "") + r["group"]] = point
+        for k, v in point.items():
+            levels.setdefault(k, [])
+            if v not in levels[k]:
+                levels[k].append(v)
+    return cells, levels
+
+
+def contrast_test(c):
+    """A grid row: its coefficients from its name, then a paired (ttest_1samp) or Welch–Satterthwaite test."""
+    variant, _, effect = c["group"].partition(": ")
+    cells, levels = grid_cells(variant)
+    terms = [t.split("=", 1) for t in effect.split(" × ")]
+    n = len(cells)
+    weight = n / math.prod(len(levels[k]) for k, _ in terms)
+    coefficients = {}
+    for label, point in cells.items():
+        s = 1.0
+        for k, v in terms:
+            s *= 1.0 if point[k] == v else -1.0 if point[k] == levels[k][0] else 0.0
+        if s:
+            coefficients[label] = s / weight
+    groups = {label: runs(label) for label in coefficients}
+    seed_sets = [sorted(seeds(d) for d in rs) for rs in groups.values()]
+    margin = float(c["margin"])
+    if all(s == seed_sets[0] for s in seed_sets) and len(seed_sets[0]) >= 2:
+        values = []
+        for seed in seed_sets[0]:
+            values.append(sum(k * accuracy(next(d for d in groups[l] if seeds(d) == seed)) for l, k in coefficients.items()))
+        r = stats.ttest_1samp(values, 0.0)
+        t = Test(np.mean(values), np.std(values, ddof=1) / math.sqrt(len(values)), len(values) - 1)
+        assert abs(t.p - r.pvalue) < 1e-9
+        tost = ttost_paired(np.array(values), np.zeros(len(values)), -margin, margin)[0]
+        expected = "paired_contrast"
+    else:
+        t = welch_test([(np.array([accuracy(d) for d in groups[l]]), k) for l, k in coefficients.items()])
+        tost = max(stats.t.sf((t.estimate + margin) / t.se, t.df), stats.t.cdf((t.estimate - margin) / t.se, t.df))
+        expected = "welch_contrast"
+    if c["test"] != expected:
+        sys.exit(f"{c['group']}: test {c['test']}, the design says {expected}")
+    return t, tost, None
+
+
+for c in comparisons:
+    if c["verdict"] == "identical runs (not tested)":
+        pairs = seed_pairs(runs(c["group"]), runs(c["reference"]))
+        if not pairs or not all(same_run(x, y) for x, y in pairs):
+            sys.exit(f"{c['group']}: called identical, but its runs are not all its reference's")
+
+tested = [c for c in comparisons if c["verdict"] not in ("identical runs (not tested)", "too few runs")]
+family = len(tested)
+alpha = 0.05 / max(family, 1)
+p_raw, tost_raw, gap_raw = [], [], []
+for c in tested:
+    t, tost, g = contrast_test(c) if c["test"].endswith("contrast") else pair_test(c)
+    name = c["group"]
+    close(f"{name} delta", c["delta"], t.estimate)
+    low, high = t.interval(0.95)
+    close(f"{name} ci_low", c["ci_low"], low)
+    close(f"{name} ci_high", c["ci_high"], high)
+    close(f"{name} p", c["p"], t.p)
+    close(f"{name} tost_p", c["tost_p"], tost)
+    low, high = t.interval(1 - alpha)
+    close(f"{name} sim_low", c["sim_low"], low)
+    close(f"{name} sim_high", c["sim_high"], high)
+    close(f"{name} equivalent_within", c["equivalent_within"], max(map(abs, t.interval(1 - 2 * alpha))))
+    close(f"{name} mdd", c["mdd"], (stats.t.ppf(1 - alpha / 2, t.df) + stats.t.ppf(0.8, t.df)) * t.se)
+    close(f"{name} gap_delta", c["gap_delta"], g.estimate if g else math.nan)
+    close(f"{name} gap_p", c["gap_p"], g.p if g else math.nan)
+    close(f"{name} family", c["family"], family)
+    p_raw.append(t.p)
     tost_raw.append(tost)
+    gap_raw.append(g.p if g else math.nan)
     checked += 1
 if tested:
-    for c, ph, th in zip(tested, multipletests(p_raw, method="holm")[1], multipletests(tost_raw, method="holm")[1]):
+    holm = lambda ps: multipletests(ps, method="holm")[1]
+    known = [i for i, p in enumerate(gap_raw) if not math.isnan(p)]
+    gap_holm = [math.nan] * len(gap_raw)
+    for i, p in zip(known, holm([gap_raw[i] for i in known]) if known else []):
+        gap_holm[i] = p
+    for c, ph, th, gh in zip(tested, holm(p_raw), holm(tost_raw), gap_holm):
         close(f"{c['group']} p_holm", c["p_holm"], ph)
         close(f"{c['group']} tost_p_holm", c["tost_p_holm"], th)
-        verdict = "differs" if ph < 0.05 else "equivalent" if th < 0.05 else "inconclusive"
+        close(f"{c['group']} gap_p_holm", c["gap_p_holm"], gh)
+        verdict = {(True, False): "differs", (True, True): "negligible", (False, True): "equivalent",
+                   (False, False): "inconclusive"}[(ph < 0.05, th < 0.05)]
         if c["verdict"] != verdict:
             sys.exit(f"{c['group']}: verdict {c['verdict']}, the rules say {verdict}")
 print(f"checked {checked} groups and comparisons")

@@ -1,6 +1,7 @@
 //! A study report on synthetic data: per-variant references (`compare_to`), the identical-run guard, the
-//! verdicts' rules, groups.csv and comparisons.csv — and every number in them recomputed from the run files
-//! with scipy and statsmodels (tests/check_study.py), as a reviewer would.
+//! verdicts' rules, paired and Welch tests, a crossed grid's contrasts, runs shared across sweeps, one family
+//! over several sweeps, groups.csv and comparisons.csv — and every number in them recomputed from the run
+//! files with scipy and statsmodels (tests/check_study.py), as a reviewer would.
 mod common;
 use common::*;
 
@@ -129,7 +130,7 @@ fn a_study_report_holds_to_scipy_and_statsmodels() {
     let markdown = std::fs::read_to_string(report.join("report.md")).unwrap();
     assert!(
         markdown.contains("**Verdicts**")
-            && markdown.contains("3 comparisons below form one family")
+            && markdown.contains("3 tested comparisons below form one family")
             && markdown.contains("| noval | 4 |")
     );
     let table_row = |group: &str| {
@@ -160,8 +161,8 @@ fn a_study_report_holds_to_scipy_and_statsmodels() {
         &python,
         &[
             check.to_str().unwrap(),
-            dir.join("study").to_str().unwrap(),
             report.to_str().unwrap(),
+            dir.join("study").to_str().unwrap(),
         ],
     ))
     .unwrap();
@@ -169,9 +170,10 @@ fn a_study_report_holds_to_scipy_and_statsmodels() {
 }
 
 /// The shipped studies (results/study-2026-12/*): their committed groups.csv and comparisons.csv are what
-/// today's `lenet5 report` makes of their run files, and scipy/statsmodels agree with every number and
-/// verdict in them — real data, where every verdict the rules know occurs (differs, equivalent,
-/// inconclusive, identical runs).
+/// today's `lenet5 report` makes of their run files, so are those of their one-family report
+/// (results/study-2026-12/report), and scipy/statsmodels agree with every number and verdict in them — real
+/// data, where every verdict the rules know occurs (differs, negligible, equivalent, inconclusive,
+/// identical runs).
 #[test]
 fn the_shipped_studies_hold_to_scipy_and_statsmodels() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -222,15 +224,49 @@ fn the_shipped_studies_hold_to_scipy_and_statsmodels() {
                 python,
                 &[
                     check.to_str().unwrap(),
-                    sweep.to_str().unwrap(),
                     report.to_str().unwrap(),
+                    sweep.to_str().unwrap(),
                 ],
             );
             assert!(String::from_utf8_lossy(&out).starts_with("checked "));
         }
     }
+    // One family over all of them: the report the README's and docs/results.md's claims come from.
+    let both = scratch.join("all");
+    let mut args = vec!["report".to_string()];
+    args.extend(names.iter().map(|n| studies.join(n).display().to_string()));
+    args.extend(["--out".into(), both.display().to_string()]);
+    ok(lenet5(
+        root,
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+    ));
+    for file in ["groups.csv", "comparisons.csv"] {
+        let read = |p: std::path::PathBuf| std::fs::read_to_string(p).unwrap();
+        assert!(
+            read(both.join(file)) == read(studies.join("report").join(file)),
+            "results/study-2026-12/report/{file} is not what `lenet5 report` makes of the three studies today"
+        );
+    }
+    let mut r = csv::Reader::from_path(both.join("comparisons.csv")).unwrap();
+    let at = r
+        .headers()
+        .unwrap()
+        .iter()
+        .position(|h| h == "verdict")
+        .unwrap();
+    verdicts.extend(r.records().map(|r| r.unwrap()[at].to_string()));
+    if let Some(python) = &python {
+        let mut args = vec![
+            root.join("tests/check_study.py").display().to_string(),
+            both.display().to_string(),
+        ];
+        args.extend(names.iter().map(|n| studies.join(n).display().to_string()));
+        let out = run_python(python, &args.iter().map(String::as_str).collect::<Vec<_>>());
+        assert!(String::from_utf8_lossy(&out).starts_with("checked "));
+    }
     for verdict in [
         "differs",
+        "negligible",
         "equivalent",
         "inconclusive",
         "identical runs (not tested)",
@@ -240,4 +276,140 @@ fn the_shipped_studies_hold_to_scipy_and_statsmodels() {
             "no {verdict} verdict in {verdicts:?}"
         );
     }
+}
+
+/// Reads a report's CSV: the header, then the rows.
+fn read_csv(path: &std::path::Path) -> Vec<csv::StringRecord> {
+    let mut r = csv::Reader::from_path(path).unwrap();
+    let header = r.headers().unwrap().clone();
+    let mut rows = vec![header];
+    rows.extend(r.records().map(|r| r.unwrap()));
+    rows
+}
+
+/// Two sweeps in one report: a 2×3 grid over three shared seeds (paired comparisons, main effects and
+/// interactions), and a second sweep whose `copy` recomputes the grid's first cell (shared runs across
+/// sweeps), whose `near` differs from `copy` only in an early stopping that never acts (identical), and
+/// whose `shifted` runs other seeds (Welch), with a margin relative to the reference's error rate.
+#[test]
+fn two_sweeps_and_a_crossed_grid_make_one_family_held_to_scipy() {
+    let dir = tiny_project("study_family", 200, 100, "");
+    let common = "set: {trainer.epochs: 2, data.batch_size: 32, optimizer.lr: 0.0002}";
+    std::fs::write(
+        dir.join("grid.yaml"),
+        format!(
+            "base: tiny.yaml\nseeds: 3\n{common}\ngrid:\n  model.pooling: [avg, max]\n  optimizer.lr: [0.0002, 0.0005, 0.001]\n\
+             baseline: base,model.pooling=avg,optimizer.lr=0.0002\nequivalence_margin: 5.0\nmargin_reason: wide on purpose\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("copy.yaml"),
+        format!(
+            "base: tiny.yaml\nseeds: 3\n{common}\nvariants:\n  - {{name: copy}}\
+             \n  - {{name: near, set: {{trainer.early_stopping.patience: 50}}}}\
+             \n  - {{name: shifted, seeds: [2, 3, 4], set: {{optimizer.lr: 0.001}}}}\n\
+             baseline: copy\nequivalence_margin: \"50%\"\n"
+        ),
+    )
+    .unwrap();
+    for name in ["grid", "copy"] {
+        ok(lenet5(
+            &dir,
+            &[
+                "sweep",
+                &format!("{name}.yaml"),
+                "--out",
+                name,
+                "--jobs",
+                "2",
+            ],
+        ));
+    }
+    let table = ok(lenet5(&dir, &["report", "grid", "copy", "--out", "both"]));
+    let comparisons = read_csv(&dir.join("both/comparisons.csv"));
+    let col = |name: &str| comparisons[0].iter().position(|h| h == name).unwrap();
+    let row = |group: &str| {
+        let found = comparisons.iter().find(|r| &r[0] == group);
+        found
+            .unwrap_or_else(|| panic!("no row {group}: {comparisons:?}"))
+            .clone()
+    };
+    // 5 cells against the baseline, main effects 1 + 2, interactions 1 × 2, and shifted: 11, one family.
+    assert_eq!(&row("copy/shifted")[col("family")], "11");
+    assert_eq!(
+        &row("grid/base,model.pooling=max,optimizer.lr=0.001")[col("test")],
+        "paired"
+    );
+    assert_eq!(
+        &row("copy/shifted")[col("test")],
+        "welch",
+        "2 of 3 seeds shared: not a paired design"
+    );
+    assert_eq!(&row("copy/shifted")[col("n_pairs")], "2");
+    assert_eq!(
+        &row("copy/near")[col("verdict")],
+        "identical runs (not tested)"
+    );
+    let interaction = row("grid/base: model.pooling=max × optimizer.lr=0.001");
+    assert_eq!(&interaction[col("test")], "paired_contrast");
+    assert_eq!(
+        &interaction[col("reference")],
+        "grid/base: model.pooling=avg × optimizer.lr=0.0002"
+    );
+    assert_eq!(
+        &row("grid/base: optimizer.lr=0.0005")[col("test")],
+        "paired_contrast"
+    );
+    // The relative margin: 50% of the reference's error rate.
+    let groups = read_csv(&dir.join("both/groups.csv"));
+    let copy_mean: f64 = groups.iter().find(|r| &r[0] == "copy/copy").unwrap()[2]
+        .parse()
+        .unwrap();
+    let margin: f64 = row("copy/shifted")[col("margin")].parse().unwrap();
+    assert!(
+        (margin - 0.5 * (100.0 - copy_mean)).abs() < 1e-9,
+        "{margin} {copy_mean}"
+    );
+    assert_eq!(
+        &row("grid/base,model.pooling=max,optimizer.lr=0.0002")[col("margin")],
+        "5.0"
+    );
+    let markdown = std::fs::read_to_string(dir.join("both/report.md")).unwrap();
+    assert!(
+        markdown
+            .contains("- copy/copy and grid/base,model.pooling=avg,optimizer.lr=0.0002: 3 runs")
+            || markdown.contains(
+                "- grid/base,model.pooling=avg,optimizer.lr=0.0002 and copy/copy: 3 runs"
+            ),
+        "runs shared across the sweeps are named:\n{markdown}"
+    );
+    assert!(
+        markdown.contains("`grid`: ±5 points, because: wide on purpose")
+            && markdown.contains(
+                "`copy`: ±50% of the reference's error rate (the sweep file gives no reason for it)"
+            )
+            && markdown
+                .contains("11 tested comparisons below form one family, over all the sweeps"),
+        "{markdown}"
+    );
+    assert!(table.contains("| paired contrast |"), "{table}");
+    let Some(python) = python_with(
+        "two_sweeps_and_a_crossed_grid_make_one_family_held_to_scipy",
+        "scipy, statsmodels",
+    ) else {
+        return;
+    };
+    let check = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/check_study.py");
+    let out = String::from_utf8(run_python(
+        &python,
+        &[
+            check.to_str().unwrap(),
+            dir.join("both").to_str().unwrap(),
+            dir.join("grid").to_str().unwrap(),
+            dir.join("copy").to_str().unwrap(),
+        ],
+    ))
+    .unwrap();
+    assert!(out.starts_with("checked "), "{out}");
 }

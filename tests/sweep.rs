@@ -318,3 +318,46 @@ fn the_slurm_script_carries_account_qos_mem_extra_options_and_a_setup_line() {
         stderr(&with_gpus)
     );
 }
+
+#[test]
+fn a_sweep_refuses_duplicate_run_ids_and_a_bad_margin_in_one_line() {
+    let e = format!(
+        "{:#}",
+        sweep::expand(&spec("seeds: [1, 1, 2]\n")).unwrap_err()
+    );
+    assert_eq!(
+        e, "run id \"base-seed1\" twice: seed 1 is listed twice for group `base`",
+        "{e}"
+    );
+    // Two grid values whose group names write the same directory name.
+    let e = format!(
+        "{:#}",
+        sweep::expand(&spec("seeds: 1\ngrid:\n  trainer.runs_dir: [x/y, x_y]\n")).unwrap_err()
+    );
+    assert!(
+        e.starts_with("run id \"base,trainer.runs_dir=x_y-seed1\" twice: groups `base,trainer.runs_dir=x/y` and `base,trainer.runs_dir=x_y`")
+            && !e.contains('\n'),
+        "{e}"
+    );
+    let dir = project("sweep_duplicate_seeds", 100, "seeds: [3, 3]\n");
+    let out = lenet5(&dir, &["sweep", "sweep.yaml", "--out", "study"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("sweep.yaml: run id \"base-seed3\" twice"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!dir.join("study").exists(), "nothing was created");
+    // A margin is points or a share of the reference's error rate, and positive.
+    for (margin, named) in [("\"ten\"", "\"ten\""), ("\"-5%\"", "\"-5%\""), ("0", "0")] {
+        let yaml = format!("seeds: 1\nequivalence_margin: {margin}\n");
+        let e = format!("{:#}", sweep::expand(&spec(&yaml)).unwrap_err());
+        assert!(e.contains(&format!("equivalence_margin = {named}")), "{e}");
+    }
+    assert!(
+        sweep::expand(&spec(
+            "seeds: 1\nequivalence_margin: \"10%\"\nmargin_reason: r\n"
+        ))
+        .is_ok()
+    );
+}

@@ -395,10 +395,10 @@ pub struct PredictArgs {
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {
-    /// Run directories to compare, or one sweep directory.
+    /// Run directories to compare, or sweep directories (several: their comparisons form one family).
     #[arg(required = true)]
     pub run_dirs: Vec<PathBuf>,
-    /// Output directory for report.md and the charts [default: report, or SWEEP_DIR/report].
+    /// Output directory for report.md and the charts [default: report, or SWEEP_DIR/report for one sweep].
     #[arg(long)]
     pub out: Option<PathBuf>,
 }

@@ -11,7 +11,7 @@ use lenet5_lab::config::{self, Config, Override};
 use lenet5_lab::rundir::dir;
 use lenet5_lab::rundir::evaluation::Evaluation;
 use lenet5_lab::study::compare::{self, Comparison};
-use lenet5_lab::study::groups::{self, Group};
+use lenet5_lab::study::groups::{Group, Study};
 use lenet5_lab::study::runs::{self, RunSummary};
 use lenet5_lab::study::sweep::{self, Sweep};
 use lenet5_lab::study::{analysis, exec, slurm};
@@ -295,22 +295,39 @@ pub fn sweep_task(
     exec::run(&sweep, &runs, options, &Interrupt::install()?)
 }
 
-/// What `lenet5 report SWEEP_DIR` found and wrote.
+/// What `lenet5 report SWEEP_DIR...` found and wrote.
 pub struct StudyReport {
     pub groups: Vec<Group>,
     pub comparisons: Vec<Comparison>,
     pub written: Vec<PathBuf>,
 }
 
-/// `lenet5 report SWEEP_DIR`: the study's groups, their comparisons with verdicts, CSVs and charts.
-pub fn study_report(dir: &Path, out: &Path) -> Result<StudyReport> {
-    let sweep = sweep::open(dir)?;
-    let groups = groups::groups(&sweep)?;
-    let comparisons = compare::comparisons(&sweep, &groups);
-    let command = format!("lenet5 report {} --out {}", dir.display(), out.display());
-    let written = analysis::write(&sweep, &groups, &comparisons, out, &command)?;
+/// `lenet5 report SWEEP_DIR...`: the studies' groups, their comparisons with verdicts (one family over
+/// every sweep given), CSVs and charts. With several sweeps each is named by its directory's name.
+pub fn study_report(dirs: &[PathBuf], out: &Path) -> Result<StudyReport> {
+    let mut studies = vec![];
+    for dir in dirs {
+        let name = match dirs.len() {
+            1 => String::new(),
+            _ => dir.file_name().map_or_else(
+                || dir.display().to_string(),
+                |n| n.to_string_lossy().into_owned(),
+            ),
+        };
+        if studies.iter().any(|s: &Study| s.name == name) {
+            return Err(UsageError::error(format!(
+                "{}: two sweeps named {name:?} in one report; give them directories with distinct names",
+                dir.display()
+            )));
+        }
+        studies.push(Study::open(dir, &name)?);
+    }
+    let comparisons = compare::comparisons(&studies);
+    let shown: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+    let command = format!("lenet5 report {} --out {}", shown.join(" "), out.display());
+    let written = analysis::write(&studies, &comparisons, out, &command)?;
     Ok(StudyReport {
-        groups,
+        groups: analysis::labelled_groups(&studies),
         comparisons,
         written,
     })

@@ -106,9 +106,12 @@ fn predict(args: PredictArgs) -> Result<()> {
 fn report(args: ReportArgs) -> Result<()> {
     use lenet5_lab::study::{analysis, runs, sweep};
     match args.run_dirs.as_slice() {
-        [dir] if sweep::is_sweep_dir(dir) => {
-            let out = args.out.unwrap_or_else(|| dir.join("report"));
-            let report = commands::study_report(dir, &out)?;
+        dirs if dirs.iter().all(|d| sweep::is_sweep_dir(d)) => {
+            let out = match dirs {
+                [dir] => args.out.unwrap_or_else(|| dir.join("report")),
+                _ => args.out.unwrap_or_else(|| PathBuf::from("report")),
+            };
+            let report = commands::study_report(dirs, &out)?;
             print!("{}", analysis::render_table(&report.groups));
             println!();
             print!("{}", analysis::render_comparisons(&report.comparisons));

@@ -121,26 +121,80 @@ fn probability_of_improvement_is_mann_whitney_over_pairs() {
         0.675,
         1e-12
     ));
-    let (low, high) = stats::probability_of_improvement_interval(&C, &B, 2000);
+    // Newcombe (2006) Method 5, solved with scipy: th = 0.675, m, n = 5, 4, ns = (m + n) / 2,
+    // z = stats.norm.ppf(0.975), V = lambda t: t*(1-t)/(m*n)*(1 + (ns-1)*(1-t)/(2-t) + (ns-1)*t/(1+t)),
+    // f = lambda t: abs(t - th) - z*np.sqrt(V(t)); optimize.brentq(f, 0, th), optimize.brentq(f, th, 1)
+    let (low, high) = stats::probability_of_improvement_interval(&C, &B);
+    assert!(close(low, 0.3094046027240999, 1e-9), "{low}");
+    assert!(close(high, 0.9008719750708508, 1e-9), "{high}");
+    // Every run of A beats every run of B: θ̂ = 1, yet an interval, not [1, 1] (a bootstrap's collapse):
+    // the same with th = 1, optimize.brentq(f, 0, 1 - 1e-12)
+    let (low, high) = stats::probability_of_improvement_interval(&A, &B);
+    assert!(close(low, 0.6115232307964543, 1e-9), "{low}");
+    assert!(close(high, 1.0, 1e-12), "{high}");
+    // And the mirror image.
+    let (low, high) = stats::probability_of_improvement_interval(&B, &A);
     assert!(
-        low < 0.675 && 0.675 < high && low >= 0.0 && high <= 1.0,
+        close(low, 0.0, 1e-9) && close(high, 1.0 - 0.6115232307964543, 1e-9),
         "{low} {high}"
     );
-    assert_eq!(
-        (low, high),
-        stats::probability_of_improvement_interval(&C, &B, 2000),
-        "seeded"
-    );
-    // Every run of A beats every run of B: certain, and every resample says so.
-    assert_eq!(
-        stats::probability_of_improvement_interval(&A, &B, 500),
-        (1.0, 1.0)
-    );
-    // No runs on a side: nothing to resample.
-    let (low, high) = stats::probability_of_improvement_interval(&[], &B, 500);
+    // No runs on a side: no interval.
+    let (low, high) = stats::probability_of_improvement_interval(&[], &B);
     assert!(low.is_nan() && high.is_nan());
-    let (low, high) = stats::probability_of_improvement_interval(&A, &[], 500);
+    let (low, high) = stats::probability_of_improvement_interval(&A, &[]);
     assert!(low.is_nan() && high.is_nan());
+}
+
+#[test]
+fn paired_test_matches_scipy_ttest_rel_and_statsmodels_ttost_paired() {
+    const C: [f64; 5] = [0.9850, 0.9881, 0.9840, 0.9890, 0.9845];
+    // r = stats.ttest_rel(A, C); r.statistic, r.df, r.pvalue, r.confidence_interval(0.95)
+    let e = stats::paired(&A, &C);
+    assert!(close(e.estimate / e.se, 1.3456374257762742, 1e-9));
+    assert_eq!(e.df, 4.0);
+    assert!(close(e.p(), 0.2496341352169295, 1e-7), "{}", e.p());
+    let (low, high) = e.interval(0.95);
+    assert!(close(low, -0.001977726119046364, 1e-7), "{low}");
+    assert!(close(high, 0.005697726119046399, 1e-7), "{high}");
+    // ttost_paired(np.array(A), np.array(C), -0.002, 0.002)[0]
+    assert!(
+        close(e.tost(0.002), 0.4620992549455003, 1e-6),
+        "{}",
+        e.tost(0.002)
+    );
+    // ci = r.confidence_interval(0.90); max(abs(ci.low), abs(ci.high))
+    let bound = e.equivalence_bound(0.05);
+    assert!(close(bound, 0.004806733604916015, 1e-7), "{bound}");
+}
+
+#[test]
+fn the_equivalence_bound_is_where_the_tost_passes() {
+    // ci = stats.ttest_ind(A, B, equal_var=False).confidence_interval(0.9); max(abs(ci.low), abs(ci.high))
+    let e = stats::contrast(&[(&A, 1.0), (&B, -1.0)]);
+    let bound = e.equivalence_bound(0.05);
+    assert!(close(bound, 0.0044224600394439, 1e-7), "{bound}");
+    // ttost_ind(A, B, -bound, bound, usevar="unequal")[0] == 0.05 (to rounding)
+    assert!(close(stats::tost(&A, &B, bound), 0.05, 1e-6));
+    assert!(stats::tost(&A, &B, bound * 1.01) < 0.05 && stats::tost(&A, &B, bound * 0.99) > 0.05);
+}
+
+#[test]
+fn a_welch_contrast_of_four_means_matches_welch_satterthwaite() {
+    const C: [f64; 5] = [0.9850, 0.9881, 0.9840, 0.9890, 0.9845];
+    const D: [f64; 3] = [0.9860, 0.9870, 0.9855];
+    // samples = [(A, 1), (B, -1), (C, -1), (D, 1)]; est = sum(c * np.mean(x));
+    // v = [c*c*np.var(x, ddof=1)/len(x)]; se = sqrt(sum(v)); df = sum(v)**2 / sum(vi**2/(len(x)-1));
+    // p = 2 * stats.t.sf(abs(est / se), df)
+    let e = stats::contrast(&[(&A, 1.0), (&B, -1.0), (&C, -1.0), (&D, 1.0)]);
+    assert!(close(e.estimate, 0.003401666666666636, 1e-9));
+    assert!(close(e.se, 0.001239301998886642, 1e-9));
+    assert!(close(e.df, 7.901881553149424, 1e-9));
+    assert!(close(e.p(), 0.02555528844943837, 1e-6), "{}", e.p());
+    // Welch's test is the contrast (1, −1).
+    assert_eq!(
+        stats::welch(&A, &B).p,
+        stats::contrast(&[(&A, 1.0), (&B, -1.0)]).p()
+    );
 }
 
 /// Two groups' epochs to a threshold; `false` marks a run that ended without reaching it (censored).

@@ -4,10 +4,10 @@
 //! `comparisons.csv` for pandas. Tables and charts are pure functions; only [`write`] touches files.
 
 use crate::chart::{COLORS, Chart, Panel, Series, drawing_error, render_png, render_svg};
-use crate::study::compare::{ALPHA, Comparison, POWER, Verdict};
-pub use crate::study::groups::{Group, THRESHOLDS};
+use crate::study::compare::{self, ALPHA, Comparison, POWER, Verdict};
+pub use crate::study::groups::{Group, Study, THRESHOLDS};
+use crate::study::identity;
 use crate::study::stats::{self, Summary};
-use crate::study::sweep::Sweep;
 use anyhow::Result;
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -31,12 +31,32 @@ fn mean_std(s: &Summary) -> String {
     }
 }
 
-fn interval(mean: f64, half: f64) -> String {
-    if half.is_nan() {
+/// A group's 95% interval of its mean test accuracy (fractions), clipped to [0, 1]: an accuracy's interval
+/// cannot leave the range an accuracy has.
+pub fn test_interval(s: &Summary) -> (f64, f64) {
+    ((s.mean - s.ci95).max(0.0), (s.mean + s.ci95).min(1.0))
+}
+
+fn interval(s: &Summary) -> String {
+    if s.ci95.is_nan() {
         "—".into()
     } else {
-        format!("[{}, {}]", pct(mean - half), pct(mean + half))
+        let (low, high) = test_interval(s);
+        format!("[{}, {}]", pct(low), pct(high))
     }
+}
+
+/// Every study's groups, named as the report names them (`study/group` when there are several).
+pub fn labelled_groups(studies: &[Study]) -> Vec<Group> {
+    studies
+        .iter()
+        .flat_map(|s| {
+            s.groups.iter().map(|g| Group {
+                name: s.label(&g.name),
+                ..g.clone()
+            })
+        })
+        .collect()
 }
 
 /// A Kaplan–Meier median in epochs with its interval: "3 [2, 5]", "14 [9, —]" (open end), "not by half
@@ -82,7 +102,7 @@ pub fn render_table(groups: &[Group]) -> String {
             "| {} | {runs} | {} | {} | {} | {} | {} | {} |\n",
             g.name,
             mean_std(&g.test),
-            interval(g.test.mean, g.test.ci95),
+            interval(&g.test),
             mean_std(&g.train_clean),
             mean_std(&g.gap),
             km_cell(g, 0),
@@ -110,11 +130,19 @@ fn p_value(p: f64) -> String {
     }
 }
 
+fn number(x: f64) -> String {
+    if x.is_nan() {
+        "—".into()
+    } else {
+        format!("{x:.2}")
+    }
+}
+
 /// The comparisons table as Markdown, in points of test accuracy.
 pub fn render_comparisons(comparisons: &[Comparison]) -> String {
     let mut out = String::from(
-        "| Group | vs | n / n_ref | Δ test (points) [95% CI] | Simultaneous CI | p | p (Holm) | TOST p (Holm) | MDD (80%) | P(improvement) [95% CI] | Log-rank p (Holm), 98% / 99% | Verdict |\n\
-         |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
+        "| Group | vs | Test | n / n_ref (pairs, shared) | Δ test (points) [95% CI] | Simultaneous CI | p | p (Holm) | TOST p (Holm) at ± margin | Equivalent within ± | MDD (80%) | P(improvement) [95% CI] | Δ gap (p Holm) | Log-rank p (Holm), 98% / 99% | Verdict |\n\
+         |---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
     );
     for c in comparisons {
         let range = |a: f64, b: f64| {
@@ -133,27 +161,48 @@ pub fn render_comparisons(comparisons: &[Comparison]) -> String {
                 range(c.p_improvement_low, c.p_improvement_high)
             )
         };
+        let gap = match c.gap_delta.is_nan() {
+            true => "—".into(),
+            false => format!("{} ({})", points(c.gap_delta), p_value(c.gap_p_holm)),
+        };
+        let test = serde_json::to_value(c.test).map_or(String::new(), |v| {
+            v.as_str().unwrap_or_default().replace('_', " ")
+        });
         out += &format!(
-            "| {} | {} | {} / {} | {} {} | {} | {} | {} | {} | {} | {pi} | {} / {} | {} |\n",
+            "| {} | {} | {test} | {} / {} ({}, {}) | {} {} | {} | {} | {} | {} at ±{:.2} | {} | {} | {pi} | {gap} | {} / {} | {} |\n",
             c.group,
             c.reference,
             c.n,
             c.n_ref,
+            c.n_pairs,
+            c.shared_runs,
             points(c.delta),
             range(c.ci_low, c.ci_high),
             range(c.sim_low, c.sim_high),
             p_value(c.p),
             p_value(c.p_holm),
             p_value(c.tost_p_holm),
-            if c.mdd.is_nan() {
-                "—".into()
-            } else {
-                format!("{:.2}", c.mdd)
-            },
+            c.margin,
+            number(c.equivalent_within),
+            number(c.mdd),
             p_value(c.logrank_98_p_holm),
             p_value(c.logrank_99_p_holm),
             c.verdict.name(),
         );
+    }
+    out
+}
+
+/// The groups of the report (in any of its studies) that share runs: (group, group, runs shared).
+pub fn shared_runs(groups: &[Group]) -> Vec<(String, String, usize)> {
+    let mut out = vec![];
+    for (i, a) in groups.iter().enumerate() {
+        for b in &groups[i + 1..] {
+            let shared = identity::shared_runs(a, b);
+            if shared > 0 {
+                out.push((a.name.clone(), b.name.clone(), shared));
+            }
+        }
     }
     out
 }
@@ -214,7 +263,7 @@ fn mean_curve(g: &Group) -> Vec<(f64, f64, f64)> {
 }
 
 /// Each comparison's Δ (points) with its simultaneous interval, the equivalence band shaded, the verdict by
-/// colour: red differs, green equivalent, grey inconclusive.
+/// colour: red differs, orange negligible, green equivalent, grey inconclusive.
 pub struct ForestChart<'a>(pub &'a [Comparison]);
 
 impl Chart for ForestChart<'_> {
@@ -276,6 +325,7 @@ impl Chart for ForestChart<'_> {
             let y = n - 1.0 - i as f64;
             let color = match c.verdict {
                 Verdict::Differs => RGBColor(225, 87, 89),
+                Verdict::Negligible => RGBColor(242, 142, 43),
                 Verdict::Equivalent => RGBColor(89, 161, 79),
                 _ => RGBColor(120, 120, 120),
             };
@@ -335,8 +385,8 @@ pub fn groups_csv(groups: &[Group]) -> Result<Vec<u8>> {
             n: g.runs.len(),
             test_mean: 100.0 * g.test.mean,
             test_std: 100.0 * g.test.std,
-            test_ci_low: 100.0 * (g.test.mean - g.test.ci95),
-            test_ci_high: 100.0 * (g.test.mean + g.test.ci95),
+            test_ci_low: 100.0 * test_interval(&g.test).0,
+            test_ci_high: 100.0 * test_interval(&g.test).1,
             best_val_mean: 100.0 * g.best_val.mean,
             train_accuracy_mean: 100.0 * g.train_clean.mean,
             gap_mean: 100.0 * g.gap.mean,
@@ -367,29 +417,29 @@ pub fn comparisons_csv(comparisons: &[Comparison]) -> Result<Vec<u8>> {
 
 /// Writes `report.md`, `groups.csv`, `comparisons.csv`, `curves.{svg,png}` and `forest.{svg,png}` into `out`.
 pub fn write(
-    sweep: &Sweep,
-    groups: &[Group],
+    studies: &[Study],
     comparisons: &[Comparison],
     out: &Path,
     command: &str,
 ) -> Result<Vec<PathBuf>> {
     std::fs::create_dir_all(out)
         .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", out.display()))?;
+    let groups = labelled_groups(studies);
     let forest_size = (1300, 120 + 34 * comparisons.len().max(1) as u32);
     let forest = ForestChart(comparisons);
     let files: Vec<(&str, Vec<u8>)> = vec![
         (
             "curves.svg",
-            render_svg(&curves(groups), CURVES_SIZE)?.into_bytes(),
+            render_svg(&curves(&groups), CURVES_SIZE)?.into_bytes(),
         ),
-        ("curves.png", render_png(&curves(groups), CURVES_SIZE)?),
+        ("curves.png", render_png(&curves(&groups), CURVES_SIZE)?),
         ("forest.svg", render_svg(&forest, forest_size)?.into_bytes()),
         ("forest.png", render_png(&forest, forest_size)?),
-        ("groups.csv", groups_csv(groups)?),
+        ("groups.csv", groups_csv(&groups)?),
         ("comparisons.csv", comparisons_csv(comparisons)?),
         (
             "report.md",
-            render_markdown(sweep, groups, comparisons, command).into_bytes(),
+            render_markdown(studies, &groups, comparisons, command).into_bytes(),
         ),
     ];
     let mut written = vec![];
@@ -401,36 +451,76 @@ pub fn write(
     Ok(written)
 }
 
+/// The margins of the report's studies, each with its reason.
+fn margins(studies: &[Study]) -> String {
+    studies
+        .iter()
+        .map(|s| {
+            let name = match s.name.is_empty() {
+                true => String::new(),
+                false => format!("`{}`: ", s.name),
+            };
+            format!("- {name}{}\n", compare::margin_statement(&s.sweep))
+        })
+        .collect()
+}
+
+/// The report's groups that share runs, as a list (or a sentence saying none do).
+fn shared_section(groups: &[Group]) -> String {
+    let shared = shared_runs(groups);
+    if shared.is_empty() {
+        return "No two groups of this report share a run.\n".into();
+    }
+    let mut out = String::from(
+        "These groups share runs (same seeds, and the same config up to what cannot change a number, or \
+         the same numbers): a comparison between them is paired, and their results are not independent \
+         evidence.\n\n",
+    );
+    for (a, b, n) in shared {
+        let runs = if n == 1 { "run" } else { "runs" };
+        out += &format!("- {a} and {b}: {n} {runs}\n");
+    }
+    out
+}
+
 fn render_markdown(
-    sweep: &Sweep,
+    studies: &[Study],
     groups: &[Group],
     comparisons: &[Comparison],
     command: &str,
 ) -> String {
     let family = comparisons.iter().map(|c| c.family).max().unwrap_or(0);
-    let margin = sweep
-        .spec
-        .equivalence_margin
-        .unwrap_or(crate::study::compare::DEFAULT_MARGIN);
+    let runs: usize = studies.iter().map(|s| s.sweep.runs.len()).sum();
+    let sweeps = match studies.len() {
+        1 => String::new(),
+        n => format!(" of {n} sweeps"),
+    };
     format!(
-        "# lenet5 study report\n\nGenerated by `{command}` from {} runs in {} groups (one per variant and grid \
-         point, over its seeds). Test accuracy is each run's best checkpoint on the test set; the 95% CI is the t \
-         interval of the group mean. Clean train accuracy is the same checkpoint on the training split in eval \
-         mode (no distortions, no dropout); the gap is that minus the test accuracy, per run. Epochs to 98% and \
-         99% validation accuracy are Kaplan–Meier medians with their 95% interval (Brookmeyer–Crowley, log-log); \
-         a run that never got there counts as censored at its last epoch, and \"—\" is an open end.{}\n\n{}\n\
+        "# lenet5 study report\n\nGenerated by `{command}` from {runs} runs{sweeps} in {} groups (one per variant \
+         and grid point, over its seeds). Test accuracy is each run's best checkpoint on the test set; the 95% CI \
+         is the t interval of the group mean, clipped to [0, 100]. Clean train accuracy is the same checkpoint on \
+         the training split in eval mode (no distortions, no dropout); the gap is that minus the test accuracy, \
+         per run. Epochs to 98% and 99% validation accuracy are Kaplan–Meier medians with their 95% interval \
+         (Brookmeyer–Crowley, log-log); a run that never got there is censored at its planned budget \
+         (`trainer.epochs`), also when early stopping ended it sooner: early stopping fires on runs that have \
+         plateaued, so it is an outcome, not an uninformative loss; \"—\" is an open end.{}\n\n{}\n\
          ## Comparisons\n\nEach group is compared with its reference (its variant's `compare_to`, else the \
-         sweep's baseline). The {family} comparisons below form one family. For each: Δ = mean test accuracy \
-         minus the reference's, in points, with Welch's 95% interval; the raw Welch p and the Holm-adjusted p; \
-         Bonferroni's simultaneous interval at {:.4}; the TOST p at ±{margin} points (Holm-adjusted); MDD, the \
-         smallest true difference a Welch test at α = {:.4} detects with {:.0}% power for these group sizes; \
-         the probability that a run of the group beats a run of the reference, with a 95% bootstrap interval; \
-         and the log-rank test of epochs to 98% and 99% (Holm-adjusted in their own family).\n\n\
-         **Verdicts**: *differs* when the Holm-adjusted p < {ALPHA}; *equivalent* when the Holm-adjusted TOST p \
-         < {ALPHA} (the difference lies within ±{margin} points); otherwise *inconclusive* — neither a difference \
-         nor its absence is shown. A group whose runs recompute its reference's (same seeds, same numbers) is \
-         *identical* and not tested.\n\n{}\n![validation curves](curves.svg)\n\n![differences](forest.svg)\n",
-        sweep.runs.len(),
+         sweep's baseline); a crossed grid adds its main effects and two-way interaction contrasts. The {family} \
+         tested comparisons below form one family{}. For each: the test — *paired* (by seed) when the smaller \
+         side's seeds all ran on the other side or the sides share runs, else *welch*; contrasts likewise — with \
+         the seeds both sides ran and the runs they share; Δ = mean test accuracy minus the reference's, in \
+         points, with its 95% interval; the raw and Holm-adjusted p; Bonferroni's simultaneous interval at \
+         {:.4}; the TOST p at the margin (Holm-adjusted); *equivalent within*, the smallest margin whose TOST \
+         would pass at α = {:.4}; MDD, the smallest true difference detectable at that α with {:.0}% power; the \
+         probability that a run of the group beats a run of the reference, with Newcombe's 95% score interval \
+         (valid when the groups do not overlap); the gap's difference (same test; Holm p in its own family); and \
+         the log-rank test of epochs to 98% and 99% (Holm-adjusted in their own family).\n\n\
+         **Margins** (points of test accuracy within which a difference counts as none):\n\n{}\n\
+         **Verdicts** (Lakens' four): *differs* when the Holm-adjusted p < {ALPHA} and the Holm-adjusted TOST p \
+         is not; *negligible* when both are < {ALPHA} (a difference, but within the margin); *equivalent* when \
+         only the TOST p is; otherwise *inconclusive* — neither a difference nor its absence is shown. A group \
+         whose runs recompute its reference's on every shared seed is *identical* and not tested.\n\n{}\n\
+         ## Shared runs\n\n{}\n![validation curves](curves.svg)\n\n![differences](forest.svg)\n",
         groups.len(),
         if groups.iter().any(|g| !g.validated) {
             " A group trained without a validation split (`data.validation_split: 0`) has no convergence \
@@ -439,9 +529,16 @@ fn render_markdown(
             ""
         },
         render_table(groups),
+        if studies.len() > 1 {
+            ", over all the sweeps"
+        } else {
+            ""
+        },
         1.0 - ALPHA / family.max(1) as f64,
         ALPHA / family.max(1) as f64,
         100.0 * POWER,
+        margins(studies),
         render_comparisons(comparisons),
+        shared_section(groups),
     )
 }

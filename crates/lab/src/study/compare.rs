@@ -1,20 +1,26 @@
 //! What a study concludes: each group against the group it differs from in one factor (a variant's
-//! `compare_to`, else the sweep's `baseline`), with every comparison of a report in one family.
+//! `compare_to`, else the sweep's `baseline`), a crossed grid's main effects and interactions
+//! ([`crate::study::contrasts`]), with every comparison of a report — over one sweep or several — in one
+//! family.
 //!
-//! For test accuracy: Δ with its Welch 95% interval, the raw and Holm-adjusted p, Bonferroni's simultaneous
-//! interval, the TOST p at the sweep's equivalence margin (Holm-adjusted in the same family), the minimal
-//! difference the group sizes detect with 80% power, and the probability of improvement with a bootstrap
-//! interval. The verdict follows fixed rules: **differs** when the adjusted p < 0.05, **equivalent** when the
-//! adjusted TOST p < 0.05, otherwise **inconclusive**; a group whose runs recompute its reference's (same
-//! seeds, same numbers) is reported as **identical** and not tested. For convergence: epochs to 98% and 99%
-//! validation accuracy as Kaplan–Meier medians (runs that never got there are censored), against the
-//! reference by the log-rank test, Holm-adjusted in a family of their own (not where either side trained
-//! without a validation split).
+//! For test accuracy: Δ with its 95% interval from the **paired** t-test when the design pairs the two sides
+//! (the smaller side's seeds all run on the other side, or the sides share runs: same seed, same init and
+//! data order), else from **Welch**'s; the raw and Holm-adjusted p, Bonferroni's simultaneous interval, the
+//! TOST p at the sweep's equivalence margin (Holm-adjusted in the same family), the smallest margin the
+//! family's TOST would have passed, the minimal difference detectable with 80% power, and the probability
+//! of improvement with Newcombe's interval. The verdict is one of Lakens' four: **differs** (the test passes,
+//! the TOST does not), **negligible** (both pass: a difference, within the margin), **equivalent** (the TOST
+//! passes only), **inconclusive** (neither). A group whose runs recompute its reference's on every shared
+//! seed is **identical** and not tested. The generalization gap's difference is tested the same way, and
+//! epochs to 98% and 99% validation accuracy by the log-rank test; each of these is Holm-adjusted in a
+//! family of its own.
 
-use crate::study::groups::{Group, THRESHOLDS, epochs_to};
+use crate::study::contrasts;
+use crate::study::groups::{Group, Study, THRESHOLDS, epochs_to};
+use crate::study::identity;
 use crate::study::runs::RunSummary;
-use crate::study::stats::{self, Duration};
-use crate::study::sweep::Sweep;
+use crate::study::stats::{self, Duration, Estimate};
+use crate::study::sweep::{Margin, Sweep};
 use serde::Serialize;
 
 /// The equivalence margin when the sweep names none, in points of test accuracy.
@@ -23,18 +29,20 @@ pub const DEFAULT_MARGIN: f64 = 0.25;
 pub const ALPHA: f64 = 0.05;
 /// The power at which the minimal detectable difference is computed.
 pub const POWER: f64 = 0.8;
-/// Bootstrap resamples of the probability of improvement.
-pub const RESAMPLES: usize = 2000;
 
 /// What a comparison concludes.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Verdict {
+    /// Different, and not shown to lie within the margin.
     Differs,
+    /// Different, but within the margin.
+    Negligible,
+    /// Within the margin, no difference shown.
     Equivalent,
     Inconclusive,
     /// The same computation as the reference: not a comparison.
     Identical,
-    /// Fewer than two runs on a side.
+    /// Fewer than two runs (or pairs) on a side.
     TooFew,
 }
 
@@ -42,21 +50,53 @@ impl Verdict {
     pub fn name(&self) -> &'static str {
         match self {
             Verdict::Differs => "differs",
+            Verdict::Negligible => "negligible",
             Verdict::Equivalent => "equivalent",
             Verdict::Inconclusive => "inconclusive",
             Verdict::Identical => "identical runs (not tested)",
             Verdict::TooFew => "too few runs",
         }
     }
+
+    /// Lakens' four outcomes of a test of difference and a test of equivalence.
+    fn of(differs: bool, within: bool) -> Verdict {
+        match (differs, within) {
+            (true, false) => Verdict::Differs,
+            (true, true) => Verdict::Negligible,
+            (false, true) => Verdict::Equivalent,
+            (false, false) => Verdict::Inconclusive,
+        }
+    }
 }
 
-/// One group against its reference. Accuracies and differences in percent points.
+/// The test behind a comparison's Δ, interval and p.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Test {
+    /// Paired by seed (scipy `ttest_rel`).
+    Paired,
+    /// Welch's unequal-variances test (scipy `ttest_ind(equal_var=False)`).
+    Welch,
+    /// A contrast of group means over per-seed contrast values (scipy `ttest_1samp`).
+    PairedContrast,
+    /// A contrast of independent group means, Welch–Satterthwaite.
+    WelchContrast,
+    /// Not tested (identical runs, too few runs).
+    None,
+}
+
+/// One comparison. Accuracies and differences in percent points.
 #[derive(Debug, Clone, Serialize)]
 pub struct Comparison {
     pub group: String,
     pub reference: String,
+    pub test: Test,
     pub n: usize,
     pub n_ref: usize,
+    /// Seeds both sides ran (the paired test's n).
+    pub n_pairs: usize,
+    /// Runs the two sides share (same config up to what cannot change a number, or the same numbers).
+    pub shared_runs: usize,
     pub delta: f64,
     pub ci_low: f64,
     pub ci_high: f64,
@@ -67,13 +107,20 @@ pub struct Comparison {
     pub sim_high: f64,
     pub tost_p: f64,
     pub tost_p_holm: f64,
+    /// The margin in points (a relative one resolved against the reference's error rate).
     pub margin: f64,
+    /// The smallest margin whose TOST passes at the family's Bonferroni level α/m.
+    pub equivalent_within: f64,
     /// The smallest true difference the family's test detects with 80% power, for these group sizes.
     pub mdd: f64,
-    /// P(a run of this group beats a run of the reference), with its 95% bootstrap interval.
+    /// P(a run of this group beats a run of the reference), with Newcombe's 95% interval.
     pub p_improvement: f64,
     pub p_improvement_low: f64,
     pub p_improvement_high: f64,
+    /// Δ of the generalization gap (clean train − test accuracy), its p (the same test) and Holm p.
+    pub gap_delta: f64,
+    pub gap_p: f64,
+    pub gap_p_holm: f64,
     /// Log-rank p of epochs to 98% / 99% validation accuracy, and Holm-adjusted over their family.
     pub logrank_98_p: f64,
     pub logrank_98_p_holm: f64,
@@ -83,10 +130,65 @@ pub struct Comparison {
     pub verdict: Verdict,
     /// The family's size (the comparisons tested together).
     pub family: usize,
+    /// What the family needs of the test (absent when not tested).
+    #[serde(skip)]
+    pub estimate: Option<Estimate>,
 }
 
 fn verdict_name<S: serde::Serializer>(v: &Verdict, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(v.name())
+}
+
+impl Comparison {
+    /// A row with only its names and sizes; the rest NaN, untested.
+    pub fn blank(group: String, reference: String, n: usize, n_ref: usize, margin: f64) -> Self {
+        let nan = f64::NAN;
+        Comparison {
+            group,
+            reference,
+            test: Test::None,
+            n,
+            n_ref,
+            n_pairs: 0,
+            shared_runs: 0,
+            delta: nan,
+            ci_low: nan,
+            ci_high: nan,
+            p: nan,
+            p_holm: nan,
+            sim_low: nan,
+            sim_high: nan,
+            tost_p: nan,
+            tost_p_holm: nan,
+            margin,
+            equivalent_within: nan,
+            mdd: nan,
+            p_improvement: nan,
+            p_improvement_low: nan,
+            p_improvement_high: nan,
+            gap_delta: nan,
+            gap_p: nan,
+            gap_p_holm: nan,
+            logrank_98_p: nan,
+            logrank_98_p_holm: nan,
+            logrank_99_p: nan,
+            logrank_99_p_holm: nan,
+            verdict: Verdict::TooFew,
+            family: 0,
+            estimate: None,
+        }
+    }
+
+    /// Fills in what a test estimated: Δ, its 95% interval, p and the TOST p at the margin.
+    pub fn tested(&mut self, test: Test, e: Estimate) {
+        self.test = test;
+        self.delta = e.estimate;
+        (self.ci_low, self.ci_high) = e.interval(0.95);
+        self.p = e.p();
+        self.tost_p = e.tost(self.margin);
+        self.verdict = Verdict::Inconclusive;
+        self.estimate = Some(e);
+    }
 }
 
 /// The index of the group each group is compared with: its variant's `compare_to`, else the baseline.
@@ -103,17 +205,12 @@ fn reference_of(sweep: &Sweep, groups: &[Group]) -> Vec<Option<usize>> {
         .iter()
         .enumerate()
         .map(|(i, g)| {
-            let variant = sweep
-                .runs
-                .iter()
-                .find(|r| r.group == g.name)?
-                .variant
-                .clone();
+            let variant = &sweep.runs.iter().find(|r| r.group == g.name)?.variant;
             let own = sweep
                 .spec
                 .variants
                 .iter()
-                .find(|v| v.name == variant)
+                .find(|v| &v.name == variant)
                 .and_then(|v| v.compare_to.as_deref())
                 .and_then(group_of);
             own.or(baseline).filter(|&r| r != i)
@@ -121,143 +218,164 @@ fn reference_of(sweep: &Sweep, groups: &[Group]) -> Vec<Option<usize>> {
         .collect()
 }
 
-/// Whether `a`'s runs recompute `b`'s: every seed they share gives the same test accuracy and the same
-/// numbers in every epoch both ran (a group that differs only in what cannot change them, e.g. early
-/// stopping that never fired before the best epoch).
+/// Whether `a`'s runs recompute `b`'s: every seed they share gives the same run.
 pub fn identical(a: &Group, b: &Group) -> bool {
-    let seed = |r: &RunSummary| r.config.trainer.seed;
-    let same = |x: &RunSummary, y: &RunSummary| {
-        let accuracy = |r: &RunSummary| r.test.as_ref().map(|t| t.accuracy);
-        let rows = x.rows.len().min(y.rows.len());
-        accuracy(x) == accuracy(y)
-            && x.rows[..rows].iter().zip(&y.rows[..rows]).all(|(p, q)| {
-                (p.loss, p.accuracy, p.val_loss, p.val_accuracy)
-                    == (q.loss, q.accuracy, q.val_loss, q.val_accuracy)
-            })
-    };
-    let pairs: Vec<_> = a
-        .runs
-        .iter()
-        .filter_map(|x| b.runs.iter().find(|y| seed(y) == seed(x)).map(|y| (x, y)))
-        .collect();
-    !pairs.is_empty() && pairs.iter().all(|(x, y)| same(x, y))
+    let pairs = identity::seed_pairs(a, b);
+    !pairs.is_empty() && pairs.iter().all(|(x, y)| identity::same_run(x, y))
 }
 
-fn test_accuracies(g: &Group) -> Vec<f64> {
-    g.runs
-        .iter()
-        .filter_map(|r| r.test.as_ref().map(|t| 100.0 * t.accuracy))
-        .collect()
+/// A group's test accuracies in percent.
+pub fn test_accuracies(g: &Group) -> Vec<f64> {
+    g.runs.iter().filter_map(accuracy).collect()
 }
 
-/// Every group with a reference, compared with it; the family is every comparison with two or more runs
-/// on each side that is not of identical runs.
-pub fn comparisons(sweep: &Sweep, groups: &[Group]) -> Vec<Comparison> {
-    let margin = sweep.spec.equivalence_margin.unwrap_or(DEFAULT_MARGIN);
-    let pairs: Vec<(usize, usize)> = reference_of(sweep, groups)
-        .into_iter()
-        .enumerate()
-        .filter_map(|(i, r)| r.map(|r| (i, r)))
-        .collect();
-    let mut out: Vec<Comparison> = pairs
-        .iter()
-        .map(|&(i, r)| compare(&groups[i], &groups[r], margin))
-        .collect();
-    let tested: Vec<usize> = (0..out.len())
-        .filter(|&k| out[k].verdict == Verdict::Inconclusive)
-        .collect();
-    let family = tested.len();
-    let adjust = |values: Vec<f64>| stats::holm(&values);
-    let p_holm = adjust(tested.iter().map(|&k| out[k].p).collect());
-    let tost_holm = adjust(tested.iter().map(|&k| out[k].tost_p).collect());
-    let lr98 = adjust(tested.iter().map(|&k| out[k].logrank_98_p).collect());
-    let lr99 = adjust(tested.iter().map(|&k| out[k].logrank_99_p).collect());
-    let level = 1.0 - ALPHA / family.max(1) as f64;
-    for (j, &k) in tested.iter().enumerate() {
-        let (a, b) = (
-            test_accuracies(&groups[pairs[k].0]),
-            test_accuracies(&groups[pairs[k].1]),
-        );
-        let c = &mut out[k];
-        (c.p_holm, c.tost_p_holm) = (p_holm[j], tost_holm[j]);
-        (c.logrank_98_p_holm, c.logrank_99_p_holm) = (lr98[j], lr99[j]);
-        (c.sim_low, c.sim_high) = stats::welch_interval(&a, &b, level);
-        c.mdd = stats::mdd(&a, &b, ALPHA / family as f64, POWER);
-        c.family = family;
-        c.verdict = if c.p_holm < ALPHA {
-            Verdict::Differs
-        } else if c.tost_p_holm < ALPHA {
-            Verdict::Equivalent
-        } else {
-            Verdict::Inconclusive
-        };
+fn accuracy(r: &RunSummary) -> Option<f64> {
+    r.test.as_ref().map(|t| 100.0 * t.accuracy)
+}
+
+fn gap(r: &RunSummary) -> Option<f64> {
+    Some(100.0 * (r.train_eval.as_ref()?.accuracy - r.test.as_ref()?.accuracy))
+}
+
+/// The sweep's margin in points against a reference of this mean test accuracy (percent).
+pub fn margin(sweep: &Sweep, reference_accuracy: f64) -> f64 {
+    sweep
+        .spec
+        .equivalence_margin
+        .as_ref()
+        .map_or(DEFAULT_MARGIN, |m| m.points(reference_accuracy))
+}
+
+/// Every comparison of every study, tested as one family.
+pub fn comparisons(studies: &[Study]) -> Vec<Comparison> {
+    let mut out = vec![];
+    for study in studies {
+        for (i, r) in reference_of(&study.sweep, &study.groups)
+            .into_iter()
+            .enumerate()
+        {
+            if let Some(r) = r {
+                out.push(compare(study, &study.groups[i], &study.groups[r]));
+            }
+        }
+        out.extend(contrasts::contrasts(study));
     }
+    family(&mut out);
     out
 }
 
+/// The family's numbers: Holm over every tested comparison (and, apart, over the gap and log-rank
+/// p-values), Bonferroni's simultaneous interval, the MDD and the equivalence bound at α/m, the verdicts.
+fn family(out: &mut [Comparison]) {
+    let tested: Vec<usize> = (0..out.len())
+        .filter(|&k| out[k].estimate.is_some())
+        .collect();
+    let m = tested.len();
+    let adjust = |f: &dyn Fn(&Comparison) -> f64| {
+        stats::holm(&tested.iter().map(|&k| f(&out[k])).collect::<Vec<_>>())
+    };
+    let p_holm = adjust(&|c| c.p);
+    let tost_holm = adjust(&|c| c.tost_p);
+    let gap_holm = adjust(&|c| c.gap_p);
+    let lr98 = adjust(&|c| c.logrank_98_p);
+    let lr99 = adjust(&|c| c.logrank_99_p);
+    let alpha = ALPHA / m.max(1) as f64;
+    for (j, &k) in tested.iter().enumerate() {
+        let c = &mut out[k];
+        let e = c.estimate.expect("tested");
+        (c.p_holm, c.tost_p_holm, c.gap_p_holm) = (p_holm[j], tost_holm[j], gap_holm[j]);
+        (c.logrank_98_p_holm, c.logrank_99_p_holm) = (lr98[j], lr99[j]);
+        (c.sim_low, c.sim_high) = e.interval(1.0 - alpha);
+        c.mdd = e.mdd(alpha, POWER);
+        c.equivalent_within = e.equivalence_bound(alpha);
+        c.family = m;
+        c.verdict = Verdict::of(c.p_holm < ALPHA, c.tost_p_holm < ALPHA);
+    }
+}
+
+/// The paired estimate of f(group run) − f(reference run) over seed pairs where both have a value, or
+/// Welch's over all values; None with fewer than 2 on a side.
+fn estimate(
+    pairs: Option<&[(&RunSummary, &RunSummary)]>,
+    group: &Group,
+    reference: &Group,
+    f: fn(&RunSummary) -> Option<f64>,
+) -> Option<Estimate> {
+    match pairs {
+        Some(pairs) => {
+            let (a, b): (Vec<f64>, Vec<f64>) = pairs
+                .iter()
+                .filter_map(|(x, y)| Some((f(x)?, f(y)?)))
+                .unzip();
+            (a.len() >= 2).then(|| stats::paired(&a, &b))
+        }
+        None => {
+            let a: Vec<f64> = group.runs.iter().filter_map(f).collect();
+            let b: Vec<f64> = reference.runs.iter().filter_map(f).collect();
+            (a.len() >= 2 && b.len() >= 2).then(|| stats::contrast(&[(&a, 1.0), (&b, -1.0)]))
+        }
+    }
+}
+
 /// The family-free numbers of one comparison; [`comparisons`] adds the family's.
-fn compare(group: &Group, reference: &Group, margin: f64) -> Comparison {
+fn compare(study: &Study, group: &Group, reference: &Group) -> Comparison {
     let (a, b) = (test_accuracies(group), test_accuracies(reference));
-    let nan = f64::NAN;
-    let verdict = if identical(group, reference) {
-        Verdict::Identical
-    } else if a.len() < 2 || b.len() < 2 {
-        Verdict::TooFew
-    } else {
-        Verdict::Inconclusive
+    let mut c = Comparison::blank(
+        study.label(&group.name),
+        study.label(&reference.name),
+        a.len(),
+        b.len(),
+        margin(&study.sweep, stats::mean(&b)),
+    );
+    let pairs = identity::seed_pairs(group, reference);
+    c.n_pairs = pairs.len();
+    c.shared_runs = identity::shared_runs(group, reference);
+    let paired = c.shared_runs > 0 || (pairs.len() >= 2 && pairs.len() == a.len().min(b.len()));
+    let pairs = paired.then_some(&pairs[..]);
+    if identical(group, reference) {
+        let w = stats::contrast(&[(&a, 1.0), (&b, -1.0)]);
+        c.delta = w.estimate;
+        (c.ci_low, c.ci_high) = w.interval(0.95);
+        c.verdict = Verdict::Identical;
+        return c;
+    }
+    let Some(e) = estimate(pairs, group, reference, accuracy) else {
+        return c;
     };
-    let tested = verdict == Verdict::Inconclusive;
-    let w = stats::welch(&a, &b);
-    let (ci_low, ci_high) = (w.difference - w.ci95, w.difference + w.ci95);
-    let (pi_low, pi_high) = if tested {
-        stats::probability_of_improvement_interval(&a, &b, RESAMPLES)
-    } else {
-        (nan, nan)
-    };
+    c.tested(if paired { Test::Paired } else { Test::Welch }, e);
+    c.p_improvement = stats::probability_of_improvement(&a, &b);
+    (c.p_improvement_low, c.p_improvement_high) =
+        stats::probability_of_improvement_interval(&a, &b);
+    if let Some(g) = estimate(pairs, group, reference, gap) {
+        (c.gap_delta, c.gap_p) = (g.estimate, g.p());
+    }
     let logrank = |threshold: f64| {
         let d = |g: &Group| -> Vec<Duration> {
             g.runs.iter().map(|r| epochs_to(r, threshold)).collect()
         };
         let (x, y) = (d(group), d(reference));
         let any_event = x.iter().chain(&y).any(|d| d.observed);
-        if tested && any_event && group.validated && reference.validated {
-            stats::logrank(&x, &y).1
-        } else {
-            nan
+        match any_event && group.validated && reference.validated {
+            true => stats::logrank(&x, &y).1,
+            false => f64::NAN,
         }
     };
-    Comparison {
-        group: group.name.clone(),
-        reference: reference.name.clone(),
-        n: a.len(),
-        n_ref: b.len(),
-        delta: w.difference,
-        ci_low,
-        ci_high,
-        p: if tested { w.p } else { nan },
-        p_holm: nan,
-        sim_low: nan,
-        sim_high: nan,
-        tost_p: if tested {
-            stats::tost(&a, &b, margin)
-        } else {
-            nan
-        },
-        tost_p_holm: nan,
-        margin,
-        mdd: nan,
-        p_improvement: if tested {
-            stats::probability_of_improvement(&a, &b)
-        } else {
-            nan
-        },
-        p_improvement_low: pi_low,
-        p_improvement_high: pi_high,
-        logrank_98_p: logrank(THRESHOLDS[0]),
-        logrank_98_p_holm: nan,
-        logrank_99_p: logrank(THRESHOLDS[1]),
-        logrank_99_p_holm: nan,
-        verdict,
-        family: 0,
+    c.logrank_98_p = logrank(THRESHOLDS[0]);
+    c.logrank_99_p = logrank(THRESHOLDS[1]);
+    c
+}
+
+/// How a study's margin is stated, and why: "±0.25 points (reason)".
+pub fn margin_statement(sweep: &Sweep) -> String {
+    let margin = match &sweep.spec.equivalence_margin {
+        Some(m) => m.describe(),
+        None => format!(
+            "{} (the default: the sweep file states none)",
+            Margin::Points(DEFAULT_MARGIN).describe()
+        ),
+    };
+    match &sweep.spec.margin_reason {
+        Some(reason) => format!("{margin}, because: {}", reason.trim()),
+        None => format!("{margin} (the sweep file gives no reason for it)"),
     }
 }

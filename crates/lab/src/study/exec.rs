@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 /// How to run a sweep's runs on this machine.
@@ -92,33 +92,88 @@ struct Active<'a> {
 /// Runs `runs` of `sweep` (skipping finished ones, and failed ones unless `retry_failed`), `jobs` at a
 /// time, until each has finished, failed or been stopped.
 pub fn run(sweep: &Sweep, runs: &[&Run], opts: &Options, interrupt: &Interrupt) -> Result<Summary> {
-    let mut summary = Summary::default();
-    let mut queue: Vec<&Run> = vec![];
-    for &run in runs {
-        match sweep.state(run) {
-            RunState::Finished { .. } => summary.finished += 1,
-            RunState::Failed(e) if !opts.retry_failed => summary.failed.push((run.id.clone(), e)),
-            _ => queue.push(run),
-        }
-    }
-    queue.reverse(); // popped from the end: runs start in sweep order
-    let bar = progress_bar(runs.len() as u64, summary.finished as u64);
-    let (started, already) = (Instant::now(), summary.finished);
-    let mut last_eta = Instant::now();
-    let exe = std::env::current_exe().context("cannot find the lenet5 binary")?;
-    let threads = opts.threads();
-    let mut active: Vec<Active> = vec![];
-    let mut waiting: Vec<(&Run, Instant)> = vec![];
-    let (mut launched, mut signalled) = (0usize, false);
+    let mut driver = Driver::new(sweep, runs, opts)?;
+    let mut signalled = false;
     loop {
         let stopping = interrupt.requested().is_some();
         if stopping && !signalled {
-            stop_all(&mut active);
+            stop_all(&mut driver.active);
             signalled = true;
         }
-        // Runs another process holds come back to the queue a little later.
+        driver.requeue_waiting();
+        if !stopping {
+            driver.launch()?;
+        }
+        if driver.active.is_empty()
+            && (stopping || (driver.queue.is_empty() && driver.waiting.is_empty()))
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        driver.tick_eta();
+        driver.reap()?;
+    }
+    driver.finish()
+}
+
+/// One invocation's state: what is queued, running and waiting, and the progress shown.
+struct Driver<'a> {
+    sweep: &'a Sweep,
+    runs: &'a [&'a Run],
+    opts: &'a Options,
+    summary: Summary,
+    queue: Vec<&'a Run>,
+    active: Vec<Active<'a>>,
+    /// Runs another process holds, and when to try them again.
+    waiting: Vec<(&'a Run, Instant)>,
+    bar: ProgressBar,
+    started: Instant,
+    /// Runs finished before this invocation.
+    already: usize,
+    last_eta: Instant,
+    exe: std::path::PathBuf,
+    threads: usize,
+    launched: usize,
+}
+
+impl<'a> Driver<'a> {
+    fn new(sweep: &'a Sweep, runs: &'a [&'a Run], opts: &'a Options) -> Result<Self> {
+        let mut summary = Summary::default();
+        let mut queue: Vec<&Run> = vec![];
+        for &run in runs {
+            match sweep.state(run) {
+                RunState::Finished { .. } => summary.finished += 1,
+                RunState::Failed(e) if !opts.retry_failed => {
+                    summary.failed.push((run.id.clone(), e))
+                }
+                _ => queue.push(run),
+            }
+        }
+        queue.reverse(); // popped from the end: runs start in sweep order
+        let bar = progress_bar(runs.len() as u64, summary.finished as u64);
+        Ok(Driver {
+            sweep,
+            runs,
+            opts,
+            already: summary.finished,
+            summary,
+            queue,
+            active: vec![],
+            waiting: vec![],
+            bar,
+            started: Instant::now(),
+            last_eta: Instant::now(),
+            exe: std::env::current_exe().context("cannot find the lenet5 binary")?,
+            threads: opts.threads(),
+            launched: 0,
+        })
+    }
+
+    /// Runs another process holds come back to the queue a little later.
+    fn requeue_waiting(&mut self) {
         let now = Instant::now();
-        waiting.retain(|&(run, at)| {
+        let queue = &mut self.queue;
+        self.waiting.retain(|&(run, at)| {
             if at <= now {
                 queue.push(run);
                 false
@@ -126,90 +181,118 @@ pub fn run(sweep: &Sweep, runs: &[&Run], opts: &Options, interrupt: &Interrupt) 
                 true
             }
         });
-        while !stopping && active.len() < opts.jobs.max(1) {
-            let Some(run) = queue.pop() else { break };
-            if let RunState::Finished { .. } = sweep.state(run) {
-                summary.finished += 1; // finished meanwhile by another driver
-                bar.inc(1);
+    }
+
+    /// Starts queued runs until `jobs` are active.
+    fn launch(&mut self) -> Result<()> {
+        while self.active.len() < self.opts.jobs.max(1) {
+            let Some(run) = self.queue.pop() else { break };
+            if let RunState::Finished { .. } = self.sweep.state(run) {
+                self.summary.finished += 1; // finished meanwhile by another driver
+                self.bar.inc(1);
                 continue;
             }
-            let device = (!opts.devices.is_empty())
-                .then(|| opts.devices[launched % opts.devices.len()].as_str());
-            launched += 1;
+            let devices = &self.opts.devices;
+            let device =
+                (!devices.is_empty()).then(|| devices[self.launched % devices.len()].as_str());
+            self.launched += 1;
+            let dir = self.sweep.run_dir(run);
             let child = spawn(
-                &exe,
-                &sweep.run_dir(run),
-                threads,
+                &self.exe,
+                &dir,
+                self.threads,
                 device,
-                opts.retry_failed,
+                self.opts.retry_failed,
             )?;
-            active.push(Active {
+            self.active.push(Active {
                 run,
                 child,
                 started: Instant::now(),
             });
         }
-        if active.is_empty() && (stopping || (queue.is_empty() && waiting.is_empty())) {
-            break;
+        Ok(())
+    }
+
+    /// The ETA from this invocation's pace, counting the epochs of runs in progress.
+    fn eta(&self) -> String {
+        let partly = in_progress(self.sweep, &self.active);
+        let done = self.summary.finished - self.already;
+        let left = self.runs.len() - self.summary.finished;
+        eta(self.started.elapsed(), done, partly, left)
+    }
+
+    /// One clock and one ETA for the bar and the per-run lines, so neither stands still while a long
+    /// run trains.
+    fn tick_eta(&mut self) {
+        if self.last_eta.elapsed() >= Duration::from_secs(1) {
+            self.last_eta = Instant::now();
+            self.bar.set_message(self.eta());
         }
-        std::thread::sleep(Duration::from_millis(100));
-        // One clock and one ETA for the bar and the per-run lines, counting the epochs of runs in progress,
-        // so neither stands still while a long run trains.
-        if last_eta.elapsed() >= Duration::from_secs(1) {
-            last_eta = Instant::now();
-            let partly = in_progress(sweep, &active);
-            let (done, left) = (summary.finished - already, runs.len() - summary.finished);
-            bar.set_message(eta(started.elapsed(), done, partly, left));
-        }
+    }
+
+    /// Collects every child that ended, says how, and rewrites the manifest.
+    fn reap(&mut self) -> Result<()> {
         let mut i = 0;
-        while i < active.len() {
-            let Some(status) = active[i].child.try_wait()? else {
+        while i < self.active.len() {
+            let Some(status) = self.active[i].child.try_wait()? else {
                 i += 1;
                 continue;
             };
-            let done = active.swap_remove(i);
-            let (run, seconds) = (done.run, done.started.elapsed().as_secs_f64());
-            // One line per run, also when stderr is a log file (where the bar is hidden).
-            let say = |line: String| bar.suspend(|| eprintln!("{line}"));
-            match outcome(sweep, run, status) {
-                Outcome::Finished(accuracy) => {
-                    summary.finished += 1;
-                    bar.inc(1);
-                    let count = format!("[{}/{}]", summary.finished, runs.len());
-                    let partly = in_progress(sweep, &active);
-                    let (done, left) = (summary.finished - already, runs.len() - summary.finished);
-                    let eta = eta(started.elapsed(), done, partly, left);
-                    bar.set_message(eta.clone());
-                    say(format!(
-                        "{count} done {}  test {:.2}%  {seconds:.0} s{eta}",
-                        run.id,
-                        100.0 * accuracy
-                    ));
-                }
-                Outcome::Failed(error) => {
-                    say(format!("FAILED {}: {error}", run.id));
-                    std::fs::write(sweep.run_dir(run).join(ERROR_FILE), &error)?;
-                    summary.failed.push((run.id.clone(), error));
-                }
-                Outcome::Locked => waiting.push((run, Instant::now() + Duration::from_secs(2))),
-                Outcome::Stopped => {
-                    say(format!("stopped {} (resumable)", run.id));
-                    summary.unfinished.push(run.id.clone());
-                }
-            }
-            sweep.write_manifest()?;
+            let done = self.active.swap_remove(i);
+            self.record(done.run, done.started.elapsed().as_secs_f64(), status)?;
+            self.sweep.write_manifest()?;
         }
+        Ok(())
     }
-    bar.finish_and_clear();
-    summary
-        .unfinished
-        .extend(queue.iter().map(|r| r.id.clone()));
-    // Listed in sweep order, not in the order parallel runs happened to end.
-    let position = |id: &String| runs.iter().position(|r| &r.id == id);
-    summary.failed.sort_by_key(|(id, _)| position(id));
-    summary.unfinished.sort_by_key(position);
-    sweep.write_manifest()?;
-    Ok(summary)
+
+    /// What one ended child means for the summary, with one line per run (also when stderr is a log
+    /// file, where the bar is hidden).
+    fn record(&mut self, run: &'a Run, seconds: f64, status: ExitStatus) -> Result<()> {
+        let bar = self.bar.clone();
+        let say = |line: String| bar.suspend(|| eprintln!("{line}"));
+        match outcome(self.sweep, run, status) {
+            Outcome::Finished(accuracy) => {
+                self.summary.finished += 1;
+                self.bar.inc(1);
+                let count = format!("[{}/{}]", self.summary.finished, self.runs.len());
+                let eta = self.eta();
+                self.bar.set_message(eta.clone());
+                say(format!(
+                    "{count} done {}  test {:.2}%  {seconds:.0} s{eta}",
+                    run.id,
+                    100.0 * accuracy
+                ));
+            }
+            Outcome::Failed(error) => {
+                say(format!("FAILED {}: {error}", run.id));
+                std::fs::write(self.sweep.run_dir(run).join(ERROR_FILE), &error)?;
+                self.summary.failed.push((run.id.clone(), error));
+            }
+            Outcome::Locked => self
+                .waiting
+                .push((run, Instant::now() + Duration::from_secs(2))),
+            Outcome::Stopped => {
+                say(format!("stopped {} (resumable)", run.id));
+                self.summary.unfinished.push(run.id.clone());
+            }
+        }
+        Ok(())
+    }
+
+    /// The summary, runs listed in sweep order (not in the order parallel runs happened to end).
+    fn finish(mut self) -> Result<Summary> {
+        self.bar.finish_and_clear();
+        let summary = &mut self.summary;
+        summary
+            .unfinished
+            .extend(self.queue.iter().map(|r| r.id.clone()));
+        let runs = self.runs;
+        let position = |id: &String| runs.iter().position(|r| &r.id == id);
+        summary.failed.sort_by_key(|(id, _)| position(id));
+        summary.unfinished.sort_by_key(position);
+        self.sweep.write_manifest()?;
+        Ok(self.summary)
+    }
 }
 
 /// `lenet5 train --resume RUN_DIR`, its output appended to `RUN_DIR/train.log`.
@@ -247,7 +330,7 @@ fn spawn(
 }
 
 /// What a child's exit status and run directory say.
-fn outcome(sweep: &Sweep, run: &Run, status: std::process::ExitStatus) -> Outcome {
+fn outcome(sweep: &Sweep, run: &Run, status: ExitStatus) -> Outcome {
     if let RunState::Finished { test_accuracy } = sweep.state(run) {
         return Outcome::Finished(test_accuracy);
     }

@@ -1,9 +1,13 @@
 //! A sweep's finished runs grouped by everything but the seed, and what each group measured: test accuracy
 //! (mean ± std, 95% t interval), the best checkpoint's accuracy on the clean training split, the
 //! generalization gap (clean training accuracy − test accuracy, per run), and the epochs to 98% and 99%
-//! validation accuracy as Kaplan–Meier medians, runs that never got there counted as censored. A group
-//! trained without a validation split has no convergence (its "validation" columns are the running
-//! training numbers).
+//! validation accuracy as Kaplan–Meier medians. A run that never got there is censored at its planned
+//! budget (`trainer.epochs`), not where early stopping ended it: early stopping fires on runs that have
+//! plateaued, so it is an outcome (this run, trained this way, never gets there), not an uninformative
+//! loss to follow-up; keeping such runs at risk to the end of the budget makes the median the epoch by
+//! which half the runs of the procedure reached the threshold (the cumulative incidence with early
+//! stopping as a competing, absorbing outcome). A group trained without a validation split has no
+//! convergence (its "validation" columns are the running training numbers).
 
 use crate::study::runs::{self, RunSummary};
 use crate::study::stats::{self, Duration, Summary};
@@ -45,6 +49,35 @@ pub struct Group {
     pub convergence: Vec<Convergence>,
 }
 
+/// A sweep and its groups, under the name a report gives it (empty when it is the report's only sweep).
+#[derive(Debug, Clone)]
+pub struct Study {
+    pub name: String,
+    pub sweep: Sweep,
+    pub groups: Vec<Group>,
+}
+
+impl Study {
+    /// Reads the sweep directory `dir` and groups its finished runs.
+    pub fn open(dir: &std::path::Path, name: &str) -> Result<Study> {
+        let sweep = crate::study::sweep::open(dir)?;
+        let groups = groups(&sweep)?;
+        Ok(Study {
+            name: name.to_string(),
+            sweep,
+            groups,
+        })
+    }
+
+    /// A group's name in a report: `study/group` when the report has several studies.
+    pub fn label(&self, group: &str) -> String {
+        match self.name.is_empty() {
+            true => group.to_string(),
+            false => format!("{}/{group}", self.name),
+        }
+    }
+}
+
 /// Groups the finished runs of `sweep` in sweep order and computes every column.
 pub fn groups(sweep: &Sweep) -> Result<Vec<Group>> {
     let mut names: Vec<&str> = vec![];
@@ -75,7 +108,8 @@ pub fn validated(run: &RunSummary) -> bool {
     run.config.data.validation_split > 0.0
 }
 
-/// Epochs until a run's validation accuracy first reached `threshold`, or its last epoch, censored.
+/// Epochs until a run's validation accuracy first reached `threshold`; else censored at its planned
+/// budget, however early it stopped (see the module's note).
 pub fn epochs_to(run: &RunSummary, threshold: f64) -> Duration {
     match run.rows.iter().find(|r| r.val_accuracy >= threshold) {
         Some(row) => Duration {
@@ -83,7 +117,11 @@ pub fn epochs_to(run: &RunSummary, threshold: f64) -> Duration {
             observed: true,
         },
         None => Duration {
-            time: run.rows.last().map_or(0.0, |r| r.epoch as f64),
+            time: run
+                .rows
+                .last()
+                .map_or(0, |r| r.epoch)
+                .max(run.config.trainer.epochs) as f64,
             observed: false,
         },
     }

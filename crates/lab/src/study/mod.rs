@@ -1,12 +1,15 @@
 //! Studies: many runs, and what they say together. A sweep file expands into run directories ([`sweep`]),
 //! which run locally ([`exec`]) or as a Slurm job array ([`slurm`]); finished runs become tables and charts
 //! ([`runs`]); a sweep's runs become groups ([`groups`]), each compared with its reference ([`compare`]),
-//! and the study report renders both ([`analysis`]) with the statistics in [`stats`].
+//! a crossed grid's effects estimated ([`contrasts`]), runs recognised across groups and sweeps
+//! ([`identity`]), and the study report renders them ([`analysis`]) with the statistics in [`stats`].
 
 pub mod analysis;
 pub mod compare;
+pub mod contrasts;
 pub mod exec;
 pub mod groups;
+pub mod identity;
 pub mod runs;
 pub mod slurm;
 pub mod stats;

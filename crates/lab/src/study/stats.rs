@@ -1,8 +1,9 @@
 //! The statistics a study needs: mean, sample standard deviation, Student's t distribution (CDF and
 //! quantile, through the regularised incomplete beta function), the t confidence interval of a mean,
-//! Welch's t-test and its interval at any level, Holm's correction, the two one-sided tests of
-//! equivalence (TOST), the minimal detectable difference, the probability of improvement with a bootstrap
-//! interval, and for times to an event with censoring the Kaplan–Meier median and the log-rank test.
+//! Welch's t-test and its interval at any level, the paired t-test, linear contrasts of group means (paired or
+//! Welch–Satterthwaite), Holm's correction, the two one-sided tests of equivalence (TOST), the minimal
+//! detectable difference, the probability of improvement with Newcombe's score interval, and for times to an
+//! event with censoring the Kaplan–Meier median and the log-rank test.
 //! Checked against scipy and statsmodels in `tests/stats.rs`.
 
 /// A sample's summary: size, mean, sample standard deviation (n − 1), 95% confidence interval of the mean.
@@ -55,20 +56,94 @@ pub struct Welch {
 
 /// Welch's test; NaN fields when either sample has fewer than 2 values or both have no spread.
 pub fn welch(a: &[f64], b: &[f64]) -> Welch {
-    let (na, nb) = (a.len() as f64, b.len() as f64);
-    let difference = mean(a) - mean(b);
-    let (va, vb) = (std(a).powi(2) / na, std(b).powi(2) / nb);
-    let se = (va + vb).sqrt();
-    let df = (va + vb).powi(2) / (va.powi(2) / (na - 1.0) + vb.powi(2) / (nb - 1.0));
-    let t = difference / se;
-    let p = 2.0 * (1.0 - t_cdf(t.abs(), df));
+    let e = contrast(&[(a, 1.0), (b, -1.0)]);
     Welch {
-        difference,
-        se,
-        ci95: t_quantile(0.975, df) * se,
-        t,
+        difference: e.estimate,
+        se: e.se,
+        ci95: t_quantile(0.975, e.df) * e.se,
+        t: e.estimate / e.se,
+        df: e.df,
+        p: e.p(),
+    }
+}
+
+/// An estimated difference (or any linear contrast of group means) with its standard error and degrees of
+/// freedom: all that a t-test, its intervals, the TOST and the minimal detectable difference need.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Estimate {
+    pub estimate: f64,
+    pub se: f64,
+    pub df: f64,
+}
+
+impl Estimate {
+    /// The two-sided p-value of estimate = 0.
+    pub fn p(&self) -> f64 {
+        2.0 * (1.0 - t_cdf((self.estimate / self.se).abs(), self.df))
+    }
+
+    /// The two-sided interval at confidence `level`.
+    pub fn interval(&self, level: f64) -> (f64, f64) {
+        let half = t_quantile(0.5 + level / 2.0, self.df) * self.se;
+        (self.estimate - half, self.estimate + half)
+    }
+
+    /// The TOST p-value that |true value| < `margin`: the larger of the two one-sided p-values.
+    pub fn tost(&self, margin: f64) -> f64 {
+        let lower = 1.0 - t_cdf((self.estimate + margin) / self.se, self.df);
+        let upper = t_cdf((self.estimate - margin) / self.se, self.df);
+        lower.max(upper)
+    }
+
+    /// The smallest margin whose TOST passes at `alpha`: the farther end of the 1 − 2α interval (the TOST
+    /// at ±m passes exactly when that interval lies inside ±m).
+    pub fn equivalence_bound(&self, alpha: f64) -> f64 {
+        let (low, high) = self.interval(1.0 - 2.0 * alpha);
+        low.abs().max(high.abs())
+    }
+
+    /// The smallest true value a two-sided test at `alpha` detects with probability `power`:
+    /// (t₁₋α/₂ + t_power) · se (the usual t approximation to the noncentral t).
+    pub fn mdd(&self, alpha: f64, power: f64) -> f64 {
+        (t_quantile(1.0 - alpha / 2.0, self.df) + t_quantile(power, self.df)) * self.se
+    }
+}
+
+/// The one-sample t estimate of mean(d) (scipy `ttest_1samp`); NaN fields for fewer than 2 values.
+pub fn one_sample(d: &[f64]) -> Estimate {
+    let n = d.len() as f64;
+    Estimate {
+        estimate: mean(d),
+        se: std(d) / n.sqrt(),
+        df: n - 1.0,
+    }
+}
+
+/// The paired t estimate of mean(a − b) over pairs (a[i], b[i]) (scipy `ttest_rel`).
+pub fn paired(a: &[f64], b: &[f64]) -> Estimate {
+    let d: Vec<f64> = a.iter().zip(b).map(|(x, y)| x - y).collect();
+    one_sample(&d)
+}
+
+/// Σ cᵢ·mean(xᵢ) over independent samples, with the Welch–Satterthwaite standard error and degrees of
+/// freedom (Welch's test is the contrast (1, −1)).
+pub fn contrast(samples: &[(&[f64], f64)]) -> Estimate {
+    let terms: Vec<(f64, f64)> = samples
+        .iter()
+        .filter(|(_, c)| *c != 0.0)
+        .map(|(xs, c)| {
+            (
+                c * c * std(xs).powi(2) / xs.len() as f64,
+                xs.len() as f64 - 1.0,
+            )
+        })
+        .collect();
+    let variance: f64 = terms.iter().map(|t| t.0).sum();
+    let df = variance.powi(2) / terms.iter().map(|(v, dof)| v * v / dof).sum::<f64>();
+    Estimate {
+        estimate: samples.iter().map(|(xs, c)| c * mean(xs)).sum(),
+        se: variance.sqrt(),
         df,
-        p,
     }
 }
 
@@ -176,9 +251,7 @@ fn ln_gamma(x: f64) -> f64 {
 /// The two-sided Welch interval of mean(a) − mean(b) at confidence `level` (0.95: the usual one; 1 − 0.05/m:
 /// Bonferroni's simultaneous interval over m comparisons). NaN ends when either sample has < 2 values.
 pub fn welch_interval(a: &[f64], b: &[f64], level: f64) -> (f64, f64) {
-    let w = welch(a, b);
-    let half = t_quantile(0.5 + level / 2.0, w.df) * w.se;
-    (w.difference - half, w.difference + half)
+    contrast(&[(a, 1.0), (b, -1.0)]).interval(level)
 }
 
 /// Holm's step-down adjusted p-values (statsmodels `multipletests(p, method="holm")`), in the input's
@@ -200,18 +273,13 @@ pub fn holm(p: &[f64]) -> Vec<f64> {
 /// `ttost_ind(a, b, -margin, margin, usevar="unequal")`): the larger of the two one-sided p-values. Small
 /// means "equivalent within the margin".
 pub fn tost(a: &[f64], b: &[f64], margin: f64) -> f64 {
-    let w = welch(a, b);
-    let lower = 1.0 - t_cdf((w.difference + margin) / w.se, w.df);
-    let upper = t_cdf((w.difference - margin) / w.se, w.df);
-    lower.max(upper)
+    contrast(&[(a, 1.0), (b, -1.0)]).tost(margin)
 }
 
 /// The smallest true difference that a two-sided Welch test at level `alpha` detects with probability
-/// `power`, for samples of these sizes and spreads: (t₁₋α/₂ + t_power) · se, with Welch's df (the usual
-/// t approximation to the noncentral t).
+/// `power`, for samples of these sizes and spreads, with Welch's df.
 pub fn mdd(a: &[f64], b: &[f64], alpha: f64, power: f64) -> f64 {
-    let w = welch(a, b);
-    (t_quantile(1.0 - alpha / 2.0, w.df) + t_quantile(power, w.df)) * w.se
+    contrast(&[(a, 1.0), (b, -1.0)]).mdd(alpha, power)
 }
 
 /// P(a run of `a` beats a run of `b`): over all pairs, wins plus half the ties (Agarwal et al. 2021; the
@@ -233,40 +301,36 @@ pub fn probability_of_improvement(a: &[f64], b: &[f64]) -> f64 {
     score / (a.len() * b.len()) as f64
 }
 
-/// The 95% percentile-bootstrap interval of [`probability_of_improvement`]: `resamples` resamplings of each
-/// group with replacement, from a fixed seed (the same report every time).
-pub fn probability_of_improvement_interval(a: &[f64], b: &[f64], resamples: usize) -> (f64, f64) {
+/// The 95% interval of [`probability_of_improvement`] θ by Newcombe's score method (Newcombe 2006, Part 2,
+/// Method 5): the θ with |θ̂ − θ| = z·√V(θ), where V(θ) = θ(1 − θ)/(mn) · [1 + (N* − 1)(1 − θ)/(2 − θ) +
+/// (N* − 1)θ/(1 + θ)] and N* = (m + n)/2 (Hanley and McNeil's variance, both sizes replaced by their
+/// mean). Unlike a bootstrap it stays an interval when the groups do not overlap (θ̂ = 0 or 1).
+pub fn probability_of_improvement_interval(a: &[f64], b: &[f64]) -> (f64, f64) {
     if a.is_empty() || b.is_empty() {
         return (f64::NAN, f64::NAN);
     }
-    let mut rng = SplitMix64(0x005e_ed1e_7e75);
-    let mut draw = |xs: &[f64]| -> Vec<f64> {
-        (0..xs.len())
-            .map(|_| xs[(rng.next() % xs.len() as u64) as usize])
-            .collect()
+    let theta = probability_of_improvement(a, b);
+    let (m, n) = (a.len() as f64, b.len() as f64);
+    let star = (m + n) / 2.0 - 1.0;
+    let z = 1.959963984540054;
+    let half_width = |t: f64| {
+        let v =
+            t * (1.0 - t) / (m * n) * (1.0 + star * (1.0 - t) / (2.0 - t) + star * t / (1.0 + t));
+        z * v.max(0.0).sqrt()
     };
-    let mut values: Vec<f64> = (0..resamples)
-        .map(|_| {
-            let (ra, rb) = (draw(a), draw(b));
-            probability_of_improvement(&ra, &rb)
-        })
-        .collect();
-    values.sort_by(f64::total_cmp);
-    let at = |q: f64| values[((q * (resamples - 1) as f64).round() as usize).min(resamples - 1)];
-    (at(0.025), at(0.975))
-}
-
-/// A small, fast, well-mixed generator (Steele et al. 2014), enough for a bootstrap.
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
+    // Each end is the root of a function that changes sign once between θ̂ and 0 or 1.
+    let root = |mut inside: f64, mut outside: f64| {
+        for _ in 0..200 {
+            let mid = 0.5 * (inside + outside);
+            if (mid - theta).abs() <= half_width(mid) {
+                inside = mid
+            } else {
+                outside = mid
+            }
+        }
+        0.5 * (inside + outside)
+    };
+    (root(theta, 0.0), root(theta, 1.0))
 }
 
 /// A time to an event, or the last time seen without it (censored).

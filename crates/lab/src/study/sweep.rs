@@ -45,9 +45,72 @@ pub struct SweepFile {
     pub seeds: Seeds,
     /// The group the report compares every other group against (unless a variant names its own).
     pub baseline: Option<String>,
-    /// The margin, in points of test accuracy, within which a difference counts as none: the report calls
-    /// a group *equivalent* to its reference when the TOST at ± this margin passes (default 0.25).
-    pub equivalence_margin: Option<f64>,
+    /// The margin within which a difference counts as none, fixed before the runs: points of test
+    /// accuracy (`0.25`), or a share of the reference group's error rate (`"10%"`: 10% of 100 − its mean
+    /// test accuracy). Default [`crate::study::compare::DEFAULT_MARGIN`] points.
+    pub equivalence_margin: Option<Margin>,
+    /// Why this margin: the report prints it beside the margin.
+    pub margin_reason: Option<String>,
+}
+
+/// An equivalence margin as the sweep file states it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Margin {
+    /// Points of test accuracy.
+    Points(f64),
+    /// `"N%"`: N percent of the reference group's error rate.
+    Relative(String),
+}
+
+impl Margin {
+    /// The share of the error rate a relative margin names (0.1 for "10%"), or why it is not one.
+    fn share(text: &str) -> Result<f64> {
+        let share = text
+            .trim()
+            .strip_suffix('%')
+            .and_then(|n| n.trim().parse::<f64>().ok())
+            .filter(|n| *n > 0.0 && n.is_finite())
+            .with_context(|| {
+                format!(
+                    "equivalence_margin = {text:?}: give points of test accuracy (0.25) or a share of the \
+                     reference's error rate (\"10%\")"
+                )
+            })?;
+        Ok(share / 100.0)
+    }
+
+    /// Checks the margin as written.
+    pub fn validate(&self) -> Result<()> {
+        match self {
+            Margin::Points(m) => anyhow::ensure!(
+                *m > 0.0 && m.is_finite(),
+                "equivalence_margin = {m} must be > 0 (points of test accuracy)"
+            ),
+            Margin::Relative(text) => {
+                Margin::share(text)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The margin in points, for a reference whose mean test accuracy is `reference_accuracy` (percent).
+    pub fn points(&self, reference_accuracy: f64) -> f64 {
+        match self {
+            Margin::Points(m) => *m,
+            Margin::Relative(text) => {
+                Margin::share(text).unwrap_or(f64::NAN) * (100.0 - reference_accuracy)
+            }
+        }
+    }
+
+    /// The margin as a report states it: "±0.25 points", "±10% of the reference's error rate".
+    pub fn describe(&self) -> String {
+        match self {
+            Margin::Points(m) => format!("±{m} points"),
+            Margin::Relative(text) => format!("±{} of the reference's error rate", text.trim()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -195,6 +258,45 @@ pub fn expand(spec: &SweepFile) -> Result<Vec<Run>> {
     } else {
         &spec.variants[..]
     };
+    check_variant_names(variants)?;
+    let mut runs = vec![];
+    for variant in variants {
+        for point in grid_points(&spec.grid)? {
+            runs.extend(expand_point(spec, variant, &point)?);
+        }
+    }
+    check_unique_ids(&runs)?;
+    check_references(spec, &runs)?;
+    Ok(runs)
+}
+
+/// Every run names its own directory: a seed listed twice, or grid values that write the same id (`a/b`
+/// and `a_b`), would make two runs one and count it twice.
+fn check_unique_ids(runs: &[Run]) -> Result<()> {
+    let mut seen: std::collections::HashMap<&str, &Run> = std::collections::HashMap::new();
+    for run in runs {
+        if let Some(first) = seen.insert(&run.id, run) {
+            anyhow::ensure!(
+                first.group != run.group,
+                "run id {:?} twice: seed {} is listed twice for group `{}`",
+                run.id,
+                run.seed,
+                run.group
+            );
+            anyhow::bail!(
+                "run id {:?} twice: groups `{}` and `{}` write the same directory name; give their values \
+                 distinct names",
+                run.id,
+                first.group,
+                run.group
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Variant names name directories: allowed characters only, each once.
+fn check_variant_names(variants: &[VariantSpec]) -> Result<()> {
     let mut names = std::collections::HashSet::new();
     for v in variants {
         anyhow::ensure!(
@@ -211,61 +313,68 @@ pub fn expand(spec: &SweepFile) -> Result<Vec<Run>> {
             v.name
         );
     }
-    let mut runs = vec![];
-    for variant in variants {
-        for point in grid_points(&spec.grid)? {
-            let group = std::iter::once(variant.name.clone())
-                .chain(point.iter().map(|(k, v)| format!("{k}={}", scalar(v))))
-                .collect::<Vec<_>>()
-                .join(",");
-            let mut pairs: Vec<(String, Value)> = vec![];
-            for map in [&spec.set, &variant.set] {
-                for (k, v) in map {
-                    let key = k
-                        .as_str()
-                        .with_context(|| format!("set: key {k:?} is not text"))?;
-                    pairs.push((key.to_string(), v.clone()));
-                }
-            }
-            pairs.extend(point.iter().cloned());
-            let overrides: Vec<String> = pairs
-                .iter()
-                .map(|(k, v)| format!("{k}={}", scalar(v)))
-                .collect();
-            let origin = format!("variant `{}`", variant.name);
-            let base = variant.base.as_ref().or(spec.base.as_ref());
-            let seeds = variant.seeds.as_ref().unwrap_or(&spec.seeds).list();
-            anyhow::ensure!(!seeds.is_empty(), "{origin}: needs at least one seed");
-            for &seed in &seeds {
-                let mut list: Vec<Override> = pairs
-                    .iter()
-                    .map(|(k, v)| Override::new(k, v.clone(), format!("{origin}: {k}")))
-                    .collect();
-                list.push(Override::new(
-                    "trainer.seed",
-                    seed,
-                    format!("{origin}: seed {seed}"),
-                ));
-                let config = match base {
-                    Some(path) => config::load(path, &list),
-                    None => config::apply(&Config::default(), &list, "defaults"),
-                }
-                // Each context once: an override's error already names its variant.
-                .map_err(|e| match format!("{e:#}").contains(&origin) {
-                    true => e,
-                    false => e.context(origin.clone()),
-                })?;
-                runs.push(Run {
-                    id: format!("{}-seed{seed}", group.replace('/', "_")),
-                    group: group.clone(),
-                    variant: variant.name.clone(),
-                    overrides: overrides.clone(),
-                    seed,
-                    config,
-                });
-            }
+    Ok(())
+}
+
+/// One variant at one grid point, over its seeds: every run's config resolved and validated.
+fn expand_point(
+    spec: &SweepFile,
+    variant: &VariantSpec,
+    point: &[(String, Value)],
+) -> Result<Vec<Run>> {
+    let group = group_name(&variant.name, point);
+    let mut pairs: Vec<(String, Value)> = vec![];
+    for map in [&spec.set, &variant.set] {
+        for (k, v) in map {
+            let key = k
+                .as_str()
+                .with_context(|| format!("set: key {k:?} is not text"))?;
+            pairs.push((key.to_string(), v.clone()));
         }
     }
+    pairs.extend(point.iter().cloned());
+    let overrides: Vec<String> = pairs
+        .iter()
+        .map(|(k, v)| format!("{k}={}", scalar(v)))
+        .collect();
+    let origin = format!("variant `{}`", variant.name);
+    let base = variant.base.as_ref().or(spec.base.as_ref());
+    let seeds = variant.seeds.as_ref().unwrap_or(&spec.seeds).list();
+    anyhow::ensure!(!seeds.is_empty(), "{origin}: needs at least one seed");
+    let mut runs = vec![];
+    for &seed in &seeds {
+        let mut list: Vec<Override> = pairs
+            .iter()
+            .map(|(k, v)| Override::new(k, v.clone(), format!("{origin}: {k}")))
+            .collect();
+        list.push(Override::new(
+            "trainer.seed",
+            seed,
+            format!("{origin}: seed {seed}"),
+        ));
+        let config = match base {
+            Some(path) => config::load(path, &list),
+            None => config::apply(&Config::default(), &list, "defaults"),
+        }
+        // Each context once: an override's error already names its variant.
+        .map_err(|e| match format!("{e:#}").contains(&origin) {
+            true => e,
+            false => e.context(origin.clone()),
+        })?;
+        runs.push(Run {
+            id: format!("{}-seed{seed}", group.replace('/', "_")),
+            group: group.clone(),
+            variant: variant.name.clone(),
+            overrides: overrides.clone(),
+            seed,
+            config,
+        });
+    }
+    Ok(runs)
+}
+
+/// `compare_to` and `baseline` name groups or variants of the sweep; the margin is a positive number.
+fn check_references(spec: &SweepFile, runs: &[Run]) -> Result<()> {
     for v in &spec.variants {
         if let Some(to) = &v.compare_to {
             anyhow::ensure!(
@@ -275,11 +384,8 @@ pub fn expand(spec: &SweepFile) -> Result<Vec<Run>> {
             );
         }
     }
-    if let Some(margin) = spec.equivalence_margin {
-        anyhow::ensure!(
-            margin > 0.0 && margin.is_finite(),
-            "equivalence_margin = {margin} must be > 0 (points of test accuracy)"
-        );
+    if let Some(margin) = &spec.equivalence_margin {
+        margin.validate()?;
     }
     if let Some(baseline) = &spec.baseline {
         anyhow::ensure!(
@@ -288,11 +394,27 @@ pub fn expand(spec: &SweepFile) -> Result<Vec<Run>> {
             "baseline: {baseline:?} is not a variant or group of this sweep"
         );
     }
-    Ok(runs)
+    Ok(())
+}
+
+/// A group's name: its variant and its grid values, `relu,optimizer.lr=0.01`.
+pub fn group_name(variant: &str, point: &[(String, Value)]) -> String {
+    std::iter::once(variant.to_string())
+        .chain(point.iter().map(|(k, v)| format!("{k}={}", scalar(v))))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The variants' names (`base` when the sweep lists none).
+pub fn variant_names(spec: &SweepFile) -> Vec<String> {
+    match spec.variants.is_empty() {
+        true => vec!["base".into()],
+        false => spec.variants.iter().map(|v| v.name.clone()).collect(),
+    }
 }
 
 /// The cartesian product of the grid, in the file's key order.
-fn grid_points(grid: &Mapping) -> Result<Vec<Vec<(String, Value)>>> {
+pub fn grid_points(grid: &Mapping) -> Result<Vec<Vec<(String, Value)>>> {
     let mut points = vec![vec![]];
     for (k, values) in grid {
         let key = k
@@ -317,7 +439,7 @@ fn grid_points(grid: &Mapping) -> Result<Vec<Vec<(String, Value)>>> {
 }
 
 /// A YAML value on one line.
-fn scalar(v: &Value) -> String {
+pub fn scalar(v: &Value) -> String {
     serde_yaml::to_string(v)
         .map(|s| s.trim().replace('\n', " "))
         .unwrap_or_default()
@@ -337,7 +459,7 @@ impl Sweep {
             let dir = self.run_dir(run);
             if dir.join(dir::CONFIG_FILE).is_file() {
                 let existing = RunDir::open(&dir)?.config()?;
-                if !same_experiment(&existing, &run.config) {
+                if !crate::study::identity::same_experiment(&existing, &run.config) {
                     return Err(UsageError::error(format!(
                         "{} holds a run with another config than this sweep's `{}`; use another --out",
                         dir.display(),
@@ -421,18 +543,6 @@ impl Sweep {
         }
         atomic::write(&self.dir.join(MANIFEST_FILE), &w.into_inner()?)
     }
-}
-
-/// Two configs describe the same experiment when they differ at most in where and how fast they run.
-fn same_experiment(a: &Config, b: &Config) -> bool {
-    let normal = |c: &Config| {
-        let mut c = c.clone();
-        c.trainer.threads = 0;
-        c.trainer.device = "auto".into();
-        c.trainer.runs_dir = PathBuf::new();
-        c
-    };
-    normal(a) == normal(b)
 }
 
 /// What `sweep.yaml` holds in the sweep directory: the file as given, and the runs it expanded to.

@@ -1,0 +1,70 @@
+//! Runs as identities: two runs are the same run when their resolved configs agree up to the keys that
+//! cannot change a number (threads, device, where runs are kept, TensorBoard logging, checkpoint copies) —
+//! the seeds included — or when they recomputed the same numbers (every epoch both ran, and the test
+//! accuracy). Runs of two groups pair up by seed (`trainer.seed` and `data.seed`).
+
+use crate::config::Config;
+use crate::study::groups::Group;
+use crate::study::runs::RunSummary;
+use std::path::PathBuf;
+
+/// `config` without the keys that cannot change what a run computes.
+fn numbers_only(config: &Config) -> Config {
+    let mut c = config.clone();
+    c.trainer.threads = 0;
+    c.trainer.device = "auto".into();
+    c.trainer.runs_dir = PathBuf::new();
+    c.trainer.tensorboard = false;
+    c.trainer.save_period = 0;
+    c
+}
+
+/// Two configs describe the same experiment when they differ at most in where and how a run is kept
+/// and how fast it runs.
+pub fn same_experiment(a: &Config, b: &Config) -> bool {
+    numbers_only(a) == numbers_only(b)
+}
+
+/// Whether two finished runs computed the same numbers: the same test accuracy and the same losses and
+/// accuracies in every epoch both ran (a run that differs only in what did not act, e.g. early stopping
+/// that fired after the best epoch, recomputes the other).
+pub fn same_numbers(x: &RunSummary, y: &RunSummary) -> bool {
+    let accuracy = |r: &RunSummary| r.test.as_ref().map(|t| t.accuracy);
+    let rows = x.rows.len().min(y.rows.len());
+    rows > 0
+        && accuracy(x).is_some()
+        && accuracy(x) == accuracy(y)
+        && x.rows[..rows].iter().zip(&y.rows[..rows]).all(|(p, q)| {
+            (p.loss, p.accuracy, p.val_loss, p.val_accuracy)
+                == (q.loss, q.accuracy, q.val_loss, q.val_accuracy)
+        })
+}
+
+/// The same run: the same experiment, or the same numbers.
+pub fn same_run(x: &RunSummary, y: &RunSummary) -> bool {
+    same_experiment(&x.config, &y.config) || same_numbers(x, y)
+}
+
+/// The seeds that make a run's randomness: weight init and data order, and the train/validation split.
+pub fn seeds(run: &RunSummary) -> (u64, u64) {
+    (run.config.trainer.seed, run.config.data.seed)
+}
+
+/// The runs of `a` and `b` with the same seeds, in `a`'s order.
+pub fn seed_pairs<'g>(a: &'g Group, b: &'g Group) -> Vec<(&'g RunSummary, &'g RunSummary)> {
+    a.runs
+        .iter()
+        .filter_map(|x| {
+            let y = b.runs.iter().find(|y| seeds(y) == seeds(x))?;
+            Some((x, y))
+        })
+        .collect()
+}
+
+/// How many of `a`'s runs are also `b`'s (paired by seed).
+pub fn shared_runs(a: &Group, b: &Group) -> usize {
+    seed_pairs(a, b)
+        .into_iter()
+        .filter(|(x, y)| same_run(x, y))
+        .count()
+}
