@@ -65,8 +65,8 @@ fn train(args: TrainArgs) -> Result<()> {
     let outcome = commands::train(start)?;
     let s = &outcome.state;
     println!(
-        "test: loss {:.4}  accuracy {:.2}%  (best epoch {} of {}, {:.0}s training) -> {}",
-        outcome.test.loss,
+        "test: loss {}  accuracy {:.2}%  (best epoch {} of {}, {:.0}s training) -> {}",
+        lenet5_lab::number(outcome.test.loss),
         100.0 * outcome.test.accuracy,
         s.best_epoch,
         s.epoch,
