@@ -163,6 +163,31 @@ fn a_failing_run_does_not_stop_the_others_and_a_rerun_skips_finished_runs() {
     }
 }
 
+/// Starts `lenet5 sweep sweep.yaml --out study --jobs 1` in `dir` and returns it once `path` exists.
+fn driver_until(dir: &Path, path: &Path) -> std::process::Child {
+    let mut driver = Command::new(env!("CARGO_BIN_EXE_lenet5"))
+        .args(["sweep", "sweep.yaml", "--out", "study", "--jobs", "1"])
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !path.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "{} never appeared",
+            path.display()
+        );
+        assert!(
+            driver.try_wait().unwrap().is_none(),
+            "the driver ended early"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    driver
+}
+
 #[test]
 fn a_killed_driver_started_again_finishes_every_run_exactly_once() {
     // Runs of a second or two each (1,000 images in batches of 8, 2 epochs).
@@ -172,23 +197,8 @@ fn a_killed_driver_started_again_finishes_every_run_exactly_once() {
         "seeds: 3\nset: {data.batch_size: 8, trainer.early_stopping.enabled: false}\n",
     );
     let study = dir.join("study");
-    let mut driver = Command::new(env!("CARGO_BIN_EXE_lenet5"))
-        .args(["sweep", "sweep.yaml", "--out", "study", "--jobs", "1"])
-        .current_dir(&dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
     // Kill -9 the driver while its second run trains (its child lives on, holding that run's lock).
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !study.join("runs/base-seed2/metrics.csv").exists() {
-        assert!(Instant::now() < deadline, "the second run never started");
-        assert!(
-            driver.try_wait().unwrap().is_none(),
-            "the driver ended early"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let mut driver = driver_until(&dir, &study.join("runs/base-seed2/metrics.csv"));
     driver.kill().unwrap();
     driver.wait().unwrap();
     let out = lenet5(
@@ -215,23 +225,8 @@ fn a_driver_stopped_by_sighup_stops_its_runs_and_leaves_them_resumable() {
         "seeds: 2\nset: {data.batch_size: 8, trainer.early_stopping.enabled: false}\n",
     );
     let study = dir.join("study");
-    let mut driver = Command::new(env!("CARGO_BIN_EXE_lenet5"))
-        .args(["sweep", "sweep.yaml", "--out", "study", "--jobs", "1"])
-        .current_dir(&dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
     let run = study.join("runs/base-seed1");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !run.join("provenance.json").exists() {
-        assert!(Instant::now() < deadline, "the first run never started");
-        assert!(
-            driver.try_wait().unwrap().is_none(),
-            "the driver ended early"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let mut driver = driver_until(&dir, &run.join("provenance.json"));
     std::thread::sleep(Duration::from_millis(300));
     let hup = Command::new("kill")
         .args(["-HUP", &driver.id().to_string()])

@@ -164,26 +164,17 @@ impl RunDir {
     }
 
     pub fn write_state(&self, state: &TrainState) -> Result<()> {
-        atomic::write(
-            &self.file(STATE_FILE),
-            serde_json::to_string_pretty(state)?.as_bytes(),
-        )
+        self.write_json(STATE_FILE, state)
     }
 
     /// Writes the test-set evaluation (`test.json`).
     pub fn write_test(&self, test: &Evaluation) -> Result<()> {
-        atomic::write(
-            &self.file(TEST_FILE),
-            serde_json::to_string_pretty(test)?.as_bytes(),
-        )
+        self.write_json(TEST_FILE, test)
     }
 
     /// Writes the clean training-split evaluation (`train_eval.json`).
     pub fn write_train_eval(&self, train: &Evaluation) -> Result<()> {
-        atomic::write(
-            &self.file(TRAIN_EVAL_FILE),
-            serde_json::to_string_pretty(train)?.as_bytes(),
-        )
+        self.write_json(TRAIN_EVAL_FILE, train)
     }
 
     /// The stored clean training-split evaluation, if the run has one (runs before it was added do not).
@@ -202,10 +193,7 @@ impl RunDir {
     }
 
     pub fn write_fingerprint(&self, fingerprint: &Fingerprint) -> Result<()> {
-        atomic::write(
-            &self.file(DATASET_FILE),
-            serde_json::to_string_pretty(fingerprint)?.as_bytes(),
-        )
+        self.write_json(DATASET_FILE, fingerprint)
     }
 
     /// What made the run, one entry per training session (a resumed run may continue on other code).
@@ -223,9 +211,14 @@ impl RunDir {
             from_epoch,
             started_utc: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         });
+        self.write_json(PROVENANCE_FILE, &sessions)
+    }
+
+    /// Writes `value` as the run's JSON file `name`, atomically.
+    fn write_json(&self, name: &str, value: &impl serde::Serialize) -> Result<()> {
         atomic::write(
-            &self.file(PROVENANCE_FILE),
-            serde_json::to_string_pretty(&sessions)?.as_bytes(),
+            &self.file(name),
+            serde_json::to_string_pretty(value)?.as_bytes(),
         )
     }
 
