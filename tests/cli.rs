@@ -1,4 +1,4 @@
-//! The command line itself: clap's own consistency checks, shell completions and the man page.
+//! The command line itself: clap's own consistency checks, shell completions, the man page, the lines it prints.
 mod common;
 use clap::CommandFactory;
 use common::*;
@@ -151,4 +151,32 @@ fn bash_completes_yaml_files_where_a_config_goes() {
         .output()
         .unwrap();
     assert_eq!(stdout(&out).trim(), "--epochs", "{}", stderr(&out));
+}
+
+#[test]
+fn the_train_line_gives_the_loss_in_a_readable_number_of_digits() {
+    use lenet5_lab::rundir::{dir::RunDir, evaluation::Evaluation, state::TrainState};
+    let outcome = |loss: f64| lenet5_core::run::TrainOutcome {
+        run: RunDir {
+            path: "runs/x".into(),
+        },
+        state: TrainState::new(&lenet5_lab::config::Config::default()),
+        test: Evaluation {
+            images: 1,
+            loss,
+            accuracy: 1.0,
+            top3_accuracy: 1.0,
+            per_class_accuracy: vec![1.0],
+            confusion: vec![vec![1]],
+        },
+    };
+    let line = lenet5::cli::train_summary(&outcome(1.234_567_890_1e-30));
+    assert!(
+        line.starts_with("test: loss 1.235e-30  accuracy 100.00%"),
+        "{line}"
+    );
+    let line = lenet5::cli::train_summary(&outcome(2.5e31));
+    assert!(line.starts_with("test: loss 2.500e31  accuracy"), "{line}");
+    let line = lenet5::cli::train_summary(&outcome(0.0523));
+    assert!(line.starts_with("test: loss 0.0523  accuracy"), "{line}");
 }

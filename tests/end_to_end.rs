@@ -75,6 +75,11 @@ fn train_writes_run_directory_and_test_reads_it() {
         "the resolved config includes the --epochs override"
     );
     assert!(run.join("test.json").is_file());
+    // The test line gives the loss as people read it (`lenet5_lab::number`), not in 30-odd digits.
+    let test: lenet5_lab::rundir::evaluation::Evaluation =
+        serde_json::from_slice(&std::fs::read(run.join("test.json")).unwrap()).unwrap();
+    let loss = format!("test: loss {}  accuracy", lenet5_lab::number(test.loss));
+    assert!(out.contains(&loss), "{loss:?} in:\n{out}");
 
     // `test` defaults to the most recent run under runs/.
     let out = ok(lenet5(
@@ -87,9 +92,17 @@ fn train_writes_run_directory_and_test_reads_it() {
     // It learned: chance is 10% on the ten synthetic classes.
     let acc = v["accuracy"].as_f64().unwrap();
     assert!(acc > 0.9, "test accuracy {acc}");
+    assert_eq!(
+        v["saved_to"].as_str().unwrap(),
+        run.join("test.json").to_str().unwrap()
+    );
     let text = ok(lenet5(&dir, &["test", run.to_str().unwrap()]));
     assert!(
         text.contains("top-3 accuracy") && text.contains("confusion matrix"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("loss: {}\n", lenet5_lab::number(test.loss))),
         "{text}"
     );
 }

@@ -290,15 +290,27 @@ fn start_and_wait(
     epochs: usize,
     args: &[&str],
 ) -> (std::process::Child, PathBuf) {
+    let train = [
+        "train",
+        "tiny.yaml",
+        "--batch-size",
+        "8",
+        "--set",
+        "trainer.early_stopping.enabled=false",
+    ];
+    spawn_and_wait(dir, runs, (epochs, 1), &[&train[..], args].concat())
+}
+
+/// Runs `lenet5 args` and returns once the only run under `runs` has `epochs` rows in metrics.csv and
+/// `sessions` training sessions in provenance.json (so a resumed one is training: its signal handlers are
+/// in place), plus a little, to be mid-epoch.
+fn spawn_and_wait(
+    dir: &Path,
+    runs: &Path,
+    (epochs, sessions): (usize, usize),
+    args: &[&str],
+) -> (std::process::Child, PathBuf) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_lenet5"))
-        .args([
-            "train",
-            "tiny.yaml",
-            "--batch-size",
-            "8",
-            "--set",
-            "trainer.early_stopping.enabled=false",
-        ])
         .args(args)
         .current_dir(dir)
         .stdout(Stdio::piped())
@@ -322,7 +334,10 @@ fn start_and_wait(
             let rows = std::fs::read_to_string(run.join("metrics.csv"))
                 .map(|s| s.lines().count())
                 .unwrap_or(0);
-            if rows > epochs {
+            let started = lenet5_lab::rundir::dir::RunDir { path: run.clone() }
+                .provenance()
+                .map_or(0, |p| p.len());
+            if rows > epochs && started >= sessions {
                 std::thread::sleep(Duration::from_millis(150));
                 return (child, run);
             }
@@ -383,21 +398,40 @@ fn killed_before_the_first_epoch_ends_resumes_and_a_second_trainer_is_locked_out
     assert_eq!(epochs_in_csv(&run), [1, 2], "every epoch exactly once");
 }
 
-/// Stops a 3-epoch run with `signal` in epoch 2, resumes it, and trains the same run uninterrupted: the two
-/// must agree in every metrics.csv column but the wall time, and in their weights, byte for byte.
-fn signal_run(name: &str, signal: i32, code: i32) {
+/// Stops a 3-epoch run with `signal` in each epoch of `stops` (after that many epochs completed: 0 is in
+/// epoch 1), resuming it after each stop, then trains the same run uninterrupted: the two must agree in
+/// every metrics.csv column but the wall time, and in their weights, byte for byte.
+fn signal_run(name: &str, signal: i32, code: i32, stops: &[usize]) {
     let (dir, runs) = long_run(name);
-    let (child, run) = start_and_wait(&dir, &runs, 1, &["--epochs", "3"]);
-    unsafe_kill(child.id(), signal);
-    let out = child.wait_with_output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(code), "{err}");
-    assert!(
-        err.contains("lenet5 train --resume"),
-        "prints how to resume: {err}"
-    );
-    let state = std::fs::read_to_string(run.join("state.json")).unwrap();
-    assert!(state.contains("\"interrupted\""), "{state}");
+    let (first, run) = start_and_wait(&dir, &runs, stops[0], &["--epochs", "3"]);
+    let mut first = Some(first);
+    for (session, &stop) in stops.iter().enumerate() {
+        let resume = ["train", "--resume", run.to_str().unwrap()];
+        let child = match first.take() {
+            Some(child) => child,
+            None => spawn_and_wait(&dir, &runs, (stop, session + 1), &resume).0,
+        };
+        unsafe_kill(child.id(), signal);
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{err}");
+        assert!(
+            err.contains(&format!("interrupted in epoch {}", stop + 1)),
+            "stopped mid-epoch {}: {err}",
+            stop + 1
+        );
+        assert!(
+            err.contains("lenet5 train --resume"),
+            "prints how to resume: {err}"
+        );
+        let state = std::fs::read_to_string(run.join("state.json")).unwrap();
+        assert!(state.contains("\"interrupted\""), "{state}");
+        assert_eq!(
+            epochs_in_csv(&run).len(),
+            stop,
+            "nothing of the stopped epoch kept"
+        );
+    }
     ok(lenet5(&dir, &["train", "--resume", run.to_str().unwrap()]));
     let reference = dir.join("uninterrupted");
     ok(lenet5(
@@ -449,12 +483,27 @@ fn unsafe_kill(pid: u32, signal: i32) {
 
 #[test]
 fn sigint_exits_130_and_the_resumed_run_equals_the_uninterrupted_one() {
-    signal_run("fault_sigint", 2, 130);
+    signal_run("fault_sigint", 2, 130, &[1]);
+}
+
+#[test]
+fn sigint_in_the_first_epoch_and_again_later_changes_nothing() {
+    signal_run("fault_sigint_twice", 2, 130, &[0, 2]);
 }
 
 #[test]
 fn sigterm_exits_143_and_the_resumed_run_equals_the_uninterrupted_one() {
-    signal_run("fault_sigterm", 15, 143);
+    signal_run("fault_sigterm", 15, 143, &[1]);
+}
+
+#[test]
+fn sigterm_three_times_in_one_epoch_changes_nothing() {
+    signal_run("fault_sigterm_thrice", 15, 143, &[1, 1, 1]);
+}
+
+#[test]
+fn sighup_stops_a_run_as_sigterm_does() {
+    signal_run("fault_sighup", 1, 129, &[1]);
 }
 
 #[test]
@@ -475,4 +524,259 @@ fn a_failed_write_leaves_the_old_file_and_no_temp_file() {
         .map(|e| e.unwrap().file_name())
         .collect();
     assert_eq!(names, ["state.json"], "no temp file left");
+}
+
+/// `lenet5 args` in `dir`, killed after 60 s: a read that blocks (a FIFO) fails the test instead of hanging it.
+fn bounded(dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new("timeout")
+        .arg("60")
+        .arg(env!("CARGO_BIN_EXE_lenet5"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap()
+}
+
+fn mkfifo(path: &Path) {
+    let status = Command::new("mkfifo").arg(path).status().unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn special_and_oversized_files_are_refused_wherever_a_file_is_read() {
+    let dir = setup("fail_special");
+    ok(lenet5(&dir, &["train", "tiny.yaml", "--epochs", "1"]));
+    let run = only_run(&dir.join("runs"));
+    let run_s = run.to_str().unwrap();
+    for name in ["fifo.yaml", "fifo.png", "fifo.safetensors"] {
+        mkfifo(&dir.join(name));
+    }
+    std::fs::write(dir.join("huge.yaml"), "#".repeat(2 << 20)).unwrap();
+    let refused = |args: &[&str], needles: &[&str]| {
+        let out = bounded(&dir, args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        for n in needles {
+            assert!(err.contains(n), "{args:?}: {n:?} not in:\n{err}");
+        }
+    };
+    refused(&["config", "fifo.yaml"], &["fifo.yaml: is a FIFO"]);
+    refused(&["config", "/dev/zero"], &["/dev/zero: is a device"]);
+    refused(
+        &["config", "huge.yaml"],
+        &["huge.yaml: is larger than 1 MiB"],
+    );
+    refused(&["train", "fifo.yaml"], &["fifo.yaml: is a FIFO"]);
+    refused(
+        &["sweep", "fifo.yaml", "--dry-run"],
+        &["fifo.yaml: is a FIFO"],
+    );
+    refused(&["sweep", "/dev/zero", "--dry-run"], &["is a device"]);
+    refused(
+        &["predict", run_s, "fifo.png", "/dev/zero", "data"],
+        &[
+            "fifo.png: is a FIFO",
+            "/dev/zero: is a device",
+            "data: is a directory",
+        ],
+    );
+    refused(
+        &["test", run_s, "--checkpoint", "fifo.safetensors"],
+        &["fifo.safetensors: is a FIFO"],
+    );
+    // A dataset file that is a FIFO.
+    write_mnist(&dir.join("fifo-data"), 100, 20);
+    let labels = dir.join("fifo-data/t10k-labels-idx1-ubyte");
+    std::fs::remove_file(&labels).unwrap();
+    mkfifo(&labels);
+    refused(
+        &["test", run_s, "--set", "data.dir=fifo-data"],
+        &["t10k-labels-idx1-ubyte: is a FIFO"],
+    );
+}
+
+#[test]
+fn a_run_dir_that_holds_other_files_is_refused() {
+    let dir = setup("fail_run_dir");
+    std::fs::create_dir(dir.join("notes")).unwrap();
+    std::fs::write(dir.join("notes/metrics.csv"), "mine").unwrap();
+    fails(
+        &dir,
+        &["train", "tiny.yaml", "--run-dir", "notes"],
+        2,
+        &["--run-dir notes", "not empty", "metrics.csv", "not a run"],
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("notes/metrics.csv")).unwrap(),
+        "mine"
+    );
+    std::fs::write(dir.join("file"), "").unwrap();
+    fails(
+        &dir,
+        &["train", "tiny.yaml", "--run-dir", "file"],
+        2,
+        &["file exists and is not a directory"],
+    );
+    // A new or an empty directory is a new run's.
+    std::fs::create_dir(dir.join("empty")).unwrap();
+    ok(lenet5(
+        &dir,
+        &["train", "tiny.yaml", "--epochs", "1", "--run-dir", "empty"],
+    ));
+    assert!(dir.join("empty/test.json").is_file());
+}
+
+#[test]
+fn overrides_and_other_data_are_scored_but_never_rewrite_the_run() {
+    let dir = setup("fail_test_overrides");
+    ok(lenet5(&dir, &["train", "tiny.yaml", "--epochs", "1"]));
+    let run = only_run(&dir.join("runs"));
+    let run_s = run.to_str().unwrap();
+    let test_json = || std::fs::read(run.join("test.json")).unwrap();
+    let original = test_json();
+    // Another network: scored, printed, not saved.
+    let out = ok(lenet5(
+        &dir,
+        &["test", run_s, "--set", "model.activation=sigmoid"],
+    ));
+    assert!(
+        out.contains("not saved to the run") && out.contains("model.activation: relu -> sigmoid"),
+        "{out}"
+    );
+    assert_eq!(test_json(), original);
+    // Other data, named explicitly: scored, not saved.
+    write_mnist(&dir.join("other"), 100, 30);
+    let out = ok(lenet5(&dir, &["test", run_s, "--set", "data.dir=other"]));
+    assert!(out.contains("images: 30"), "{out}");
+    assert!(
+        out.contains("not saved to the run") && out.contains("is not the one"),
+        "{out}"
+    );
+    assert_eq!(test_json(), original);
+    // The same files elsewhere are the run's own data: saved.
+    std::fs::create_dir(dir.join("moved")).unwrap();
+    for f in std::fs::read_dir(dir.join("data")).unwrap() {
+        let f = f.unwrap().path();
+        std::fs::copy(&f, dir.join("moved").join(f.file_name().unwrap())).unwrap();
+    }
+    std::fs::remove_file(run.join("test.json")).unwrap();
+    let out = ok(lenet5(&dir, &["test", run_s, "--set", "data.dir=moved"]));
+    assert!(out.contains("saved to"), "{out}");
+    assert_eq!(test_json(), original, "the same evaluation");
+    // The run's data changed where it was: refused by test and by resume, naming the file.
+    write_mnist(&dir.join("data"), 200, 40);
+    fails(
+        &dir,
+        &["test", run_s],
+        2,
+        &[
+            "is not the one",
+            "t10k-images-idx3-ubyte",
+            "--set data.dir=",
+        ],
+    );
+    let state = std::fs::read(run.join("state.json")).unwrap();
+    fails(
+        &dir,
+        &["train", "--resume", run_s, "--epochs", "2"],
+        2,
+        &["is not the one", "t10k-labels-idx1-ubyte: 48 bytes"],
+    );
+    assert_eq!(std::fs::read(run.join("state.json")).unwrap(), state);
+    assert_eq!(test_json(), original);
+}
+
+#[test]
+fn metrics_and_state_that_disagree_are_repaired_or_refused_on_resume() {
+    let dir = setup("fail_commit");
+    let args = ["--set", "trainer.early_stopping.enabled=false"];
+    ok(lenet5(
+        &dir,
+        &[&["train", "tiny.yaml", "--epochs", "1"][..], &args].concat(),
+    ));
+    let run = only_run(&dir.join("runs"));
+    let run_s = run.to_str().unwrap();
+    let files = ["state.json", "last.safetensors", "optimizer.safetensors"];
+    let epoch1: Vec<Vec<u8>> = files
+        .iter()
+        .map(|f| std::fs::read(run.join(f)).unwrap())
+        .collect();
+    ok(lenet5(&dir, &["train", "--resume", run_s, "--epochs", "2"]));
+    let rows = |run: &Path| {
+        let mut rows = lenet5_lab::rundir::metrics::read(&run.join("metrics.csv")).unwrap();
+        rows.iter_mut().for_each(|r| r.seconds = 0.0);
+        rows
+    };
+    let trained = rows(&run);
+    // A crash after epoch 2's row reached the disk but before its state.json did: the row is dropped and
+    // the epoch trained again, to the same numbers.
+    for (f, bytes) in files.iter().zip(&epoch1) {
+        std::fs::write(run.join(f), bytes).unwrap();
+    }
+    let out = lenet5(&dir, &["train", "--resume", run_s, "--epochs", "2"]);
+    ok(out.clone());
+    assert!(
+        stderr(&out).contains("rows of epochs [2] that state.json never committed"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(rows(&run), trained);
+    // A state ahead of metrics.csv (what the old write order allowed after a power loss): refused.
+    let csv = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    let short: String = csv.lines().take(2).map(|l| format!("{l}\n")).collect();
+    std::fs::write(run.join("metrics.csv"), &short).unwrap();
+    fails(
+        &dir,
+        &["train", "--resume", run_s, "--epochs", "3"],
+        2,
+        &["metrics.csv holds epoch 1", "state.json says 2 completed"],
+    );
+    assert_eq!(
+        std::fs::read_to_string(run.join("metrics.csv")).unwrap(),
+        short
+    );
+}
+
+#[test]
+fn seeds_that_libtorch_cannot_tell_apart_and_empty_test_sets_are_refused() {
+    let dir = setup("fail_seeds");
+    fails(
+        &dir,
+        &["config", "tiny.yaml", "--set", "trainer.seed=4294967297"],
+        2,
+        &["trainer.seed = 4294967297", "2^32"],
+    );
+    // Epoch e shuffles with seed + e: the last epoch's seed must fit as well.
+    fails(
+        &dir,
+        &["config", "tiny.yaml", "--set", "trainer.seed=4294967294"],
+        2,
+        &["trainer.seed + trainer.epochs"],
+    );
+    ok(lenet5(
+        &dir,
+        &["config", "tiny.yaml", "--set", "trainer.seed=4294967293"],
+    ));
+    fails(
+        &dir,
+        &["config", "tiny.yaml", "--set", "data.seed=4294967296"],
+        2,
+        &["data.seed = 4294967296"],
+    );
+    write_mnist(&dir.join("empty"), 200, 0);
+    fails(
+        &dir,
+        &["train", "tiny.yaml", "--set", "data.dir=empty"],
+        2,
+        &["t10k-images-idx3-ubyte: holds no images"],
+    );
+    ok(lenet5(&dir, &["train", "tiny.yaml", "--epochs", "1"]));
+    let run = only_run(&dir.join("runs"));
+    fails(
+        &dir,
+        &["test", run.to_str().unwrap(), "--set", "data.dir=empty"],
+        2,
+        &["holds no images"],
+    );
 }

@@ -163,6 +163,31 @@ fn a_failing_run_does_not_stop_the_others_and_a_rerun_skips_finished_runs() {
     }
 }
 
+/// Starts `lenet5 sweep sweep.yaml --out study --jobs 1` in `dir` and returns it once `path` exists.
+fn driver_until(dir: &Path, path: &Path) -> std::process::Child {
+    let mut driver = Command::new(env!("CARGO_BIN_EXE_lenet5"))
+        .args(["sweep", "sweep.yaml", "--out", "study", "--jobs", "1"])
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !path.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "{} never appeared",
+            path.display()
+        );
+        assert!(
+            driver.try_wait().unwrap().is_none(),
+            "the driver ended early"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    driver
+}
+
 #[test]
 fn a_killed_driver_started_again_finishes_every_run_exactly_once() {
     // Runs of a second or two each (1,000 images in batches of 8, 2 epochs).
@@ -172,23 +197,8 @@ fn a_killed_driver_started_again_finishes_every_run_exactly_once() {
         "seeds: 3\nset: {data.batch_size: 8, trainer.early_stopping.enabled: false}\n",
     );
     let study = dir.join("study");
-    let mut driver = Command::new(env!("CARGO_BIN_EXE_lenet5"))
-        .args(["sweep", "sweep.yaml", "--out", "study", "--jobs", "1"])
-        .current_dir(&dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
     // Kill -9 the driver while its second run trains (its child lives on, holding that run's lock).
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !study.join("runs/base-seed2/metrics.csv").exists() {
-        assert!(Instant::now() < deadline, "the second run never started");
-        assert!(
-            driver.try_wait().unwrap().is_none(),
-            "the driver ended early"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let mut driver = driver_until(&dir, &study.join("runs/base-seed2/metrics.csv"));
     driver.kill().unwrap();
     driver.wait().unwrap();
     let out = lenet5(
@@ -204,6 +214,47 @@ fn a_killed_driver_started_again_finishes_every_run_exactly_once() {
         );
     }
     assert!(manifest(&study).iter().all(|r| &r[5] == "finished"));
+}
+
+#[test]
+fn a_driver_stopped_by_sighup_stops_its_runs_and_leaves_them_resumable() {
+    // Runs of several seconds each (4,000 images in batches of 8, 2 epochs): the hang-up lands mid-run.
+    let dir = project(
+        "sweep_hup",
+        4000,
+        "seeds: 2\nset: {data.batch_size: 8, trainer.early_stopping.enabled: false}\n",
+    );
+    let study = dir.join("study");
+    let run = study.join("runs/base-seed1");
+    let mut driver = driver_until(&dir, &run.join("provenance.json"));
+    std::thread::sleep(Duration::from_millis(300));
+    let hup = Command::new("kill")
+        .args(["-HUP", &driver.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = driver.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the driver did not stop");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "ends with the unfinished runs' error"
+    );
+    // Its run was stopped and saved (an orphan would still be training it, holding its lock), and the
+    // manifest says so.
+    let state = std::fs::read_to_string(run.join("state.json")).unwrap();
+    assert!(state.contains("\"interrupted\""), "{state}");
+    let rows = manifest(&study);
+    assert_eq!((&rows[0][0], &rows[0][5]), ("base-seed1", "unfinished"));
+    let out = lenet5(&dir, &["train", "--resume", run.to_str().unwrap()]);
+    assert!(out.status.success(), "resumable at once: {}", stderr(&out));
+    assert_eq!(epochs(&run), [1, 2]);
 }
 
 #[test]

@@ -3,12 +3,15 @@
 
 use anyhow::Result;
 use lenet5_core::data::{self, image};
+use lenet5_core::run::dataset::DataCheck;
 use lenet5_core::run::evaluate;
-use lenet5_core::run::trained::{self, Checkpoint, ModelSource, Prediction, load_model};
+use lenet5_core::run::trained::{
+    self, Checkpoint, LoadedModel, ModelSource, Prediction, load_model,
+};
 use lenet5_core::run::{self, TrainOutcome};
 use lenet5_lab::UsageError;
 use lenet5_lab::config::{self, Config, Override};
-use lenet5_lab::rundir::dir;
+use lenet5_lab::rundir::dir::{self, RunDir};
 use lenet5_lab::rundir::evaluation::Evaluation;
 use lenet5_lab::study::compare::{self, Comparison};
 use lenet5_lab::study::groups::{Group, Study};
@@ -43,25 +46,81 @@ pub struct TestReport {
     #[serde(flatten)]
     pub evaluation: Evaluation,
     pub seconds: f64,
+    /// Where the evaluation was saved (the run's test.json), if it was.
+    pub saved_to: Option<PathBuf>,
+    /// Why it was not saved, if it was not.
+    pub not_saved: Option<String>,
 }
 
-/// `lenet5 test`: scores the model on the test set; a run's best checkpoint's result is saved as test.json.
+/// `lenet5 test`: scores the model on the test set. The result is saved as the run's test.json only when it
+/// is the run's own: its best checkpoint, its network, its data (by fingerprint). Otherwise it is printed
+/// and the run is left as it was; the run's own checkpoint on other data than it recorded is refused unless
+/// `data.dir` names that data explicitly.
 pub fn test(source: &ModelSource) -> Result<TestReport> {
     let m = load_model(source)?;
     let test = data::load_test(&m.config.data, m.device)?;
+    let own = own_evaluation(&m, &source.checkpoint)?;
     let started = Instant::now();
     let evaluation = evaluate::evaluate(&m.net, &test);
     let seconds = started.elapsed().as_secs_f64();
-    if let (Some(run), Checkpoint::Best) = (&m.run, &source.checkpoint) {
-        run.write_test(&evaluation)?;
-    }
-    let run = m.run.map(|r| r.path);
+    let (saved_to, not_saved) = match own {
+        Ok(run) => {
+            run.write_test(&evaluation)?;
+            (Some(run.file(dir::TEST_FILE)), None)
+        }
+        Err(why) => (None, Some(why)),
+    };
     Ok(TestReport {
-        run,
+        run: m.run.map(|r| r.path),
         checkpoint: m.weights,
         evaluation,
         seconds,
+        saved_to,
+        not_saved,
     })
+}
+
+/// The run whose own evaluation scoring `m` is (`Ok`), or why it is no run's; a run's own network on data
+/// that differs from what it recorded, without `data.dir` changed to say so, is an error.
+fn own_evaluation<'m>(
+    m: &'m LoadedModel,
+    checkpoint: &Checkpoint,
+) -> Result<std::result::Result<&'m RunDir, String>> {
+    let Some(run) = &m.run else {
+        return Ok(Err("not a run's checkpoint".into()));
+    };
+    let saved = run.config()?;
+    let changed = config::scoring_changes(&saved, &m.config)?;
+    if !changed.is_empty() {
+        return Ok(Err(format!(
+            "the overrides change what the run is ({})",
+            changed.join(", ")
+        )));
+    }
+    let data = match run::dataset::check(run, &m.config.data)? {
+        DataCheck::Same => Ok(run),
+        DataCheck::Unrecorded(_) => {
+            eprintln!(
+                "note: {} recorded no dataset fingerprint; the test data is not checked",
+                run.path.display()
+            );
+            Ok(run)
+        }
+        DataCheck::Differs(why) if m.config.data.dir != saved.data.dir => Err(why),
+        DataCheck::Differs(why) => {
+            return Err(UsageError::error(format!(
+                "{why}; to score the run on these files anyway, without saving the result to the run, name them with --set data.dir={}",
+                m.config.data.dir().display()
+            )));
+        }
+    };
+    match checkpoint {
+        Checkpoint::Best => Ok(data),
+        _ => Ok(Err(format!(
+            "only the best checkpoint's score is the run's {}",
+            dir::TEST_FILE
+        ))),
+    }
 }
 
 impl TestReport {
@@ -76,8 +135,12 @@ impl TestReport {
             self.evaluation.to_text()
         );
         let rate = self.evaluation.images as f64 / self.seconds;
+        let saved = match (&self.saved_to, &self.not_saved) {
+            (Some(path), _) => format!("saved to {}", path.display()),
+            (None, why) => format!("not saved to the run: {}", why.as_deref().unwrap_or("")),
+        };
         out + &format!(
-            "\nevaluated {} images in {:.2}s ({rate:.0} images/s)\n",
+            "\nevaluated {} images in {:.2}s ({rate:.0} images/s); {saved}\n",
             self.evaluation.images, self.seconds
         )
     }

@@ -63,17 +63,22 @@ fn train(args: TrainArgs) -> Result<()> {
         (None, None) => unreachable!("clap requires CONFIG or --resume"),
     };
     let outcome = commands::train(start)?;
+    println!("{}", train_summary(&outcome));
+    Ok(())
+}
+
+/// The line `train` ends with: the test result, the best epoch and where the run is.
+pub fn train_summary(outcome: &lenet5_core::run::TrainOutcome) -> String {
     let s = &outcome.state;
-    println!(
-        "test: loss {:.4}  accuracy {:.2}%  (best epoch {} of {}, {:.0}s training) -> {}",
-        outcome.test.loss,
+    format!(
+        "test: loss {}  accuracy {:.2}%  (best epoch {} of {}, {:.0}s training) -> {}",
+        lenet5_lab::number(outcome.test.loss),
         100.0 * outcome.test.accuracy,
         s.best_epoch,
         s.epoch,
         s.train_seconds,
         outcome.run.path.display()
-    );
-    Ok(())
+    )
 }
 
 fn test(args: TestArgs) -> Result<()> {

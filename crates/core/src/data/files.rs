@@ -5,6 +5,8 @@ use super::{Dataset, NUM_CLASSES};
 use anyhow::{Context, Result};
 use lenet5_lab::UsageError;
 use lenet5_lab::config::DataConfig;
+use lenet5_lab::rundir::fingerprint::Fingerprint;
+use lenet5_lab::sys::read::check_regular;
 use std::io::Read;
 use std::path::Path;
 use tch::{Kind, Tensor};
@@ -36,15 +38,7 @@ const CIFAR_RECORD: u64 = 1 + 3 * 32 * 32;
 /// `cfg.download` is on, then checks every header.
 pub fn ensure_files(cfg: &DataConfig) -> Result<()> {
     let dir = cfg.dir();
-    let names: Vec<&str> = match cfg.dataset {
-        Dataset::Cifar10 => CIFAR_TRAIN_FILES
-            .iter()
-            .copied()
-            .chain([CIFAR_TEST_FILE])
-            .collect(),
-        _ => all_files().collect(),
-    };
-    let missing: Vec<_> = names
+    let missing: Vec<_> = file_names(cfg.dataset)
         .into_iter()
         .filter(|f| !dir.join(f).exists())
         .collect();
@@ -119,6 +113,7 @@ pub fn fetch(dataset: Dataset, dir: &Path) -> Result<()> {
 /// Checks a CIFAR-10 batch: whole records only, labels in 0..10.
 fn check_cifar(path: &Path) -> Result<u64> {
     let bad = |msg: String| UsageError::error(format!("{}: {msg}", path.display()));
+    check_regular(path, DATA_FILE_LIMIT)?;
     let bytes = std::fs::read(path).map_err(|e| bad(format!("cannot read: {e}")))?;
     let len = bytes.len() as u64;
     if len == 0 || !len.is_multiple_of(CIFAR_RECORD) {
@@ -158,9 +153,27 @@ fn read_cifar(paths: &[std::path::PathBuf]) -> Result<(Tensor, Tensor)> {
     Ok((images, labels))
 }
 
-fn all_files() -> impl Iterator<Item = &'static str> {
-    [TRAIN_FILES.0, TRAIN_FILES.1, TEST_FILES.0, TEST_FILES.1].into_iter()
+/// Every file of `dataset`, in a fixed order.
+fn file_names(dataset: Dataset) -> Vec<&'static str> {
+    match dataset {
+        Dataset::Cifar10 => CIFAR_TRAIN_FILES
+            .iter()
+            .copied()
+            .chain([CIFAR_TEST_FILE])
+            .collect(),
+        _ => vec![TRAIN_FILES.0, TRAIN_FILES.1, TEST_FILES.0, TEST_FILES.1],
+    }
 }
+
+/// The fingerprint of the dataset `cfg` names (its files checked first): what a run records of the data
+/// it trained on, and what a resume or a test compares with it.
+pub fn fingerprint(cfg: &DataConfig) -> Result<Fingerprint> {
+    ensure_files(cfg)?;
+    Fingerprint::of(&cfg.dir(), &file_names(cfg.dataset))
+}
+
+/// Dataset files are checked against their headers; this only keeps a FIFO or a device from being read.
+const DATA_FILE_LIMIT: u64 = 4 << 30;
 
 /// Raw pixels in [0, 1] as `[N, C, H, W]` and labels `[N]`, of the training split (when asked for) and
 /// the test split.
@@ -196,10 +209,17 @@ pub fn read(cfg: &DataConfig, with_train: bool) -> Result<Raw> {
     })
 }
 
-/// Checks an images/labels pair: both headers, payload sizes, label range, equal counts.
+/// Checks an images/labels pair: both headers, payload sizes, label range, equal counts, at least one image
+/// (a split of none has no accuracy to report).
 fn check_pair(dir: &Path, (images, labels): (&str, &str)) -> Result<()> {
     let n_images = check_idx(&dir.join(images), IMAGES_MAGIC)?;
     let n_labels = check_idx(&dir.join(labels), LABELS_MAGIC)?;
+    if n_images == 0 {
+        return Err(UsageError::error(format!(
+            "{}: holds no images; a split needs at least one",
+            dir.join(images).display()
+        )));
+    }
     if n_images != n_labels {
         return Err(UsageError::error(format!(
             "{}: {n_images} images but {} has {n_labels} labels",
@@ -214,6 +234,7 @@ fn check_pair(dir: &Path, (images, labels): (&str, &str)) -> Result<()> {
 /// in 0..10). Returns the item count.
 pub fn check_idx(path: &Path, magic: u32) -> Result<u64> {
     let bad = |msg: String| UsageError::error(format!("{}: {msg}", path.display()));
+    check_regular(path, DATA_FILE_LIMIT)?;
     let mut file = std::fs::File::open(path).map_err(|e| bad(format!("cannot open: {e}")))?;
     let file_len = file.metadata().map_err(|e| bad(e.to_string()))?.len();
     let header_len: u64 = if magic == IMAGES_MAGIC { 16 } else { 8 };

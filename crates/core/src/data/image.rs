@@ -21,10 +21,7 @@ pub type Prepared = Vec<f32>;
 /// Reads and prepares `path`; the error names the file.
 pub fn load_image(path: &Path) -> Result<Prepared> {
     let bad = |e: String| UsageError::error(format!("{}: {e}", path.display()));
-    if path.is_dir() {
-        return Err(bad("is a directory, not an image".into()));
-    }
-    let bytes = std::fs::read(path).map_err(|e| bad(format!("cannot read image ({e})")))?;
+    let bytes = lenet5_lab::sys::read::bytes(path, lenet5_lab::sys::read::IMAGE_LIMIT)?;
     prepare_bytes(&bytes).map_err(bad)
 }
 

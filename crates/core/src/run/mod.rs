@@ -2,11 +2,13 @@
 //! build the model and its outputs, loop over epochs, finish with the test set. An epoch reads as its steps:
 //! train ([`epoch`]) → validate → update the state → hand the epoch to every output → save the state.
 //!
-//! Also here: the run's checkpoints as an output ([`checkpoints`]) and its weights on disk ([`weights`]),
+//! Also here: the run's checkpoints as an output ([`checkpoints`]) and its weights on disk ([`weights`]), the
+//! check that a run continues or is scored on the data it trained on ([`dataset`]),
 //! scoring a model on a split ([`evaluate`]), and a trained run's model back in memory for `test` and
 //! `predict` ([`trained`]). The run directory's files and formats are `lenet5_lab::rundir`'s.
 
 pub mod checkpoints;
+pub mod dataset;
 mod epoch;
 pub mod evaluate;
 pub mod trained;
@@ -26,8 +28,9 @@ use lenet5_lab::UsageError;
 use lenet5_lab::config::{self, Config, Monitor, Override};
 use lenet5_lab::rundir::dir::{BEST_WEIGHTS, LAST_WEIGHTS, METRICS_FILE, RunDir};
 use lenet5_lab::rundir::evaluation::Evaluation;
+use lenet5_lab::rundir::fingerprint::Fingerprint;
 use lenet5_lab::rundir::metrics::EpochRow;
-use lenet5_lab::rundir::metrics::MetricsWriter;
+use lenet5_lab::rundir::metrics::{self, MetricsWriter};
 use lenet5_lab::rundir::state::{RunStatus, TrainState};
 use lenet5_lab::sys::cpu;
 use lenet5_lab::sys::interrupt::{Interrupt, Interrupted};
@@ -86,6 +89,8 @@ struct Opened {
     device: Device,
     data: Splits,
     resumed: bool,
+    /// The data's fingerprint, to record where the run has none yet.
+    unrecorded: Option<Fingerprint>,
 }
 
 /// Checks everything that can fail on bad input, then opens the run. A new run's directory is made only
@@ -95,8 +100,10 @@ fn open(start: Start) -> Result<Opened> {
         Start::New { config, dir } => {
             let device = prepare(&config)?;
             let data = data::load(&config.data, device)?;
+            let fingerprint = data::files::fingerprint(&config.data)?;
             let (run, lock) = create(&config, dir)?;
             Ok(Opened {
+                unrecorded: Some(fingerprint),
                 state: TrainState::new(&config),
                 config,
                 run,
@@ -115,6 +122,7 @@ fn open(start: Start) -> Result<Opened> {
             let config = config::apply(&saved, &overrides, &origin)?;
             config::check_resumable(&saved, &config, &overrides, &origin)?;
             let state = run.state()?.unwrap_or_else(|| TrainState::new(&config));
+            let uncommitted = metrics::agreement(&run.file(METRICS_FILE), state.epoch)?;
             if is_trained(&state, &config) && run.test()?.is_some() {
                 return Err(UsageError::error(format!(
                     "{} already finished ({:?} after epoch {}); pass --epochs N (or turn early stopping off) to train further",
@@ -125,12 +133,19 @@ fn open(start: Start) -> Result<Opened> {
             }
             let device = prepare(&config)?;
             let data = data::load(&config.data, device)?;
+            let unrecorded = same_data(&run, &config, state.epoch)?;
             eprintln!(
                 "resuming {} after epoch {}",
                 run.path.display(),
                 state.epoch
             );
+            if !uncommitted.is_empty() {
+                eprintln!(
+                    "note: {METRICS_FILE} has rows of epochs {uncommitted:?} that state.json never committed (a crash before it was saved); they are dropped and trained again"
+                );
+            }
             Ok(Opened {
+                unrecorded,
                 config,
                 run,
                 state,
@@ -139,6 +154,26 @@ fn open(start: Start) -> Result<Opened> {
                 data,
                 resumed: true,
             })
+        }
+    }
+}
+
+/// Refuses to continue a run on other data than it trained on; returns the data's fingerprint where the
+/// run has none to compare with (a sweep's run before its first session, or one made before it was kept).
+fn same_data(run: &RunDir, config: &Config, epoch: usize) -> Result<Option<Fingerprint>> {
+    match dataset::check(run, &config.data)? {
+        dataset::DataCheck::Same => Ok(None),
+        dataset::DataCheck::Differs(why) => Err(UsageError::error(format!(
+            "{why}: a resumed run trains on the data it started with; put those files back, or set data.dir to where they are"
+        ))),
+        dataset::DataCheck::Unrecorded(now) => {
+            if epoch > 0 {
+                eprintln!(
+                    "note: {} recorded no dataset fingerprint; recording the data it resumes on",
+                    run.path.display()
+                );
+            }
+            Ok(Some(now))
         }
     }
 }
@@ -222,6 +257,9 @@ impl Trainer {
         weights::restore(&o.run, &mut vs, &mut opt, o.state.epoch)?;
         if o.resumed {
             o.run.write_config(&o.config)?;
+        }
+        if let Some(fingerprint) = &o.unrecorded {
+            o.run.write_fingerprint(fingerprint)?;
         }
         o.run
             .record_provenance(o.state.epoch, &format!("{:?}", o.device))?;

@@ -61,6 +61,7 @@ pub fn restore(run: &RunDir, vs: &mut VarStore, opt: &mut Optimizer, epoch: usiz
 
 /// Every tensor of a safetensors file, by name; an unreadable file is an error naming it.
 fn read(path: &Path) -> Result<HashMap<String, Tensor>> {
+    lenet5_lab::sys::read::check_regular(path, lenet5_lab::sys::read::CHECKPOINT_LIMIT)?;
     let tensors = Tensor::read_safetensors(path).map_err(|e| {
         UsageError::error(format!(
             "{}: not a readable safetensors file ({e})",
@@ -74,9 +75,10 @@ fn read(path: &Path) -> Result<HashMap<String, Tensor>> {
 /// the model has, with the same shapes, so a foreign or truncated file is an error naming the tensor.
 pub fn load(vs: &mut VarStore, path: &Path) -> Result<()> {
     let bad = |msg: String| UsageError::error(format!("{}: {msg}", path.display()));
-    if !path.is_file() {
+    if !path.exists() {
         return Err(bad("no such checkpoint file".into()));
     }
+    lenet5_lab::sys::read::check_regular(path, lenet5_lab::sys::read::CHECKPOINT_LIMIT)?;
     let tensors = read(path)?;
     let expected = vs.variables();
     let mut names: Vec<&String> = expected.keys().collect();

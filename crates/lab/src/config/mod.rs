@@ -15,7 +15,7 @@ mod validate;
 
 use crate::UsageError;
 use anyhow::Result;
-pub use resume::{RESUMABLE_KEYS, check_resumable};
+pub use resume::{RESUMABLE_KEYS, check_resumable, scoring_changes};
 pub use schema::{
     Activation, AugmentConfig, Config, DataConfig, Dataset, EarlyStoppingConfig, Init,
     LrSchedulerConfig, ModelConfig, Monitor, Normalization, OptimizerConfig, OptimizerKind,
@@ -63,8 +63,7 @@ impl Override {
 /// Reads `path` (YAML over the defaults), applies `overrides`, validates. Errors name the file or the
 /// override, and the key.
 pub fn load(path: &Path, overrides: &[Override]) -> Result<Config> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| UsageError::error(format!("cannot read config {}: {e}", path.display())))?;
+    let text = crate::sys::read::text(path, crate::sys::read::CONFIG_LIMIT)?;
     from_yaml_str(&text, &path.display().to_string(), overrides)
 }
 

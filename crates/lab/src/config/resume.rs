@@ -51,6 +51,20 @@ pub fn check_resumable(
     )))
 }
 
+/// The keys that decide what a checkpoint is scored as, where `now` differs from the run's `saved` config:
+/// the network (`model.*`) and the dataset (`data.dataset`), as `key: old -> new`. (`data.dir` is judged by
+/// the data's fingerprint instead: a moved copy of the same files is the same data.)
+pub fn scoring_changes(saved: &Config, now: &Config) -> Result<Vec<String>> {
+    let (old, new) = (serde_yaml::to_value(saved)?, serde_yaml::to_value(now)?);
+    let mut changed = vec![];
+    leaf_changes(&old, &new, "", &mut changed);
+    Ok(changed
+        .into_iter()
+        .filter(|(key, _, _)| key.starts_with("model.") || key == "data.dataset")
+        .map(|(key, was, now)| format!("{key}: {was} -> {now}"))
+        .collect())
+}
+
 /// Every leaf whose value differs between `a` and `b`, as (dotted key, old, new) in YAML.
 fn leaf_changes(a: &Value, b: &Value, prefix: &str, out: &mut Vec<(String, String, String)>) {
     match (a, b) {

@@ -99,8 +99,8 @@ impl Config {
         .collect()
     }
 
-    /// Rules between keys: Nesterov needs momentum, a batch fits the training split, the 1998 net takes
-    /// 28×28 grey images, the device is one lenet5 knows.
+    /// Rules between keys: Nesterov needs momentum, a batch fits the training split, seeds stay distinct, the
+    /// 1998 net takes 28×28 grey images, the device is one lenet5 knows.
     fn check_combinations(&self) -> Result<(), String> {
         let (o, d, t) = (&self.optimizer, &self.data, &self.trainer);
         if o.kind == OptimizerKind::Sgd && o.nesterov && o.momentum <= 0.0 {
@@ -115,6 +115,7 @@ impl Config {
                 d.dataset.name()
             ));
         }
+        check_seeds(d.seed, t.seed, t.epochs)?;
         if self.model.variant == Variant::Lenet1998 && d.dataset.shape().side != 28 {
             return Err(format!(
                 "model.variant = lenet5_1998 takes 28×28 grey images; data.dataset = {} is not",
@@ -123,6 +124,25 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// Seeds LibTorch can tell apart. Its CPU generator (mt19937) keeps the low 32 bits of a seed, so seeds 1
+/// and 2^32 + 1 would train identically; epoch `e` shuffles with `trainer.seed + e`, which must fit too.
+const SEED_LIMIT: u64 = 1 << 32;
+
+fn check_seeds(data_seed: u64, trainer_seed: u64, epochs: usize) -> Result<(), String> {
+    let why = "LibTorch's CPU generator keeps 32 bits of a seed, so a larger one would repeat a smaller one";
+    if data_seed >= SEED_LIMIT {
+        return Err(format!(
+            "data.seed = {data_seed} must be below 2^32 = {SEED_LIMIT} ({why})"
+        ));
+    }
+    if trainer_seed.saturating_add(epochs as u64) >= SEED_LIMIT {
+        return Err(format!(
+            "trainer.seed = {trainer_seed}: trainer.seed + trainer.epochs must be below 2^32 = {SEED_LIMIT} (epoch e shuffles with seed + e; {why})"
+        ));
+    }
+    Ok(())
 }
 
 fn rule(key: &str, value: f64, rule: Rule) -> (String, f64, Rule) {

@@ -15,10 +15,12 @@
 //!   test.json          test-set evaluation of best.safetensors
 //!   train_eval.json    the same checkpoint on the clean training split: generalization = this − test
 //!   provenance.json    what made the run: lenet5 version, git commit, device, per training session
+//!   dataset.json       the dataset's files it trained on: name, size, CRC32C (checked on resume and test)
 //!   .lock              locked while a process trains the run
 //! ```
 
 use super::evaluation::Evaluation;
+use super::fingerprint::Fingerprint;
 use super::state::TrainState;
 use crate::config::Config;
 use crate::sys::atomic;
@@ -33,6 +35,8 @@ pub const TEST_FILE: &str = "test.json";
 /// The best checkpoint scored on the clean training split (eval mode, no distortions, no dropout).
 pub const TRAIN_EVAL_FILE: &str = "train_eval.json";
 pub const PROVENANCE_FILE: &str = "provenance.json";
+/// The fingerprint of the dataset the run trained on.
+pub const DATASET_FILE: &str = "dataset.json";
 /// A sweep's run: the output of the `lenet5 train` process that trains it.
 pub const TRAIN_LOG: &str = "train.log";
 /// Where runs go: the default `trainer.runs_dir`, `--runs-dir`, and a sweep directory's folder of runs.
@@ -75,13 +79,20 @@ impl RunDir {
         unreachable!()
     }
 
-    /// Creates exactly `path`; an existing run there is an error (resume it instead).
+    /// Creates exactly `path`; an existing run there is an error (resume it instead), and so is an existing
+    /// directory with anything else in it, whose files a run's could silently replace.
     pub fn create_at(path: &Path) -> Result<Self> {
         if path.join(CONFIG_FILE).exists() {
             return Err(UsageError::error(format!(
                 "{} already holds a run; continue it with `{} train --resume {0}`",
                 path.display(),
                 crate::command_name()
+            )));
+        }
+        if let Some(name) = first_entry(path)? {
+            return Err(UsageError::error(format!(
+                "--run-dir {} is not empty (it holds {name}) and is not a run: give a new or empty directory",
+                path.display()
             )));
         }
         std::fs::create_dir_all(path)
@@ -153,26 +164,17 @@ impl RunDir {
     }
 
     pub fn write_state(&self, state: &TrainState) -> Result<()> {
-        atomic::write(
-            &self.file(STATE_FILE),
-            serde_json::to_string_pretty(state)?.as_bytes(),
-        )
+        self.write_json(STATE_FILE, state)
     }
 
     /// Writes the test-set evaluation (`test.json`).
     pub fn write_test(&self, test: &Evaluation) -> Result<()> {
-        atomic::write(
-            &self.file(TEST_FILE),
-            serde_json::to_string_pretty(test)?.as_bytes(),
-        )
+        self.write_json(TEST_FILE, test)
     }
 
     /// Writes the clean training-split evaluation (`train_eval.json`).
     pub fn write_train_eval(&self, train: &Evaluation) -> Result<()> {
-        atomic::write(
-            &self.file(TRAIN_EVAL_FILE),
-            serde_json::to_string_pretty(train)?.as_bytes(),
-        )
+        self.write_json(TRAIN_EVAL_FILE, train)
     }
 
     /// The stored clean training-split evaluation, if the run has one (runs before it was added do not).
@@ -183,6 +185,15 @@ impl RunDir {
     /// The stored test-set evaluation, if the run has one.
     pub fn test(&self) -> Result<Option<Evaluation>> {
         read_json(&self.file(TEST_FILE))
+    }
+
+    /// The fingerprint of the dataset the run trained on; `None` for runs made before it was recorded.
+    pub fn fingerprint(&self) -> Result<Option<Fingerprint>> {
+        read_json(&self.file(DATASET_FILE))
+    }
+
+    pub fn write_fingerprint(&self, fingerprint: &Fingerprint) -> Result<()> {
+        self.write_json(DATASET_FILE, fingerprint)
     }
 
     /// What made the run, one entry per training session (a resumed run may continue on other code).
@@ -200,9 +211,14 @@ impl RunDir {
             from_epoch,
             started_utc: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         });
+        self.write_json(PROVENANCE_FILE, &sessions)
+    }
+
+    /// Writes `value` as the run's JSON file `name`, atomically.
+    fn write_json(&self, name: &str, value: &impl serde::Serialize) -> Result<()> {
         atomic::write(
-            &self.file(PROVENANCE_FILE),
-            serde_json::to_string_pretty(&sessions)?.as_bytes(),
+            &self.file(name),
+            serde_json::to_string_pretty(value)?.as_bytes(),
         )
     }
 
@@ -234,13 +250,33 @@ pub struct Provenance {
     pub started_utc: String,
 }
 
+/// The first entry of an existing directory `path` (`None` when it is empty or absent); a path that exists
+/// but is no directory is an error.
+fn first_entry(path: &Path) -> Result<Option<String>> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    if !path.is_dir() {
+        return Err(UsageError::error(format!(
+            "--run-dir {} exists and is not a directory",
+            path.display()
+        )));
+    }
+    let mut entries = std::fs::read_dir(path)
+        .with_context(|| format!("cannot read directory {}", path.display()))?;
+    Ok(entries
+        .next()
+        .transpose()
+        .with_context(|| format!("cannot read directory {}", path.display()))?
+        .map(|e| e.file_name().to_string_lossy().into_owned()))
+}
+
 /// A JSON file of the run, or `None` if it is absent; unreadable contents are an error naming the file.
 pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>> {
     if !path.exists() {
         return Ok(None);
     }
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text = crate::sys::read::text(path, crate::sys::read::RUN_FILE_LIMIT)?;
     let value = serde_json::from_str(&text)
         .map_err(|e| UsageError::error(format!("{}: {e}", path.display())))?;
     Ok(Some(value))

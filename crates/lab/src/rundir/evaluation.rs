@@ -20,9 +20,9 @@ impl Evaluation {
     /// The human-readable report `lenet5 test` prints.
     pub fn to_text(&self) -> String {
         let mut out = format!(
-            "images: {}\nloss: {:.4}\naccuracy: {:.2}%\ntop-3 accuracy: {:.2}%\n\nper-class accuracy:\n",
+            "images: {}\nloss: {}\naccuracy: {:.2}%\ntop-3 accuracy: {:.2}%\n\nper-class accuracy:\n",
             self.images,
-            self.loss,
+            crate::number(self.loss),
             100.0 * self.accuracy,
             100.0 * self.top3_accuracy
         );
@@ -40,5 +40,27 @@ impl Evaluation {
             out += "\n";
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_loss_is_printed_in_a_readable_number_of_digits() {
+        let mut e = Evaluation {
+            images: 1,
+            loss: 1.234_567_890_123e-30,
+            accuracy: 1.0,
+            top3_accuracy: 1.0,
+            per_class_accuracy: vec![1.0],
+            confusion: vec![vec![1]],
+        };
+        assert!(e.to_text().contains("loss: 1.235e-30\n"), "{}", e.to_text());
+        e.loss = 123_456_789.0;
+        assert!(e.to_text().contains("loss: 1.235e8\n"), "{}", e.to_text());
+        e.loss = 0.0523;
+        assert!(e.to_text().contains("loss: 0.0523\n"), "{}", e.to_text());
     }
 }

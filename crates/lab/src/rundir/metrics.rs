@@ -1,5 +1,7 @@
-//! `metrics.csv`: one row per completed epoch, flushed as soon as the epoch ends, so a crash or a kill loses
-//! at most the epoch in progress. On resume, rows past the last checkpointed epoch are dropped first.
+//! `metrics.csv`: one row per completed epoch, written and fsynced as soon as the epoch ends — before
+//! `state.json`, the run's commit point, is written — so after a crash, a kill or a power loss the file
+//! holds at least every epoch the state counts. On resume the two are checked ([`agreement`]): rows past
+//! the state's epoch are dropped (that epoch is trained again); a state ahead of its rows is refused.
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
@@ -61,11 +63,39 @@ impl MetricsWriter {
         })
     }
 
+    /// Appends `row` and makes it durable (fsync), so a `state.json` written after it never counts an epoch
+    /// the file lacks.
     pub fn append(&mut self, row: &EpochRow) -> Result<()> {
         self.writer.serialize(row)?;
         self.writer.flush()?;
+        self.writer.get_ref().sync_data()?;
         Ok(())
     }
+}
+
+/// Checks that `path` holds exactly epochs `1..=last_epoch` (the state's), plus perhaps rows of epochs after
+/// it that a crash left before the state was saved. Returns those later epochs, which a resume drops and
+/// trains again; a missing file holds none. Rows missing, out of order or repeated are an error naming
+/// the file: the run's files disagree and resuming would leave a hole or a duplicate.
+pub fn agreement(path: &Path, last_epoch: usize) -> Result<Vec<usize>> {
+    if !path.exists() {
+        return Ok(vec![]);
+    }
+    let epochs: Vec<usize> = read(path)?.iter().map(|r| r.epoch).collect();
+    let expected: Vec<usize> = (1..=epochs.len()).collect();
+    if epochs != expected || epochs.len() < last_epoch {
+        let held = match epochs.as_slice() {
+            [] => "no epochs".to_string(),
+            [first, .., last] if epochs == expected => format!("epochs {first} to {last}"),
+            [only] => format!("epoch {only}"),
+            _ => format!("epochs {epochs:?}"),
+        };
+        return Err(crate::UsageError::error(format!(
+            "{} holds {held}, but state.json says {last_epoch} completed: the run's files disagree (a crash before metrics.csv reached the disk?); it cannot be resumed without a hole, so start it again",
+            path.display()
+        )));
+    }
+    Ok(epochs[last_epoch..].to_vec())
 }
 
 const HEADER: [&str; 7] = [

@@ -6,7 +6,7 @@
 use super::sweep::{ERROR_FILE, Run, RunState, Sweep};
 use crate::LOCKED_EXIT;
 use crate::rundir::dir::TRAIN_LOG;
-use crate::sys::interrupt::{Interrupt, SIGINT_EXIT, SIGTERM_EXIT};
+use crate::sys::interrupt::{Interrupt, SIGHUP_EXIT, SIGINT_EXIT, SIGTERM_EXIT};
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::os::unix::process::CommandExt;
@@ -336,7 +336,7 @@ fn outcome(sweep: &Sweep, run: &Run, status: ExitStatus) -> Outcome {
     }
     match status.code() {
         Some(LOCKED_EXIT) => Outcome::Locked,
-        None | Some(SIGINT_EXIT | SIGTERM_EXIT) => Outcome::Stopped,
+        None | Some(SIGINT_EXIT | SIGTERM_EXIT | SIGHUP_EXIT) => Outcome::Stopped,
         Some(code) => {
             let log =
                 std::fs::read_to_string(sweep.run_dir(run).join(TRAIN_LOG)).unwrap_or_default();

@@ -190,8 +190,7 @@ impl RunState {
 
 /// Reads and expands `path`; every run's config is resolved and validated before anything runs.
 pub fn load(path: &Path, dir: &Path) -> Result<Sweep> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| UsageError::error(format!("cannot read sweep {}: {e}", path.display())))?;
+    let text = crate::sys::read::text(path, crate::sys::read::CONFIG_LIMIT)?;
     let mut spec: SweepFile = serde_yaml::from_str(&text)
         .map_err(|e| UsageError::error(format!("{}: {e}", path.display())))?;
     let here = path.parent().unwrap_or(Path::new(""));
