@@ -593,7 +593,7 @@ fn idle_and_slow_clients_stall_nobody_are_dropped_and_do_not_hold_a_signal() {
     let opened = Instant::now();
     // Complete headers announcing a body that never comes (by length and chunked), and headers cut short.
     let mut idle: Vec<(TcpStream, bool)> = vec![];
-    for framing in ["Content-Length: 1000"; 8]
+    for framing in ["Content-Length: 100000"; 8]
         .iter()
         .chain(&["Transfer-Encoding: chunked"; 4])
     {
@@ -649,7 +649,7 @@ fn idle_and_slow_clients_stall_nobody_are_dropped_and_do_not_hold_a_signal() {
 
     // Clients holding connections do not hold the server: SIGTERM stops it within a second.
     let _stuck: Vec<TcpStream> = (0..8)
-        .map(|_| open(port, &post_head(port, "Content-Length: 1000"), wait))
+        .map(|_| open(port, &post_head(port, "Content-Length: 100000"), wait))
         .chain([open(port, &asks, wait)])
         .collect();
     std::thread::sleep(Duration::from_millis(200));
