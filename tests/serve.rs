@@ -509,14 +509,9 @@ fn one_run() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let dir = tiny_project("serve_one_run", 200, 50, "");
-        let args = [
-            "train",
-            "tiny.yaml",
-            "--epochs",
-            "1",
-            "--run-dir",
-            "runs/relu",
-        ];
+        let args: Vec<&str> = "train tiny.yaml --epochs 1 --run-dir runs/relu"
+            .split(' ')
+            .collect();
         ok(lenet5(&dir, &args));
         dir
     })

@@ -1,6 +1,7 @@
 //! Classifying the user's own digit images: decode (PNG/JPEG up to [`MAX_PIXELS`], colour or grey, alpha
-//! composited on white), then prepare them the way MNIST itself was prepared — ink made bright on dark, cropped to the
-//! digit's bounding box, scaled to fit 20×20, centred by centre of mass in 28×28 — and normalise like training.
+//! composited on white), then prepare them the way MNIST itself was prepared — ink made bright on dark,
+//! cropped to the digit's bounding box, scaled to fit 20×20, centred by centre of mass in 28×28 — and
+//! normalise like training.
 
 use crate::data::{Dataset, Normalization};
 use anyhow::Result;
