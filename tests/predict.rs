@@ -278,3 +278,29 @@ fn a_guess_is_flagged_as_one() {
         p[0].to_text()
     );
 }
+
+#[test]
+fn an_image_over_the_decoding_budget_is_refused_before_it_is_decoded() {
+    let dir = scratch("predict_budget");
+    // 16000 × 16000 at 1 bit: a few bytes on disk, 256 MB as grey bytes, 4 GB as a float image.
+    let path = dir.join("bomb.png");
+    std::fs::write(&path, declared_png(16_000, 16_000, 1, 0)).unwrap();
+    let started = std::time::Instant::now();
+    let err = prep::load_image(&path).unwrap_err().to_string();
+    assert!(
+        err.contains("bomb.png") && err.contains("16000×16000") && err.contains("16 megapixels"),
+        "{err}"
+    );
+    assert!(
+        started.elapsed().as_secs_f64() < 0.5,
+        "{:?}",
+        started.elapsed()
+    );
+    // The budget's edge: 4096 × 4096 RGBA at 8 bits (64 MiB) is decoded (this one's data is broken), one
+    // row more or 16 bits a channel is not.
+    let decoded = |w, h, depth| prep::prepare_bytes(&declared_png(w, h, depth, 6)).unwrap_err();
+    assert!(decoded(4096, 4096, 8).starts_with("cannot read image"));
+    assert!(decoded(4096, 4097, 8).contains("megapixels"));
+    assert!(decoded(4096, 4096, 16).contains("128 MiB decoded"));
+    assert!(decoded(2048, 2048, 16).starts_with("cannot read image"));
+}

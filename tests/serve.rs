@@ -3,10 +3,12 @@
 //! a real browser (headless Chromium), which loads the sample digit and shows its prediction.
 mod common;
 use common::*;
+use lenet5::serve::http::{MAX_BODY, PANIC_VAR};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 /// A served project: three runs trained for an epoch on synthetic digits (ReLU, sigmoid, the 1998 net).
@@ -46,10 +48,18 @@ impl Server {
 /// `lenet5 serve ARGS --port 0` in `dir`, and the port it printed in its first line ("serving … at
 /// http://127.0.0.1:PORT/").
 fn spawn_serve(dir: &Path, args: &[&str]) -> (Child, u16) {
+    let (child, port, line) = spawn_serve_with(dir, args, &[]);
+    assert!(line.contains("http://127.0.0.1:"), "{line}");
+    (child, port)
+}
+
+/// [`spawn_serve`] with environment variables `env`, any `--host`; also the line it printed.
+fn spawn_serve_with(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (Child, u16, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_lenet5"))
         .arg("serve")
         .args(args)
         .args(["--port", "0"])
+        .envs(env.iter().copied())
         .current_dir(dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -59,14 +69,13 @@ fn spawn_serve(dir: &Path, args: &[&str]) -> (Child, u16) {
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
-    assert!(line.contains("http://127.0.0.1:"), "{line}");
     let port = line
         .trim()
         .rsplit(':')
         .next()
         .and_then(|p| p.trim_end_matches('/').parse().ok())
         .unwrap_or_else(|| panic!("no URL in {line:?}"));
-    (child, port)
+    (child, port, line)
 }
 
 /// The `run` names of an `/api/runs` answer, in order.
@@ -79,10 +88,11 @@ fn run_names(runs: &serde_json::Value) -> Vec<&str> {
         .collect()
 }
 
-/// One HTTP/1.1 request: (status, body).
+/// One HTTP/1.1 request as the page sends it (its Host, and a POST's body as `image/png`): (status, body).
 fn request(port: u16, method: &str, path: &str, body: &[u8]) -> (u16, Vec<u8>) {
     let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: image/png\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     );
     exchange(port, &head, body)
@@ -92,7 +102,8 @@ fn request(port: u16, method: &str, path: &str, body: &[u8]) -> (u16, Vec<u8>) {
 /// it): (status, body).
 fn post_chunked(port: u16, path: &str, body: &[u8]) -> (u16, serde_json::Value) {
     let head = format!(
-        "POST {path} HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+        "POST {path} HTTP/1.1\r\nHost: localhost:{port}\r\nContent-Type: image/png\r\n\
+         Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
     );
     let mut chunked = vec![];
     for chunk in body.chunks(1 << 16) {
@@ -109,7 +120,7 @@ fn post_chunked(port: u16, path: &str, body: &[u8]) -> (u16, serde_json::Value) 
 fn exchange(port: u16, head: &str, body: &[u8]) -> (u16, Vec<u8>) {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
     stream
-        .set_read_timeout(Some(Duration::from_secs(60)))
+        .set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap();
     stream.write_all(head.as_bytes()).unwrap();
     // The server may answer (413) before reading a large body, and close.
@@ -150,38 +161,7 @@ fn sample() -> Vec<u8> {
 
 /// A PNG that declares 50,000 × 50,000 RGBA pixels (10 GB decoded) in a few bytes: a decompression bomb.
 fn bomb_png() -> Vec<u8> {
-    fn crc32(bytes: &[u8]) -> u32 {
-        let mut crc = !0u32;
-        for &b in bytes {
-            crc ^= u32::from(b);
-            for _ in 0..8 {
-                crc = if crc & 1 == 1 {
-                    (crc >> 1) ^ 0xEDB8_8320
-                } else {
-                    crc >> 1
-                };
-            }
-        }
-        !crc
-    }
-    fn chunk(kind: &[u8], data: &[u8]) -> Vec<u8> {
-        let mut out = (data.len() as u32).to_be_bytes().to_vec();
-        let body: Vec<u8> = kind.iter().chain(data).copied().collect();
-        out.extend(&body);
-        out.extend(crc32(&body).to_be_bytes());
-        out
-    }
-    let mut ihdr = 50_000u32.to_be_bytes().to_vec();
-    ihdr.extend(50_000u32.to_be_bytes());
-    ihdr.extend([8, 6, 0, 0, 0]); // 8-bit RGBA
-    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
-    png.extend(chunk(b"IHDR", &ihdr));
-    png.extend(chunk(
-        b"IDAT",
-        &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01],
-    ));
-    png.extend(chunk(b"IEND", &[]));
-    png
+    declared_png(50_000, 50_000, 8, 6)
 }
 
 #[test]
@@ -299,7 +279,7 @@ fn the_page_the_api_bad_input_concurrency_and_ctrl_c() {
             "cannot read image",
         ),
         ("POST", "/api/predict", truncated, 400, "cannot read image"),
-        ("POST", "/api/predict", bomb_png(), 400, "cannot read image"),
+        ("POST", "/api/predict", bomb_png(), 400, "megapixels"),
         (
             "POST",
             "/api/predict",
@@ -360,28 +340,37 @@ fn the_page_the_api_bad_input_concurrency_and_ctrl_c() {
     }
 
     // Ctrl-C stops it cleanly.
+    let (exit, err) = stop(&mut server.child, "INT", Duration::from_secs(1));
+    assert!(exit.success() && err.contains("stopped"), "{exit:?}: {err}");
+}
+
+/// Sends `signal` (`INT`, `TERM`) to `child` and waits for it to exit, at most `within`: its exit status
+/// and everything it wrote to stderr.
+fn stop(child: &mut Child, signal: &str, within: Duration) -> (std::process::ExitStatus, String) {
     let status = Command::new("kill")
-        .args(["-INT", &server.child.id().to_string()])
+        .args([&format!("-{signal}"), &child.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let sent = Instant::now();
     let exit = loop {
-        if let Some(exit) = server.child.try_wait().unwrap() {
+        if let Some(exit) = child.try_wait().unwrap() {
             break exit;
         }
-        assert!(Instant::now() < deadline, "still serving 10 s after Ctrl-C");
-        std::thread::sleep(Duration::from_millis(50));
+        if sent.elapsed() > within {
+            let _ = child.kill();
+            panic!("still serving {within:?} after SIG{signal}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
     };
     let mut err = String::new();
-    server
-        .child
+    child
         .stderr
         .take()
         .unwrap()
         .read_to_string(&mut err)
         .unwrap();
-    assert!(exit.success() && err.contains("stopped"), "{exit:?}: {err}");
+    (exit, err)
 }
 
 #[test]
@@ -510,4 +499,357 @@ fn a_sweep_directory_serves_one_run_per_group() {
             "relu-seed1 (3)"
         ]
     );
+}
+
+// ---- What no client can do: stop it, stall it, exhaust it, or use it from another site (#28, items 1-5).
+// Each test runs its own server over one run trained once, with a 1-second timeout where time matters.
+
+/// A project with one run (`runs/relu`), trained once for all the tests below that only need a model.
+fn one_run() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = tiny_project("serve_one_run", 200, 50, "");
+        let args: Vec<&str> = "train tiny.yaml --epochs 1 --run-dir runs/relu"
+            .split(' ')
+            .collect();
+        ok(lenet5(&dir, &args));
+        dir
+    })
+}
+
+impl Server {
+    /// `lenet5 serve runs/relu ARGS` over [`one_run`], with environment variables `env`.
+    fn over_one_run(args: &[&str], env: &[(&str, &str)]) -> Server {
+        let dir = one_run().to_path_buf();
+        let all: Vec<&str> = ["runs/relu"].iter().chain(args).copied().collect();
+        let (child, port, _) = spawn_serve_with(&dir, &all, env);
+        Server { child, port, dir }
+    }
+}
+
+/// A connection that has sent `head` (a write the server cut short is fine), reading with a timeout.
+fn open(port: u16, head: &str, read_timeout: Duration) -> TcpStream {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.set_read_timeout(Some(read_timeout)).unwrap();
+    let _ = stream.write_all(head.as_bytes());
+    stream
+}
+
+/// What the server answered on `stream` before closing it or the read timing out: (status, body), or
+/// `None` when it closed, reset or kept silent without a complete answer.
+fn answer(stream: &mut TcpStream) -> Option<(u16, Vec<u8>)> {
+    let mut raw = vec![];
+    let _ = stream.read_to_end(&mut raw);
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = String::from_utf8_lossy(&raw[..split]);
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    Some((status, raw[split + 4..].to_vec()))
+}
+
+/// The `error` of a JSON refusal; panics when the body is not one.
+fn refusal(body: &[u8]) -> String {
+    let v: serde_json::Value = serde_json::from_slice(body)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", String::from_utf8_lossy(body)));
+    v["error"].as_str().expect("an error message").to_string()
+}
+
+/// A POST to /api/predict with an image's content type and `framing` (a length or chunked), no body yet.
+fn post_head(port: u16, framing: &str) -> String {
+    format!(
+        "POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: image/png\r\n{framing}\r\n\r\n"
+    )
+}
+
+#[test]
+fn a_body_declared_huge_is_refused_unread_and_the_server_goes_on() {
+    let mut server = Server::over_one_run(&[], &[]);
+    let head = post_head(server.port, "Content-Length: 99999999999");
+    for _ in 0..3 {
+        let mut stream = open(server.port, &head, Duration::from_secs(10));
+        let (status, body) = answer(&mut stream).expect("an answer");
+        assert_eq!(status, 413);
+        assert!(refusal(&body).contains("larger than 4 MiB"));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        server.child.try_wait().unwrap(),
+        None,
+        "the server ended after refusing a declared length"
+    );
+    let (status, _) = server.json("GET", "/api/runs", b"");
+    assert_eq!(status, 200);
+}
+
+#[test]
+fn idle_and_slow_clients_stall_nobody_are_dropped_and_do_not_hold_a_signal() {
+    let mut server = Server::over_one_run(&["--timeout", "1"], &[]);
+    let port = server.port;
+    let wait = Duration::from_secs(5);
+    let opened = Instant::now();
+    // Complete headers announcing a body that never comes (by length and chunked), and headers cut short.
+    let mut idle: Vec<(TcpStream, bool)> = vec![];
+    for framing in ["Content-Length: 100000"; 8]
+        .iter()
+        .chain(&["Transfer-Encoding: chunked"; 4])
+    {
+        idle.push((open(port, &post_head(port, framing), wait), true));
+    }
+    for _ in 0..4 {
+        idle.push((
+            open(port, "GET /api/runs HTTP/1.1\r\nHost: 127", wait),
+            false,
+        ));
+    }
+    // Others are answered meanwhile, at once.
+    let asked = Instant::now();
+    let get =
+        format!("GET /api/runs HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
+    let got = answer(&mut open(port, &get, wait));
+    assert_eq!(
+        got.map(|(status, _)| status),
+        Some(200),
+        "with 16 idle clients"
+    );
+    assert!(
+        asked.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        asked.elapsed()
+    );
+    // After the timeout, a body that never came gets its 408; headers that never ended, a closed connection.
+    for (mut stream, had_headers) in idle {
+        let got = answer(&mut stream);
+        if had_headers {
+            let (status, body) = got.expect("an answer to headers that were complete");
+            assert_eq!(status, 408);
+            assert!(refusal(&body).contains("did not arrive within 1 s"));
+        } else {
+            assert!(got.is_none(), "{got:?}");
+        }
+    }
+    assert!(
+        opened.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        opened.elapsed()
+    );
+
+    // A client that asks for 1000 answers (46 MB) and reads none is dropped once a write waits 1 s: the
+    // answers beyond what the sockets' buffers hold never come.
+    let asks = format!("GET /sample.png HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n").repeat(1000);
+    let mut greedy = open(port, &asks, Duration::from_secs(10));
+    std::thread::sleep(Duration::from_secs(3));
+    let mut raw = vec![];
+    let _ = greedy.read_to_end(&mut raw);
+    let answered = raw.windows(15).filter(|w| w == b"HTTP/1.1 200 OK").count();
+    assert!((1..1000).contains(&answered), "{answered} answers of 1000");
+
+    // Clients holding connections do not hold the server: SIGTERM stops it within a second.
+    let _stuck: Vec<TcpStream> = (0..8)
+        .map(|_| open(port, &post_head(port, "Content-Length: 100000"), wait))
+        .chain([open(port, &asks, wait)])
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let (exit, err) = stop(&mut server.child, "TERM", Duration::from_secs(1));
+    assert!(exit.success() && err.contains("stopped"), "{exit:?}: {err}");
+}
+
+#[test]
+fn a_request_that_panics_gets_a_500_and_the_server_goes_on() {
+    let trigger = "panic in this request, please";
+    let server = Server::over_one_run(&[], &[(PANIC_VAR, trigger)]);
+    // More than any pool of workers the server could have.
+    for _ in 0..12 {
+        let (status, v) = server.json("POST", "/api/predict", trigger.as_bytes());
+        assert_eq!(status, 500, "{v}");
+        assert!(
+            v["error"].as_str().unwrap().contains("internal error"),
+            "{v}"
+        );
+    }
+    let (status, v) = server.json("POST", "/api/predict", &sample());
+    assert_eq!(status, 200, "{v}");
+    let (status, _) = server.json("GET", "/api/runs", b"");
+    assert_eq!(status, 200);
+}
+
+/// The server's peak resident memory so far (VmHWM), in bytes.
+fn peak_memory(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kib << 10
+}
+
+/// The largest image decoded (4096 × 4096, RGB) with a dark ring on light paper, as PNG.
+fn largest_accepted_png() -> Vec<u8> {
+    let side = 4096u32;
+    let img = image::RgbImage::from_fn(side, side, |x, y| {
+        let d = (x as f32 - 2048.0).hypot(y as f32 - 2048.0);
+        if (d - 1200.0).abs() < 150.0 {
+            image::Rgb([20, 20, 20])
+        } else {
+            image::Rgb([235, 235, 235])
+        }
+    });
+    let mut png = vec![];
+    img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .unwrap();
+    assert!(png.len() < MAX_BODY, "{} bytes", png.len());
+    png
+}
+
+#[test]
+fn a_huge_image_is_refused_before_decoding_and_parallel_decodes_stay_small() {
+    let server = Server::over_one_run(&[], &[]);
+    // 16000 × 16000 at 1 bit: a few bytes sent, 256 MB as grey bytes, 4 GB as the float image.
+    let (status, v) = server.json("POST", "/api/predict", &declared_png(16_000, 16_000, 1, 0));
+    assert_eq!(status, 400, "{v}");
+    let says = v["error"].as_str().unwrap();
+    assert!(
+        says.contains("16000×16000") && says.contains("16 megapixels"),
+        "{says}"
+    );
+
+    // Eight of the largest accepted images at once: all classified, the peak memory a few hundred MB over
+    // what one small request leaves.
+    let png = largest_accepted_png();
+    let (status, _) = server.json("POST", "/api/predict", &sample());
+    assert_eq!(status, 200);
+    let before = peak_memory(server.child.id());
+    let port = server.port;
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let png = png.clone();
+            std::thread::spawn(move || json(port, "POST", "/api/predict", &png))
+        })
+        .collect();
+    for t in threads {
+        let (status, v) = t.join().unwrap();
+        assert_eq!(status, 200, "{v}");
+        assert!(
+            v["runs"][0]["prediction"].as_u64().is_some_and(|d| d < 10),
+            "{v:.200}"
+        );
+    }
+    let grown = peak_memory(server.child.id()) - before;
+    eprintln!(
+        "eight 4096×4096 images at once: peak memory +{} MiB",
+        grown >> 20
+    );
+    assert!(grown < 400 << 20, "peak memory grew by {} MiB", grown >> 20);
+}
+
+#[test]
+fn only_this_server_s_own_names_and_pages_are_answered() {
+    let server = Server::over_one_run(&[], &[]);
+    let port = server.port;
+    let get = |headers: &str| {
+        let head = format!("GET /api/runs HTTP/1.1\r\n{headers}Connection: close\r\n\r\n");
+        answer(&mut open(port, &head, Duration::from_secs(10))).expect("an answer")
+    };
+    let ours = format!("Host: 127.0.0.1:{port}\r\n");
+    for host in [
+        ours.clone(),
+        format!("Host: localhost:{port}\r\n"),
+        format!("Host: [::1]:{port}\r\n"),
+    ] {
+        assert_eq!(get(&host).0, 200, "{host}");
+    }
+    let cases = [
+        // DNS rebinding: another name resolving to 127.0.0.1.
+        (format!("Host: attacker.example:{port}\r\n"), 421, "not"),
+        (
+            format!("Host: 127.0.0.1:{}\r\n", port.wrapping_add(1)),
+            421,
+            "not",
+        ),
+        ("Host: localhost\r\n".into(), 421, "not"),
+        (String::new(), 400, "Host header"),
+        (
+            format!("{ours}Origin: http://attacker.example\r\n"),
+            403,
+            "another site",
+        ),
+        (format!("{ours}Origin: null\r\n"), 403, "another site"),
+        (
+            format!("{ours}Origin: https://127.0.0.1:{port}\r\n"),
+            403,
+            "another site",
+        ),
+    ];
+    for (headers, want, says) in cases {
+        let (status, body) = get(&headers);
+        assert_eq!(status, want, "{headers}");
+        assert!(
+            refusal(&body).contains(says),
+            "{headers}: {}",
+            refusal(&body)
+        );
+    }
+    assert_eq!(
+        get(&format!("{ours}Origin: http://127.0.0.1:{port}\r\n")).0,
+        200
+    );
+
+    // A browser sends these content types across sites without asking first: never processed, though the
+    // body is an image that would be classified.
+    let png = sample();
+    let post = |content_type: &str| {
+        let head = format!(
+            "POST /api/predict HTTP/1.1\r\n{ours}{content_type}Content-Length: {}\r\nConnection: close\r\n\r\n",
+            png.len()
+        );
+        let mut stream = open(port, &head, Duration::from_secs(30));
+        stream.write_all(&png).unwrap();
+        answer(&mut stream).expect("an answer")
+    };
+    for refused in [
+        "Content-Type: text/plain\r\n",
+        "Content-Type: application/x-www-form-urlencoded\r\n",
+        "Content-Type: multipart/form-data; boundary=x\r\n",
+        "",
+    ] {
+        let (status, body) = post(refused);
+        assert_eq!(status, 415, "{refused}");
+        assert!(
+            refusal(&body).contains("Content-Type: image/png"),
+            "{refused}"
+        );
+    }
+    for accepted in [
+        "Content-Type: image/png\r\n",
+        "Content-Type: application/octet-stream\r\n",
+    ] {
+        assert_eq!(post(accepted).0, 200, "{accepted}");
+    }
+
+    // 1 MiB of headers: refused (431) or cut off, never answered; the server goes on.
+    let huge = format!(
+        "GET /api/runs HTTP/1.1\r\n{ours}X-Big: {}\r\n\r\n",
+        "a".repeat(1 << 20)
+    );
+    let got = answer(&mut open(port, &huge, Duration::from_secs(10))).map(|(status, _)| status);
+    assert!(matches!(got, None | Some(431)), "{got:?}");
+    assert_eq!(get(&ours).0, 200);
+
+    // Bound to every interface: warned about, and still only its own names (address literals) answered.
+    let (mut child, port, _) =
+        spawn_serve_with(one_run(), &["runs/relu", "--host", "0.0.0.0"], &[]);
+    let mut warning = String::new();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    while !warning.contains("press Ctrl-C") && stderr.read_line(&mut warning).unwrap() > 0 {}
+    let host_get = |host: &str| {
+        let head = format!("GET /api/runs HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+        answer(&mut open(port, &head, Duration::from_secs(10))).map(|(status, _)| status)
+    };
+    let (ip, name) = (
+        host_get(&format!("127.0.0.1:{port}")),
+        host_get(&format!("attacker.example:{port}")),
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        warning.contains("warning: --host 0.0.0.0 is not a loopback address"),
+        "{warning}"
+    );
+    assert_eq!((ip, name), (Some(200), Some(421)));
 }

@@ -366,6 +366,10 @@ pub struct ServeArgs {
     /// Where to look for the most recent run.
     #[arg(long, default_value = RUNS_DIR)]
     pub runs_dir: PathBuf,
+    /// Seconds a client has to send a request's headers, then its body, then to take each part of the
+    /// answer; a slower or idle connection is closed.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub timeout: u64,
     #[command(flatten)]
     pub flags: RuntimeFlags,
 }

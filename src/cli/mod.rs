@@ -143,8 +143,16 @@ fn serve(args: ServeArgs) -> Result<()> {
     let options = crate::serve::Options {
         host: args.host,
         port: args.port,
+        timeout: std::time::Duration::from_secs(args.timeout),
     };
-    crate::serve::serve(runs, &options)
+    crate::serve::serve(runs, &options)?;
+    // A stopped server has nothing left to write; LibTorch's static destructors would hold the exit for a
+    // few hundred milliseconds on a busy machine (its operator registry), past `serve`'s one-second promise.
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    // SAFETY: ends the process; nothing after this runs, and every output is flushed above (stderr is not
+    // buffered).
+    unsafe { libc::_exit(0) }
 }
 
 /// clap_complete's script, and for bash a completion function of ours in front of it that offers `.yaml`

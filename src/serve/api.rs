@@ -1,8 +1,8 @@
 //! What `lenet5 serve` answers: the page, a sample digit, and the JSON API — `GET /api/runs` (the served
 //! runs, their config summary, test accuracy and first-layer filters) and `POST /api/predict` (an image in,
 //! each run's prediction, ten probabilities and every layer's activations out). An image goes through
-//! `predict`'s own code: [`image::prepare_bytes`] then [`trained::classify`]. Bad input gets a 4xx JSON
-//! error and the server goes on.
+//! `predict`'s own code: [`image::prepare_bytes`] then [`trained::classify`]. HTTP itself (bounds, refusals,
+//! errors) is the http module's.
 
 use anyhow::Result;
 use lenet5_core::data::image::{self, Prepared};
@@ -12,7 +12,6 @@ use lenet5_lab::study::sweep::{self, RunState};
 use lenet5_lab::{UsageError, config::Override};
 use serde::Serialize;
 use serde_json::json;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use tch::{Kind, Tensor};
 
@@ -20,8 +19,6 @@ use tch::{Kind, Tensor};
 pub const PAGE: &str = include_str!("page.html");
 /// The digit the page classifies on load, so it never opens empty.
 pub const SAMPLE_PNG: &[u8] = include_bytes!("../../samples/7-blue-on-paper.png");
-/// The largest request body accepted (413 above it): a photo of a digit is far smaller.
-pub const MAX_BODY: usize = 4 << 20;
 
 /// A trained run, loaded once and read by every request.
 pub struct Served {
@@ -202,75 +199,9 @@ pub fn predict_json(runs: &[Served], prepared: &Prepared) -> serde_json::Value {
     json!({ "input": Layer::of("input", &input), "runs": answers })
 }
 
-/// Answers one request; never panics on what a client sends.
-pub fn respond(mut request: tiny_http::Request, runs: &[Served]) {
-    use tiny_http::Method::{Get, Post};
-    let url = request.url().split('?').next().unwrap_or("").to_string();
-    let response = match (request.method(), url.as_str()) {
-        (Get, "/") | (Get, "/index.html") => {
-            bytes(200, "text/html; charset=utf-8", PAGE.as_bytes())
-        }
-        (Get, "/sample.png") => bytes(200, "image/png", SAMPLE_PNG),
-        (Get, "/api/runs") => json_response(200, &runs_json(runs)),
-        (Post, "/api/predict") => match read_body(&mut request) {
-            Ok(body) => match image::prepare_bytes(&body) {
-                Ok(prepared) => json_response(200, &predict_json(runs, &prepared)),
-                Err(e) => error(400, &e),
-            },
-            Err((status, message)) => error(status, &message),
-        },
-        (_, "/" | "/index.html" | "/sample.png" | "/api/runs" | "/api/predict") => error(
-            405,
-            &format!("{} is not allowed on {url}", request.method()),
-        ),
-        _ => error(404, &format!("no such page: {url}")),
-    };
-    // A client that went away is not the server's error.
-    let _ = request.respond(response);
-}
-
-/// The request body, or (status, message): 413 over [`MAX_BODY`], 400 when empty or unreadable.
-fn read_body(request: &mut tiny_http::Request) -> std::result::Result<Vec<u8>, (u16, String)> {
-    let too_large = || {
-        (
-            413,
-            format!("the image is larger than {} MiB", MAX_BODY >> 20),
-        )
-    };
-    if request.body_length().is_some_and(|n| n > MAX_BODY) {
-        return Err(too_large());
-    }
-    let mut body = vec![];
-    request
-        .as_reader()
-        .take(MAX_BODY as u64 + 1)
-        .read_to_end(&mut body)
-        .map_err(|e| (400, format!("cannot read the request body ({e})")))?;
-    if body.len() > MAX_BODY {
-        return Err(too_large());
-    }
-    if body.is_empty() {
-        return Err((400, "empty body: send a PNG or JPEG image".into()));
-    }
-    Ok(body)
-}
-
-type Response = tiny_http::Response<std::io::Cursor<Vec<u8>>>;
-
-fn bytes(status: u16, content_type: &str, body: &[u8]) -> Response {
-    let header =
-        tiny_http::Header::from_bytes("Content-Type", content_type).expect("a valid header");
-    // Content-Length, never chunked: every body is in memory already, and simple clients read it whole.
-    tiny_http::Response::from_data(body.to_vec())
-        .with_status_code(status)
-        .with_header(header)
-        .with_chunked_threshold(usize::MAX)
-}
-
-fn json_response(status: u16, value: &serde_json::Value) -> Response {
-    bytes(status, "application/json", value.to_string().as_bytes())
-}
-
-fn error(status: u16, message: &str) -> Response {
-    json_response(status, &json!({ "error": message }))
+/// `POST /api/predict` for an image's encoded bytes: prepared as `predict` prepares a file (a 400's message
+/// when it cannot be), then [`predict_json`].
+pub fn predict(runs: &[Served], encoded: &[u8]) -> std::result::Result<serde_json::Value, String> {
+    let prepared = image::prepare_bytes(encoded)?;
+    Ok(predict_json(runs, &prepared))
 }

@@ -1,66 +1,141 @@
 //! `lenet5 serve`: a local web page to draw a digit and watch each trained net's layers, and the JSON API it
-//! uses ([`api`]). One [`tiny_http`] server, a few worker threads over the read-only models, the page and a
-//! sample digit embedded in the binary; Ctrl-C stops it cleanly.
+//! uses ([`api`]). hyper over a small tokio runtime: a connection waits without holding a thread, so idle or
+//! slow clients stall nobody; each is bounded in header bytes and in time ([`http`] bounds the body and the
+//! decoding, [`guard`] says who may ask). Ctrl-C or SIGTERM stops it within a second, whatever clients do.
 
 pub mod api;
+pub mod guard;
+pub mod http;
 
 use anyhow::{Context, Result};
 use api::Served;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
 use lenet5_lab::sys::interrupt::Interrupt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+use tokio_io_timeout::TimeoutStream;
 
-/// Requests handled at once (the models are read-only; more wait in the queue).
-pub const WORKERS: usize = 8;
+/// The most bytes of request line and headers read before the request is refused (431).
+pub const MAX_HEAD: usize = 32 << 10;
+/// After Ctrl-C, how long requests in hand may take to finish before the server stops anyway.
+const GRACE: Duration = Duration::from_millis(200);
+/// How often the signal flags are looked at.
+const SIGNAL_POLL: Duration = Duration::from_millis(20);
 
-/// Where to listen.
+/// Where to listen, and for how long a client may take.
 #[derive(Debug, Clone)]
 pub struct Options {
     pub host: String,
     /// 0: any free port (printed).
     pub port: u16,
+    /// For a request's headers, then its body, then each write of the answer; a slower client is dropped.
+    pub timeout: Duration,
 }
 
-/// Serves `runs` until Ctrl-C or SIGTERM; prints the URL first (with the port chosen when `port` is 0).
+/// Serves `runs` until Ctrl-C or SIGTERM; prints the URL first (with the port chosen when `port` is 0), and
+/// a warning when the address is not a loopback one.
 pub fn serve(runs: Vec<Served>, opts: &Options) -> Result<()> {
-    let addr = format!("{}:{}", opts.host, opts.port);
-    let server = tiny_http::Server::http(&addr)
-        .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
-    let server = Arc::new(server);
-    let port = server.server_addr().to_ip().map_or(opts.port, |a| a.port());
+    let listener = std::net::TcpListener::bind((opts.host.as_str(), opts.port))
+        .with_context(|| format!("cannot listen on {}:{}", opts.host, opts.port))?;
+    listener.set_nonblocking(true)?;
+    let bound = listener.local_addr()?;
     let names: Vec<&str> = runs.iter().map(|r| r.name.as_str()).collect();
+    let host = if opts.host.contains(':') {
+        format!("[{}]", opts.host)
+    } else {
+        opts.host.clone()
+    };
     println!(
-        "serving {} at http://{}:{port}/",
+        "serving {} at http://{host}:{}/",
         names.join(", "),
-        opts.host
+        bound.port()
     );
+    if !bound.ip().is_loopback() {
+        eprintln!(
+            "warning: --host {} is not a loopback address: anyone who can reach this machine can use the \
+             page and read /api/runs, which lists the runs' absolute paths",
+            opts.host
+        );
+    }
     eprintln!("press Ctrl-C to stop");
     let interrupt = Interrupt::install().context("cannot install the Ctrl-C handler")?;
-    let runs = Arc::new(runs);
-    let stop = Arc::new(AtomicBool::new(false));
-    let workers: Vec<_> = (0..WORKERS)
-        .map(|_| {
-            let (server, runs, stop) = (Arc::clone(&server), Arc::clone(&runs), Arc::clone(&stop));
-            std::thread::spawn(move || {
-                // Each worker finishes the request in hand, then sees the stop flag.
-                while !stop.load(Ordering::Relaxed) {
-                    match server.recv_timeout(Duration::from_millis(200)) {
-                        Ok(Some(request)) => api::respond(request, &runs),
-                        Ok(None) => {}
-                        Err(_) => break,
-                    }
-                }
-            })
-        })
-        .collect();
-    while interrupt.requested().is_none() {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    stop.store(true, Ordering::Relaxed);
-    for w in workers {
-        let _ = w.join();
-    }
+    let state = Arc::new(http::State::new(
+        runs,
+        guard::Guard::new(&opts.host, bound),
+        opts.timeout,
+    ));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(http::DECODERS)
+        .enable_io()
+        .enable_time()
+        .build()
+        .context("cannot start the server's runtime")?;
+    runtime.block_on(accept_until_stopped(listener, state, &interrupt))?;
+    // A decode still running is not waited for: it holds no file, and its client is gone.
+    runtime.shutdown_background();
     eprintln!("stopped");
     Ok(())
+}
+
+/// Accepts connections until a signal, then gives the requests in hand [`GRACE`] to finish.
+async fn accept_until_stopped(
+    listener: std::net::TcpListener,
+    state: Arc<http::State>,
+    interrupt: &Interrupt,
+) -> Result<()> {
+    let listener = tokio::net::TcpListener::from_std(listener)?;
+    let graceful = GracefulShutdown::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => serve_connection(stream, &state, &graceful),
+                Err(e) => {
+                    // Out of file descriptors, say: the connections in hand go on; try again shortly.
+                    eprintln!("warning: cannot accept a connection ({e})");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            () = stopped(interrupt) => break,
+        }
+    }
+    drop(listener);
+    let _ = tokio::time::timeout(GRACE, graceful.shutdown()).await;
+    Ok(())
+}
+
+/// Resolves once Ctrl-C or SIGTERM has come.
+async fn stopped(interrupt: &Interrupt) {
+    while interrupt.requested().is_none() {
+        tokio::time::sleep(SIGNAL_POLL).await;
+    }
+}
+
+/// One connection as a task: headers within [`MAX_HEAD`] bytes and the timeout (hyper's), each write of an
+/// answer within the timeout (a client that stops reading is dropped), keep-alive between requests.
+fn serve_connection(
+    stream: tokio::net::TcpStream,
+    state: &Arc<http::State>,
+    graceful: &GracefulShutdown,
+) {
+    let mut stream = TimeoutStream::new(stream);
+    stream.set_write_timeout(Some(state.timeout));
+    let io = TokioIo::new(Box::pin(stream));
+    let timeout = state.timeout;
+    let state = Arc::clone(state);
+    let service = hyper::service::service_fn(move |request| {
+        let state = Arc::clone(&state);
+        async move { Ok::<_, std::convert::Infallible>(http::handle(request, state).await) }
+    });
+    let connection = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(timeout)
+        .max_buf_size(MAX_HEAD)
+        .serve_connection(io, service);
+    let connection = graceful.watch(connection);
+    tokio::spawn(async move {
+        // A connection's end (closed, timed out, malformed) concerns only that client.
+        let _ = connection.await;
+    });
 }

@@ -1,10 +1,11 @@
-//! Classifying the user's own digit images: decode (PNG/JPEG, any size, colour or grey, alpha composited on
-//! white), then prepare them the way MNIST itself was prepared — ink made bright on dark, cropped to the
-//! digit's bounding box, scaled to fit 20×20, centred by centre of mass in 28×28 — and normalise like training.
+//! Classifying the user's own digit images: decode (PNG/JPEG up to [`MAX_PIXELS`], colour or grey, alpha
+//! composited on white), then prepare them the way MNIST itself was prepared — ink made bright on dark,
+//! cropped to the digit's bounding box, scaled to fit 20×20, centred by centre of mass in 28×28 — and
+//! normalise like training.
 
 use crate::data::{Dataset, Normalization};
 use anyhow::Result;
-use image::{ImageBuffer, Luma};
+use image::{ImageBuffer, ImageDecoder, Luma};
 use lenet5_lab::UsageError;
 use std::path::Path;
 use tch::{Device, Tensor};
@@ -25,36 +26,57 @@ pub fn load_image(path: &Path) -> Result<Prepared> {
     prepare_bytes(&bytes).map_err(bad)
 }
 
+/// The most pixels decoded (4096 × 4096, a 16-megapixel photo): a digit needs far fewer, and the budget
+/// bounds what one image costs (decoded, at most [`MAX_DECODED_BYTES`]; prepared, 4 bytes a pixel).
+pub const MAX_PIXELS: u64 = 4096 * 4096;
+/// The most bytes an image may take decoded (RGBA, 8 bits a channel, at [`MAX_PIXELS`]); also the image
+/// crate's allocation limit for the decoder's own buffers.
+pub const MAX_DECODED_BYTES: u64 = 4 * MAX_PIXELS;
+
 /// Decodes an encoded image (PNG or JPEG; the format from its bytes, not a file name: a JPEG named `.img`
 /// is still a JPEG) and prepares it: what `predict` does with a file and `serve` with a request body.
-/// Decoding keeps the image crate's limits (512 MiB per decoded image), so a decompression bomb is an error.
+/// The size comes from the header first: an image over [`MAX_PIXELS`] or [`MAX_DECODED_BYTES`] is refused
+/// before anything is allocated for it, so a small file declaring a huge image (a decompression bomb) costs
+/// nothing.
 pub fn prepare_bytes(bytes: &[u8]) -> std::result::Result<Prepared, String> {
     if bytes.is_empty() {
         return Err("empty image (0 bytes)".into());
     }
-    let img = image::ImageReader::new(std::io::Cursor::new(bytes))
+    let unreadable = |e: image::ImageError| format!("cannot read image ({e})");
+    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
         .with_guessed_format()
-        .map_err(|e| format!("cannot read image ({e})"))?
-        .decode()
         .map_err(|e| format!("cannot read image ({e})"))?;
+    let mut limits = image::Limits::default();
+    limits.max_alloc = Some(MAX_DECODED_BYTES);
+    reader.limits(limits);
+    let decoder = reader.into_decoder().map_err(unreadable)?;
+    within_budget(decoder.dimensions(), decoder.total_bytes())?;
+    let img = image::DynamicImage::from_decoder(decoder).map_err(unreadable)?;
     prepare(&img)
+}
+
+/// Refuses an image whose header declares more than [`MAX_PIXELS`] or [`MAX_DECODED_BYTES`].
+fn within_budget((w, h): (u32, u32), decoded_bytes: u64) -> std::result::Result<(), String> {
+    let pixels = u64::from(w) * u64::from(h);
+    if pixels > MAX_PIXELS || decoded_bytes > MAX_DECODED_BYTES {
+        return Err(format!(
+            "the image is {w}×{h} pixels ({} MiB decoded); at most {} megapixels ({} MiB) are decoded: \
+             scale it down",
+            decoded_bytes >> 20,
+            MAX_PIXELS >> 20,
+            MAX_DECODED_BYTES >> 20
+        ));
+    }
+    Ok(())
 }
 
 /// The MNIST preparation of a decoded image.
 pub fn prepare(img: &image::DynamicImage) -> std::result::Result<Prepared, String> {
-    let rgba = img.to_rgba32f();
-    let (w, h) = rgba.dimensions();
+    let (w, h) = (img.width(), img.height());
     if w == 0 || h == 0 {
         return Err("empty image".into());
     }
-    // Luminance (ITU-R 601, as PIL's "L") composited over white, in [0, 1].
-    let mut grey: Vec<f32> = rgba
-        .pixels()
-        .map(|p| {
-            let [r, g, b, a] = p.0;
-            (0.299 * r + 0.587 * g + 0.114 * b) * a + (1.0 - a)
-        })
-        .collect();
+    let mut grey = luminance(img);
     // The background is what the border mostly is; a light background means dark ink: invert.
     let mut border: Vec<f32> = (0..w as usize)
         .flat_map(|x| [grey[x], grey[(h as usize - 1) * w as usize + x]])
@@ -83,9 +105,9 @@ pub fn prepare(img: &image::DynamicImage) -> std::result::Result<Prepared, Strin
     let ys: Vec<u32> = (0..h).filter(|&y| (0..w).any(|x| ink(x, y))).collect();
     let (x0, x1, y0, y1) = (xs[0], *xs.last().unwrap(), ys[0], *ys.last().unwrap());
     let (bw, bh) = (x1 - x0 + 1, y1 - y0 + 1);
-    let crop = ImageBuffer::<Luma<f32>, Vec<f32>>::from_fn(bw, bh, |x, y| {
-        Luma([grey[((y + y0) * w + x + x0) as usize]])
-    });
+    let grey = ImageBuffer::<Luma<f32>, Vec<f32>>::from_raw(w, h, grey).expect("w × h values");
+    // A view, not a copy: a large photo's crop would cost as much as the image.
+    let crop = image::imageops::crop_imm(&grey, x0, y0, bw, bh);
 
     // Longer side to 20 pixels, aspect ratio kept (anti-aliased, like MNIST's resampling).
     let scale = DIGIT_BOX as f32 / bw.max(bh) as f32;
@@ -93,7 +115,7 @@ pub fn prepare(img: &image::DynamicImage) -> std::result::Result<Prepared, Strin
         ((bw as f32 * scale).round() as u32).max(1),
         ((bh as f32 * scale).round() as u32).max(1),
     );
-    let small = image::imageops::resize(&crop, sw, sh, image::imageops::FilterType::Triangle);
+    let small = image::imageops::resize(&*crop, sw, sh, image::imageops::FilterType::Triangle);
 
     // Centre of mass to the middle of the 28×28 field.
     let mass: f32 = small.pixels().map(|p| p.0[0]).sum();
@@ -112,6 +134,21 @@ pub fn prepare(img: &image::DynamicImage) -> std::result::Result<Prepared, Strin
         out[(oy + y as usize) * SIDE + ox + x as usize] = p.0[0].clamp(0.0, 1.0);
     }
     Ok(out)
+}
+
+/// Luminance (ITU-R 601, as PIL's "L") composited over white, in [0, 1], row-major: converted a row at a
+/// time, so the only full-size buffer is the result (4 bytes a pixel, not 16 for the whole image in RGBA).
+fn luminance(img: &image::DynamicImage) -> Vec<f32> {
+    let (w, h) = (img.width(), img.height());
+    let mut grey = Vec::with_capacity(w as usize * h as usize);
+    for y in 0..h {
+        let row = img.crop_imm(0, y, w, 1).to_rgba32f();
+        grey.extend(row.pixels().map(|p| {
+            let [r, g, b, a] = p.0;
+            (0.299 * r + 0.587 * g + 0.114 * b) * a + (1.0 - a)
+        }));
+    }
+    grey
 }
 
 /// Prepared images → the `[N, 1, 28, 28]` batch the model takes, normalised like its training data.
