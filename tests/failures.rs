@@ -736,6 +736,14 @@ fn metrics_and_state_that_disagree_are_repaired_or_refused_on_resume() {
         std::fs::read_to_string(run.join("metrics.csv")).unwrap(),
         short
     );
+    std::fs::remove_file(run.join("metrics.csv")).unwrap();
+    fails(
+        &dir,
+        &["train", "--resume", run_s, "--epochs", "3"],
+        2,
+        &["metrics.csv holds no epochs", "state.json says 2 completed"],
+    );
+    assert!(!run.join("metrics.csv").exists(), "nothing written");
 }
 
 #[test]

@@ -218,11 +218,11 @@ fn a_killed_driver_started_again_finishes_every_run_exactly_once() {
 
 #[test]
 fn a_driver_stopped_by_sighup_stops_its_runs_and_leaves_them_resumable() {
-    // Runs of several seconds each (4,000 images in batches of 8, 2 epochs): the hang-up lands mid-run.
+    // A run of a few seconds (2,000 images in batches of 8, 2 epochs): the hang-up lands mid-run.
     let dir = project(
         "sweep_hup",
-        4000,
-        "seeds: 2\nset: {data.batch_size: 8, trainer.early_stopping.enabled: false}\n",
+        2000,
+        "seeds: 1\nset: {data.batch_size: 8, trainer.early_stopping.enabled: false}\n",
     );
     let study = dir.join("study");
     let run = study.join("runs/base-seed1");

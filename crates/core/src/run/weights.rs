@@ -59,7 +59,8 @@ pub fn restore(run: &RunDir, vs: &mut VarStore, opt: &mut Optimizer, epoch: usiz
     Ok(())
 }
 
-/// Every tensor of a safetensors file, by name; an unreadable file is an error naming it.
+/// Every tensor of a safetensors file, by name; an unreadable file, or one that is not a regular file of a
+/// checkpoint's size, is an error naming it.
 fn read(path: &Path) -> Result<HashMap<String, Tensor>> {
     lenet5_lab::sys::read::check_regular(path, lenet5_lab::sys::read::CHECKPOINT_LIMIT)?;
     let tensors = Tensor::read_safetensors(path).map_err(|e| {
@@ -78,7 +79,6 @@ pub fn load(vs: &mut VarStore, path: &Path) -> Result<()> {
     if !path.exists() {
         return Err(bad("no such checkpoint file".into()));
     }
-    lenet5_lab::sys::read::check_regular(path, lenet5_lab::sys::read::CHECKPOINT_LIMIT)?;
     let tensors = read(path)?;
     let expected = vs.variables();
     let mut names: Vec<&String> = expected.keys().collect();

@@ -75,13 +75,14 @@ impl MetricsWriter {
 
 /// Checks that `path` holds exactly epochs `1..=last_epoch` (the state's), plus perhaps rows of epochs after
 /// it that a crash left before the state was saved. Returns those later epochs, which a resume drops and
-/// trains again; a missing file holds none. Rows missing, out of order or repeated are an error naming
+/// trains again; a missing file holds no epochs. Rows missing, out of order or repeated are an error naming
 /// the file: the run's files disagree and resuming would leave a hole or a duplicate.
 pub fn agreement(path: &Path, last_epoch: usize) -> Result<Vec<usize>> {
-    if !path.exists() {
-        return Ok(vec![]);
-    }
-    let epochs: Vec<usize> = read(path)?.iter().map(|r| r.epoch).collect();
+    let epochs: Vec<usize> = if path.exists() {
+        read(path)?.iter().map(|r| r.epoch).collect()
+    } else {
+        vec![]
+    };
     let expected: Vec<usize> = (1..=epochs.len()).collect();
     if epochs != expected || epochs.len() < last_epoch {
         let held = match epochs.as_slice() {
