@@ -267,8 +267,8 @@ fn divergence_stops_with_epoch_batch_and_advice() {
         "epoch 1",
         "batch",
         "lower learning rate",
-        "(lr 1e12)",
-        "--lr 1e11",
+        "(lr 1.000e12)",
+        "--lr 1.000e11",
     ] {
         assert!(line.contains(needle), "{needle:?} missing: {err}");
     }

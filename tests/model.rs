@@ -196,10 +196,50 @@ fn fused_conv_and_average_pooling_equal_conv_then_pool() {
 }
 
 #[test]
+fn phased_conv_and_max_pooling_equal_conv_then_pool_ties_included() {
+    let (_, net) = build(&ModelConfig {
+        pooling: Pooling::Max,
+        ..Default::default()
+    });
+    tch::manual_seed(1);
+    let xs = Tensor::randn([5, 1, 28, 28], (Kind::Float, Device::Cpu));
+    // A constant band, as MNIST's background is: its conv outputs tie within each window.
+    let _ = xs.narrow(2, 0, 10).fill_(-0.42);
+    let phased = fast::phased_conv_max_pool(&net.conv1, &xs, 2);
+    let explicit = net.pool(xs.apply(&net.conv1));
+    assert_eq!(phased.size(), [5, 6, 14, 14]);
+    let diff = f64::try_from((&phased - &explicit).abs().max()).unwrap();
+    assert!(diff < 1e-5, "conv1: {diff}");
+    let h = Tensor::randn([5, 6, 14, 14], (Kind::Float, Device::Cpu));
+    let _ = h.narrow(2, 0, 8).fill_(0.3);
+    let h = h.set_requires_grad(true);
+    let (a, b) = (
+        fast::phased_conv_max_pool(&net.conv2, &h, 0),
+        net.pool(h.apply(&net.conv2)),
+    );
+    assert_eq!(a.size(), [5, 16, 5, 5]);
+    let diff = f64::try_from((&a - &b).abs().max()).unwrap();
+    assert!(diff < 1e-5, "conv2: {diff}");
+    // Rounding may break a tie differently from max_pool2d (the input's gradient then lands on another
+    // position of the window), but tied windows see equal patches, so the weights' gradient is the same.
+    let gw = |out: &Tensor| {
+        let loss = out.square().sum(Kind::Float);
+        Tensor::run_backward(&[loss], &[&net.conv2.ws], false, false).remove(0)
+    };
+    let (ga, gb) = (gw(&a), gw(&b));
+    let scale = f64::try_from(gb.abs().max()).unwrap();
+    let diff = f64::try_from((ga - &gb).abs().max()).unwrap();
+    assert!(diff / scale < 1e-5, "weight gradient: {diff} of {scale}");
+}
+
+#[test]
 fn the_fast_form_that_trains_equals_the_seed_s_plain_chain() {
-    for activation in [Activation::Relu, Activation::Sigmoid, Activation::Tanh] {
+    let forms = [Activation::Relu, Activation::Sigmoid, Activation::Tanh]
+        .into_iter()
+        .flat_map(|a| [(a, Pooling::Avg), (a, Pooling::Max)]);
+    for (activation, pooling) in forms {
         let (vs, net) = build(&ModelConfig {
-            pooling: Pooling::Avg,
+            pooling,
             activation,
             ..Default::default()
         });
@@ -209,7 +249,7 @@ fn the_fast_form_that_trains_equals_the_seed_s_plain_chain() {
         // With an input that needs a gradient, conv2 takes the space-to-depth path.
         let fused = fast::forward(&net, &xs);
         let diff = f64::try_from((&fused - &plain).abs().max()).unwrap();
-        assert!(diff < 1e-5, "{activation:?} logits: {diff}");
+        assert!(diff < 1e-5, "{activation:?} {pooling:?} logits: {diff}");
         let params = vs.trainable_variables();
         let grads = |out: &Tensor| {
             let loss = out.log_softmax(-1, Kind::Float).mean(Kind::Float);
@@ -220,7 +260,7 @@ fn the_fast_form_that_trains_equals_the_seed_s_plain_chain() {
             let diff = f64::try_from((g_fused - g_plain).abs().max()).unwrap();
             assert!(
                 diff / scale < 1e-4,
-                "{activation:?} gradient: {diff} of {scale}"
+                "{activation:?} {pooling:?} gradient: {diff} of {scale}"
             );
         }
     }

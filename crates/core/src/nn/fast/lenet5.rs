@@ -1,7 +1,10 @@
-//! LeNet-5's conv → 2×2 average pool as one stride-2 convolution: both are linear, so the pair is a
-//! convolution with a `(k+1)×(k+1)` kernel — the same function to float rounding with 2.8× fewer
-//! multiply-adds (tests/model.rs holds it, logits and gradients, to the plain chain). [`forward`] is
-//! `LeNet5::forward_t` with it.
+//! LeNet-5's conv → 2×2 pool pairs, computed faster. Average pooling: both are linear, so the pair is one
+//! stride-2 convolution with a `(k+1)×(k+1)` kernel — the same function to float rounding with 2.8× fewer
+//! multiply-adds. Max pooling: the four positions of each 2×2 window as four stride-2 convolutions in one
+//! (the kernel shifted four ways, as output channels), then the largest of the four — no cheaper in
+//! multiply-adds, but LibTorch's convolution and max over a dimension beat its full-size convolution and
+//! max_pool2d (18% a training step, results/bench/xeon-2026-12-04-maxpool-forms.txt). tests/model.rs holds
+//! both, logits and gradients, to the plain chain. [`forward`] is `LeNet5::forward_t` with them.
 
 use crate::nn::LeNet5;
 use lenet5_lab::config::Pooling;
@@ -17,12 +20,36 @@ pub fn forward(net: &LeNet5, xs: &Tensor) -> Tensor {
     xs.apply(&net.fc3)
 }
 
-/// conv → 2×2 pool, the seed's `pool(conv(x))`; with average pooling as [`fused_conv_avg_pool`].
+/// conv → 2×2 pool, the seed's `pool(conv(x))`, as [`fused_conv_avg_pool`] or [`phased_conv_max_pool`].
 pub fn conv_pool(net: &LeNet5, conv: &nn::Conv2D, xs: &Tensor, padding: i64) -> Tensor {
     match net.pooling {
         Pooling::Avg => fused_conv_avg_pool(conv, xs, padding),
-        Pooling::Max => net.pool(conv.forward(xs)),
+        Pooling::Max => phased_conv_max_pool(conv, xs, padding),
     }
+}
+
+/// `conv` then 2×2 max pooling with stride 2. Output pixel (i, j) of the full-size convolution at window
+/// position (a, b) is output (i, j) of a stride-2 convolution with the `k×k` kernel placed at offset (a, b) of
+/// a `(k+1)×(k+1)` one ([`phase_kernels`]); the four are computed as one convolution with 4× the output
+/// channels, and the pool is their maximum. The values equal max_pool2d's to rounding; where rounding breaks
+/// a tie another way, the gradient lands on another of the tied positions, which see equal patches (MNIST's
+/// flat background), so the weights' gradient agrees (tests/model.rs).
+pub fn phased_conv_max_pool(conv: &nn::Conv2D, xs: &Tensor, padding: i64) -> Tensor {
+    let out = conv.ws.size()[0];
+    let bias = conv.bs.as_ref().map(|b| b.repeat([4]));
+    let ys = stride2_conv(xs, &phase_kernels(&conv.ws), bias.as_ref(), padding);
+    let (n, h, w) = (ys.size()[0], ys.size()[2], ys.size()[3]);
+    ys.view([n, 4, out, h, w]).max_dim(1, false).0
+}
+
+/// `[O, I, k, k]` → `[4·O, I, k+1, k+1]`: block p = 2a + b holds the kernel shifted down a and right b
+/// (zeros elsewhere). Differentiable, so gradients reach the `k×k` weights.
+pub fn phase_kernels(w: &Tensor) -> Tensor {
+    let shifted: Vec<Tensor> = [(0, 0), (0, 1), (1, 0), (1, 1)]
+        .iter()
+        .map(|&(a, b)| w.constant_pad_nd([b, 1 - b, a, 1 - a]))
+        .collect();
+    Tensor::cat(&shifted, 0)
 }
 
 /// `conv` then 2×2 average pooling with stride 2, as one stride-2 convolution: both are linear, so the pair
