@@ -35,6 +35,31 @@ pub fn resolved_config(path: Option<&Path>, overrides: &[Override]) -> Result<St
     config.to_yaml()
 }
 
+/// `lenet5 lr-find`: the range test on `path`'s config; writes `lr_find.csv`, `lr_find.svg` and
+/// `lr_find.png` into `out`.
+pub fn lr_find(
+    path: &Path,
+    overrides: &[Override],
+    test: &lenet5_lab::lr_range::RangeTest,
+    out: &Path,
+) -> Result<run::lr_find::Found> {
+    use lenet5_lab::{chart, lr_range, sys::atomic};
+    let config = config::load(path, overrides)?;
+    config.warn_ineffective("");
+    let found = run::lr_find::lr_find(&config, test)?;
+    std::fs::create_dir_all(out)
+        .map_err(|e| UsageError::error(format!("cannot create {}: {e}", out.display())))?;
+    atomic::write(&out.join("lr_find.csv"), &lr_range::to_csv(&found.points)?)?;
+    let plot = lr_range::chart(&found.points, &found.suggestions);
+    let size = (800, 500);
+    atomic::write(
+        &out.join("lr_find.svg"),
+        chart::render_svg(&plot, size)?.as_bytes(),
+    )?;
+    atomic::write(&out.join("lr_find.png"), &chart::render_png(&plot, size)?)?;
+    Ok(found)
+}
+
 /// What `lenet5 test` found.
 #[derive(Debug, Clone, Serialize)]
 pub struct TestReport {

@@ -9,6 +9,7 @@
 pub mod checkpoints;
 mod epoch;
 pub mod evaluate;
+pub mod lr_find;
 pub mod trained;
 pub mod weights;
 
