@@ -14,7 +14,7 @@ use lenet5_lab::study::compare::{self, Comparison};
 use lenet5_lab::study::groups::{self, Group};
 use lenet5_lab::study::runs::{self, RunSummary};
 use lenet5_lab::study::sweep::{self, Sweep};
-use lenet5_lab::study::{analysis, exec, slurm};
+use lenet5_lab::study::{analysis, exec, slurm, tune};
 use lenet5_lab::sys::interrupt::Interrupt;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -258,6 +258,9 @@ pub fn default_sweep_dir(file: &Path) -> PathBuf {
 pub fn sweep(file: &Path, out: Option<&Path>, mode: SweepMode) -> Result<(Sweep, SweepOutcome)> {
     let dir = out.map_or_else(|| default_sweep_dir(file), Path::to_path_buf);
     let sweep = sweep::load(file, &dir)?;
+    if let Some(tuning) = tune::Tuning::new(&sweep)? {
+        return tuned_sweep(sweep, &tuning, mode);
+    }
     let mut warned = std::collections::HashSet::new();
     for run in &sweep.runs {
         if warned.insert(&run.group) {
@@ -280,6 +283,37 @@ pub fn sweep(file: &Path, out: Option<&Path>, mode: SweepMode) -> Result<(Sweep,
                 .filter(|r| !matches!(sweep.state(r), sweep::RunState::Finished { .. }))
                 .collect();
             let job = slurm::write_job(&sweep, &pending, &options)?;
+            let job_id = match (&job, submit) {
+                (Some(job), true) => Some(slurm::submit(job)?),
+                _ => None,
+            };
+            SweepOutcome::Slurm { job, job_id }
+        }
+    };
+    Ok((sweep, outcome))
+}
+
+/// `lenet5 sweep` of a sweep with `tune:` blocks: locally, stage after stage to the end; through Slurm, one
+/// job per stage (run the command again when it is done: it submits the next).
+fn tuned_sweep(
+    mut sweep: Sweep,
+    tuning: &tune::Tuning,
+    mode: SweepMode,
+) -> Result<(Sweep, SweepOutcome)> {
+    let outcome = match mode {
+        SweepMode::DryRun => {
+            sweep.runs = tuning.planned();
+            SweepOutcome::DryRun
+        }
+        SweepMode::Local(options) => {
+            SweepOutcome::Local(tuning.run(&mut sweep, &options, &Interrupt::install()?)?)
+        }
+        SweepMode::Slurm { options, submit } => {
+            let pending = tuning.stage(&mut sweep)?;
+            let runs: Vec<&sweep::Run> = (sweep.runs.iter())
+                .filter(|r| pending.contains(&r.id))
+                .collect();
+            let job = slurm::write_job(&sweep, &runs, &options)?;
             let job_id = match (&job, submit) {
                 (Some(job), true) => Some(slurm::submit(job)?),
                 _ => None,

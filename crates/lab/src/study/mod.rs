@@ -1,7 +1,8 @@
 //! Studies: many runs, and what they say together. A sweep file expands into run directories ([`sweep`]),
 //! which run locally ([`exec`]) or as a Slurm job array ([`slurm`]); finished runs become tables and charts
 //! ([`runs`]); a sweep's runs become groups ([`groups`]), each compared with its reference ([`compare`]),
-//! and the study report renders both ([`analysis`]) with the statistics in [`stats`].
+//! and the study report renders both ([`analysis`]) with the statistics in [`stats`]. A `tune:` block
+//! ([`space`]) runs trials before a variant's seeds ([`tune`]); the report shows them ([`tuning_report`]).
 
 pub mod analysis;
 pub mod compare;
@@ -9,5 +10,7 @@ pub mod exec;
 pub mod groups;
 pub mod runs;
 pub mod slurm;
+pub mod space;
 pub mod stats;
 pub mod sweep;
+pub mod tune;
