@@ -1,6 +1,6 @@
 //! A tuned sweep on synthetic data through the real binary: trials with successive halving, a driver
 //! killed with SIGKILL mid-tuning and started again, every trial and run trained exactly once, the choice
-//! the arg-max of the recorded validation accuracy, the seeds trained at it, and the report's tuning part.
+//! the best recorded validation loss, the seeds trained at it, and the report's tuning part.
 mod common;
 use common::*;
 use lenet5_lab::config::Config;
@@ -124,4 +124,28 @@ fn a_tuned_sweep_survives_sigkill_and_trains_every_trial_and_run_once() {
         manifest.lines().skip(1).all(|l| l.contains(",finished,")),
         "{manifest}"
     );
+
+    // The report: one group (the seeds at the choice, not the trials) and the tuning section and charts.
+    ok(lenet5(&dir, &["report", "study"]));
+    let report = study.join("report");
+    let groups = std::fs::read_to_string(report.join("groups.csv")).unwrap();
+    assert_eq!(groups.lines().count(), 2, "{groups}");
+    let md = std::fs::read_to_string(report.join("report.md")).unwrap();
+    assert!(
+        md.contains("## Tuning") && md.contains(&format!("| base | 4 | trial {} |", last[0])),
+        "{md}"
+    );
+    assert_eq!(
+        md.matches("| base | ").count(),
+        1 + 1 + 4,
+        "the group's line, the arm's and every trial's: {md}"
+    );
+    for f in [
+        "lr_sensitivity.svg",
+        "lr_sensitivity.png",
+        "expected_validation.svg",
+        "expected_validation.png",
+    ] {
+        assert!(report.join(f).is_file(), "{f}");
+    }
 }

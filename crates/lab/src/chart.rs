@@ -201,6 +201,8 @@ pub struct Plot {
     /// Dots at every point instead of lines.
     pub dots: bool,
     pub series: Vec<Series>,
+    /// Where the legend goes: where the data leave room.
+    pub legend: SeriesLabelPosition,
 }
 
 impl Chart for Plot {
@@ -266,7 +268,7 @@ impl Chart for Plot {
         }
         chart
             .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
+            .position(self.legend.clone())
             .label_font(("sans-serif", 12))
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK.mix(0.4))

@@ -4,6 +4,7 @@
 
 use crate::chart::{COLORS, Plot, Series};
 use anyhow::Result;
+use plotters::chart::SeriesLabelPosition;
 
 /// How the test sweeps the learning rate.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -210,5 +211,7 @@ pub fn chart(points: &[Point], suggestions: &Suggestions) -> Plot {
         log_x: true,
         dots: false,
         series,
+        // The loss starts high on the left: the lower left stays empty.
+        legend: SeriesLabelPosition::LowerLeft,
     }
 }

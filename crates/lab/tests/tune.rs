@@ -243,3 +243,26 @@ fn bad_tune_blocks_are_refused_naming_what_is_wrong() {
     let err = format!("{:#}", Tuning::new(&sweep).err().unwrap());
     assert!(err.contains("optimizer.learning_rate"), "{err}");
 }
+
+#[test]
+fn the_shipped_tuned_study_plans_sixteen_trials_for_every_arm() {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sweeps/tuned.yaml");
+    let sweep = sweep::load(&file, &scratch("tune_shipped")).unwrap();
+    let tuning = Tuning::new(&sweep).unwrap().expect("tuned");
+    let planned = tuning.planned();
+    let arms = sweep.spec.variants.len();
+    assert_eq!(arms, 25);
+    assert_eq!(planned.len(), 16 * arms, "every arm tuned, nothing untuned");
+    for run in &planned {
+        let c = &run.config;
+        // Trials start at the first rung, their schedule annealed to the arm's whole budget.
+        assert_eq!(c.trainer.epochs, 3, "{}", run.id);
+        assert!(matches!(
+            c.lr_scheduler.t_max,
+            lenet5_lab::config::Horizon::Epochs(5 | 15 | 45)
+        ));
+        if run.variant.starts_with("sgd_momentum") || run.variant == "sgd_nesterov" {
+            assert!((0.8..=0.99).contains(&c.optimizer.momentum), "{}", run.id);
+        }
+    }
+}

@@ -8,6 +8,7 @@ use crate::study::compare::{ALPHA, Comparison, POWER, Verdict};
 pub use crate::study::groups::{Group, THRESHOLDS};
 use crate::study::stats::{self, Summary};
 use crate::study::sweep::Sweep;
+use crate::study::tuning_report;
 use anyhow::Result;
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -392,6 +393,17 @@ pub fn write(
             render_markdown(sweep, groups, comparisons, command).into_bytes(),
         ),
     ];
+    // A tuned study also shows its trials (nothing for one without).
+    let arms = tuning_report::arms(sweep)?;
+    let mut files = files;
+    files.extend(tuning_report::files(&arms)?);
+    if !arms.is_empty()
+        && let Some(report) = files.iter_mut().find(|f| f.0 == "report.md")
+    {
+        report
+            .1
+            .extend(tuning_report::render_markdown(&arms).into_bytes());
+    }
     let mut written = vec![];
     for (name, bytes) in files {
         let path = out.join(name);
@@ -430,7 +442,7 @@ fn render_markdown(
          < {ALPHA} (the difference lies within ±{margin} points); otherwise *inconclusive* — neither a difference \
          nor its absence is shown. A group whose runs recompute its reference's (same seeds, same numbers) is \
          *identical* and not tested.\n\n{}\n![validation curves](curves.svg)\n\n![differences](forest.svg)\n",
-        sweep.runs.len(),
+        sweep.runs.iter().filter(|r| r.trial.is_none()).count(),
         groups.len(),
         if groups.iter().any(|g| !g.validated) {
             " A group trained without a validation split (`data.validation_split: 0`) has no convergence \

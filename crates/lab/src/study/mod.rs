@@ -14,3 +14,4 @@ pub mod space;
 pub mod stats;
 pub mod sweep;
 pub mod tune;
+pub mod tuning_report;

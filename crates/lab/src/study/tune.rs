@@ -94,9 +94,16 @@ impl Tuning {
         Ok((!variants.is_empty()).then_some(Tuning { variants, others }))
     }
 
-    /// The runs before any trial has trained (for `--dry-run`): the untuned runs and every trial.
+    /// The runs before any trial has trained (for `--dry-run`): the untuned runs and every trial, at the
+    /// epochs of its first rung.
     pub fn planned(&self) -> Vec<Run> {
-        let trials = self.variants.iter().flat_map(|t| t.trials.iter().cloned());
+        let trials = self.variants.iter().flat_map(|t| {
+            t.trials.iter().map(|run| {
+                let mut run = run.clone();
+                run.config.trainer.epochs = t.rungs[0];
+                run
+            })
+        });
         self.others.iter().cloned().chain(trials).collect()
     }
 
