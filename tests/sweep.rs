@@ -5,8 +5,6 @@ mod common;
 use common::*;
 use lenet5_lab::study::sweep::{self, SweepFile};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 fn spec(yaml: &str) -> SweepFile {
     serde_yaml::from_str(yaml).unwrap()
@@ -172,25 +170,14 @@ fn a_killed_driver_started_again_finishes_every_run_exactly_once() {
         "seeds: 3\nset: {data.batch_size: 8, trainer.early_stopping.enabled: false}\n",
     );
     let study = dir.join("study");
-    let mut driver = Command::new(env!("CARGO_BIN_EXE_lenet5"))
-        .args(["sweep", "sweep.yaml", "--out", "study", "--jobs", "1"])
-        .current_dir(&dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut driver = spawn_lenet5(
+        &dir,
+        &["sweep", "sweep.yaml", "--out", "study", "--jobs", "1"],
+    );
     // Kill -9 the driver while its second run trains (its child lives on, holding that run's lock).
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !study.join("runs/base-seed2/metrics.csv").exists() {
-        assert!(Instant::now() < deadline, "the second run never started");
-        assert!(
-            driver.try_wait().unwrap().is_none(),
-            "the driver ended early"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    driver.kill().unwrap();
-    driver.wait().unwrap();
+    sigkill_when(&mut driver, 120, "the second run's start", || {
+        study.join("runs/base-seed2/metrics.csv").exists()
+    });
     let out = lenet5(
         &dir,
         &["sweep", "sweep.yaml", "--out", "study", "--jobs", "2"],

@@ -6,8 +6,6 @@ use common::*;
 use lenet5_lab::config::Config;
 use lenet5_lab::rundir::metrics;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 const SWEEP: &str = "base: tiny.yaml\nseeds: 2\n\
     set: {data.batch_size: 8, trainer.epochs: 4, trainer.early_stopping.enabled: false}\n\
@@ -44,13 +42,10 @@ fn a_tuned_sweep_survives_sigkill_and_trains_every_trial_and_run_once() {
     let dir = tiny_project("tuning_kill", 600, 100, "");
     std::fs::write(dir.join("sweep.yaml"), SWEEP).unwrap();
     let study = dir.join("study");
-    let mut driver = Command::new(env!("CARGO_BIN_EXE_lenet5"))
-        .args(["sweep", "sweep.yaml", "--out", "study", "--jobs", "2"])
-        .current_dir(&dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut driver = spawn_lenet5(
+        &dir,
+        &["sweep", "sweep.yaml", "--out", "study", "--jobs", "2"],
+    );
     // SIGKILL once a trial has been promoted to rung 2 (its children train on, holding their locks).
     let promoted = || {
         (1..=4).any(|k| {
@@ -58,17 +53,7 @@ fn a_tuned_sweep_survives_sigkill_and_trains_every_trial_and_run_once() {
             run.join("config.yaml").is_file() && config(&run).trainer.epochs == 2
         })
     };
-    let deadline = Instant::now() + Duration::from_secs(180);
-    while !promoted() {
-        assert!(Instant::now() < deadline, "no trial was ever promoted");
-        assert!(
-            driver.try_wait().unwrap().is_none(),
-            "the driver ended early"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    driver.kill().unwrap();
-    driver.wait().unwrap();
+    sigkill_when(&mut driver, 180, "a promotion", promoted);
     ok(lenet5(
         &dir,
         &["sweep", "sweep.yaml", "--out", "study", "--jobs", "2"],

@@ -282,15 +282,25 @@ pub fn sweep(file: &Path, out: Option<&Path>, mode: SweepMode) -> Result<(Sweep,
                 .into_iter()
                 .filter(|r| !matches!(sweep.state(r), sweep::RunState::Finished { .. }))
                 .collect();
-            let job = slurm::write_job(&sweep, &pending, &options)?;
-            let job_id = match (&job, submit) {
-                (Some(job), true) => Some(slurm::submit(job)?),
-                _ => None,
-            };
-            SweepOutcome::Slurm { job, job_id }
+            slurm_job(&sweep, &pending, &options, submit)?
         }
     };
     Ok((sweep, outcome))
+}
+
+/// The sbatch job over `runs` (none when they are all finished), submitted when `submit`.
+fn slurm_job(
+    sweep: &Sweep,
+    runs: &[&sweep::Run],
+    options: &slurm::Options,
+    submit: bool,
+) -> Result<SweepOutcome> {
+    let job = slurm::write_job(sweep, runs, options)?;
+    let job_id = match (&job, submit) {
+        (Some(job), true) => Some(slurm::submit(job)?),
+        _ => None,
+    };
+    Ok(SweepOutcome::Slurm { job, job_id })
 }
 
 /// `lenet5 sweep` of a sweep with `tune:` blocks: locally, stage after stage to the end; through Slurm, one
@@ -313,12 +323,7 @@ fn tuned_sweep(
             let runs: Vec<&sweep::Run> = (sweep.runs.iter())
                 .filter(|r| pending.contains(&r.id))
                 .collect();
-            let job = slurm::write_job(&sweep, &runs, &options)?;
-            let job_id = match (&job, submit) {
-                (Some(job), true) => Some(slurm::submit(job)?),
-                _ => None,
-            };
-            SweepOutcome::Slurm { job, job_id }
+            slurm_job(&sweep, &runs, &options, submit)?
         }
     };
     Ok((sweep, outcome))

@@ -85,14 +85,7 @@ fn draw_panels<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, panels: &[Pane
         for s in &panel.series {
             draw_series(&mut chart, s)?;
         }
-        chart
-            .configure_series_labels()
-            .position(panel.legend.clone())
-            .label_font(("sans-serif", 12))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.4))
-            .draw()
-            .map_err(err)?;
+        draw_legend(&mut chart, panel.legend.clone())?;
     }
     root.present().map_err(err)?;
     Ok(())
@@ -117,6 +110,21 @@ type Cartesian<'a, DB> = ChartContext<
     DB,
     Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
 >;
+
+/// The legend of every labelled series, at `position`, on a light box.
+fn draw_legend<'a, DB: DrawingBackend + 'a>(
+    chart: &mut Cartesian<'a, DB>,
+    position: SeriesLabelPosition,
+) -> Result<()> {
+    chart
+        .configure_series_labels()
+        .position(position)
+        .label_font(("sans-serif", 12))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.4))
+        .draw()
+        .map_err(drawing_error::<DB>)
+}
 
 /// One series: its band (shaded), its line with a legend entry, and a dot where it has a single point (a
 /// line needs two: a one-epoch run).
@@ -266,14 +274,7 @@ impl Chart for Plot {
                 draw_series(&mut chart, s)?;
             }
         }
-        chart
-            .configure_series_labels()
-            .position(self.legend.clone())
-            .label_font(("sans-serif", 12))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.4))
-            .draw()
-            .map_err(err)?;
+        draw_legend(&mut chart, self.legend.clone())?;
         root.present().map_err(err)?;
         Ok(())
     }
