@@ -42,6 +42,14 @@ fn a_tuned_sweep_survives_sigkill_and_trains_every_trial_and_run_once() {
     let dir = tiny_project("tuning_kill", 600, 100, "");
     std::fs::write(dir.join("sweep.yaml"), SWEEP).unwrap();
     let study = dir.join("study");
+    // --dry-run lists the trials with their sampled values and creates nothing.
+    let plan = ok(lenet5(
+        &dir,
+        &["sweep", "sweep.yaml", "--out", "study", "--dry-run"],
+    ));
+    assert_eq!(plan.matches("optimizer.lr=").count(), 4, "{plan}");
+    assert!(plan.contains("base-trial04") && plan.contains("then each tuned variant's seeds"));
+    assert!(!study.exists());
     let mut driver = spawn_lenet5(
         &dir,
         &["sweep", "sweep.yaml", "--out", "study", "--jobs", "2"],

@@ -262,6 +262,9 @@ fn run_sweep(args: SweepArgs) -> Result<()> {
                 println!("{}  seed {}  {}", run.id, run.seed, run.overrides.join(" "));
             }
             println!("{} runs into {dir}", sweep.runs.len());
+            if sweep.runs.iter().any(|r| r.trial.is_some()) {
+                println!("then each tuned variant's seeds, at its chosen trial's values");
+            }
         }
         SweepOutcome::Local(summary) => {
             println!(
