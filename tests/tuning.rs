@@ -142,3 +142,19 @@ fn a_tuned_sweep_survives_sigkill_and_trains_every_trial_and_run_once() {
         assert!(report.join(f).is_file(), "{f}");
     }
 }
+
+#[test]
+fn a_test_metric_is_refused_before_anything_runs() {
+    let dir = tiny_project("tuning_refused", 100, 10, "");
+    let yaml = SWEEP.replace("metric: val_loss", "metric: test_accuracy");
+    std::fs::write(dir.join("sweep.yaml"), yaml).unwrap();
+    let out = lenet5(&dir, &["sweep", "sweep.yaml", "--out", "study"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains("sweep.yaml") && err.contains("the test set never chooses anything"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(!dir.join("study").exists());
+}

@@ -258,7 +258,9 @@ pub fn default_sweep_dir(file: &Path) -> PathBuf {
 pub fn sweep(file: &Path, out: Option<&Path>, mode: SweepMode) -> Result<(Sweep, SweepOutcome)> {
     let dir = out.map_or_else(|| default_sweep_dir(file), Path::to_path_buf);
     let sweep = sweep::load(file, &dir)?;
-    if let Some(tuning) = tune::Tuning::new(&sweep)? {
+    let tuning = tune::Tuning::new(&sweep)
+        .map_err(|e| UsageError::error(format!("{}: {e:#}", file.display())))?;
+    if let Some(tuning) = tuning {
         return tuned_sweep(sweep, &tuning, mode);
     }
     let mut warned = std::collections::HashSet::new();
