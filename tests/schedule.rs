@@ -2,8 +2,8 @@
 //! optimizer taking a step.
 use lenet5_core::nn::optim;
 use lenet5_lab::config::{
-    Config, EarlyStoppingConfig, LrSchedulerConfig, Monitor, OptimizerConfig, OptimizerKind,
-    SchedulerKind,
+    Config, EarlyStoppingConfig, Horizon, LrSchedulerConfig, Monitor, OptimizerConfig,
+    OptimizerKind, SchedulerKind,
 };
 use lenet5_lab::rundir::state::{RunStatus, TrainState};
 use lenet5_lab::schedule::LrScheduler;
@@ -12,7 +12,7 @@ mod common;
 
 /// The lr used in epochs 1..=n.
 fn lrs(cfg: LrSchedulerConfig, monitored: &[f64]) -> Vec<f64> {
-    let mut s = LrScheduler::new(&cfg, 1.0);
+    let mut s = LrScheduler::new(&cfg, 1.0, monitored.len());
     let mut out = vec![];
     for (i, m) in monitored.iter().enumerate() {
         out.push(s.lr);
@@ -38,7 +38,7 @@ fn step_cosine_and_plateau_follow_pytorch() {
     // CosineAnnealingLR(T_max=4, eta_min=0): 0.5·(1+cos(π·e/4)) for e = 0..4
     let cos = LrSchedulerConfig {
         kind: SchedulerKind::Cosine,
-        t_max: 4,
+        t_max: Horizon::Epochs(4),
         eta_min: 0.0,
         ..Default::default()
     };
@@ -76,13 +76,108 @@ fn step_cosine_and_plateau_follow_pytorch() {
     assert!(close(&lrs(none, &[0.0; 3]), &[1.0; 3]));
 }
 
+/// The lr of epochs 1..=`epochs` of a run of `epochs` epochs (the run's budget sets an `auto` horizon).
+fn run_lrs(kind: SchedulerKind, t_max: Horizon, eta_min: f64, epochs: usize) -> Vec<f64> {
+    let cfg = LrSchedulerConfig {
+        kind,
+        t_max,
+        eta_min,
+        ..Default::default()
+    };
+    lrs(cfg, &vec![0.0; epochs])
+}
+
+#[test]
+fn cosine_and_linear_anneal_to_the_runs_last_epoch() {
+    use SchedulerKind::{Cosine, Linear};
+    // CosineAnnealingLR(T_max=epochs, eta_min=0.1), lr 1: 0.1 + 0.9·(1+cos(π·e/epochs))/2, e = 0..epochs-1.
+    for epochs in [5, 15, 45] {
+        let expected: Vec<f64> = (0..epochs)
+            .map(|e| {
+                0.1 + 0.9 * (1.0 + (std::f64::consts::PI * e as f64 / epochs as f64).cos()) / 2.0
+            })
+            .collect();
+        assert!(close(
+            &run_lrs(Cosine, Horizon::Auto, 0.1, epochs),
+            &expected
+        ));
+        // LinearLR(start_factor=1, end_factor=0.1, total_iters=epochs): 1 + (0.1 − 1)·e/epochs.
+        let expected: Vec<f64> = (0..epochs)
+            .map(|e| 1.0 + (0.1 - 1.0) * e as f64 / epochs as f64)
+            .collect();
+        assert!(close(
+            &run_lrs(Linear, Horizon::Auto, 0.1, epochs),
+            &expected
+        ));
+    }
+    // A fixed horizon ignores the budget; linear holds eta_min after it (LinearLR past total_iters).
+    assert!(close(
+        &run_lrs(Linear, Horizon::Epochs(2), 0.0, 4),
+        &[1.0, 0.5, 0.0, 0.0]
+    ));
+    // `auto` is the default and reads as text; a number stays a number.
+    assert_eq!(LrSchedulerConfig::default().t_max, Horizon::Auto);
+    let set = |v: &str| {
+        lenet5_lab::config::apply(
+            &Config::default(),
+            &[lenet5_lab::config::Override::parse(&format!("lr_scheduler.t_max={v}")).unwrap()],
+            "test",
+        )
+    };
+    assert_eq!(set("7").unwrap().lr_scheduler.t_max, Horizon::Epochs(7));
+    assert_eq!(set("auto").unwrap().lr_scheduler.t_max, Horizon::Auto);
+    let err = format!("{:#}", set("soon").unwrap_err());
+    assert!(err.contains("whole number of epochs or `auto`"), "{err}");
+}
+
+#[test]
+fn a_resume_cannot_move_an_auto_horizon() {
+    let mut saved = Config::default();
+    saved.lr_scheduler.kind = SchedulerKind::Cosine;
+    let mut longer = saved.clone();
+    longer.trainer.epochs += 5;
+    let err = lenet5_lab::config::check_resumable(&saved, &longer, &[], "RUN").unwrap_err();
+    assert!(format!("{err}").contains("t_max = auto"), "{err}");
+    // A fixed horizon, or a schedule without one, may train further.
+    saved.lr_scheduler.t_max = Horizon::Epochs(100);
+    longer.lr_scheduler.t_max = Horizon::Epochs(100);
+    lenet5_lab::config::check_resumable(&saved, &longer, &[], "RUN").unwrap();
+    saved.lr_scheduler.kind = SchedulerKind::Step;
+    saved.lr_scheduler.t_max = Horizon::Auto;
+    longer.lr_scheduler = saved.lr_scheduler.clone();
+    lenet5_lab::config::check_resumable(&saved, &longer, &[], "RUN").unwrap();
+}
+
+#[test]
+fn cosine_and_linear_match_pytorch() {
+    let Some(python) = common::python_with_torch("cosine_and_linear_match_pytorch") else {
+        return;
+    };
+    let script = "import torch\n\
+        def lrs(make):\n    p = torch.nn.Parameter(torch.zeros(1)); opt = torch.optim.SGD([p], lr=1.0); s = make(opt); out = []\n    for _ in range(9):\n        out.append(opt.param_groups[0]['lr']); opt.step(); s.step()\n    return out\n\
+        c = lrs(lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=9, eta_min=0.05))\n\
+        l = lrs(lambda o: torch.optim.lr_scheduler.LinearLR(o, start_factor=1.0, end_factor=0.05, total_iters=6))\n\
+        print(' '.join(repr(x) for x in c + l))\n";
+    let torch: Vec<f64> = String::from_utf8(common::run_python(&python, &["-c", script]))
+        .unwrap()
+        .split_whitespace()
+        .map(|x| x.parse().unwrap())
+        .collect();
+    let mut ours = run_lrs(SchedulerKind::Cosine, Horizon::Auto, 0.05, 9);
+    ours.extend(run_lrs(SchedulerKind::Linear, Horizon::Epochs(6), 0.05, 9));
+    assert_eq!(torch.len(), ours.len());
+    for (t, o) in torch.iter().zip(&ours) {
+        assert!((t - o).abs() < 1e-9, "torch {torch:?}\nours {ours:?}");
+    }
+}
+
 /// One-cycle over `total` batches with PyTorch's defaults (pct_start 0.3, div 25, final div 1e4), lr 1.
 fn one_cycle(total: usize) -> Vec<f64> {
     let cfg = LrSchedulerConfig {
         kind: SchedulerKind::Onecycle,
         ..Default::default()
     };
-    let s = LrScheduler::new(&cfg, 1.0);
+    let s = LrScheduler::new(&cfg, 1.0, 10);
     (0..total).map(|i| s.batch_lr(i, total).unwrap()).collect()
 }
 
@@ -102,11 +197,11 @@ fn one_cycle_warms_up_then_anneals_per_batch() {
             pct_start,
             ..Default::default()
         };
-        let s = LrScheduler::new(&cfg, 1.0);
+        let s = LrScheduler::new(&cfg, 1.0, 10);
         assert!((0..total).all(|i| s.batch_lr(i, total).unwrap().is_finite()));
     }
     // Per-epoch schedules have no per-batch lr.
-    let cos = LrScheduler::new(&LrSchedulerConfig::default(), 1.0);
+    let cos = LrScheduler::new(&LrSchedulerConfig::default(), 1.0, 10);
     assert_eq!(cos.batch_lr(0, 50), None);
 }
 

@@ -33,6 +33,8 @@ pub enum Command {
     Config(ConfigArgs),
     /// Run a study: every run of a sweep file (variants × grid × seeds), locally or through Slurm.
     Sweep(SweepArgs),
+    /// Learning-rate range test: loss against an exponentially growing lr, a suggestion to paste.
+    LrFind(LrFindArgs),
     /// Serve a web page to draw a digit and see each trained run's prediction and layers.
     Serve(ServeArgs),
     /// Download a dataset into a directory (what `train` does when data.download is on and files are missing).
@@ -186,6 +188,26 @@ pub struct TrainArgs {
     /// Exact run directory to create, instead of RUNS_DIR/NAME-TIMESTAMP.
     #[arg(long, value_name = "DIR", conflicts_with = "resume")]
     pub run_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct LrFindArgs {
+    /// Experiment config (YAML over the built-in defaults).
+    pub config: PathBuf,
+    #[command(flatten)]
+    pub flags: TrainFlags,
+    /// Batches (optimizer steps) at most; the test stops earlier when the loss diverges.
+    #[arg(long, default_value_t = 200)]
+    pub steps: usize,
+    /// The first step's learning rate.
+    #[arg(long, default_value_t = 1e-7)]
+    pub min_lr: f64,
+    /// The last step's learning rate.
+    #[arg(long, default_value_t = 10.0)]
+    pub max_lr: f64,
+    /// Where lr_find.csv, .svg and .png go [default: runs/lr_find-<config file name>].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -17,7 +17,7 @@ use lenet5_lab::study::compare::{self, Comparison};
 use lenet5_lab::study::groups::{Group, Study};
 use lenet5_lab::study::runs::{self, RunSummary};
 use lenet5_lab::study::sweep::{self, Sweep};
-use lenet5_lab::study::{analysis, exec, slurm};
+use lenet5_lab::study::{analysis, exec, slurm, tune};
 use lenet5_lab::sys::interrupt::Interrupt;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -36,6 +36,31 @@ pub fn resolved_config(path: Option<&Path>, overrides: &[Override]) -> Result<St
     };
     config.warn_ineffective("");
     config.to_yaml()
+}
+
+/// `lenet5 lr-find`: the range test on `path`'s config; writes `lr_find.csv`, `lr_find.svg` and
+/// `lr_find.png` into `out`.
+pub fn lr_find(
+    path: &Path,
+    overrides: &[Override],
+    test: &lenet5_lab::lr_range::RangeTest,
+    out: &Path,
+) -> Result<run::lr_find::Found> {
+    use lenet5_lab::{chart, lr_range, sys::atomic};
+    let config = config::load(path, overrides)?;
+    config.warn_ineffective("");
+    let found = run::lr_find::lr_find(&config, test)?;
+    std::fs::create_dir_all(out)
+        .map_err(|e| UsageError::error(format!("cannot create {}: {e}", out.display())))?;
+    atomic::write(&out.join("lr_find.csv"), &lr_range::to_csv(&found.points)?)?;
+    let plot = lr_range::chart(&found.points, &found.suggestions);
+    let size = (800, 500);
+    atomic::write(
+        &out.join("lr_find.svg"),
+        chart::render_svg(&plot, size)?.as_bytes(),
+    )?;
+    atomic::write(&out.join("lr_find.png"), &chart::render_png(&plot, size)?)?;
+    Ok(found)
 }
 
 /// What `lenet5 test` found.
@@ -296,6 +321,11 @@ pub fn default_sweep_dir(file: &Path) -> PathBuf {
 pub fn sweep(file: &Path, out: Option<&Path>, mode: SweepMode) -> Result<(Sweep, SweepOutcome)> {
     let dir = out.map_or_else(|| default_sweep_dir(file), Path::to_path_buf);
     let sweep = sweep::load(file, &dir)?;
+    let tuning = tune::Tuning::new(&sweep)
+        .map_err(|e| UsageError::error(format!("{}: {e:#}", file.display())))?;
+    if let Some(tuning) = tuning {
+        return tuned_sweep(sweep, &tuning, mode);
+    }
     let mut warned = std::collections::HashSet::new();
     for run in &sweep.runs {
         if warned.insert(&run.group) {
@@ -317,12 +347,48 @@ pub fn sweep(file: &Path, out: Option<&Path>, mode: SweepMode) -> Result<(Sweep,
                 .into_iter()
                 .filter(|r| !matches!(sweep.state(r), sweep::RunState::Finished { .. }))
                 .collect();
-            let job = slurm::write_job(&sweep, &pending, &options)?;
-            let job_id = match (&job, submit) {
-                (Some(job), true) => Some(slurm::submit(job)?),
-                _ => None,
-            };
-            SweepOutcome::Slurm { job, job_id }
+            slurm_job(&sweep, &pending, &options, submit)?
+        }
+    };
+    Ok((sweep, outcome))
+}
+
+/// The sbatch job over `runs` (none when they are all finished), submitted when `submit`.
+fn slurm_job(
+    sweep: &Sweep,
+    runs: &[&sweep::Run],
+    options: &slurm::Options,
+    submit: bool,
+) -> Result<SweepOutcome> {
+    let job = slurm::write_job(sweep, runs, options)?;
+    let job_id = match (&job, submit) {
+        (Some(job), true) => Some(slurm::submit(job)?),
+        _ => None,
+    };
+    Ok(SweepOutcome::Slurm { job, job_id })
+}
+
+/// `lenet5 sweep` of a sweep with `tune:` blocks: locally, stage after stage to the end; through Slurm, one
+/// job per stage (run the command again when it is done: it submits the next).
+fn tuned_sweep(
+    mut sweep: Sweep,
+    tuning: &tune::Tuning,
+    mode: SweepMode,
+) -> Result<(Sweep, SweepOutcome)> {
+    let outcome = match mode {
+        SweepMode::DryRun => {
+            sweep.runs = tuning.planned();
+            SweepOutcome::DryRun
+        }
+        SweepMode::Local(options) => {
+            SweepOutcome::Local(tuning.run(&mut sweep, &options, &Interrupt::install()?)?)
+        }
+        SweepMode::Slurm { options, submit } => {
+            let pending = tuning.stage(&mut sweep)?;
+            let runs: Vec<&sweep::Run> = (sweep.runs.iter())
+                .filter(|r| pending.contains(&r.id))
+                .collect();
+            slurm_job(&sweep, &runs, &options, submit)?
         }
     };
     Ok((sweep, outcome))

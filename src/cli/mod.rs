@@ -9,7 +9,7 @@ pub mod commands;
 pub use args::{Cli, Command};
 
 use anyhow::{Context, Result};
-use args::{PredictArgs, ReportArgs, ServeArgs, SweepArgs, TestArgs, TrainArgs};
+use args::{LrFindArgs, PredictArgs, ReportArgs, ServeArgs, SweepArgs, TestArgs, TrainArgs};
 use clap::CommandFactory;
 use lenet5_core::run::{NewRunDir, Start};
 use std::path::PathBuf;
@@ -22,6 +22,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Predict(args) => predict(args),
         Command::Report(args) => report(args),
         Command::Sweep(args) => run_sweep(args),
+        Command::LrFind(args) => lr_find(args),
         Command::Serve(args) => serve(args),
         Command::Fetch(args) => {
             let dir = commands::fetch(&args.dataset, args.dir.as_deref())?;
@@ -192,6 +193,52 @@ fn man(out: Option<PathBuf>) -> Result<()> {
     Ok(())
 }
 
+fn lr_find(args: LrFindArgs) -> Result<()> {
+    let test = lenet5_lab::lr_range::RangeTest {
+        min_lr: args.min_lr,
+        max_lr: args.max_lr,
+        steps: args.steps,
+    };
+    let out = args.out.unwrap_or_else(|| {
+        let stem = lenet5_lab::rundir::dir::stem(&args.config, "config");
+        PathBuf::from(lenet5_lab::rundir::dir::RUNS_DIR).join(format!("lr_find-{stem}"))
+    });
+    let found = commands::lr_find(&args.config, &args.flags.overrides()?, &test, &out)?;
+    let steps = found.points.len();
+    let end = if found.diverged {
+        "diverged"
+    } else {
+        "did not diverge"
+    };
+    println!(
+        "{steps} batches, the smoothed loss {end}; wrote lr_find.csv, .svg, .png to {}",
+        out.display()
+    );
+    let lr = |i: Option<usize>| i.map(|i| found.points[i].lr);
+    let (valley, steepest) = (lr(found.suggestions.valley), lr(found.suggestions.steepest));
+    if let Some(lr) = steepest {
+        println!(
+            "steepest descent of the smoothed loss (Lightning's rule): {}",
+            lenet5_lab::number(lr)
+        );
+    }
+    match valley.or(steepest) {
+        Some(lr) => {
+            let rule = if valley.is_some() {
+                "valley (fastai's rule)"
+            } else {
+                "steepest descent"
+            };
+            println!("suggested, by {rule}: {}", lenet5_lab::number(lr));
+            println!("--set optimizer.lr={lr:.3e}");
+        }
+        None => println!(
+            "too few batches before divergence for a suggestion: lower --min-lr or --max-lr"
+        ),
+    }
+    Ok(())
+}
+
 fn run_sweep(args: SweepArgs) -> Result<()> {
     use commands::{SweepMode, SweepOutcome};
     let mode = if args.dry_run {
@@ -231,6 +278,9 @@ fn run_sweep(args: SweepArgs) -> Result<()> {
                 println!("{}  seed {}  {}", run.id, run.seed, run.overrides.join(" "));
             }
             println!("{} runs into {dir}", sweep.runs.len());
+            if sweep.runs.iter().any(|r| r.trial.is_some()) {
+                println!("then each tuned variant's seeds, at its chosen trial's values");
+            }
         }
         SweepOutcome::Local(summary) => {
             println!(

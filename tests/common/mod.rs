@@ -111,6 +111,38 @@ pub fn tiny_config(data_dir: &Path, runs_dir: &Path, extra: &str) -> String {
     )
 }
 
+/// Starts the real binary with `args` in `cwd`, its output discarded (a driver a test kills).
+pub fn spawn_lenet5(cwd: &Path, args: &[&str]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_lenet5"))
+        .args(args)
+        .current_dir(cwd)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// Kills `child` with SIGKILL as soon as `ready()` holds; fails when `child` ends first or `ready` does not
+/// hold within `seconds` (`what` says what was awaited).
+pub fn sigkill_when(
+    child: &mut std::process::Child,
+    seconds: u64,
+    what: &str,
+    ready: impl Fn() -> bool,
+) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+    while !ready() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} never happened"
+        );
+        assert!(child.try_wait().unwrap().is_none(), "ended before {what}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
 /// Runs the real binary with `args` in `cwd`.
 pub fn lenet5(cwd: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_lenet5"))

@@ -85,14 +85,7 @@ fn draw_panels<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, panels: &[Pane
         for s in &panel.series {
             draw_series(&mut chart, s)?;
         }
-        chart
-            .configure_series_labels()
-            .position(panel.legend.clone())
-            .label_font(("sans-serif", 12))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.4))
-            .draw()
-            .map_err(err)?;
+        draw_legend(&mut chart, panel.legend.clone())?;
     }
     root.present().map_err(err)?;
     Ok(())
@@ -117,6 +110,21 @@ type Cartesian<'a, DB> = ChartContext<
     DB,
     Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
 >;
+
+/// The legend of every labelled series, at `position`, on a light box.
+fn draw_legend<'a, DB: DrawingBackend + 'a>(
+    chart: &mut Cartesian<'a, DB>,
+    position: SeriesLabelPosition,
+) -> Result<()> {
+    chart
+        .configure_series_labels()
+        .position(position)
+        .label_font(("sans-serif", 12))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.4))
+        .draw()
+        .map_err(drawing_error::<DB>)
+}
 
 /// One series: its band (shaded), its line with a legend entry, and a dot where it has a single point (a
 /// line needs two: a one-epoch run).
@@ -188,4 +196,86 @@ fn register_font() {
             unreachable!("the embedded DejaVu Sans is a valid font");
         }
     });
+}
+
+/// One x–y chart with any x: lines, or dots only (a scatter, one dot per point), on a linear or a log₁₀
+/// x axis (drawn at log₁₀ x, labelled in x). Learning rates against loss or accuracy, or trials against
+/// the expected best.
+pub struct Plot {
+    pub title: String,
+    pub x_label: &'static str,
+    pub y_label: &'static str,
+    pub log_x: bool,
+    /// Dots at every point instead of lines.
+    pub dots: bool,
+    pub series: Vec<Series>,
+    /// Where the legend goes: where the data leave room.
+    pub legend: SeriesLabelPosition,
+}
+
+impl Chart for Plot {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()> {
+        let err = drawing_error::<DB>;
+        root.fill(&WHITE).map_err(err)?;
+        let x = |v: f64| if self.log_x { v.log10() } else { v };
+        let series: Vec<Series> = (self.series.iter())
+            .map(|s| Series {
+                label: s.label.clone(),
+                points: s.points.iter().map(|p| (x(p.0), p.1)).collect(),
+                color: s.color,
+                band: s.band.iter().map(|b| (x(b.0), b.1, b.2)).collect(),
+            })
+            .collect();
+        let finite = || {
+            (series.iter().flat_map(|s| s.points.iter()))
+                .filter(|p| p.0.is_finite() && p.1.is_finite())
+        };
+        let range = |f: fn(&(f64, f64)) -> f64| {
+            let (lo, hi) = finite()
+                .map(f)
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+                    (lo.min(v), hi.max(v))
+                });
+            let (lo, hi) = if lo.is_finite() { (lo, hi) } else { (0.0, 1.0) };
+            let pad = ((hi - lo) * 0.05).max(1e-4);
+            (lo - pad)..(hi + pad)
+        };
+        let mut chart = ChartBuilder::on(root)
+            .caption(&self.title, ("sans-serif", 18))
+            .margin(12)
+            .x_label_area_size(36)
+            .y_label_area_size(60)
+            .build_cartesian_2d(range(|p| p.0), range(|p| p.1))
+            .map_err(err)?;
+        let log_x = self.log_x;
+        chart
+            .configure_mesh()
+            .x_desc(self.x_label)
+            .y_desc(self.y_label)
+            .x_label_formatter(&|v| match log_x {
+                true => format!("{:.0e}", 10f64.powf(*v)),
+                false => format!("{v}"),
+            })
+            .label_style(("sans-serif", 12))
+            .draw()
+            .map_err(err)?;
+        for s in &series {
+            if self.dots {
+                let color = s.color;
+                let dots = (s.points.iter().copied())
+                    .filter(|p| p.0.is_finite() && p.1.is_finite())
+                    .map(move |p| Circle::new(p, 3, color.filled()));
+                chart
+                    .draw_series(dots)
+                    .map_err(err)?
+                    .label(s.label.as_str())
+                    .legend(move |(x, y)| Circle::new((x + 9, y), 3, color.filled()));
+            } else {
+                draw_series(&mut chart, s)?;
+            }
+        }
+        draw_legend(&mut chart, self.legend.clone())?;
+        root.present().map_err(err)?;
+        Ok(())
+    }
 }

@@ -5,6 +5,7 @@
 //!
 //! ```text
 //! study/    many runs: sweep files, the local and Slurm runners, run tables, statistics, the study report
+//! lr_range  the learning-rate range test's arithmetic: its rates, smoothed loss, suggestions, CSV, chart
 //! chart     line charts (SVG, PNG) of finished runs and studies
 //! rundir/   one run's directory: its files and their formats (state, metrics, test results, provenance)
 //! schedule  learning-rate schedules, as numbers (the training loop applies them)
@@ -19,6 +20,7 @@
 
 pub mod chart;
 pub mod config;
+pub mod lr_range;
 pub mod rundir;
 pub mod schedule;
 pub mod study;

@@ -1,6 +1,6 @@
 //! Learning-rate schedules tch lacks, applied through `set_lr`: stepped once per epoch like PyTorch's StepLR,
-//! CosineAnnealingLR and ReduceLROnPlateau, plus the 1998 paper's piecewise schedule; or every batch like
-//! PyTorch's OneCycleLR. The state is serialisable, so `--resume` continues where it stopped.
+//! CosineAnnealingLR, LinearLR and ReduceLROnPlateau, plus the 1998 paper's piecewise schedule; or every
+//! batch like PyTorch's OneCycleLR. The state is serialisable, so `--resume` continues where it stopped.
 
 use crate::config::{LrSchedulerConfig, SchedulerKind};
 use serde::{Deserialize, Serialize};
@@ -15,10 +15,15 @@ pub struct LrScheduler {
     /// Plateau only: best monitored value so far and epochs since it.
     pub best: Option<f64>,
     pub bad_epochs: usize,
+    /// Cosine and linear: the epochs annealed over, `t_max` resolved against the run's epochs when the
+    /// run started (0 in states saved before it was recorded: `t_max` was a number then).
+    #[serde(default)]
+    pub horizon: usize,
 }
 
 impl LrScheduler {
-    pub fn new(cfg: &LrSchedulerConfig, base_lr: f64) -> Self {
+    /// The schedule of a run of `epochs` epochs at `base_lr`, before its first epoch.
+    pub fn new(cfg: &LrSchedulerConfig, base_lr: f64, epochs: usize) -> Self {
         let lr = piecewise_lr(cfg, 1).unwrap_or(base_lr);
         Self {
             cfg: cfg.clone(),
@@ -26,7 +31,17 @@ impl LrScheduler {
             lr,
             best: None,
             bad_epochs: 0,
+            horizon: cfg.t_max.epochs(epochs),
         }
+    }
+
+    /// The epochs a cosine or linear schedule anneals over (at least 1).
+    fn horizon(&self) -> usize {
+        match self.horizon {
+            0 => self.cfg.t_max.epochs(1),
+            h => h,
+        }
+        .max(1)
     }
 
     /// Called after epoch `epoch` (1-based) with its monitored value; sets `self.lr` for epoch `epoch + 1`.
@@ -40,8 +55,14 @@ impl LrScheduler {
             SchedulerKind::Step => self.base_lr * c.gamma.powi((epoch / c.step_size) as i32),
             // PyTorch CosineAnnealingLR's closed form.
             SchedulerKind::Cosine => {
-                let progress = std::f64::consts::PI * epoch as f64 / c.t_max as f64;
+                let progress = std::f64::consts::PI * epoch as f64 / self.horizon() as f64;
                 c.eta_min + (self.base_lr - c.eta_min) * (1.0 + progress.cos()) / 2.0
+            }
+            // PyTorch LinearLR(start_factor=1, end_factor=eta_min/lr, total_iters=horizon): a straight
+            // line to eta_min, held there after the horizon.
+            SchedulerKind::Linear => {
+                let done = epoch.min(self.horizon()) as f64 / self.horizon() as f64;
+                self.base_lr + (c.eta_min - self.base_lr) * done
             }
             // PyTorch ReduceLROnPlateau with threshold 0: any strict improvement resets the count.
             SchedulerKind::Plateau => {

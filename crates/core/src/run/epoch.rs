@@ -107,7 +107,7 @@ pub(super) fn train_epoch(
 
 /// One optimizer step on a batch: forward, the objective (with label smoothing) plus the L1 penalty,
 /// backward, update. Returns the logits and the objective, for the meter.
-fn step(
+pub(super) fn step(
     net: &Net,
     opt: &mut Optimizer,
     xs: &Tensor,

@@ -17,7 +17,7 @@ use crate::UsageError;
 use anyhow::Result;
 pub use resume::{RESUMABLE_KEYS, check_resumable, scoring_changes};
 pub use schema::{
-    Activation, AugmentConfig, Config, DataConfig, Dataset, EarlyStoppingConfig, Init,
+    Activation, AugmentConfig, Config, DataConfig, Dataset, EarlyStoppingConfig, Horizon, Init,
     LrSchedulerConfig, ModelConfig, Monitor, Normalization, OptimizerConfig, OptimizerKind,
     Pooling, RegularizationConfig, SchedulerKind, Shape, TrainerConfig, Variant,
 };

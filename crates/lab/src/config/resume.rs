@@ -1,7 +1,7 @@
 //! What a resumed run may change: only what cannot change the numbers its finished epochs made. A resume
 //! that asks for anything else is refused before any file of the run is touched.
 
-use super::{Config, Override, join};
+use super::{Config, Horizon, Override, SchedulerKind, join};
 use crate::UsageError;
 use anyhow::Result;
 use serde_yaml::Value;
@@ -30,6 +30,16 @@ pub fn check_resumable(
     overrides: &[Override],
     run: &str,
 ) -> Result<()> {
+    let s = &saved.lr_scheduler;
+    let anneals = matches!(s.kind, SchedulerKind::Cosine | SchedulerKind::Linear);
+    if anneals && s.t_max == Horizon::Auto && saved.trainer.epochs != resumed.trainer.epochs {
+        return Err(UsageError::error(format!(
+            "cannot change `trainer.epochs` when resuming {run}: its {} schedule anneals to the epochs it \
+             started with (lr_scheduler.t_max = auto, {} epochs); start a new run instead",
+            s.kind.name(),
+            saved.trainer.epochs
+        )));
+    }
     let (old, new) = (serde_yaml::to_value(saved)?, serde_yaml::to_value(resumed)?);
     let mut changed = vec![];
     leaf_changes(&old, &new, "", &mut changed);

@@ -144,6 +144,7 @@ choice!(SchedulerKind {
     None,
     Step,
     Cosine,
+    Linear,
     Plateau,
     Piecewise,
     Onecycle
@@ -159,6 +160,49 @@ impl Monitor {
         match self {
             Monitor::ValLoss => a < b - min_delta,
             Monitor::ValAccuracy => a > b + min_delta,
+        }
+    }
+}
+
+/// How many epochs a cosine or linear schedule anneals over: a number, or `auto`, the run's
+/// `trainer.epochs`, so the schedule reaches its end at the run's last epoch whatever the budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Horizon {
+    Auto,
+    Epochs(usize),
+}
+
+impl Horizon {
+    /// The horizon in epochs for a run of `epochs` epochs.
+    pub fn epochs(self, epochs: usize) -> usize {
+        match self {
+            Horizon::Auto => epochs,
+            Horizon::Epochs(n) => n,
+        }
+    }
+}
+
+impl Serialize for Horizon {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Horizon::Auto => s.serialize_str("auto"),
+            Horizon::Epochs(n) => s.serialize_u64(*n as u64),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Horizon {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let value = serde_yaml::Value::deserialize(d)?;
+        match &value {
+            serde_yaml::Value::String(s) if s == "auto" => Ok(Horizon::Auto),
+            serde_yaml::Value::Number(n) if n.as_u64().is_some() => {
+                Ok(Horizon::Epochs(n.as_u64().unwrap_or_default() as usize))
+            }
+            other => Err(serde::de::Error::custom(format!(
+                "expected a whole number of epochs or `auto`, found {}",
+                serde_yaml::to_string(other).unwrap_or_default().trim()
+            ))),
         }
     }
 }
@@ -204,7 +248,7 @@ pub struct LrSchedulerConfig {
     pub kind: SchedulerKind,
     pub step_size: usize,
     pub gamma: f64,
-    pub t_max: usize,
+    pub t_max: Horizon,
     pub eta_min: f64,
     pub factor: f64,
     pub patience: usize,

@@ -157,8 +157,8 @@ fn scheduler_ranges(s: &LrSchedulerConfig) -> Result<Vec<(String, f64, Rule)>, S
             rule("lr_scheduler.step_size", s.step_size as f64, Positive),
             rule("lr_scheduler.gamma", s.gamma, Factor),
         ],
-        SchedulerKind::Cosine => vec![
-            rule("lr_scheduler.t_max", s.t_max as f64, Positive),
+        SchedulerKind::Cosine | SchedulerKind::Linear => vec![
+            rule("lr_scheduler.t_max", s.t_max.epochs(1) as f64, Positive),
             rule("lr_scheduler.eta_min", s.eta_min, NonNegative),
         ],
         SchedulerKind::Plateau => vec![rule("lr_scheduler.factor", s.factor, Open01)],
@@ -223,7 +223,7 @@ impl SchedulerKind {
         match self {
             SchedulerKind::None => &[],
             SchedulerKind::Step => &["step_size", "gamma"],
-            SchedulerKind::Cosine => &["t_max", "eta_min"],
+            SchedulerKind::Cosine | SchedulerKind::Linear => &["t_max", "eta_min"],
             SchedulerKind::Plateau => &["factor", "patience", "monitor"],
             SchedulerKind::Piecewise => &["piecewise"],
             SchedulerKind::Onecycle => &["pct_start", "div_factor", "final_div_factor"],

@@ -46,10 +46,23 @@ impl TrainState {
             best_epoch: 0,
             best_value: None,
             epochs_without_improvement: 0,
-            scheduler: LrScheduler::new(&config.lr_scheduler, config.optimizer.lr),
+            scheduler: LrScheduler::new(
+                &config.lr_scheduler,
+                config.optimizer.lr,
+                config.trainer.epochs,
+            ),
             status: RunStatus::Running,
             train_seconds: 0.0,
         }
+    }
+
+    /// Trained as far as `config` asks: finished, and at its last epoch or stopped by the early-stopping
+    /// rule (a run whose config now asks for more epochs is not).
+    pub fn is_trained(&self, config: &Config) -> bool {
+        let es = &config.trainer.early_stopping;
+        let stops_again = self.epoch >= config.trainer.epochs
+            || (es.enabled && self.epochs_without_improvement >= es.patience);
+        self.status.is_finished() && stops_again
     }
 
     /// Updates best/early-stopping/scheduler state and the status after `epoch` of `epochs` with its

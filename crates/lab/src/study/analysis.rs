@@ -8,6 +8,7 @@ use crate::study::compare::{self, ALPHA, Comparison, POWER, Verdict};
 pub use crate::study::groups::{Group, Study, THRESHOLDS};
 use crate::study::identity;
 use crate::study::stats::{self, Summary};
+use crate::study::tuning_report;
 use anyhow::Result;
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -442,6 +443,20 @@ pub fn write(
             render_markdown(studies, &groups, comparisons, command).into_bytes(),
         ),
     ];
+    // A tuned study also shows its trials (nothing for one without).
+    let mut arms = vec![];
+    for study in studies {
+        arms.extend(tuning_report::arms(&study.sweep)?);
+    }
+    let mut files = files;
+    files.extend(tuning_report::files(&arms)?);
+    if !arms.is_empty()
+        && let Some(report) = files.iter_mut().find(|f| f.0 == "report.md")
+    {
+        report
+            .1
+            .extend(tuning_report::render_markdown(&arms).into_bytes());
+    }
     let mut written = vec![];
     for (name, bytes) in files {
         let path = out.join(name);
@@ -490,7 +505,9 @@ fn render_markdown(
     command: &str,
 ) -> String {
     let family = comparisons.iter().map(|c| c.family).max().unwrap_or(0);
-    let runs: usize = studies.iter().map(|s| s.sweep.runs.len()).sum();
+    let runs: usize = (studies.iter().flat_map(|s| &s.sweep.runs))
+        .filter(|r| r.trial.is_none())
+        .count();
     let sweeps = match studies.len() {
         1 => String::new(),
         n => format!(" of {n} sweeps"),

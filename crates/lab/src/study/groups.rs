@@ -81,7 +81,8 @@ impl Study {
 /// Groups the finished runs of `sweep` in sweep order and computes every column.
 pub fn groups(sweep: &Sweep) -> Result<Vec<Group>> {
     let mut names: Vec<&str> = vec![];
-    for run in &sweep.runs {
+    // Tuning trials choose a setting; the groups are the runs at it.
+    for run in sweep.runs.iter().filter(|r| r.trial.is_none()) {
         if !names.contains(&run.group.as_str()) {
             names.push(&run.group);
         }

@@ -3,6 +3,8 @@
 //! ([`runs`]); a sweep's runs become groups ([`groups`]), each compared with its reference ([`compare`]),
 //! a crossed grid's effects estimated ([`contrasts`]), runs recognised across groups and sweeps
 //! ([`identity`]), and the study report renders them ([`analysis`]) with the statistics in [`stats`].
+//! A `tune:` block ([`space`]) runs trials before a variant's seeds ([`tune`]); the report shows them
+//! ([`tuning_report`]).
 
 pub mod analysis;
 pub mod compare;
@@ -12,5 +14,8 @@ pub mod groups;
 pub mod identity;
 pub mod runs;
 pub mod slurm;
+pub mod space;
 pub mod stats;
 pub mod sweep;
+pub mod tune;
+pub mod tuning_report;

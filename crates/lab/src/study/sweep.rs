@@ -10,6 +10,7 @@
 //!   runs/<id>/train.log   the run's output; error.txt when it failed
 //! ```
 
+use super::space::{Trial, TuneSpec};
 use crate::UsageError;
 use crate::config::{self, Config, Override};
 use crate::rundir::dir::{self, RUNS_DIR, RunDir};
@@ -51,6 +52,8 @@ pub struct SweepFile {
     pub equivalence_margin: Option<Margin>,
     /// Why this margin: the report prints it beside the margin.
     pub margin_reason: Option<String>,
+    /// Tune every variant (that has no `tune:` of its own) before training its seeds ([`super::tune`]).
+    pub tune: Option<TuneSpec>,
 }
 
 /// An equivalence margin as the sweep file states it.
@@ -126,6 +129,8 @@ pub struct VariantSpec {
     pub compare_to: Option<String>,
     #[serde(default)]
     pub set: Mapping,
+    /// Tune this variant before training its seeds, instead of the sweep's `tune:`.
+    pub tune: Option<TuneSpec>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -155,6 +160,9 @@ pub struct Run {
     /// The overrides over the base config, as `key=value`, without the seed.
     pub overrides: Vec<String>,
     pub seed: u64,
+    /// A tuning trial's number and sampled values; `None` for the runs the study compares.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trial: Option<Trial>,
     #[serde(skip)]
     pub config: Config,
 }
@@ -251,6 +259,7 @@ pub fn expand(spec: &SweepFile) -> Result<Vec<Run>> {
         seeds: None,
         set: Mapping::new(),
         compare_to: None,
+        tune: None,
     }];
     let variants = if spec.variants.is_empty() {
         &implicit[..]
@@ -366,6 +375,7 @@ fn expand_point(
             variant: variant.name.clone(),
             overrides: overrides.clone(),
             seed,
+            trial: None,
             config,
         });
     }
@@ -491,11 +501,12 @@ impl Sweep {
         let Ok(run_dir) = RunDir::open(&dir) else {
             return RunState::Unfinished;
         };
+        // Finished as far as its config asks: a tuning trial promoted to more epochs trains on.
         let finished = run_dir
             .state()
             .ok()
             .flatten()
-            .is_some_and(|s| s.status.is_finished());
+            .is_some_and(|s| s.is_trained(&run.config));
         match (finished, run_dir.test().ok().flatten()) {
             (true, Some(test)) => RunState::Finished {
                 test_accuracy: test.accuracy,

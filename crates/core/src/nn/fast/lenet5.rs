@@ -9,7 +9,7 @@
 use crate::nn::LeNet5;
 use lenet5_lab::config::Pooling;
 use tch::Tensor;
-use tch::nn::{self, Module};
+use tch::nn;
 
 /// `LeNet5::forward_t`, each conv → pool pair computed by [`conv_pool`].
 pub fn forward(net: &LeNet5, xs: &Tensor) -> Tensor {
