@@ -361,3 +361,16 @@ fn a_sweep_refuses_duplicate_run_ids_and_a_bad_margin_in_one_line() {
         .is_ok()
     );
 }
+
+#[test]
+fn the_split_can_follow_the_seed() {
+    let fixed = sweep::expand(&spec("seeds: [4, 9]\n")).unwrap();
+    let default_split = lenet5_lab::config::Config::default().data.seed;
+    assert!(fixed.iter().all(|r| r.config.data.seed == default_split));
+    let following = sweep::expand(&spec("seeds: [4, 9]\nsplit_follows_seed: true\n")).unwrap();
+    let seeds: Vec<(u64, u64)> = following
+        .iter()
+        .map(|r| (r.config.trainer.seed, r.config.data.seed))
+        .collect();
+    assert_eq!(seeds, [(4, 4), (9, 9)]);
+}
