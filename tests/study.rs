@@ -306,6 +306,16 @@ fn two_sweeps_and_a_crossed_grid_make_one_family_held_to_scipy() {
         ));
     }
     let table = ok(lenet5(&dir, &["report", "grid", "copy", "--out", "both"]));
+    // Groups are named by their sweep's directory: two sweeps of one name are refused, in one line.
+    let same = lenet5(&dir, &["report", "grid", "./grid", "--out", "twice"]);
+    assert_eq!(same.status.code(), Some(2), "{}", stderr(&same));
+    assert!(
+        stderr(&same).trim()
+            == "Error: ./grid: two sweeps named \"grid\" in one report; give them directories with distinct names",
+        "{}",
+        stderr(&same)
+    );
+    assert!(!dir.join("twice").exists());
     let comparisons = read_csv(&dir.join("both/comparisons.csv"));
     let col = |name: &str| comparisons[0].iter().position(|h| h == name).unwrap();
     let row = |group: &str| {
