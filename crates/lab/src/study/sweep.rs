@@ -454,6 +454,20 @@ pub fn scalar(v: &Value) -> String {
 }
 
 impl Sweep {
+    /// Pairs of runs (ids) that are the same experiment under two names: each would be trained twice.
+    pub fn same_experiments(&self) -> Vec<(&str, &str)> {
+        let mut out = vec![];
+        for (i, a) in self.runs.iter().enumerate() {
+            let first = self.runs[..i]
+                .iter()
+                .find(|b| crate::study::identity::same_experiment(&a.config, &b.config));
+            if let Some(b) = first {
+                out.push((b.id.as_str(), a.id.as_str()));
+            }
+        }
+        out
+    }
+
     pub fn run_dir(&self, run: &Run) -> PathBuf {
         self.dir.join(RUNS_DIR).join(&run.id)
     }
