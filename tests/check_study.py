@@ -6,8 +6,8 @@ lenet5's groups.csv and comparisons.csv (tests/study.rs runs it). Usage: check_s
 Every group: Kaplan–Meier medians of epochs to 98% / 99% (scipy ecdf on censored data; a run that never got
 there censored at its planned budget, trainer.epochs) with their Brookmeyer–Crowley interval (the log-log band)
 and in optimizer steps; the test interval clipped to [0, 100]. Every comparison: which runs pair by seed and
-which are shared (same config up to threads/device/runs_dir/tensorboard/save_period, or the same numbers), and
-so which test it must use; then Δ, its interval and p (scipy ttest_rel when paired, ttest_ind(equal_var=False)
+which are shared (the same numbers in every epoch both ran and the same test accuracy), and so which test it
+must use; then Δ, its interval and p (scipy ttest_rel when paired, ttest_ind(equal_var=False)
 otherwise; ttest_1samp of per-seed contrast values or a Welch–Satterthwaite contrast for a grid's main effects
 and interactions), TOST (statsmodels ttost_paired / ttost_ind, unequal variances), Holm over the family
 (statsmodels multipletests), Bonferroni's simultaneous interval, the equivalence bound (the 1 − 2α/m interval's
@@ -70,8 +70,6 @@ def seeds(run):
     return (int(config_value(run, "trainer", "seed")), int(config_value(run, "data", "seed")))
 
 
-IGNORED = {("trainer", k) for k in ["threads", "device", "runs_dir", "tensorboard", "save_period"]}
-
 
 def accuracy(run):
     return 100 * json.load(open(os.path.join(run, "test.json")))["accuracy"]
@@ -89,9 +87,7 @@ def metrics(run):
 
 
 def same_run(x, y):
-    strip = lambda r: [l for l in config_lines(r) if (l[0], l[1]) not in IGNORED]
-    if strip(x) == strip(y):
-        return True
+    """The same numbers: the test accuracy, and every epoch both ran."""
     mx, my = metrics(x), metrics(y)
     n = min(len(mx), len(my))
     cols = ["loss", "accuracy", "val_loss", "val_accuracy"]

@@ -150,23 +150,58 @@ fn a_study_report_holds_to_scipy_and_statsmodels() {
         "the curves chart names each group's line, and what a line without validation is"
     );
 
-    let Some(python) = python_with(
+    if let Some(python) = python_with(
         "a_study_report_holds_to_scipy_and_statsmodels",
         "scipy, statsmodels",
-    ) else {
-        return;
-    };
-    let check = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/check_study.py");
-    let out = String::from_utf8(run_python(
-        &python,
-        &[
-            check.to_str().unwrap(),
-            report.to_str().unwrap(),
-            dir.join("study").to_str().unwrap(),
-        ],
-    ))
-    .unwrap();
+    ) {
+        check_study(&python, &report, &[dir.join("study")]);
+    }
+}
+
+/// tests/check_study.py REPORT SWEEPS...: scipy and statsmodels recompute every number from the run files.
+fn check_study(python: &str, report: &std::path::Path, sweeps: &[std::path::PathBuf]) {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut args = vec![
+        root.join("tests/check_study.py").display().to_string(),
+        report.display().to_string(),
+    ];
+    args.extend(sweeps.iter().map(|s| s.display().to_string()));
+    let out = run_python(python, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    let out = String::from_utf8_lossy(&out);
     assert!(out.starts_with("checked "), "{out}");
+}
+
+/// `lenet5 report SWEEPS... --out OUT`; asserts OUT's groups.csv and comparisons.csv are `committed`'s, and
+/// (with python) that check_study.py agrees with every number; returns the verdicts.
+fn reproduce(
+    sweeps: &[std::path::PathBuf],
+    committed: &std::path::Path,
+    out: &std::path::Path,
+    python: Option<&str>,
+) -> Vec<String> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let shown: Vec<String> = sweeps.iter().map(|s| s.display().to_string()).collect();
+    let mut args = vec!["report".to_string()];
+    args.extend(shown.iter().cloned());
+    args.extend(["--out".into(), out.display().to_string()]);
+    ok(lenet5(
+        root,
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+    ));
+    for file in ["groups.csv", "comparisons.csv"] {
+        let read = |p: std::path::PathBuf| std::fs::read_to_string(p).unwrap();
+        assert!(
+            read(out.join(file)) == read(committed.join(file)),
+            "{}/{file} is not what `lenet5 report` makes of its runs today: regenerate it",
+            committed.display()
+        );
+    }
+    if let Some(python) = python {
+        check_study(python, out, sweeps);
+    }
+    let comparisons = read_csv(&out.join("comparisons.csv"));
+    let at = comparisons[0].iter().position(|h| h == "verdict").unwrap();
+    comparisons[1..].iter().map(|r| r[at].to_string()).collect()
 }
 
 /// The shipped studies (results/study-2026-12/*): their committed groups.csv and comparisons.csv are what
@@ -193,77 +228,21 @@ fn the_shipped_studies_hold_to_scipy_and_statsmodels() {
     let mut verdicts = std::collections::BTreeSet::new();
     for name in &names {
         let sweep = studies.join(name);
-        let report = scratch.join(name);
-        ok(lenet5(
-            root,
-            &[
-                "report",
-                sweep.to_str().unwrap(),
-                "--out",
-                report.to_str().unwrap(),
-            ],
+        verdicts.extend(reproduce(
+            std::slice::from_ref(&sweep),
+            &sweep.join("report"),
+            &scratch.join(name),
+            python.as_deref(),
         ));
-        for file in ["groups.csv", "comparisons.csv"] {
-            let read = |p: std::path::PathBuf| std::fs::read_to_string(p).unwrap();
-            assert!(
-                read(report.join(file)) == read(sweep.join("report").join(file)),
-                "{name}/report/{file} is not what `lenet5 report` makes of its runs today: regenerate it"
-            );
-        }
-        let mut r = csv::Reader::from_path(report.join("comparisons.csv")).unwrap();
-        let at = r
-            .headers()
-            .unwrap()
-            .iter()
-            .position(|h| h == "verdict")
-            .unwrap();
-        verdicts.extend(r.records().map(|r| r.unwrap()[at].to_string()));
-        if let Some(python) = &python {
-            let check = root.join("tests/check_study.py");
-            let out = run_python(
-                python,
-                &[
-                    check.to_str().unwrap(),
-                    report.to_str().unwrap(),
-                    sweep.to_str().unwrap(),
-                ],
-            );
-            assert!(String::from_utf8_lossy(&out).starts_with("checked "));
-        }
     }
     // One family over all of them: the report the README's and docs/results.md's claims come from.
-    let both = scratch.join("all");
-    let mut args = vec!["report".to_string()];
-    args.extend(names.iter().map(|n| studies.join(n).display().to_string()));
-    args.extend(["--out".into(), both.display().to_string()]);
-    ok(lenet5(
-        root,
-        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+    let all: Vec<_> = names.iter().map(|n| studies.join(n)).collect();
+    verdicts.extend(reproduce(
+        &all,
+        &studies.join("report"),
+        &scratch.join("all"),
+        python.as_deref(),
     ));
-    for file in ["groups.csv", "comparisons.csv"] {
-        let read = |p: std::path::PathBuf| std::fs::read_to_string(p).unwrap();
-        assert!(
-            read(both.join(file)) == read(studies.join("report").join(file)),
-            "results/study-2026-12/report/{file} is not what `lenet5 report` makes of the three studies today"
-        );
-    }
-    let mut r = csv::Reader::from_path(both.join("comparisons.csv")).unwrap();
-    let at = r
-        .headers()
-        .unwrap()
-        .iter()
-        .position(|h| h == "verdict")
-        .unwrap();
-    verdicts.extend(r.records().map(|r| r.unwrap()[at].to_string()));
-    if let Some(python) = &python {
-        let mut args = vec![
-            root.join("tests/check_study.py").display().to_string(),
-            both.display().to_string(),
-        ];
-        args.extend(names.iter().map(|n| studies.join(n).display().to_string()));
-        let out = run_python(python, &args.iter().map(String::as_str).collect::<Vec<_>>());
-        assert!(String::from_utf8_lossy(&out).starts_with("checked "));
-    }
     for verdict in [
         "differs",
         "negligible",
@@ -327,6 +306,16 @@ fn two_sweeps_and_a_crossed_grid_make_one_family_held_to_scipy() {
         ));
     }
     let table = ok(lenet5(&dir, &["report", "grid", "copy", "--out", "both"]));
+    // Groups are named by their sweep's directory: two sweeps of one name are refused, in one line.
+    let same = lenet5(&dir, &["report", "grid", "./grid", "--out", "twice"]);
+    assert_eq!(same.status.code(), Some(2), "{}", stderr(&same));
+    assert!(
+        stderr(&same).trim()
+            == "Error: ./grid: two sweeps named \"grid\" in one report; give them directories with distinct names",
+        "{}",
+        stderr(&same)
+    );
+    assert!(!dir.join("twice").exists());
     let comparisons = read_csv(&dir.join("both/comparisons.csv"));
     let col = |name: &str| comparisons[0].iter().position(|h| h == name).unwrap();
     let row = |group: &str| {
@@ -394,22 +383,14 @@ fn two_sweeps_and_a_crossed_grid_make_one_family_held_to_scipy() {
         "{markdown}"
     );
     assert!(table.contains("| paired contrast |"), "{table}");
-    let Some(python) = python_with(
+    if let Some(python) = python_with(
         "two_sweeps_and_a_crossed_grid_make_one_family_held_to_scipy",
         "scipy, statsmodels",
-    ) else {
-        return;
-    };
-    let check = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/check_study.py");
-    let out = String::from_utf8(run_python(
-        &python,
-        &[
-            check.to_str().unwrap(),
-            dir.join("both").to_str().unwrap(),
-            dir.join("grid").to_str().unwrap(),
-            dir.join("copy").to_str().unwrap(),
-        ],
-    ))
-    .unwrap();
-    assert!(out.starts_with("checked "), "{out}");
+    ) {
+        check_study(
+            &python,
+            &dir.join("both"),
+            &[dir.join("grid"), dir.join("copy")],
+        );
+    }
 }

@@ -412,3 +412,42 @@ fn a_sweep_refuses_duplicate_run_ids_and_a_bad_margin_in_one_line() {
         .is_ok()
     );
 }
+
+#[test]
+fn the_split_can_follow_the_seed() {
+    let fixed = sweep::expand(&spec("seeds: [4, 9]\n")).unwrap();
+    let default_split = lenet5_lab::config::Config::default().data.seed;
+    assert!(fixed.iter().all(|r| r.config.data.seed == default_split));
+    let following = sweep::expand(&spec("seeds: [4, 9]\nsplit_follows_seed: true\n")).unwrap();
+    let seeds: Vec<(u64, u64)> = following
+        .iter()
+        .map(|r| (r.config.trainer.seed, r.config.data.seed))
+        .collect();
+    assert_eq!(seeds, [(4, 4), (9, 9)]);
+}
+
+#[test]
+fn two_names_for_one_experiment_are_warned_about() {
+    let dir = project(
+        "sweep_same_experiment",
+        100,
+        "seeds: 1\nvariants:\n  - name: a\n  - {name: b, set: {trainer.threads: 1}}\n  - {name: c, set: {model.activation: tanh}}\n",
+    );
+    let out = lenet5(
+        &dir,
+        &["sweep", "sweep.yaml", "--out", "study", "--dry-run"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let warnings: Vec<String> = stderr(&out)
+        .lines()
+        .filter(|l| l.starts_with("warning: runs"))
+        .map(str::to_string)
+        .collect();
+    assert_eq!(
+        warnings,
+        [
+            "warning: runs a-seed1 and b-seed1 are the same experiment (same config and seeds): it trains twice, and the report counts the two as one shared run"
+        ],
+        "threads cannot change a number; the activation can"
+    );
+}

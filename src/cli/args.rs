@@ -27,7 +27,7 @@ pub enum Command {
     Test(TestArgs),
     /// Classify digit images (PNG/JPEG, any size) with a trained model.
     Predict(PredictArgs),
-    /// Results table and charts (Markdown, SVG, PNG) of run directories, or a sweep's statistics.
+    /// Results table and charts (Markdown, SVG, PNG) of run directories, or sweeps' statistics (one family).
     Report(ReportArgs),
     /// Print the fully resolved config (defaults → file → overrides) as commented YAML.
     Config(ConfigArgs),

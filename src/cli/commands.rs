@@ -333,6 +333,12 @@ pub fn sweep(file: &Path, out: Option<&Path>, mode: SweepMode) -> Result<(Sweep,
                 .warn_ineffective(&format!("group `{}`: ", run.group));
         }
     }
+    for (first, again) in sweep.same_experiments() {
+        eprintln!(
+            "warning: runs {first} and {again} are the same experiment (same config and seeds): it trains twice, \
+             and the report counts the two as one shared run"
+        );
+    }
     if !matches!(mode, SweepMode::DryRun) {
         sweep.prepare()?;
     }

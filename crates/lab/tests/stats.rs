@@ -256,3 +256,20 @@ fn kaplan_meier_median_and_log_rank_match_scipy() {
     let never = durations(&[10.0, 10.0, 4.0], &[false, false, true]);
     assert!(stats::km_median(&never).0.is_nan());
 }
+
+#[test]
+fn an_accuracy_interval_stays_within_0_and_100_percent() {
+    use lenet5_lab::study::analysis::test_interval;
+    // Three runs at 99.9%, 100% and 100%: the t interval's upper end, 100.04%, is clipped to 100%.
+    let s = stats::summarize(&[0.999, 1.0, 1.0]);
+    assert!(
+        s.mean + s.ci95 > 1.0,
+        "the unclipped interval leaves the range"
+    );
+    let (low, high) = test_interval(&s);
+    assert_eq!(high, 1.0);
+    assert!(close(low, s.mean - s.ci95, 1e-12));
+    // And at the other end.
+    let (low, _) = test_interval(&stats::summarize(&[0.001, 0.0, 0.0]));
+    assert_eq!(low, 0.0);
+}

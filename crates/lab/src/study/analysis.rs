@@ -487,9 +487,8 @@ fn shared_section(groups: &[Group]) -> String {
         return "No two groups of this report share a run.\n".into();
     }
     let mut out = String::from(
-        "These groups share runs (same seeds, and the same config up to what cannot change a number, or \
-         the same numbers): a comparison between them is paired, and their results are not independent \
-         evidence.\n\n",
+        "These groups share runs (same seeds, same numbers: the test accuracy and every epoch both ran): \
+         a comparison between them is paired, and their results are not independent evidence.\n\n",
     );
     for (a, b, n) in shared {
         let runs = if n == 1 { "run" } else { "runs" };

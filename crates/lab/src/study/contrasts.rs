@@ -145,14 +145,15 @@ fn contrast_row(
     {
         return row;
     }
-    let (test, e) = match per_seed(&used) {
-        Some(values) => (Test::PairedContrast, stats::one_sample(&values)),
-        None => (Test::WelchContrast, welch(&used)),
+    let (test, e, pairs) = match per_seed(&used) {
+        Some(values) => (
+            Test::PairedContrast,
+            stats::one_sample(&values),
+            values.len(),
+        ),
+        None => (Test::WelchContrast, welch(&used), 0),
     };
-    row.n_pairs = match test {
-        Test::PairedContrast => per_seed(&used).map_or(0, |v| v.len()),
-        _ => 0,
-    };
+    row.n_pairs = pairs;
     row.tested(test, e);
     row
 }

@@ -1,7 +1,10 @@
-//! Runs as identities: two runs are the same run when their resolved configs agree up to the keys that
-//! cannot change a number (threads, device, where runs are kept, TensorBoard logging, checkpoint copies) —
-//! the seeds included — or when they recomputed the same numbers (every epoch both ran, and the test
-//! accuracy). Runs of two groups pair up by seed (`trainer.seed` and `data.seed`).
+//! Runs as identities. A run is its resolved config up to the keys that cannot change a number (threads,
+//! device, where runs are kept, TensorBoard logging, checkpoint copies), seeds included: a sweep directory
+//! accepts a run directory holding the same experiment. In a report, two runs are the same run when they
+//! computed the same numbers (every epoch both ran, and the test accuracy): that covers the same experiment
+//! run twice and configs that differ only in what did not act (early stopping that fired after the best
+//! epoch), and leaves apart two runs of one config whose numbers differ (another device or commit). Runs of
+//! two groups pair up by seed (`trainer.seed` and `data.seed`).
 
 use crate::config::Config;
 use crate::study::groups::Group;
@@ -40,9 +43,9 @@ pub fn same_numbers(x: &RunSummary, y: &RunSummary) -> bool {
         })
 }
 
-/// The same run: the same experiment, or the same numbers.
+/// The same run, as a report counts it: the same numbers.
 pub fn same_run(x: &RunSummary, y: &RunSummary) -> bool {
-    same_experiment(&x.config, &y.config) || same_numbers(x, y)
+    same_numbers(x, y)
 }
 
 /// The seeds that make a run's randomness: weight init and data order, and the train/validation split.

@@ -42,8 +42,12 @@ pub struct SweepFile {
     #[serde(default)]
     pub grid: Mapping,
     /// A count N (seeds 1..=N) or a list; each goes to `trainer.seed`. `data.seed` stays as configured, so
-    /// every run of a study sees the same train/validation split.
+    /// every run of a study sees the same train/validation split, unless `split_follows_seed`.
     pub seeds: Seeds,
+    /// Each run's `data.seed` (its train/validation split) is its seed too, so the split varies with the
+    /// seed and a group's spread includes the split's share (default false: one split for every run).
+    #[serde(default)]
+    pub split_follows_seed: bool,
     /// The group the report compares every other group against (unless a variant names its own).
     pub baseline: Option<String>,
     /// The margin within which a difference counts as none, fixed before the runs: points of test
@@ -360,6 +364,10 @@ fn expand_point(
             seed,
             format!("{origin}: seed {seed}"),
         ));
+        if spec.split_follows_seed {
+            let origin = format!("{origin}: split_follows_seed, seed {seed}");
+            list.push(Override::new("data.seed", seed, origin));
+        }
         let config = match base {
             Some(path) => config::load(path, &list),
             None => config::apply(&Config::default(), &list, "defaults"),
@@ -455,6 +463,20 @@ pub fn scalar(v: &Value) -> String {
 }
 
 impl Sweep {
+    /// Pairs of runs (ids) that are the same experiment under two names: each would be trained twice.
+    pub fn same_experiments(&self) -> Vec<(&str, &str)> {
+        let mut out = vec![];
+        for (i, a) in self.runs.iter().enumerate() {
+            let first = self.runs[..i]
+                .iter()
+                .find(|b| crate::study::identity::same_experiment(&a.config, &b.config));
+            if let Some(b) = first {
+                out.push((b.id.as_str(), a.id.as_str()));
+            }
+        }
+        out
+    }
+
     pub fn run_dir(&self, run: &Run) -> PathBuf {
         self.dir.join(RUNS_DIR).join(&run.id)
     }
