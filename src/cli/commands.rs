@@ -13,11 +13,11 @@ use lenet5_lab::UsageError;
 use lenet5_lab::config::{self, Config, Override};
 use lenet5_lab::rundir::dir::{self, RunDir};
 use lenet5_lab::rundir::evaluation::Evaluation;
-use lenet5_lab::study::compare::{self, Comparison};
+use lenet5_lab::study::compare::Comparison;
 use lenet5_lab::study::groups::{Group, Study};
 use lenet5_lab::study::runs::{self, RunSummary};
 use lenet5_lab::study::sweep::{self, Sweep};
-use lenet5_lab::study::{analysis, exec, slurm, tune};
+use lenet5_lab::study::{analysis, exec, family, slurm, tune};
 use lenet5_lab::sys::interrupt::Interrupt;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -457,7 +457,7 @@ pub fn study_report(dirs: &[PathBuf], out: &Path) -> Result<StudyReport> {
         }
         studies.push(Study::open(dir, &name)?);
     }
-    let comparisons = compare::comparisons(&studies);
+    let comparisons = family::comparisons(&studies);
     let shown: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
     let command = format!("lenet5 report {} --out {}", shown.join(" "), out.display());
     let written = analysis::write(&studies, &comparisons, out, &command)?;

@@ -15,7 +15,7 @@ mod validate;
 
 use crate::UsageError;
 use anyhow::Result;
-pub use resume::{RESUMABLE_KEYS, check_resumable, scoring_changes};
+pub use resume::{RESUMABLE_KEYS, check_resumable, same_experiment, scoring_changes};
 pub use schema::{
     Activation, AugmentConfig, Config, DataConfig, Dataset, EarlyStoppingConfig, Horizon, Init,
     LrSchedulerConfig, ModelConfig, Monitor, Normalization, OptimizerConfig, OptimizerKind,
@@ -161,6 +161,13 @@ fn typed(tree: Value) -> std::result::Result<Config, Untyped> {
         path: e.path().to_string(),
         message: e.into_inner().to_string(),
     })
+}
+
+/// A YAML value on one line, as an override writes it (`lr=0.001`, `set: {a: 1}`).
+pub fn scalar(v: &Value) -> String {
+    serde_yaml::to_string(v)
+        .map(|s| s.trim().replace('\n', " "))
+        .unwrap_or_default()
 }
 
 /// `value`, or its first 40 characters and how many more, when it is longer than 60.

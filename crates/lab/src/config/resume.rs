@@ -1,7 +1,7 @@
 //! What a resumed run may change: only what cannot change the numbers its finished epochs made. A resume
 //! that asks for anything else is refused before any file of the run is touched.
 
-use super::{Config, Horizon, Override, SchedulerKind, join};
+use super::{Config, Horizon, Override, SchedulerKind, join, scalar};
 use crate::UsageError;
 use anyhow::Result;
 use serde_yaml::Value;
@@ -92,9 +92,20 @@ fn leaf_changes(a: &Value, b: &Value, prefix: &str, out: &mut Vec<(String, Strin
     }
 }
 
-/// A value as YAML on one line.
-fn scalar(v: &Value) -> String {
-    serde_yaml::to_string(v)
-        .map(|s| s.trim().replace('\n', " "))
-        .unwrap_or_default()
+/// `config` without the keys that cannot change what a run computes (where and how fast it runs, what it
+/// logs, which extra checkpoint copies it keeps).
+fn numbers_only(config: &Config) -> Config {
+    let mut c = config.clone();
+    c.trainer.threads = 0;
+    c.trainer.device = "auto".into();
+    c.trainer.runs_dir = std::path::PathBuf::new();
+    c.trainer.tensorboard = false;
+    c.trainer.save_period = 0;
+    c
+}
+
+/// Two configs describe the same experiment when they differ at most in where and how a run is kept
+/// and how fast it runs.
+pub fn same_experiment(a: &Config, b: &Config) -> bool {
+    numbers_only(a) == numbers_only(b)
 }

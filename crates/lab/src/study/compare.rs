@@ -1,7 +1,7 @@
 //! What a study concludes: each group against the group it differs from in one factor (a variant's
-//! `compare_to`, else the sweep's `baseline`), a crossed grid's main effects and interactions
-//! ([`crate::study::contrasts`]), with every comparison of a report — over one sweep or several — in one
-//! family.
+//! `compare_to`, else the sweep's `baseline`). A crossed grid's main effects and interactions are
+//! [`crate::study::contrasts`]'; [`crate::study::family`] puts every comparison of a report — over one sweep
+//! or several — in one family.
 //!
 //! For test accuracy: Δ with its 95% interval from the **paired** t-test when the design pairs the two sides
 //! (the smaller side's seeds all run on the other side, or the sides share runs: same seed, same init and
@@ -15,7 +15,6 @@
 //! epochs to 98% and 99% validation accuracy by the log-rank test; each of these is Holm-adjusted in a
 //! family of its own.
 
-use crate::study::contrasts;
 use crate::study::groups::{Group, Study, THRESHOLDS, epochs_to};
 use crate::study::identity;
 use crate::study::runs::RunSummary;
@@ -59,7 +58,7 @@ impl Verdict {
     }
 
     /// Lakens' four outcomes of a test of difference and a test of equivalence.
-    fn of(differs: bool, within: bool) -> Verdict {
+    pub(crate) fn of(differs: bool, within: bool) -> Verdict {
         match (differs, within) {
             (true, false) => Verdict::Differs,
             (true, true) => Verdict::Negligible,
@@ -192,7 +191,7 @@ impl Comparison {
 }
 
 /// The index of the group each group is compared with: its variant's `compare_to`, else the baseline.
-fn reference_of(sweep: &Sweep, groups: &[Group]) -> Vec<Option<usize>> {
+pub(crate) fn reference_of(sweep: &Sweep, groups: &[Group]) -> Vec<Option<usize>> {
     let group_of = |name: &str| {
         let run = sweep
             .runs
@@ -246,53 +245,6 @@ pub fn margin(sweep: &Sweep, reference_accuracy: f64) -> f64 {
         .map_or(DEFAULT_MARGIN, |m| m.points(reference_accuracy))
 }
 
-/// Every comparison of every study, tested as one family.
-pub fn comparisons(studies: &[Study]) -> Vec<Comparison> {
-    let mut out = vec![];
-    for study in studies {
-        for (i, r) in reference_of(&study.sweep, &study.groups)
-            .into_iter()
-            .enumerate()
-        {
-            if let Some(r) = r {
-                out.push(compare(study, &study.groups[i], &study.groups[r]));
-            }
-        }
-        out.extend(contrasts::contrasts(study));
-    }
-    family(&mut out);
-    out
-}
-
-/// The family's numbers: Holm over every tested comparison (and, apart, over the gap and log-rank
-/// p-values), Bonferroni's simultaneous interval, the MDD and the equivalence bound at α/m, the verdicts.
-fn family(out: &mut [Comparison]) {
-    let tested: Vec<usize> = (0..out.len())
-        .filter(|&k| out[k].estimate.is_some())
-        .collect();
-    let m = tested.len();
-    let adjust = |f: &dyn Fn(&Comparison) -> f64| {
-        stats::holm(&tested.iter().map(|&k| f(&out[k])).collect::<Vec<_>>())
-    };
-    let p_holm = adjust(&|c| c.p);
-    let tost_holm = adjust(&|c| c.tost_p);
-    let gap_holm = adjust(&|c| c.gap_p);
-    let lr98 = adjust(&|c| c.logrank_98_p);
-    let lr99 = adjust(&|c| c.logrank_99_p);
-    let alpha = ALPHA / m.max(1) as f64;
-    for (j, &k) in tested.iter().enumerate() {
-        let c = &mut out[k];
-        let e = c.estimate.expect("tested");
-        (c.p_holm, c.tost_p_holm, c.gap_p_holm) = (p_holm[j], tost_holm[j], gap_holm[j]);
-        (c.logrank_98_p_holm, c.logrank_99_p_holm) = (lr98[j], lr99[j]);
-        (c.sim_low, c.sim_high) = e.interval(1.0 - alpha);
-        c.mdd = e.mdd(alpha, POWER);
-        c.equivalent_within = e.equivalence_bound(alpha);
-        c.family = m;
-        c.verdict = Verdict::of(c.p_holm < ALPHA, c.tost_p_holm < ALPHA);
-    }
-}
-
 /// The paired estimate of f(group run) − f(reference run) over seed pairs where both have a value, or
 /// Welch's over all values; None with fewer than 2 on a side.
 fn estimate(
@@ -318,7 +270,7 @@ fn estimate(
 }
 
 /// The family-free numbers of one comparison; [`comparisons`] adds the family's.
-fn compare(study: &Study, group: &Group, reference: &Group) -> Comparison {
+pub(crate) fn compare(study: &Study, group: &Group, reference: &Group) -> Comparison {
     let (a, b) = (test_accuracies(group), test_accuracies(reference));
     let mut c = Comparison::blank(
         study.label(&group.name),

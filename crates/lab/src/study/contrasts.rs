@@ -5,11 +5,12 @@
 //! when every group in it ran the same seeds, else Welch–Satterthwaite. A relative margin is taken against
 //! the cell with every key at its first value.
 
+use crate::config::scalar;
 use crate::study::compare::{self, Comparison, Test};
 use crate::study::groups::{Group, Study};
 use crate::study::identity;
 use crate::study::stats::{self, Estimate};
-use crate::study::sweep::{self, scalar};
+use crate::study::sweep;
 
 /// One factor of the grid: its key and its values as the group names write them.
 struct Factor {

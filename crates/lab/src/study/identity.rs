@@ -1,32 +1,14 @@
 //! Runs as identities. A run is its resolved config up to the keys that cannot change a number (threads,
 //! device, where runs are kept, TensorBoard logging, checkpoint copies), seeds included: a sweep directory
-//! accepts a run directory holding the same experiment. In a report, two runs are the same run when they
+//! accepts a run directory holding the same experiment
+//! (`crate::config::same_experiment`). In a report, two runs are the same run when they
 //! computed the same numbers (every epoch both ran, and the test accuracy): that covers the same experiment
 //! run twice and configs that differ only in what did not act (early stopping that fired after the best
 //! epoch), and leaves apart two runs of one config whose numbers differ (another device or commit). Runs of
 //! two groups pair up by seed (`trainer.seed` and `data.seed`).
 
-use crate::config::Config;
 use crate::study::groups::Group;
 use crate::study::runs::RunSummary;
-use std::path::PathBuf;
-
-/// `config` without the keys that cannot change what a run computes.
-fn numbers_only(config: &Config) -> Config {
-    let mut c = config.clone();
-    c.trainer.threads = 0;
-    c.trainer.device = "auto".into();
-    c.trainer.runs_dir = PathBuf::new();
-    c.trainer.tensorboard = false;
-    c.trainer.save_period = 0;
-    c
-}
-
-/// Two configs describe the same experiment when they differ at most in where and how a run is kept
-/// and how fast it runs.
-pub fn same_experiment(a: &Config, b: &Config) -> bool {
-    numbers_only(a) == numbers_only(b)
-}
 
 /// Whether two finished runs computed the same numbers: the same test accuracy and the same losses and
 /// accuracies in every epoch both ran (a run that differs only in what did not act, e.g. early stopping

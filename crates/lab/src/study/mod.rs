@@ -1,7 +1,7 @@
 //! Studies: many runs, and what they say together. A sweep file expands into run directories ([`sweep`]),
 //! which run locally ([`exec`]) or as a Slurm job array ([`slurm`]); finished runs become tables and charts
 //! ([`runs`]); a sweep's runs become groups ([`groups`]), each compared with its reference ([`compare`]),
-//! a crossed grid's effects estimated ([`contrasts`]), runs recognised across groups and sweeps
+//! a crossed grid's effects estimated ([`contrasts`]), all of a report's in one family ([`family`]), runs recognised across groups and sweeps
 //! ([`identity`]), and the study report renders them ([`analysis`]) with the statistics in [`stats`].
 //! A `tune:` block ([`space`]) runs trials before a variant's seeds ([`tune`]); the report shows them
 //! ([`tuning_report`]).
@@ -10,6 +10,7 @@ pub mod analysis;
 pub mod compare;
 pub mod contrasts;
 pub mod exec;
+pub mod family;
 pub mod groups;
 pub mod identity;
 pub mod runs;

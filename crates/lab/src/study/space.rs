@@ -99,7 +99,7 @@ impl TuneSpec {
             let dist = Dist::parse(v).ok_or_else(|| {
                 format!(
                     "tune.space.{key}: {} is not a distribution (write {{log_uniform: [a, b]}}, {{uniform: [a, b]}} or {{choice: [...]}})",
-                    super::sweep::scalar(v)
+                    crate::config::scalar(v)
                 )
             })?;
             let bad = match &dist {
@@ -110,7 +110,7 @@ impl TuneSpec {
             if bad {
                 return Err(format!(
                     "tune.space.{key}: {} is not a range to sample (log_uniform: 0 < a < b; uniform: a < b; choice: not empty)",
-                    super::sweep::scalar(v)
+                    crate::config::scalar(v)
                 ));
             }
             space.push((key.to_string(), dist));

@@ -12,7 +12,7 @@
 
 use super::space::{Trial, TuneSpec};
 use crate::UsageError;
-use crate::config::{self, Config, Override};
+use crate::config::{self, Config, Override, scalar};
 use crate::rundir::dir::{self, RUNS_DIR, RunDir};
 use crate::sys::atomic;
 use anyhow::{Context, Result};
@@ -455,13 +455,6 @@ pub fn grid_points(grid: &Mapping) -> Result<Vec<Vec<(String, Value)>>> {
     Ok(points)
 }
 
-/// A YAML value on one line.
-pub fn scalar(v: &Value) -> String {
-    serde_yaml::to_string(v)
-        .map(|s| s.trim().replace('\n', " "))
-        .unwrap_or_default()
-}
-
 impl Sweep {
     /// Pairs of runs (ids) that are the same experiment under two names: each would be trained twice.
     pub fn same_experiments(&self) -> Vec<(&str, &str)> {
@@ -469,7 +462,7 @@ impl Sweep {
         for (i, a) in self.runs.iter().enumerate() {
             let first = self.runs[..i]
                 .iter()
-                .find(|b| crate::study::identity::same_experiment(&a.config, &b.config));
+                .find(|b| crate::config::same_experiment(&a.config, &b.config));
             if let Some(b) = first {
                 out.push((b.id.as_str(), a.id.as_str()));
             }
@@ -490,7 +483,7 @@ impl Sweep {
             let dir = self.run_dir(run);
             if dir.join(dir::CONFIG_FILE).is_file() {
                 let existing = RunDir::open(&dir)?.config()?;
-                if !crate::study::identity::same_experiment(&existing, &run.config) {
+                if !crate::config::same_experiment(&existing, &run.config) {
                     return Err(UsageError::error(format!(
                         "{} holds a run with another config than this sweep's `{}`; use another --out",
                         dir.display(),

@@ -9,7 +9,8 @@
 
 use super::exec::{self, Options, Summary};
 use super::space::{Dist, Trial, TuneSpec};
-use super::sweep::{ERROR_FILE, Run, RunState, Sweep, scalar};
+use super::sweep::{ERROR_FILE, Run, RunState, Sweep};
+use crate::config::scalar;
 use crate::config::{self, Horizon, Monitor, Override, SchedulerKind};
 use crate::rundir::dir::{METRICS_FILE, RunDir};
 use crate::rundir::metrics::{self, EpochRow};

@@ -4,9 +4,10 @@
 //! validation accuracy of n trials drawn without replacement from the arm's trials, with its spread), which
 //! says how tuning-hungry each arm is. The choice itself is [`super::tune`]'s, read from `tuning.csv`.
 
-use super::sweep::{Sweep, scalar};
+use super::sweep::Sweep;
 use super::tune::TUNING_FILE;
 use crate::chart::{COLORS, Plot, Series, render_png, render_svg};
+use crate::config::scalar;
 use crate::rundir::dir::METRICS_FILE;
 use crate::rundir::metrics;
 use anyhow::{Context, Result};
