@@ -148,27 +148,28 @@ def speedrun(binary, seed, threads, workdir):
 
 
 # --matrix: one row per distinct training configuration of the shipped sweeps (sweeps/techniques.yaml,
-# sweeps/seed_table.yaml, sweeps/beyond.yaml) and configs/fashion_mnist.yaml: (row, config, --set overrides).
+# sweeps/seed_table.yaml, sweeps/beyond.yaml) and configs/fashion_mnist.yaml: (row, config, --set overrides),
+# named as the sweeps name their arms. default: ReLU, average pooling, Adam (lr 0.001, amsgrad), batch 128.
 # Arms that differ only in their initial weights (init_*), epochs, early stopping or an L2/L1 strength train
 # the same step as a row here.
 MATRIX = [
-    ("relu avg, Adam (default)", "configs/relu_adam.yaml", []),
-    ("relu max", "configs/relu_adam.yaml", ["model.pooling=max"]),
-    ("tanh avg", "configs/relu_adam.yaml", ["model.activation=tanh"]),
-    ("tanh max", "configs/relu_adam.yaml", ["model.activation=tanh", "model.pooling=max"]),
-    ("sigmoid avg", "configs/relu_adam.yaml", ["model.activation=sigmoid"]),
-    ("sigmoid max", "configs/relu_adam.yaml", ["model.activation=sigmoid", "model.pooling=max"]),
-    ("AdamW wd 0.01", "configs/relu_adam.yaml", ["optimizer.type=adamw", "optimizer.weight_decay=0.01"]),
-    ("RMSprop", "configs/relu_adam.yaml", ["optimizer.type=rmsprop"]),
-    ("SGD lr 0.1", "configs/relu_adam.yaml", ["optimizer.type=sgd", "optimizer.lr=0.1"]),
-    ("SGD momentum 0.9", "configs/sgd_momentum.yaml", []),
-    ("SGD Nesterov", "configs/sgd_nesterov.yaml", []),
-    ("Adam + L2 1e-3", "configs/relu_adam_weight_decay.yaml", []),
-    ("L1 1e-5", "configs/l1.yaml", []),
+    ("default", "configs/relu_adam.yaml", []),
+    ("relu_max", "configs/relu_adam.yaml", ["model.pooling=max"]),
+    ("tanh_avg", "configs/relu_adam.yaml", ["model.activation=tanh"]),
+    ("tanh_max", "configs/relu_adam.yaml", ["model.activation=tanh", "model.pooling=max"]),
+    ("sigmoid_avg", "configs/relu_adam.yaml", ["model.activation=sigmoid"]),
+    ("sigmoid_max", "configs/relu_adam.yaml", ["model.activation=sigmoid", "model.pooling=max"]),
+    ("adamw", "configs/relu_adam.yaml", ["optimizer.type=adamw", "optimizer.weight_decay=0.01"]),
+    ("rmsprop", "configs/relu_adam.yaml", ["optimizer.type=rmsprop"]),
+    ("sgd", "configs/relu_adam.yaml", ["optimizer.type=sgd", "optimizer.lr=0.1"]),
+    ("sgd_momentum", "configs/sgd_momentum.yaml", []),
+    ("sgd_nesterov", "configs/sgd_nesterov.yaml", []),
+    ("adam_l2", "configs/relu_adam_weight_decay.yaml", []),
+    ("l1", "configs/l1.yaml", []),
     ("lenet5_1998", "configs/lenet5_1998.yaml", []),
-    ("lenet5_1998 + distortions", "configs/lenet5_1998_distortions.yaml", []),
+    ("lenet5_1998_distortions", "configs/lenet5_1998_distortions.yaml", []),
     ("lenet5_modern", "configs/lenet5_modern.yaml", []),
-    ("Fashion-MNIST (relu max)", "configs/fashion_mnist.yaml", []),
+    ("fashion_mnist", "configs/fashion_mnist.yaml", []),
 ]
 
 
@@ -216,14 +217,14 @@ def spread(ratios):
     return f"{min(ratios):.2f}–{max(ratios):.2f}×"
 
 
-def matrix(binary, rounds, thread_counts, workdir):
-    """Every matrix row at every thread count, alternating lenet5 and its references within each round
+def matrix(binary, rows, rounds, thread_counts, workdir):
+    """Every row of `rows` (of MATRIX) at every thread count, alternating lenet5 and its references within each round
     (A B A B …), so a round's ratio shares that minute's load; prints one table row per (row, threads)."""
     cells = {}  # (row name, threads, contender) -> [(seconds, val accuracy) per round]
     for r in range(rounds):
-        for i, row in enumerate(MATRIX):
+        for row in rows:
             for threads in thread_counts:
-                for contender in ("lenet5", "eager") + (("compiled",) if i == 0 else ()):
+                for contender in ("lenet5", "eager") + (("compiled",) if row == MATRIX[0] else ()):
                     try:
                         result = matrix_cell(binary, row, threads, workdir, contender)
                     except Failed as e:
@@ -238,7 +239,7 @@ def matrix(binary, rounds, thread_counts, workdir):
     print("| configuration | threads | lenet5 s/epoch | eager s/epoch | eager / lenet5 | per-round | "
           "compiled / lenet5 | val acc lenet5 | val acc eager |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for name, _, _ in MATRIX:
+    for name, _, _ in rows:
         for threads in thread_counts:
             ours, eager = cells[(name, threads, "lenet5")], cells[(name, threads, "eager")]
             base = statistics.median(s for s, _ in ours)
@@ -327,6 +328,8 @@ def main():
                    "the two-concurrent-trainings case")
     p.add_argument("--matrix-rounds", type=int, default=3, help="alternating rounds of the matrix [3]")
     p.add_argument("--matrix-threads", type=int, nargs="+", default=[1, 2], help="thread counts of the matrix [1 2]")
+    p.add_argument("--matrix-rows", nargs="+", metavar="ROW", help="only these rows of the matrix, by name "
+                   "(e.g. relu_max lenet5_modern) [all]")
     p.add_argument("--concurrent", action="store_true", help="only the two-concurrent-trainings case "
                    "(--rounds rounds)")
     args = p.parse_args()
@@ -334,7 +337,12 @@ def main():
         binary = os.path.abspath(args.binary)
         with tempfile.TemporaryDirectory(prefix="lenet5-bench-") as workdir:
             if args.matrix:
-                matrix(binary, args.matrix_rounds, args.matrix_threads, workdir)
+                names = [name for name, _, _ in MATRIX]
+                unknown = [r for r in args.matrix_rows or [] if r not in names]
+                if unknown:
+                    p.error(f"--matrix-rows: no row {', '.join(unknown)} (rows: {', '.join(names)})")
+                rows = [r for r in MATRIX if not args.matrix_rows or r[0] in args.matrix_rows]
+                matrix(binary, rows, args.matrix_rounds, args.matrix_threads, workdir)
             concurrent(binary, args.matrix_rounds if args.matrix else args.rounds, workdir)
         return
     on_cpu = args.device == "cpu"

@@ -356,6 +356,12 @@ def resolved_config(args):
     if cfg["data"]["dataset"] not in NORMALIZATION:
         raise Unsupported(f"{args.config}: data.dataset = {cfg['data']['dataset']} is not mirrored by the "
                           f"PyTorch reference (only {', '.join(NORMALIZATION)})")
+    s, stop = cfg["lr_scheduler"], cfg["trainer"]["early_stopping"]
+    if s["type"] == "plateau" and s["monitor"] != stop["monitor"]:
+        # lenet5 hands its plateau schedule the early-stopping monitor's value (TrainState::record).
+        raise Unsupported(f"{args.config}: lr_scheduler.monitor = {s['monitor']} with trainer.early_stopping."
+                          f"monitor = {stop['monitor']} is not mirrored (lenet5 steps the plateau schedule on "
+                          "the early-stopping monitor's value)")
     return cfg
 
 
