@@ -127,18 +127,35 @@ fn reference_networks_compute_lenet5s_functions() {
         return;
     };
     let nets = [
-        ("seed", "model:\n  activation: tanh\n  pooling: max\n  init: he_uniform\n"),
-        ("modern", "model:\n  variant: lenet5_modern\n  dropout: 0.1\n"),
-        ("1998", "model:\n  variant: lenet5_1998\nlr_scheduler:\n  type: onecycle\n"),
+        (
+            "seed",
+            "model:\n  activation: tanh\n  pooling: max\n  init: he_uniform\n",
+        ),
+        (
+            "modern",
+            "model:\n  variant: lenet5_modern\n  dropout: 0.1\n",
+        ),
+        (
+            "1998",
+            "model:\n  variant: lenet5_1998\nlr_scheduler:\n  type: onecycle\n",
+        ),
     ];
     for (name, extra) in nets {
         let dir = tiny_project(&format!("interop-reference-{name}"), 300, 32, extra);
         let (data, config_file) = (dir.join("data"), dir.join("tiny.yaml"));
-        ok(lenet5(&dir, &["train", "tiny.yaml", "--epochs", "1", "--run-dir", "runs/r"]));
+        ok(lenet5(
+            &dir,
+            &["train", "tiny.yaml", "--epochs", "1", "--run-dir", "runs/r"],
+        ));
         let config = lenet5_lab::config::load(&dir.join("runs/r/config.yaml"), &[]).unwrap();
         let best = dir.join("runs/r/best.safetensors");
         let with_config = |more: &[&str]| {
-            let mut args = vec!["--config", config_file.to_str().unwrap(), "--binary", env!("CARGO_BIN_EXE_lenet5")];
+            let mut args = vec![
+                "--config",
+                config_file.to_str().unwrap(),
+                "--binary",
+                env!("CARGO_BIN_EXE_lenet5"),
+            ];
             args.extend_from_slice(more);
             reference(&python, &args)
         };
@@ -146,7 +163,10 @@ fn reference_networks_compute_lenet5s_functions() {
         assert_close(&our_logits(&config, &best, &data, 32), &theirs);
         let trained = with_config(&["--epochs", "1"]);
         let accuracy = trained["val_accuracy"][0].as_f64();
-        assert!(accuracy.is_some_and(|a| (0.0..=1.0).contains(&a)), "{name}: {trained}");
+        assert!(
+            accuracy.is_some_and(|a| (0.0..=1.0).contains(&a)),
+            "{name}: {trained}"
+        );
     }
 }
 
@@ -161,11 +181,18 @@ fn reference_refuses_a_config_it_does_not_mirror() {
     std::fs::write(&config, "data:\n  dataset: cifar10\n").unwrap();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/reference.py");
     let out = std::process::Command::new(&python)
-        .args([script.to_str().unwrap(), "--config", config.to_str().unwrap()])
+        .args([
+            script.to_str().unwrap(),
+            "--config",
+            config.to_str().unwrap(),
+        ])
         .args(["--binary", env!("CARGO_BIN_EXE_lenet5")])
         .output()
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("data.dataset = cifar10 is not mirrored"), "{err}");
+    assert!(
+        err.contains("data.dataset = cifar10 is not mirrored"),
+        "{err}"
+    );
 }
