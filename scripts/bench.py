@@ -218,8 +218,8 @@ def spread(ratios):
 
 
 def matrix(binary, rows, rounds, thread_counts, workdir):
-    """Every row of `rows` (of MATRIX) at every thread count, alternating lenet5 and its references within each round
-    (A B A B …), so a round's ratio shares that minute's load; prints one table row per (row, threads)."""
+    """Every row of `rows` (of MATRIX) at every thread count, alternating lenet5 and its references within
+    each round (A B A B …), so a round's ratio shares that minute's load; then prints the table."""
     cells = {}  # (row name, threads, contender) -> [(seconds, val accuracy) per round]
     for r in range(rounds):
         for row in rows:
@@ -235,6 +235,11 @@ def matrix(binary, rows, rounds, thread_counts, workdir):
                     cells.setdefault((row[0], threads, contender), []).append(result)
                     print(f"round {r + 1}/{rounds} {row[0]}, {threads} thread(s), {contender}: {result[0]:.2f} s/epoch",
                           file=sys.stderr)
+    matrix_table(cells, rows, rounds, thread_counts)
+
+
+def matrix_table(cells, rows, rounds, thread_counts):
+    """One table row per (row, threads): medians, the ratio and its per-round spread, validation accuracies."""
     print(f"\nOne epoch of each distinct configuration of the shipped sweeps, CPU, median of {rounds} rounds")
     print("| configuration | threads | lenet5 s/epoch | eager s/epoch | eager / lenet5 | per-round | "
           "compiled / lenet5 | val acc lenet5 | val acc eager |")

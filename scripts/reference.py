@@ -346,7 +346,10 @@ def resolved_config(args):
         cmd += ["--epochs", str(args.epochs)]
     if args.batch:
         cmd += ["--batch-size", str(args.batch)]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+    except OSError as e:
+        raise Unsupported(f"--binary {args.binary}: {e.strerror} (build it: cargo build --release)")
     if proc.returncode != 0:
         raise Unsupported(f"{' '.join(cmd)} failed: {proc.stderr.strip()}")
     cfg = parse_resolved(proc.stdout)
