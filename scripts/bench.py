@@ -21,6 +21,12 @@ With --device cuda (and --batch, --epochs), the epoch table on a GPU: lenet5, ea
 all data on the device; with --epochs E > 1 each process trains E epochs and the table shows the last (steady
 state), the first (CUDA/cuDNN warm-up included) apart. --binary BIN times a lenet5 built elsewhere (a GPU
 machine without Rust); then run this file directly, with MNIST in data/mnist.
+With --matrix, instead: one epoch of every distinct training configuration of the shipped sweeps (MATRIX
+below), lenet5 against `scripts/reference.py --config` (its PyTorch eager reference), alternating A B A B
+within each of --matrix-rounds rounds at each of --matrix-threads (1 and 2), the default configuration also
+against torch.compile; one row per configuration and thread count (medians, the ratio, its per-round
+spread, each side's validation accuracy). Then (also alone with --concurrent) two default trainings of
+configs/relu_adam.yaml started together against one alone, for lenet5 and for the eager reference.
 Prints medians, images/s, ratios reference/lenet5, GFLOP/s against the CPU's FP32 peak, test-set evaluation
 throughput and each process's peak resident memory. With --speedrun-seeds, also trains configs/speedrun.yaml
 with those seeds and reports test accuracy and training wall time.
@@ -141,6 +147,169 @@ def speedrun(binary, seed, threads, workdir):
         return json.load(f)["accuracy"], seconds
 
 
+# --matrix: one row per distinct training configuration of the shipped sweeps (sweeps/techniques.yaml,
+# sweeps/seed_table.yaml, sweeps/beyond.yaml) and configs/fashion_mnist.yaml: (row, config, --set overrides),
+# named as the sweeps name their arms. default: ReLU, average pooling, Adam (lr 0.001, amsgrad), batch 128.
+# Arms that differ only in their initial weights (init_*), epochs, early stopping or an L2/L1 strength train
+# the same step as a row here.
+MATRIX = [
+    ("default", "configs/relu_adam.yaml", []),
+    ("relu_max", "configs/relu_adam.yaml", ["model.pooling=max"]),
+    ("tanh_avg", "configs/relu_adam.yaml", ["model.activation=tanh"]),
+    ("tanh_max", "configs/relu_adam.yaml", ["model.activation=tanh", "model.pooling=max"]),
+    ("sigmoid_avg", "configs/relu_adam.yaml", ["model.activation=sigmoid"]),
+    ("sigmoid_max", "configs/relu_adam.yaml", ["model.activation=sigmoid", "model.pooling=max"]),
+    ("adamw", "configs/relu_adam.yaml", ["optimizer.type=adamw", "optimizer.weight_decay=0.01"]),
+    ("rmsprop", "configs/relu_adam.yaml", ["optimizer.type=rmsprop"]),
+    ("sgd", "configs/relu_adam.yaml", ["optimizer.type=sgd", "optimizer.lr=0.1"]),
+    ("sgd_momentum", "configs/sgd_momentum.yaml", []),
+    ("sgd_nesterov", "configs/sgd_nesterov.yaml", []),
+    ("adam_l2", "configs/relu_adam_weight_decay.yaml", []),
+    ("l1", "configs/l1.yaml", []),
+    ("lenet5_1998", "configs/lenet5_1998.yaml", []),
+    ("lenet5_1998_distortions", "configs/lenet5_1998_distortions.yaml", []),
+    ("lenet5_modern", "configs/lenet5_modern.yaml", []),
+    ("fashion_mnist", "configs/fashion_mnist.yaml", []),
+]
+
+
+def sets(overrides):
+    return [a for kv in overrides for a in ("--set", kv)]
+
+
+def lenet5_cmd(binary, config, overrides, threads, run_dir):
+    """One epoch of `config` in lenet5; threads None: its default (trainer.threads 0)."""
+    cmd = [binary, "train", config, "--epochs", "1", "--run-dir", run_dir, "--device", "cpu", *sets(overrides)]
+    return cmd + (["--threads", str(threads)] if threads else [])
+
+
+def reference_cmd(binary, config, overrides, threads, pipeline="fast"):
+    """One epoch of `config` in the PyTorch reference; threads None: torch's default."""
+    return [sys.executable, "scripts/reference.py", "--config", config, "--epochs", "1", "--binary", binary,
+            "--pipeline", pipeline, "--threads", str(threads or 0), *sets(overrides)]
+
+
+def lenet5_result(run_dir):
+    """(seconds, validation accuracy) of a one-epoch run, from its metrics.csv."""
+    with open(os.path.join(run_dir, "metrics.csv")) as f:
+        row = list(csv.DictReader(f))[-1]
+    return float(row["seconds"]), float(row["val_accuracy"])
+
+
+def reference_result(stdout):
+    r = json.loads(stdout)
+    return r["epoch_seconds"][-1], r["val_accuracy"][-1]
+
+
+def matrix_cell(binary, row, threads, workdir, contender):
+    """(s/epoch, validation accuracy) of one contender (lenet5, eager or compiled) on one matrix row."""
+    _, config, overrides = row
+    if contender == "lenet5":
+        run_dir = os.path.join(workdir, "matrix-run")
+        shutil.rmtree(run_dir, ignore_errors=True)
+        run(lenet5_cmd(binary, config, overrides, threads, run_dir))
+        return lenet5_result(run_dir)
+    pipeline = "compiled" if contender == "compiled" else "fast"
+    return reference_result(run(reference_cmd(binary, config, overrides, threads, pipeline)))
+
+
+def spread(ratios):
+    return f"{min(ratios):.2f}–{max(ratios):.2f}×"
+
+
+def matrix(binary, rows, rounds, thread_counts, workdir):
+    """Every row of `rows` (of MATRIX) at every thread count, alternating lenet5 and its references within
+    each round (A B A B …), so a round's ratio shares that minute's load; then prints the table."""
+    cells = {}  # (row name, threads, contender) -> [(seconds, val accuracy) per round]
+    for r in range(rounds):
+        for row in rows:
+            for threads in thread_counts:
+                for contender in ("lenet5", "eager") + (("compiled",) if row == MATRIX[0] else ()):
+                    try:
+                        result = matrix_cell(binary, row, threads, workdir, contender)
+                    except Failed as e:
+                        if contender != "compiled":
+                            raise
+                        print(f"{e}\nbench: compiled left out", file=sys.stderr)
+                        continue
+                    cells.setdefault((row[0], threads, contender), []).append(result)
+                    print(f"round {r + 1}/{rounds} {row[0]}, {threads} thread(s), {contender}: {result[0]:.2f} s/epoch",
+                          file=sys.stderr)
+    matrix_table(cells, rows, rounds, thread_counts)
+
+
+def matrix_table(cells, rows, rounds, thread_counts):
+    """One table row per (row, threads): medians, the ratio and its per-round spread, validation accuracies."""
+    print(f"\nOne epoch of each distinct configuration of the shipped sweeps, CPU, median of {rounds} rounds")
+    print("| configuration | threads | lenet5 s/epoch | eager s/epoch | eager / lenet5 | per-round | "
+          "compiled / lenet5 | val acc lenet5 | val acc eager |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for name, _, _ in rows:
+        for threads in thread_counts:
+            ours, eager = cells[(name, threads, "lenet5")], cells[(name, threads, "eager")]
+            base = statistics.median(s for s, _ in ours)
+            ratio = statistics.median(s for s, _ in eager) / base
+            per_round = [e[0] / o[0] for e, o in zip(eager, ours)]
+            compiled = cells.get((name, threads, "compiled"))
+            comp = f"{statistics.median(s for s, _ in compiled) / base:.2f}×" if compiled else ""
+            acc = lambda rs: f"{100 * statistics.median(a for _, a in rs):.2f}%"
+            print(f"| {name} | {threads} | {base:.2f} | {statistics.median(s for s, _ in eager):.2f} | {ratio:.2f}× "
+                  f"| {spread(per_round)} | {comp} | {acc(ours)} | {acc(eager)} |")
+    print("\n(eager / lenet5: how many times faster lenet5 is; per-round: the lowest and highest of that ratio"
+          "\n within one round; compiled: the reference under torch.compile, compile time excluded, default row only;"
+          "\n val acc: validation accuracy after the epoch, the training split's where the config has none)")
+
+
+def together(jobs):
+    """Starts every job's command at once and waits for all; returns each job's parse of its stdout."""
+    procs = []
+    for cmd, _ in jobs:
+        out, err = tempfile.TemporaryFile(), tempfile.TemporaryFile()
+        procs.append((subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=err, env=ENV), out, err, cmd))
+    for proc, out, err, cmd in procs:
+        if proc.wait() != 0:
+            err.seek(0)
+            raise Failed(f"bench: {' '.join(cmd)} failed:\n{err.read().decode()}")
+    outs = []
+    for (proc, out, err, cmd), (_, parse) in zip(procs, jobs):
+        out.seek(0)
+        outs.append(parse(out.read().decode()))
+        out.close()
+        err.close()
+    return outs
+
+
+def concurrent(binary, rounds, workdir):
+    """Two default trainings of configs/relu_adam.yaml started together against one alone, for lenet5 (its
+    default threads) and the eager reference (torch's default threads), alternating within each round."""
+    def lenet5_job(k):
+        run_dir = os.path.join(workdir, f"concurrent-{k}")
+        shutil.rmtree(run_dir, ignore_errors=True)
+        return lenet5_cmd(binary, "configs/relu_adam.yaml", [], None, run_dir), lambda _: lenet5_result(run_dir)
+
+    def eager_job(_):
+        return reference_cmd(binary, "configs/relu_adam.yaml", [], None), reference_result
+
+    times = {}  # (contender, "alone" | "two at once") -> [seconds of each run]
+    for r in range(rounds):
+        for name, job in (("lenet5", lenet5_job), ("eager", eager_job)):
+            for label, n in (("alone", 1), ("two at once", 2)):
+                secs = [s for s, _ in together([job(k) for k in range(n)])]
+                times.setdefault((name, label), []).extend(secs)
+                print(f"round {r + 1}/{rounds} concurrent {name} {label}: "
+                      + ", ".join(f"{s:.2f}" for s in secs) + " s/epoch", file=sys.stderr)
+    print(f"\nTwo trainings of configs/relu_adam.yaml started together vs one alone, default threads, "
+          f"{rounds} rounds")
+    print("| contender | alone s/epoch (median) | two at once: each run's s/epoch | two at once / alone (median) "
+          "| slowest / alone |")
+    print("|---|---:|---:|---:|---:|")
+    for name in ("lenet5", "eager"):
+        alone, pair = times[(name, "alone")], times[(name, "two at once")]
+        base = statistics.median(alone)
+        print(f"| {name} | {base:.2f} | {', '.join(f'{s:.2f}' for s in pair)} | "
+              f"{statistics.median(pair) / base:.2f}× | {max(pair) / base:.2f}× |")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rounds", type=int, default=3, help="alternating rounds (median of these) [3]")
@@ -159,7 +328,28 @@ def main():
     p.add_argument("--binary", default=BIN, help="the lenet5 to time [target/release/lenet5]")
     p.add_argument("--compile-mode", default="default", help="torch.compile mode of the compiled reference, e.g. "
                    "reduce-overhead (CUDA graphs) [default]")
+    p.add_argument("--matrix", action="store_true", help="instead of the table above: one epoch of every distinct "
+                   "configuration of the shipped sweeps, lenet5 vs its PyTorch eager reference (MATRIX), then "
+                   "the two-concurrent-trainings case")
+    p.add_argument("--matrix-rounds", type=int, default=3, help="alternating rounds of the matrix [3]")
+    p.add_argument("--matrix-threads", type=int, nargs="+", default=[1, 2], help="thread counts of the matrix [1 2]")
+    p.add_argument("--matrix-rows", nargs="+", metavar="ROW", help="only these rows of the matrix, by name "
+                   "(e.g. relu_max lenet5_modern) [all]")
+    p.add_argument("--concurrent", action="store_true", help="only the two-concurrent-trainings case "
+                   "(--rounds rounds)")
     args = p.parse_args()
+    if args.matrix or args.concurrent:
+        binary = os.path.abspath(args.binary)
+        with tempfile.TemporaryDirectory(prefix="lenet5-bench-") as workdir:
+            if args.matrix:
+                names = [name for name, _, _ in MATRIX]
+                unknown = [r for r in args.matrix_rows or [] if r not in names]
+                if unknown:
+                    p.error(f"--matrix-rows: no row {', '.join(unknown)} (rows: {', '.join(names)})")
+                rows = [r for r in MATRIX if not args.matrix_rows or r[0] in args.matrix_rows]
+                matrix(binary, rows, args.matrix_rounds, args.matrix_threads, workdir)
+            concurrent(binary, args.matrix_rounds if args.matrix else args.rounds, workdir)
+        return
     on_cpu = args.device == "cpu"
     if not on_cpu and (args.speedrun_seeds or args.study_runs):
         p.error("--speedrun-seeds and --study-runs time CPU runs; leave them out with --device")

@@ -31,13 +31,14 @@ fn our_logits(
     Vec::try_from(net.forward_t(&xs, false)).unwrap()
 }
 
+/// Equal to 1e-5, relative where |logit| > 1 (the 1998 net's are RBF penalties in the tens and hundreds).
 fn assert_close(ours: &[Vec<f32>], theirs: &serde_json::Value) {
     let theirs = theirs["logits"].as_array().unwrap();
     assert_eq!(ours.len(), theirs.len());
     for (a, b) in ours.iter().zip(theirs) {
         for (x, y) in a.iter().zip(b.as_array().unwrap()) {
             let y = y.as_f64().unwrap() as f32;
-            assert!((x - y).abs() <= 1e-5, "{x} vs {y}");
+            assert!((x - y).abs() <= 1e-5 * y.abs().max(1.0), "{x} vs {y}");
         }
     }
 }
@@ -114,4 +115,84 @@ fn lenet5_checkpoints_load_in_pytorch_and_back() {
         .filter(|(p, l)| **p == **l as usize)
         .count();
     assert_eq!(v["accuracy"].as_f64().unwrap(), correct as f64 / 32.0);
+}
+
+/// `scripts/reference.py --config`, the benchmark's PyTorch reference of any config, builds the network
+/// lenet5 builds: lenet5's trained weights give the same logits in it for the seed's net (another
+/// activation, pooling and init), the modern net (batch norm in eval mode) and the 1998 net (C3's table,
+/// RBF output); and it trains each config, reading it through `lenet5 config`.
+#[test]
+fn reference_networks_compute_lenet5s_functions() {
+    let Some(python) = python_with_torch("reference_networks_compute_lenet5s_functions") else {
+        return;
+    };
+    let nets = [
+        (
+            "seed",
+            "model:\n  activation: tanh\n  pooling: max\n  init: he_uniform\n",
+        ),
+        (
+            "modern",
+            "model:\n  variant: lenet5_modern\n  dropout: 0.1\n",
+        ),
+        (
+            "1998",
+            "model:\n  variant: lenet5_1998\nlr_scheduler:\n  type: onecycle\n",
+        ),
+    ];
+    for (name, extra) in nets {
+        let dir = tiny_project(&format!("interop-reference-{name}"), 300, 32, extra);
+        let (data, config_file) = (dir.join("data"), dir.join("tiny.yaml"));
+        ok(lenet5(
+            &dir,
+            &["train", "tiny.yaml", "--epochs", "1", "--run-dir", "runs/r"],
+        ));
+        let config = lenet5_lab::config::load(&dir.join("runs/r/config.yaml"), &[]).unwrap();
+        let best = dir.join("runs/r/best.safetensors");
+        let with_config = |more: &[&str]| {
+            let mut args = vec![
+                "--config",
+                config_file.to_str().unwrap(),
+                "--binary",
+                env!("CARGO_BIN_EXE_lenet5"),
+            ];
+            args.extend_from_slice(more);
+            reference(&python, &args)
+        };
+        let theirs = with_config(&["--logits", best.to_str().unwrap(), "--batch", "32"]);
+        assert_close(&our_logits(&config, &best, &data, 32), &theirs);
+        let trained = with_config(&["--epochs", "1"]);
+        let accuracy = trained["val_accuracy"][0].as_f64();
+        assert!(
+            accuracy.is_some_and(|a| (0.0..=1.0).contains(&a)),
+            "{name}: {trained}"
+        );
+    }
+}
+
+/// A config the reference does not mirror is refused with the key and value, not trained differently.
+#[test]
+fn reference_refuses_a_config_it_does_not_mirror() {
+    let Some(python) = python_with_torch("reference_refuses_a_config_it_does_not_mirror") else {
+        return;
+    };
+    let dir = tiny_project("interop-reference-refuses", 30, 10, "");
+    let config = dir.join("cifar.yaml");
+    std::fs::write(&config, "data:\n  dataset: cifar10\n").unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/reference.py");
+    let out = std::process::Command::new(&python)
+        .args([
+            script.to_str().unwrap(),
+            "--config",
+            config.to_str().unwrap(),
+        ])
+        .args(["--binary", env!("CARGO_BIN_EXE_lenet5")])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("data.dataset = cifar10 is not mirrored"),
+        "{err}"
+    );
 }
