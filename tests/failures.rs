@@ -747,6 +747,72 @@ fn metrics_and_state_that_disagree_are_repaired_or_refused_on_resume() {
 }
 
 #[test]
+fn a_kill_between_the_checkpoints_and_the_state_resumes_to_the_same_run() {
+    let dir = setup("fail_staged");
+    let args = ["--set", "trainer.early_stopping.enabled=false"];
+    let train = |extra: &[&str]| {
+        ok(lenet5(
+            &dir,
+            &[&["train", "tiny.yaml"][..], &args, extra].concat(),
+        ))
+    };
+    train(&["--epochs", "1", "--run-dir", "runs/a"]);
+    let run = dir.join("runs/a");
+    let run_s = run.to_str().unwrap();
+    let kept = ["state.json", "last.safetensors", "optimizer.safetensors"];
+    let epoch1: Vec<Vec<u8>> = kept
+        .iter()
+        .map(|f| std::fs::read(run.join(f)).unwrap())
+        .collect();
+    ok(lenet5(&dir, &["train", "--resume", run_s, "--epochs", "2"]));
+    let rows = |run: &Path| {
+        let mut rows = lenet5_lab::rundir::metrics::read(&run.join("metrics.csv")).unwrap();
+        rows.iter_mut().for_each(|r| r.seconds = 0.0);
+        rows
+    };
+    let weights = |run: &Path| {
+        [
+            "best.safetensors",
+            "last.safetensors",
+            "optimizer.safetensors",
+        ]
+        .map(|f| std::fs::read(run.join(f)).unwrap())
+    };
+    let (trained, epoch2) = (rows(&run), weights(&run));
+    let staged = |name: &str| run.join(lenet5_lab::rundir::dir::staged(name, 2));
+    let stage_epoch2 = || {
+        std::fs::write(staged("last.safetensors"), &epoch2[1]).unwrap();
+        std::fs::write(staged("optimizer.safetensors"), &epoch2[2]).unwrap();
+    };
+    // Killed after epoch 2's checkpoints were written, before its state.json: the state and the last
+    // weights still say epoch 1, and epoch 2 is trained again to the same numbers and weights.
+    for (f, bytes) in kept.iter().zip(&epoch1) {
+        std::fs::write(run.join(f), bytes).unwrap();
+    }
+    stage_epoch2();
+    ok(lenet5(&dir, &["train", "--resume", run_s, "--epochs", "2"]));
+    assert_eq!(rows(&run), trained);
+    assert!(
+        weights(&run) == epoch2,
+        "epoch 2 trained again from epoch 1's weights"
+    );
+    assert!(!staged("last.safetensors").exists());
+    // Killed after epoch 2's state.json, before its last weights replaced epoch 1's: the resume finishes
+    // the commit, so epoch 3 starts from epoch 2's weights, as the uninterrupted run's does.
+    train(&["--epochs", "3", "--run-dir", "runs/b"]);
+    std::fs::write(run.join("last.safetensors"), &epoch1[1]).unwrap();
+    std::fs::write(run.join("optimizer.safetensors"), &epoch1[2]).unwrap();
+    stage_epoch2();
+    ok(lenet5(&dir, &["train", "--resume", run_s, "--epochs", "3"]));
+    let uninterrupted = dir.join("runs/b");
+    assert_eq!(rows(&run), rows(&uninterrupted));
+    assert!(
+        weights(&run) == weights(&uninterrupted),
+        "epoch 3 from epoch 2's weights"
+    );
+}
+
+#[test]
 fn seeds_that_libtorch_cannot_tell_apart_and_empty_test_sets_are_refused() {
     let dir = setup("fail_seeds");
     fails(

@@ -1,7 +1,8 @@
 //! The run's checkpoints as one of its outputs: after every epoch the best weights (when the epoch improved
 //! on the monitored value), the last weights with the optimizer state that goes with them, and every
 //! `trainer.save_period` epochs a numbered copy; nothing of an interrupted epoch. The training state that
-//! points at them is written after all outputs, by the loop.
+//! points at them is written after all outputs, by the loop, and only then do the last weights replace the
+//! previous epoch's (`weights::commit_last`).
 
 use crate::output::{End, Epoch, Sink};
 use crate::run::weights;
@@ -20,8 +21,8 @@ impl Sink for Checkpoints {
         if e.improved {
             weights::save(&self.run, e.weights, BEST_WEIGHTS)?;
         }
-        weights::save_last(&self.run, e.weights, e.optimizer)?;
         let epoch = e.row.epoch;
+        weights::save_last(&self.run, e.weights, e.optimizer, epoch)?;
         if self.save_period > 0 && epoch.is_multiple_of(self.save_period) {
             weights::save(&self.run, e.weights, &format!("epoch-{epoch}.safetensors"))?;
         }

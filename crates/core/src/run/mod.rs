@@ -351,7 +351,9 @@ impl Trainer {
         for output in &mut self.outputs {
             output.epoch(&record)?;
         }
-        self.run.write_state(&self.state)
+        // state.json commits the epoch; its last weights replace the previous epoch's only then.
+        self.run.write_state(&self.state)?;
+        weights::commit_last(&self.run, epoch)
     }
 
     /// Sets the epoch's learning rate; a per-batch schedule reports its first batch's.

@@ -3,9 +3,9 @@
 //! ([`lenet5_lab::rundir::dir`]).
 
 use crate::nn::optim::Optimizer;
-use anyhow::Result;
+use anyhow::{Context, Result};
 use lenet5_lab::UsageError;
-use lenet5_lab::rundir::dir::{LAST_WEIGHTS, OPTIMIZER_STATE, RunDir};
+use lenet5_lab::rundir::dir::{self, LAST_WEIGHTS, OPTIMIZER_STATE, RunDir};
 use lenet5_lab::sys::atomic;
 use std::collections::HashMap;
 use std::path::Path;
@@ -20,17 +20,40 @@ pub fn save(run: &RunDir, tensors: &[(String, Tensor)], name: &str) -> Result<()
     })
 }
 
-/// `last.safetensors` and, where lenet5 owns it, the optimizer state that goes with it.
+/// Epoch `epoch`'s last weights and, where lenet5 owns it, the optimizer state that goes with them, staged
+/// ([`dir::staged`]): they replace `last.safetensors` and `optimizer.safetensors` only once `state.json`
+/// has committed the epoch ([`commit_last`]), so a kill between the two never pairs a state with the
+/// weights of the epoch after it.
 pub fn save_last(
     run: &RunDir,
     weights: &[(String, Tensor)],
     optimizer: Option<&[(String, Tensor)]>,
+    epoch: usize,
 ) -> Result<()> {
-    save(run, weights, LAST_WEIGHTS)?;
+    save(run, weights, &dir::staged(LAST_WEIGHTS, epoch))?;
     match optimizer {
-        Some(state) => save(run, state, OPTIMIZER_STATE),
+        Some(state) => save(run, state, &dir::staged(OPTIMIZER_STATE, epoch)),
         None => Ok(()),
     }
+}
+
+/// After `state.json` says `epoch` completed: its staged files become the last weights and optimizer
+/// state, and staged files of any other epoch (one a kill left uncommitted) are removed. Run again on
+/// resume, it finishes what a kill between the state and the renames left.
+pub fn commit_last(run: &RunDir, epoch: usize) -> Result<()> {
+    for name in [LAST_WEIGHTS, OPTIMIZER_STATE] {
+        let staged = run.file(&dir::staged(name, epoch));
+        if staged.exists() {
+            std::fs::rename(&staged, run.file(name))
+                .with_context(|| format!("cannot rename {}", staged.display()))?;
+        }
+    }
+    for entry in std::fs::read_dir(&run.path)?.flatten() {
+        if entry.file_name().to_string_lossy().ends_with(".staged") {
+            std::fs::remove_file(entry.path())?;
+        }
+    }
+    Ok(())
 }
 
 /// Puts a resumed run's model and optimizer where [`save_last`] left them, after `epoch` completed epochs.
@@ -38,6 +61,7 @@ pub fn save_last(
 /// whose epochs were saved but whose weights are gone (copied without its `.safetensors`, say) cannot be
 /// continued, and says so instead of training on from fresh weights.
 pub fn restore(run: &RunDir, vs: &mut VarStore, opt: &mut Optimizer, epoch: usize) -> Result<()> {
+    commit_last(run, epoch)?;
     let weights = run.file(LAST_WEIGHTS);
     if !weights.exists() {
         if epoch > 0 {

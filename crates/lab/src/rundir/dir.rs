@@ -46,6 +46,12 @@ pub const LAST_WEIGHTS: &str = "last.safetensors";
 /// The optimizer's state beside `last.safetensors`, where lenet5 owns it (Adam).
 pub const OPTIMIZER_STATE: &str = "optimizer.safetensors";
 
+/// Where epoch `epoch`'s `name` (last weights, optimizer state) waits until `state.json` commits the epoch;
+/// then it becomes `name`. A kill in between leaves `name` holding the epoch that `state.json` says.
+pub fn staged(name: &str, epoch: usize) -> String {
+    format!("{name}.epoch{epoch}.staged")
+}
+
 const LOCK_FILE: &str = ".lock";
 
 /// A run directory on disk.
