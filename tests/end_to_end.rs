@@ -264,3 +264,26 @@ fn resumed_adam_run_matches_an_uninterrupted_one() {
         loss_columns(&runs.join("resumed"))
     );
 }
+
+#[test]
+fn a_thread_count_left_to_lenet5_is_chosen_once_and_recorded_for_resume() {
+    let (dir, runs) = setup("e2e_threads", "");
+    let out = lenet5(
+        &dir,
+        &["train", "tiny.yaml", "--epochs", "1", "--threads", "0"],
+    );
+    let err = stderr(&out);
+    ok(out);
+    let chosen = err
+        .lines()
+        .find_map(|l| l.strip_prefix("threads: "))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no `threads:` line: {err}"));
+    let config = std::fs::read_to_string(only_run(&runs).join("config.yaml")).unwrap();
+    assert!(
+        config.contains(&format!("threads: {chosen} "))
+            || config.contains(&format!("threads: {chosen}\n")),
+        "config.yaml records threads {chosen}: {config}"
+    );
+    assert!(chosen.parse::<usize>().unwrap() >= 1);
+}

@@ -688,6 +688,37 @@ fn overrides_and_other_data_are_scored_but_never_rewrite_the_run() {
 }
 
 #[test]
+fn a_run_without_a_fingerprint_is_its_own_only_on_its_own_data_dir() {
+    // Runs made before dataset.json existed (every shipped study run) record no fingerprint.
+    let dir = setup("fail_unrecorded");
+    ok(lenet5(&dir, &["train", "tiny.yaml", "--epochs", "1"]));
+    let run = only_run(&dir.join("runs"));
+    let run_s = run.to_str().unwrap();
+    std::fs::remove_file(run.join("dataset.json")).unwrap();
+    let original = std::fs::read(run.join("test.json")).unwrap();
+    write_mnist(&dir.join("other"), 100, 30);
+    let out = ok(lenet5(&dir, &["test", run_s, "--set", "data.dir=other"]));
+    assert!(out.contains("not saved to the run"), "{out}");
+    assert_eq!(std::fs::read(run.join("test.json")).unwrap(), original);
+    let state = std::fs::read(run.join("state.json")).unwrap();
+    fails(
+        &dir,
+        &[
+            "train",
+            "--resume",
+            run_s,
+            "--epochs",
+            "2",
+            "--set",
+            "data.dir=other",
+        ],
+        2,
+        &["recorded no dataset fingerprint", "its own data.dir"],
+    );
+    assert_eq!(std::fs::read(run.join("state.json")).unwrap(), state);
+}
+
+#[test]
 fn metrics_and_state_that_disagree_are_repaired_or_refused_on_resume() {
     let dir = setup("fail_commit");
     let args = ["--set", "trainer.early_stopping.enabled=false"];

@@ -124,6 +124,11 @@ fn own_evaluation<'m>(
     }
     let data = match run::dataset::check(run, &m.config.data)? {
         DataCheck::Same => Ok(run),
+        // Without a fingerprint, only the run's own data directory can be its data.
+        DataCheck::Unrecorded(_) if m.config.data.dir != saved.data.dir => Err(format!(
+            "{} recorded no dataset fingerprint, and data.dir is not the run's",
+            run.path.display()
+        )),
         DataCheck::Unrecorded(_) => {
             eprintln!(
                 "note: {} recorded no dataset fingerprint; the test data is not checked",

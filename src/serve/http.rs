@@ -32,7 +32,7 @@ pub struct State {
     pub guard: Guard,
     /// For a request's headers, its body, and each write of the answer.
     pub timeout: Duration,
-    bodies: Semaphore,
+    bodies: Arc<Semaphore>,
     decoders: Arc<Semaphore>,
     panic_body: Option<Vec<u8>>,
 }
@@ -45,7 +45,7 @@ impl State {
             runs_json,
             guard,
             timeout,
-            bodies: Semaphore::new(BODIES),
+            bodies: Arc::new(Semaphore::new(BODIES)),
             decoders: Arc::new(Semaphore::new(DECODERS)),
             panic_body: std::env::var_os(PANIC_VAR).map(|v| v.into_encoded_bytes()),
         }
@@ -94,14 +94,22 @@ async fn predict(
     state: &Arc<State>,
 ) -> Result<Answer, Refusal> {
     guard::image_content_type(headers)?;
-    let body = read_body(body, state).await?;
-    let permit = Arc::clone(&state.decoders)
-        .acquire_owned()
+    // The body's permit is held until its decoding ends, so at most BODIES bodies are in memory at once,
+    // waiting or decoding; a body that waits past the timeout for a decoder is refused.
+    let (body, reading) = read_body(body, state).await?;
+    let seconds = state.timeout.as_secs();
+    let decoding = tokio::time::timeout(state.timeout, Arc::clone(&state.decoders).acquire_owned())
         .await
+        .map_err(|_| {
+            (
+                503,
+                format!("too many images decoding for {seconds} s: try again"),
+            )
+        })?
         .expect("the semaphore is never closed");
     let state = Arc::clone(state);
     let answer = tokio::task::spawn_blocking(move || {
-        let _permit = permit;
+        let _permits = (reading, decoding);
         if state.panic_body.as_deref() == Some(&body[..]) {
             panic!("a panic asked for by {PANIC_VAR}");
         }
@@ -117,7 +125,10 @@ async fn predict(
 
 /// The request body, at most [`MAX_BODY`] bytes, within the timeout: 413 when a declared or a sent length is
 /// over it (a declared one is refused unread), 408 when it does not arrive, 400 when empty or unreadable.
-async fn read_body(body: Incoming, state: &State) -> Result<Bytes, Refusal> {
+async fn read_body(
+    body: Incoming,
+    state: &State,
+) -> Result<(Bytes, tokio::sync::OwnedSemaphorePermit), Refusal> {
     let too_large = || {
         (
             413,
@@ -128,7 +139,7 @@ async fn read_body(body: Incoming, state: &State) -> Result<Bytes, Refusal> {
         return Err(too_large());
     }
     let seconds = state.timeout.as_secs();
-    let _reading = tokio::time::timeout(state.timeout, state.bodies.acquire())
+    let reading = tokio::time::timeout(state.timeout, Arc::clone(&state.bodies).acquire_owned())
         .await
         .map_err(|_| {
             (
@@ -155,7 +166,7 @@ async fn read_body(body: Incoming, state: &State) -> Result<Bytes, Refusal> {
     if body.is_empty() {
         return Err((400, "empty body: send a PNG or JPEG image".into()));
     }
-    Ok(body)
+    Ok((body, reading.expect("the semaphore is never closed")))
 }
 
 fn bytes(status: u16, content_type: &str, body: Bytes) -> Answer {

@@ -51,6 +51,17 @@ impl Optimizer {
     }
 }
 
+/// Whether the configured optimizer keeps state between steps that lenet5 cannot save (LibTorch's own keep
+/// theirs out of reach): SGD with momentum, AdamW, RMSprop. A run resumed with one restarts that state from
+/// zero, so it does not equal the uninterrupted run.
+pub fn state_is_lost_on_resume(cfg: &OptimizerConfig) -> bool {
+    match cfg.kind {
+        OptimizerKind::Adam => false,
+        OptimizerKind::Sgd => cfg.momentum > 0.0,
+        OptimizerKind::Adamw | OptimizerKind::Rmsprop => true,
+    }
+}
+
 /// Builds the configured optimizer over every trainable variable of `vs`.
 pub fn build(vs: &nn::VarStore, cfg: &OptimizerConfig) -> Result<Optimizer> {
     let [beta1, beta2] = cfg.betas;

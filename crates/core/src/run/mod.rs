@@ -98,8 +98,8 @@ struct Opened {
 /// after the config, device and data are known good; a resumed run's files are not touched here at all.
 fn open(start: Start) -> Result<Opened> {
     match start {
-        Start::New { config, dir } => {
-            let device = prepare(&config)?;
+        Start::New { mut config, dir } => {
+            let device = prepare(&mut config)?;
             let data = data::load(&config.data, device)?;
             let fingerprint = data::files::fingerprint(&config.data)?;
             let (run, lock) = create(&config, dir)?;
@@ -120,7 +120,7 @@ fn open(start: Start) -> Result<Opened> {
             let lock = run.lock()?;
             let saved = run.config()?;
             let origin = dir.display().to_string();
-            let config = config::apply(&saved, &overrides, &origin)?;
+            let mut config = config::apply(&saved, &overrides, &origin)?;
             config::check_resumable(&saved, &config, &overrides, &origin)?;
             let state = run.state()?.unwrap_or_else(|| TrainState::new(&config));
             let uncommitted = metrics::agreement(&run.file(METRICS_FILE), state.epoch)?;
@@ -132,9 +132,9 @@ fn open(start: Start) -> Result<Opened> {
                     state.epoch
                 )));
             }
-            let device = prepare(&config)?;
+            let device = prepare(&mut config)?;
             let data = data::load(&config.data, device)?;
-            let unrecorded = same_data(&run, &config, state.epoch)?;
+            let unrecorded = same_data(&run, &config, &saved, state.epoch)?;
             eprintln!(
                 "resuming {} after epoch {}",
                 run.path.display(),
@@ -161,12 +161,25 @@ fn open(start: Start) -> Result<Opened> {
 
 /// Refuses to continue a run on other data than it trained on; returns the data's fingerprint where the
 /// run has none to compare with (a sweep's run before its first session, or one made before it was kept).
-fn same_data(run: &RunDir, config: &Config, epoch: usize) -> Result<Option<Fingerprint>> {
+fn same_data(
+    run: &RunDir,
+    config: &Config,
+    saved: &Config,
+    epoch: usize,
+) -> Result<Option<Fingerprint>> {
     match dataset::check(run, &config.data)? {
         dataset::DataCheck::Same => Ok(None),
         dataset::DataCheck::Differs(why) => Err(UsageError::error(format!(
             "{why}: a resumed run trains on the data it started with; put those files back, or set data.dir to where they are"
         ))),
+        // Without a fingerprint, only the run's own data directory can hold the data it trained on.
+        dataset::DataCheck::Unrecorded(_) if epoch > 0 && config.data.dir != saved.data.dir => {
+            Err(UsageError::error(format!(
+                "{} recorded no dataset fingerprint, so it can be resumed only on its own data.dir ({})",
+                run.path.display(),
+                saved.data.dir().display()
+            )))
+        }
         dataset::DataCheck::Unrecorded(now) => {
             if epoch > 0 {
                 eprintln!(
@@ -179,10 +192,11 @@ fn same_data(run: &RunDir, config: &Config, epoch: usize) -> Result<Option<Finge
     }
 }
 
-/// Threads and device: set once per process.
-fn prepare(config: &Config) -> Result<Device> {
+/// Threads and device: set once per process. A thread count left to lenet5 is recorded in the config the
+/// run saves, so that a resume computes with the same count (LibTorch's sums depend on it).
+fn prepare(config: &mut Config) -> Result<Device> {
     config.warn_ineffective("");
-    set_threads(config.trainer.threads);
+    config.trainer.threads = set_threads(config.trainer.threads);
     let device = device::resolve(&config.trainer.device).context("trainer.device")?;
     if device.is_cuda() {
         tch::Cuda::cudnn_set_benchmark(config.trainer.cudnn_benchmark);
@@ -193,7 +207,7 @@ fn prepare(config: &Config) -> Result<Device> {
 /// LibTorch's intra-op threads: the config's count, or with 0 the cores nothing else is using, chosen once
 /// and claimed for the life of the process ([`cpu::Claim`]), so that two trainings started together share
 /// the cores instead of spinning against each other.
-fn set_threads(configured: usize) {
+fn set_threads(configured: usize) -> usize {
     let dir = cpu::claims_dir();
     let (threads, claim) = if configured > 0 {
         (configured, cpu::Claim::register(&dir, configured))
@@ -208,6 +222,7 @@ fn set_threads(configured: usize) {
     // The claim lasts as long as the process: its file stays until another lenet5 finds the process gone.
     std::mem::forget(claim);
     tch::set_num_threads(threads as i32);
+    threads
 }
 
 /// Creates and locks a new run directory, then writes everything `--resume` needs before the first batch:
@@ -256,6 +271,13 @@ impl Trainer {
         let (mut vs, net) = nn::build(&o.config, o.device);
         let mut opt = optim::build(&vs, &o.config.optimizer)?;
         weights::restore(&o.run, &mut vs, &mut opt, o.state.epoch)?;
+        if o.state.epoch > 0 && optim::state_is_lost_on_resume(&o.config.optimizer) {
+            eprintln!(
+                "warning: {:?}'s running state (momentum, averages) is LibTorch's and is not saved: it restarts \
+                 from zero, so this resumed run will not equal an uninterrupted one (Adam's is saved)",
+                o.config.optimizer.kind
+            );
+        }
         if o.resumed {
             o.run.write_config(&o.config)?;
         }
