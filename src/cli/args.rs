@@ -221,7 +221,7 @@ pub struct ConfigArgs {
 /// Accepts any text, and offers candidates to shell completion (config keys, devices) without limiting
 /// what may be typed.
 #[derive(Clone)]
-struct Suggest(fn() -> &'static [&'static str]);
+struct Suggest(fn() -> Vec<String>);
 
 impl clap::builder::TypedValueParser for Suggest {
     type Value = String;
@@ -240,25 +240,23 @@ impl clap::builder::TypedValueParser for Suggest {
     ) -> Option<Box<dyn Iterator<Item = clap::builder::PossibleValue> + '_>> {
         Some(Box::new(
             (self.0)()
-                .iter()
-                .map(|v| clap::builder::PossibleValue::new(*v)),
+                .into_iter()
+                .map(clap::builder::PossibleValue::new),
         ))
     }
 }
 
 /// `KEY=` for every config key.
-fn config_key_candidates() -> &'static [&'static str] {
-    static KEYS: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
-    KEYS.get_or_init(|| {
-        lenet5_lab::config::keys()
-            .into_iter()
-            .map(|k| &*Box::leak(format!("{k}=").into_boxed_str()))
-            .collect()
-    })
+fn config_key_candidates() -> Vec<String> {
+    (lenet5_lab::config::keys().into_iter())
+        .map(|k| format!("{k}="))
+        .collect()
 }
 
-fn device_candidates() -> &'static [&'static str] {
-    &["auto", "cpu", "cuda", "cuda:0", "cuda:1"]
+fn device_candidates() -> Vec<String> {
+    ["auto", "cpu", "cuda", "cuda:0", "cuda:1"]
+        .map(String::from)
+        .to_vec()
 }
 
 /// Overrides every subcommand takes.
