@@ -158,3 +158,19 @@ fn a_test_metric_is_refused_before_anything_runs() {
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(!dir.join("study").exists());
 }
+
+#[test]
+fn a_variant_whose_trials_all_fail_is_a_failure_not_a_silence() {
+    let dir = tiny_project("tuning_all_fail", 100, 10, "");
+    // Learning rates at which every trial diverges in its first epoch: nothing can be chosen.
+    let yaml = SWEEP
+        .replace("[1.0e-4, 1.0e-1]", "[1.0e10, 1.0e12]")
+        .replace("trials: 4", "trials: 2")
+        .replace("  asha: {min_epochs: 1, reduction_factor: 2}\n", "")
+        .replace("set: {", "set: {optimizer.type: sgd, ");
+    std::fs::write(dir.join("sweep.yaml"), yaml).unwrap();
+    let out = lenet5(&dir, &["sweep", "sweep.yaml", "--out", "study"]);
+    let err = stderr(&out);
+    assert_ne!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("no trial finished its budget"), "{err}");
+}

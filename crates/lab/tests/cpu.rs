@@ -80,3 +80,22 @@ fn a_second_training_sees_the_first_ones_claim() {
     drop(claim);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_claims_directory_that_is_a_link_is_not_used() {
+    let real = dir("link-target");
+    let link = std::env::temp_dir().join(format!("lenet5-cpu-test-{}-link", std::process::id()));
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    assert!(
+        Claim::register(&link, 1).is_none(),
+        "no claim through a link"
+    );
+    assert_eq!(
+        std::fs::read_dir(&real).unwrap().count(),
+        0,
+        "nothing written there"
+    );
+    std::fs::remove_file(&link).unwrap();
+    std::fs::remove_dir_all(&real).unwrap();
+}

@@ -228,6 +228,25 @@ fn bad_tune_blocks_are_refused_naming_what_is_wrong() {
         let err = format!("{:#}", Tuning::new(&sweep).err().expect(extra));
         assert!(err.contains(message), "{extra}: {err}");
     }
+    // What the tuned variant's config makes impossible: choosing by validation without a validation split,
+    // and successive halving over a one-cycle schedule (a promotion would bend the cycle).
+    for (set, tune, message) in [
+        ("data.validation_split: 0", "", "validation_split is 0"),
+        (
+            "lr_scheduler.type: onecycle",
+            "\n  asha: {min_epochs: 1, reduction_factor: 3}",
+            "onecycle",
+        ),
+    ] {
+        let dir = scratch("tune_bad_config");
+        let yaml = format!(
+            "seeds: 1\nset: {{trainer.epochs: 5, {set}}}\ntune:\n  space: {{optimizer.lr: {{log_uniform: [1.0e-4, 1.0]}}}}\n  trials: 2\n  metric: val_accuracy{tune}\n"
+        );
+        std::fs::write(dir.join("sweep.yaml"), yaml).unwrap();
+        let sweep = sweep::load(&dir.join("sweep.yaml"), &dir.join("study")).unwrap();
+        let err = format!("{:#}", Tuning::new(&sweep).err().expect(set));
+        assert!(err.contains(message), "{set}: {err}");
+    }
     let space = |s: &str| -> String {
         let spec: TuneSpec =
             serde_yaml::from_str(&format!("space: {{{s}}}\ntrials: 2\nmetric: val_loss\n"))

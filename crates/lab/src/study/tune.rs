@@ -152,10 +152,20 @@ impl Tuning {
                     retry_failed: false,
                     ..opts.clone()
                 };
-                return Ok(without_trials(
-                    sweep,
-                    exec::run(sweep, &all, &opts, interrupt)?,
-                ));
+                let mut summary = without_trials(sweep, exec::run(sweep, &all, &opts, interrupt)?);
+                // A variant none of whose trials could be chosen has no seed runs: a failure, not a silence.
+                for t in &self.variants {
+                    if !sweep
+                        .runs
+                        .iter()
+                        .any(|r| r.variant == t.name && r.trial.is_none())
+                    {
+                        let why = "no trial finished its budget, so no setting was chosen";
+                        eprintln!("FAILED {}: {why}", t.name);
+                        summary.failed.push((t.name.clone(), why.into()));
+                    }
+                }
+                return Ok(summary);
             }
             let runs: Vec<&Run> = sweep
                 .runs
@@ -191,7 +201,15 @@ impl Tuned {
             .first()
             .with_context(|| format!("{origin}: no runs to tune"))?;
         let epochs = first.config.trainer.epochs;
+        anyhow::ensure!(
+            first.config.data.validation_split > 0.0,
+            "{origin}: tune: chooses by validation, but data.validation_split is 0 (its val_* numbers would be training ones)"
+        );
         if let Some(a) = spec.asha {
+            anyhow::ensure!(
+                first.config.lr_scheduler.kind != crate::config::SchedulerKind::Onecycle,
+                "{origin}: tune.asha with lr_scheduler.type onecycle: a promoted trial's cycle would be bent to the new budget; use cosine or linear with t_max: auto"
+            );
             anyhow::ensure!(
                 a.min_epochs < epochs,
                 "{origin}: tune.asha.min_epochs = {} must be below trainer.epochs = {epochs}",

@@ -11,6 +11,7 @@
 
 use std::fs;
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -124,15 +125,34 @@ impl Claim {
 
     fn write(dir: &Path, threads: usize) -> Option<Claim> {
         let path = dir.join(std::process::id().to_string());
-        let mut file = fs::File::create(&path).ok()?;
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            // Never through a link another user left under this name.
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&path)
+            .ok()?;
         write!(file, "{threads}").ok()?;
         Some(Claim { path })
     }
 }
 
-/// The claims directory, created when missing, locked (blocking) while the returned file lives.
+/// The claims directory, created when missing (mode 0700), locked (blocking) while the returned file
+/// lives; None unless it is a real directory of this user's (in a shared /tmp another user could have made
+/// it, or put a link there).
 fn lock(dir: &Path) -> Option<fs::File> {
-    fs::create_dir_all(dir).ok()?;
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    let _ = fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir);
+    let meta = fs::symlink_metadata(dir).ok()?;
+    // SAFETY: getuid has no preconditions and cannot fail.
+    let mine = meta.uid() == unsafe { libc::getuid() };
+    if !meta.is_dir() || !mine {
+        return None;
+    }
     let file = crate::sys::lock::open(&dir.join(".lock")).ok()?;
     file.lock().ok()?;
     Some(file)
