@@ -449,11 +449,6 @@ fn signal_run(name: &str, signal: i32, code: i32, stops: &[usize]) {
             "trainer.early_stopping.enabled=false",
         ],
     ));
-    let rows = |run: &Path| {
-        let mut rows = lenet5_lab::rundir::metrics::read(&run.join("metrics.csv")).unwrap();
-        rows.iter_mut().for_each(|r| r.seconds = 0.0);
-        rows
-    };
     assert_eq!(
         rows(&run),
         rows(&reference),
@@ -718,6 +713,21 @@ fn a_run_without_a_fingerprint_is_its_own_only_on_its_own_data_dir() {
     assert_eq!(std::fs::read(run.join("state.json")).unwrap(), state);
 }
 
+/// A run's metrics.csv rows without their wall time (which no two runs share).
+fn rows(run: &Path) -> Vec<lenet5_lab::rundir::metrics::EpochRow> {
+    let mut rows = lenet5_lab::rundir::metrics::read(&run.join("metrics.csv")).unwrap();
+    rows.iter_mut().for_each(|r| r.seconds = 0.0);
+    rows
+}
+
+/// The bytes of each of a run's `files`.
+fn read_all(run: &Path, files: &[&str]) -> Vec<Vec<u8>> {
+    files
+        .iter()
+        .map(|f| std::fs::read(run.join(f)).unwrap())
+        .collect()
+}
+
 #[test]
 fn metrics_and_state_that_disagree_are_repaired_or_refused_on_resume() {
     let dir = setup("fail_commit");
@@ -729,16 +739,8 @@ fn metrics_and_state_that_disagree_are_repaired_or_refused_on_resume() {
     let run = only_run(&dir.join("runs"));
     let run_s = run.to_str().unwrap();
     let files = ["state.json", "last.safetensors", "optimizer.safetensors"];
-    let epoch1: Vec<Vec<u8>> = files
-        .iter()
-        .map(|f| std::fs::read(run.join(f)).unwrap())
-        .collect();
+    let epoch1 = read_all(&run, &files);
     ok(lenet5(&dir, &["train", "--resume", run_s, "--epochs", "2"]));
-    let rows = |run: &Path| {
-        let mut rows = lenet5_lab::rundir::metrics::read(&run.join("metrics.csv")).unwrap();
-        rows.iter_mut().for_each(|r| r.seconds = 0.0);
-        rows
-    };
     let trained = rows(&run);
     // A crash after epoch 2's row reached the disk but before its state.json did: the row is dropped and
     // the epoch trained again, to the same numbers.
@@ -791,16 +793,8 @@ fn a_kill_between_the_checkpoints_and_the_state_resumes_to_the_same_run() {
     let run = dir.join("runs/a");
     let run_s = run.to_str().unwrap();
     let kept = ["state.json", "last.safetensors", "optimizer.safetensors"];
-    let epoch1: Vec<Vec<u8>> = kept
-        .iter()
-        .map(|f| std::fs::read(run.join(f)).unwrap())
-        .collect();
+    let epoch1 = read_all(&run, &kept);
     ok(lenet5(&dir, &["train", "--resume", run_s, "--epochs", "2"]));
-    let rows = |run: &Path| {
-        let mut rows = lenet5_lab::rundir::metrics::read(&run.join("metrics.csv")).unwrap();
-        rows.iter_mut().for_each(|r| r.seconds = 0.0);
-        rows
-    };
     let weights = |run: &Path| {
         [
             "best.safetensors",
