@@ -589,6 +589,10 @@ fn special_and_oversized_files_are_refused_wherever_a_file_is_read() {
         &["test", run_s, "--set", "data.dir=fifo-data"],
         &["t10k-labels-idx1-ubyte: is a FIFO"],
     );
+    // A sweep directory whose sweep.yaml is a FIFO.
+    std::fs::create_dir(dir.join("fifo-sweep")).unwrap();
+    mkfifo(&dir.join("fifo-sweep/sweep.yaml"));
+    refused(&["report", "fifo-sweep"], &["sweep.yaml: is a FIFO"]);
 }
 
 #[test]

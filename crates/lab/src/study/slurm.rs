@@ -172,8 +172,7 @@ pub fn submit(job: &Job) -> Result<String> {
 
 /// The run ids of task `index` of a batch list (the task's slice of `runs_per_task`).
 pub fn task_slice(list: &Path, index: usize, runs_per_task: usize) -> Result<Vec<String>> {
-    let text = std::fs::read_to_string(list)
-        .map_err(|e| UsageError::error(format!("cannot read {}: {e}", list.display())))?;
+    let text = crate::sys::read::text(list, crate::sys::read::RUN_FILE_LIMIT)?;
     let ids: Vec<String> = text
         .lines()
         .filter(|l| !l.trim().is_empty())

@@ -227,12 +227,14 @@ pub fn load(path: &Path, dir: &Path) -> Result<Sweep> {
 pub fn open(dir: &Path) -> Result<Sweep> {
     let path = dir.join(SWEEP_FILE);
     let bad = |e: String| UsageError::error(format!("{}: {e}", path.display()));
-    let text = std::fs::read_to_string(&path).map_err(|e| {
-        UsageError::error(format!(
-            "{} is not a sweep directory (no {SWEEP_FILE}: {e})",
+    if !path.exists() {
+        return Err(UsageError::error(format!(
+            "{} is not a sweep directory (no {SWEEP_FILE})",
             dir.display()
-        ))
-    })?;
+        )));
+    }
+    // A regular file of bounded size: a FIFO or a device there is refused, not read forever.
+    let text = crate::sys::read::text(&path, crate::sys::read::RUN_FILE_LIMIT)?;
     let mut tree: Value = serde_yaml::from_str(&text).map_err(|e| bad(e.to_string()))?;
     let runs = tree
         .as_mapping_mut()
@@ -252,7 +254,8 @@ pub fn open(dir: &Path) -> Result<Sweep> {
 
 /// True when `dir` holds a sweep.
 pub fn is_sweep_dir(dir: &Path) -> bool {
-    dir.join(SWEEP_FILE).is_file()
+    // Present, whatever it is: `open` then refuses one that is not a regular file, naming it.
+    dir.join(SWEEP_FILE).exists()
 }
 
 /// Runs = variants × grid × seeds, in that order.
