@@ -180,3 +180,50 @@ fn the_train_line_gives_the_loss_in_a_readable_number_of_digits() {
     let line = lenet5::cli::train_summary(&outcome(0.0523));
     assert!(line.starts_with("test: loss 0.0523  accuracy"), "{line}");
 }
+
+/// The environment the process `pid` was (last) exec'd with, once it holds `key` or the process ends.
+fn environ_once(child: &mut std::process::Child, key: &str) -> String {
+    let path = format!("/proc/{}/environ", child.id());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let env = std::fs::read(&path).map(|b| String::from_utf8_lossy(&b).replace('\0', "\n"));
+        let done = child.try_wait().unwrap().is_some();
+        if let Ok(env) = env
+            && (env.contains(key) || done || std::time::Instant::now() > deadline)
+        {
+            return env;
+        }
+        if done {
+            return String::new();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn training_starts_with_openmp_spinning_limited_unless_the_user_chose() {
+    let dir = tiny_project("cli_spin", 2000, 100, "");
+    let train = |env: Option<(&str, &str)>| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_lenet5"));
+        cmd.current_dir(&dir)
+            .args(["train", "tiny.yaml", "--epochs", "3"])
+            .env_remove("GOMP_SPINCOUNT")
+            .env_remove("OMP_WAIT_POLICY")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        if let Some((k, v)) = env {
+            cmd.env(k, v);
+        }
+        cmd.spawn().unwrap()
+    };
+    let mut child = train(None);
+    let env = environ_once(&mut child, "GOMP_SPINCOUNT=");
+    child.wait().unwrap();
+    assert!(env.contains("GOMP_SPINCOUNT=10000"), "{env}");
+    // The user's own wait policy stands: no second start, no spin count.
+    let mut child = train(Some(("OMP_WAIT_POLICY", "PASSIVE")));
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let env = environ_once(&mut child, "GOMP_SPINCOUNT=");
+    child.wait().unwrap();
+    assert!(env.is_empty() || !env.contains("GOMP_SPINCOUNT="), "{env}");
+}

@@ -99,3 +99,25 @@ fn a_claims_directory_that_is_a_link_is_not_used() {
     std::fs::remove_file(&link).unwrap();
     std::fs::remove_dir_all(&real).unwrap();
 }
+
+#[test]
+fn busy_processes_are_counted_as_other_runnable_threads() {
+    let spin = || {
+        Command::new("sh")
+            .args(["-c", "while :; do :; done"])
+            .spawn()
+            .unwrap()
+    };
+    let mut busy = [spin(), spin(), spin()];
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let seen = lenet5_lab::sys::cpu::other_runnable().expect("Linux tells");
+    for child in &mut busy {
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+    // Three spinning shells are runnable (on 2 cores at least one waits, still runnable).
+    assert!(
+        seen >= 3,
+        "{seen} other runnable threads seen with three spinning"
+    );
+}
