@@ -97,16 +97,7 @@ async fn predict(
     // The body's permit is held until its decoding ends, so at most BODIES bodies are in memory at once,
     // waiting or decoding; a body that waits past the timeout for a decoder is refused.
     let (body, reading) = read_body(body, state).await?;
-    let seconds = state.timeout.as_secs();
-    let decoding = tokio::time::timeout(state.timeout, Arc::clone(&state.decoders).acquire_owned())
-        .await
-        .map_err(|_| {
-            (
-                503,
-                format!("too many images decoding for {seconds} s: try again"),
-            )
-        })?
-        .expect("the semaphore is never closed");
+    let decoding = permit(&state.decoders, state.timeout, "images decoding").await?;
     let state = Arc::clone(state);
     let answer = tokio::task::spawn_blocking(move || {
         let _permits = (reading, decoding);
@@ -138,15 +129,8 @@ async fn read_body(
     if body.size_hint().lower() > MAX_BODY as u64 {
         return Err(too_large());
     }
+    let reading = permit(&state.bodies, state.timeout, "uploads at once").await?;
     let seconds = state.timeout.as_secs();
-    let reading = tokio::time::timeout(state.timeout, Arc::clone(&state.bodies).acquire_owned())
-        .await
-        .map_err(|_| {
-            (
-                503,
-                format!("too many uploads at once for {seconds} s: try again"),
-            )
-        })?;
     let collected = tokio::time::timeout(state.timeout, Limited::new(body, MAX_BODY).collect())
         .await
         .map_err(|_| {
@@ -166,7 +150,22 @@ async fn read_body(
     if body.is_empty() {
         return Err((400, "empty body: send a PNG or JPEG image".into()));
     }
-    Ok((body, reading.expect("the semaphore is never closed")))
+    Ok((body, reading))
+}
+
+/// One of `semaphore`'s permits, waited for at most `timeout`; a 503 naming `what` is busy otherwise.
+async fn permit(
+    semaphore: &Arc<Semaphore>,
+    timeout: Duration,
+    what: &str,
+) -> Result<tokio::sync::OwnedSemaphorePermit, Refusal> {
+    tokio::time::timeout(timeout, Arc::clone(semaphore).acquire_owned())
+        .await
+        .map_err(|_| {
+            let seconds = timeout.as_secs();
+            (503, format!("too many {what} for {seconds} s: try again"))
+        })
+        .map(|p| p.expect("the semaphore is never closed"))
 }
 
 fn bytes(status: u16, content_type: &str, body: Bytes) -> Answer {
