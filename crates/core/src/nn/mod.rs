@@ -37,9 +37,9 @@ pub enum Net {
 }
 
 /// Builds the network `config` asks for, for its dataset's images, in a new var store on `device`, seeded
-/// by `trainer.seed` (so a run's initial weights are a function of its config).
+/// by `trainer.init_seed()` (so a run's initial weights are a function of its config).
 pub fn build(config: &Config, device: Device) -> (nn::VarStore, Net) {
-    tch::manual_seed(config.trainer.seed as i64);
+    tch::manual_seed(config.trainer.init_seed() as i64);
     let vs = nn::VarStore::new(device);
     let (root, cfg, dataset) = (vs.root(), &config.model, config.data.dataset);
     let net = match cfg.variant {

@@ -55,7 +55,7 @@ pub(super) fn batch_lr(
     )
 }
 
-/// Trains `net` for epoch `epoch` (1-based) over `train`, in a permutation seeded by `trainer.seed + epoch`
+/// Trains `net` for epoch `epoch` (1-based) over `train`, in a permutation seeded by `trainer.epoch_seed(epoch)`
 /// (so a resumed run sees the same batches as an uninterrupted one).
 pub(super) fn train_epoch(
     config: &Config,
@@ -136,7 +136,7 @@ struct Batches {
 impl Batches {
     fn new(train: &Split, config: &Config, epoch: usize) -> Self {
         let (images, device) = (train.len(), train.labels.device());
-        tch::manual_seed((config.trainer.seed + epoch as u64) as i64);
+        tch::manual_seed(config.trainer.epoch_seed(epoch));
         let order = if config.data.shuffle {
             Tensor::randperm(images, (Kind::Int64, device))
         } else {

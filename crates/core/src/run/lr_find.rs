@@ -41,7 +41,7 @@ pub fn lr_find(config: &Config, test: &RangeTest) -> Result<Found> {
         let b = i % per_pass;
         if b == 0 {
             // The same permutation as training epoch i / per_pass + 1.
-            tch::manual_seed((config.trainer.seed + (i / per_pass) as u64 + 1) as i64);
+            tch::manual_seed(config.trainer.epoch_seed(i / per_pass + 1));
             order = match config.data.shuffle {
                 true => Tensor::randperm(images, (Kind::Int64, device)),
                 false => Tensor::arange(images, (Kind::Int64, device)),

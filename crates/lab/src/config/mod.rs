@@ -10,6 +10,7 @@ pub mod device;
 mod render;
 mod resume;
 mod schema;
+mod seeds;
 mod types;
 mod validate;
 

@@ -301,6 +301,10 @@ pub struct TrainerConfig {
     pub save_period: usize,
     pub device: String,
     pub seed: u64,
+    /// Seed of the initial weights; `None`: [`TrainerConfig::seed`].
+    pub init_seed: Option<u64>,
+    /// Seed of the data order, dropout and distortions; `None`: [`TrainerConfig::seed`].
+    pub order_seed: Option<u64>,
     pub threads: usize,
     pub cudnn_benchmark: bool,
     pub runs_dir: PathBuf,

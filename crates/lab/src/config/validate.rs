@@ -2,7 +2,9 @@
 //! keys the chosen variant, optimizer or schedule never reads (each kind declares what it reads). Errors
 //! name the key.
 
-use super::{Config, LrSchedulerConfig, OptimizerKind, SchedulerKind, Variant};
+use super::{
+    Config, DataConfig, LrSchedulerConfig, OptimizerKind, SchedulerKind, TrainerConfig, Variant,
+};
 
 /// What a numeric key must satisfy.
 #[derive(Clone, Copy)]
@@ -115,7 +117,7 @@ impl Config {
                 d.dataset.name()
             ));
         }
-        check_seeds(d.seed, t.seed, t.epochs)?;
+        check_seeds(d, t)?;
         if self.model.variant == Variant::Lenet1998 && d.dataset.shape().side != 28 {
             return Err(format!(
                 "model.variant = lenet5_1998 takes 28×28 grey images; data.dataset = {} is not",
@@ -127,20 +129,23 @@ impl Config {
 }
 
 /// Seeds LibTorch can tell apart. Its CPU generator (mt19937) keeps the low 32 bits of a seed, so seeds 1
-/// and 2^32 + 1 would train identically; epoch `e` shuffles with `trainer.seed + e`, which must fit too.
+/// and 2^32 + 1 would train identically.
 const SEED_LIMIT: u64 = 1 << 32;
 
-fn check_seeds(data_seed: u64, trainer_seed: u64, epochs: usize) -> Result<(), String> {
+fn check_seeds(d: &DataConfig, t: &TrainerConfig) -> Result<(), String> {
     let why = "LibTorch's CPU generator keeps 32 bits of a seed, so a larger one would repeat a smaller one";
-    if data_seed >= SEED_LIMIT {
-        return Err(format!(
-            "data.seed = {data_seed} must be below 2^32 = {SEED_LIMIT} ({why})"
-        ));
-    }
-    if trainer_seed.saturating_add(epochs as u64) >= SEED_LIMIT {
-        return Err(format!(
-            "trainer.seed = {trainer_seed}: trainer.seed + trainer.epochs must be below 2^32 = {SEED_LIMIT} (epoch e shuffles with seed + e; {why})"
-        ));
+    let seeds = [
+        ("data.seed", Some(d.seed)),
+        ("trainer.seed", Some(t.seed)),
+        ("trainer.init_seed", t.init_seed),
+        ("trainer.order_seed", t.order_seed),
+    ];
+    for (key, seed) in seeds {
+        if let Some(seed) = seed.filter(|&s| s >= SEED_LIMIT) {
+            return Err(format!(
+                "{key} = {seed} must be below 2^32 = {SEED_LIMIT} ({why})"
+            ));
+        }
     }
     Ok(())
 }

@@ -162,8 +162,8 @@ fn contrast_row(
 /// The contrast's value per seed when every group ran the same seeds (at least two), else None.
 fn per_seed(used: &[(&Group, f64)]) -> Option<Vec<f64>> {
     let (first, _) = used.first()?;
-    let seeds: Vec<(u64, u64)> = first.runs.iter().map(identity::seeds).collect();
-    let value = |seed: (u64, u64)| -> Option<f64> {
+    let seeds: Vec<identity::Seeds> = first.runs.iter().map(identity::seeds).collect();
+    let value = |seed: identity::Seeds| -> Option<f64> {
         used.iter()
             .map(|(g, c)| {
                 let run = g.runs.iter().find(|r| identity::seeds(r) == seed)?;

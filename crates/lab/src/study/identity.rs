@@ -5,7 +5,7 @@
 //! computed the same numbers (every epoch both ran, and the test accuracy): that covers the same experiment
 //! run twice and configs that differ only in what did not act (early stopping that fired after the best
 //! epoch), and leaves apart two runs of one config whose numbers differ (another device or commit). Runs of
-//! two groups pair up by seed (`trainer.seed` and `data.seed`).
+//! two groups pair up by seed (`trainer.seed`, `init_seed`, `order_seed` and `data.seed`).
 
 use crate::study::groups::Group;
 use crate::study::runs::RunSummary;
@@ -30,9 +30,13 @@ pub fn same_run(x: &RunSummary, y: &RunSummary) -> bool {
     same_numbers(x, y)
 }
 
-/// The seeds that make a run's randomness: weight init and data order, and the train/validation split.
-pub fn seeds(run: &RunSummary) -> (u64, u64) {
-    (run.config.trainer.seed, run.config.data.seed)
+/// The seeds that make a run's randomness: weight init, data order, and the train/validation split.
+pub type Seeds = (u64, Option<u64>, Option<u64>, u64);
+
+/// A run's [`Seeds`] as its config states them (`trainer.init_seed`/`order_seed` unset: `trainer.seed`).
+pub fn seeds(run: &RunSummary) -> Seeds {
+    let t = &run.config.trainer;
+    (t.seed, t.init_seed, t.order_seed, run.config.data.seed)
 }
 
 /// The runs of `a` and `b` with the same seeds, in `a`'s order.
