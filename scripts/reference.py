@@ -287,7 +287,19 @@ MIRRORED_KEYS = {
     *(f"data.augment.{k}" for k in ("translate", "scale", "squeeze", "shear", "rotate")),
     "trainer.epochs", "trainer.early_stopping.enabled", "trainer.early_stopping.monitor",
     "trainer.early_stopping.patience", "trainer.early_stopping.min_delta", "trainer.seed",
+    "trainer.init_seed", "trainer.order_seed",
 }
+
+
+def epoch_seed(trainer, epoch):
+    """lenet5's seed of epoch `epoch`'s order, dropout and distortions (TrainerConfig::epoch_seed): the low 32
+    bits of SplitMix64's finaliser of (order seed << 32) ^ epoch."""
+    order = trainer["seed"] if trainer.get("order_seed") is None else trainer["order_seed"]
+    m = (1 << 64) - 1
+    z = ((((order << 32) ^ epoch) & m) + 0x9E3779B97F4A7C15) & m
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & m
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & m
+    return (z ^ (z >> 31)) & 0xFFFFFFFF
 
 
 class Unsupported(Exception):
@@ -638,7 +650,7 @@ def train_config(args):
     d, t, variant = cfg["data"], cfg["trainer"], cfg["model"]["variant"]
     dev = torch.device(args.device)
     train, validation, test = config_splits(d, dev)
-    torch.manual_seed(t["seed"])
+    torch.manual_seed(t["seed"] if t.get("init_seed") is None else t["init_seed"])
     model = build_model(cfg["model"], d["dataset"]).to(dev)
     net, compile_seconds = model, 0.0
     if args.pipeline == "compiled":
@@ -654,7 +666,7 @@ def train_config(args):
     for epoch in range(1, t["epochs"] + 1):
         sync(dev)
         start = time.perf_counter()
-        torch.manual_seed(t["seed"] + epoch)  # lenet5's shuffle seed for this epoch
+        torch.manual_seed(epoch_seed(t, epoch))  # lenet5's shuffle seed for this epoch
         order = torch.randperm(n, device=dev) if d["shuffle"] else torch.arange(n, device=dev)
         loss_sum = torch.zeros((), device=dev)
         correct = torch.zeros((), dtype=torch.int64, device=dev)

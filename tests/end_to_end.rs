@@ -287,3 +287,38 @@ fn a_thread_count_left_to_lenet5_is_chosen_once_and_recorded_for_resume() {
     );
     assert!(chosen.parse::<usize>().unwrap() >= 1);
 }
+
+#[test]
+fn every_checkpoint_selection_is_scored_with_each_images_answer() {
+    use lenet5_lab::rundir::dir::RunDir;
+    use lenet5_lab::rundir::selections::{Predictions, Selection};
+    let (dir, runs) = setup("e2e_selections", "");
+    ok(lenet5(&dir, &["train", "tiny.yaml", "--epochs", "4"]));
+    let run = RunDir::open(&only_run(&runs)).unwrap();
+    let (state, test) = (run.state().unwrap().unwrap(), run.test().unwrap().unwrap());
+    let scored = run.selections().unwrap();
+    let names: Vec<&str> = scored.iter().map(|s| s.selection.name()).collect();
+    assert_eq!(names, ["best_val_loss", "best_val_accuracy", "last"]);
+    let epochs: Vec<usize> = scored.iter().map(|s| s.epoch).collect();
+    assert_eq!(epochs, [state.best_epoch, state.other_best.unwrap().0, 4]);
+    // The headline is the monitored (validation loss) best.
+    assert_eq!(
+        (scored[0].accuracy, scored[0].loss),
+        (test.accuracy, test.loss)
+    );
+    let table = Predictions::read(&run.file("predictions.csv.gz")).unwrap();
+    assert_eq!(table.labels.len(), 100);
+    for s in &scored {
+        assert_eq!(table.accuracy(s.selection), Some(s.accuracy), "{s:?}");
+        // Each selection's own checkpoint, scored alone, says the same.
+        let file = run.file(&s.checkpoint);
+        let out = ok(lenet5(&dir, &["test", file.to_str().unwrap(), "--json"]));
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["accuracy"].as_f64(), Some(s.accuracy), "{s:?}");
+    }
+    assert!(table.accuracy(Selection::Last).is_some());
+    // `lenet5 test` of the run scores the selections again, to the same numbers.
+    let before = std::fs::read(run.file("test.json")).unwrap();
+    ok(lenet5(&dir, &["test", run.path.to_str().unwrap()]));
+    assert_eq!(std::fs::read(run.file("test.json")).unwrap(), before);
+}

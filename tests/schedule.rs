@@ -233,12 +233,48 @@ fn one_cycle_matches_pytorch_one_cycle_lr() {
 fn run_early_stopping(es: &EarlyStoppingConfig, values: &[f64]) -> (Option<usize>, usize) {
     let mut state = TrainState::new(&Config::default());
     for (i, v) in values.iter().enumerate() {
-        state.record(es, (i + 1, 100), *v, 1.0);
+        state.record(es, (i + 1, 100), (*v, 0.0), 1.0);
         if state.status == RunStatus::EarlyStopped {
             return (Some(i + 1), state.best_epoch);
         }
     }
     (None, state.best_epoch)
+}
+
+#[test]
+fn the_other_metric_keeps_its_own_best_epoch() {
+    let es = Config::default().trainer.early_stopping; // monitors val_loss: the other is val_accuracy
+    let mut state = TrainState::new(&Config::default());
+    let epochs = [
+        (0.5, 0.90),
+        (0.4, 0.92),
+        (0.45, 0.95),
+        (0.3, 0.95),
+        (0.35, 0.94),
+    ];
+    let improved: Vec<(bool, bool)> = epochs
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| state.record(&es, (i + 1, 100), v, 1.0))
+        .collect();
+    let expected = [
+        (true, true),
+        (true, true),
+        (false, true),
+        (true, false),
+        (false, false),
+    ];
+    assert_eq!(improved, expected);
+    assert_eq!((state.best_epoch, state.other_best), (4, Some((3, 0.95))));
+}
+
+#[test]
+fn a_state_resumed_from_before_the_other_best_was_kept_keeps_none() {
+    let es = Config::default().trainer.early_stopping;
+    let mut state = TrainState::new(&Config::default());
+    state.epoch = 3;
+    assert_eq!(state.record(&es, (4, 100), (0.3, 0.99), 1.0), (true, false));
+    assert_eq!(state.other_best, None);
 }
 
 #[test]

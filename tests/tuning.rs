@@ -174,3 +174,18 @@ fn a_variant_whose_trials_all_fail_is_a_failure_not_a_silence() {
     assert_ne!(out.status.code(), Some(0), "{err}");
     assert!(err.contains("no trial finished its budget"), "{err}");
 }
+
+/// One trial promoted rung after rung asks for the same run id each time: the driver must see it as new
+/// work, not as a stage that made no progress (it stopped with "no trial finished its budget").
+#[test]
+fn a_trial_promoted_twice_in_a_row_trains_on_to_the_budget() {
+    let dir = tiny_project("tuning_one_trial", 300, 50, "");
+    let sweep = SWEEP
+        .replace("trials: 4", "trials: 1")
+        .replace("seeds: 2", "seeds: 1");
+    std::fs::write(dir.join("sweep.yaml"), sweep).unwrap();
+    ok(lenet5(&dir, &["sweep", "sweep.yaml", "--out", "study"]));
+    let trial = dir.join("study/runs/base-trial01");
+    assert_eq!(val_loss(&trial).len(), 4, "rungs 1, 2, 4: the budget");
+    assert!(dir.join("study/runs/base-seed1/test.json").is_file());
+}

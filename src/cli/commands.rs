@@ -1,14 +1,14 @@
 //! Each command of the `lenet5` binary as a library function: typed input in, a typed result out, so tests
 //! call them without spawning the binary. `cli/mod.rs` only parses arguments into these inputs and prints.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use lenet5_core::data::{self, image};
 use lenet5_core::run::dataset::DataCheck;
-use lenet5_core::run::evaluate;
 use lenet5_core::run::trained::{
     self, Checkpoint, LoadedModel, ModelSource, Prediction, load_model,
 };
 use lenet5_core::run::{self, TrainOutcome};
+use lenet5_core::run::{evaluate, scoring};
 use lenet5_lab::UsageError;
 use lenet5_lab::config::{self, Config, Override};
 use lenet5_lab::rundir::dir::{self, RunDir};
@@ -71,6 +71,8 @@ pub struct TestReport {
     #[serde(flatten)]
     pub evaluation: Evaluation,
     pub seconds: f64,
+    /// How many of the run's checkpoints were scored in those seconds (its selections, when saved).
+    pub checkpoints: usize,
     /// Where the evaluation was saved (the run's test.json), if it was.
     pub saved_to: Option<PathBuf>,
     /// Why it was not saved, if it was not.
@@ -82,24 +84,34 @@ pub struct TestReport {
 /// and the run is left as it was; the run's own checkpoint on other data than it recorded is refused unless
 /// `data.dir` names that data explicitly.
 pub fn test(source: &ModelSource) -> Result<TestReport> {
-    let m = load_model(source)?;
+    let mut m = load_model(source)?;
     let test = data::load_test(&m.config.data, m.device)?;
-    let own = own_evaluation(&m, &source.checkpoint)?;
+    let own = own_evaluation(&m, &source.checkpoint)?.cloned();
     let started = Instant::now();
-    let evaluation = evaluate::evaluate(&m.net, &test);
-    let seconds = started.elapsed().as_secs_f64();
-    let (saved_to, not_saved) = match own {
+    let (evaluation, checkpoints, saved_to, not_saved) = match own {
+        // The run's own: every checkpoint selection scored again, as training's end scores them.
         Ok(run) => {
-            run.write_test(&evaluation)?;
-            (Some(run.file(dir::TEST_FILE)), None)
+            let state =
+                (run.state()?).with_context(|| format!("{}: no state.json", run.path.display()))?;
+            let monitor = m.config.trainer.early_stopping.monitor;
+            let scored = (&mut m.vs, &m.net);
+            let evaluation = scoring::score_selections(scored, &run, (&state, monitor), &test)?;
+            let checkpoints = run.selections()?.len().max(1);
+            (
+                evaluation,
+                checkpoints,
+                Some(run.file(dir::TEST_FILE)),
+                None,
+            )
         }
-        Err(why) => (None, Some(why)),
+        Err(why) => (evaluate::evaluate(&m.net, &test), 1, None, Some(why)),
     };
     Ok(TestReport {
         run: m.run.map(|r| r.path),
         checkpoint: m.weights,
         evaluation,
-        seconds,
+        seconds: started.elapsed().as_secs_f64(),
+        checkpoints,
         saved_to,
         not_saved,
     })
@@ -164,14 +176,15 @@ impl TestReport {
             self.checkpoint.display(),
             self.evaluation.to_text()
         );
-        let rate = self.evaluation.images as f64 / self.seconds;
+        let images = self.evaluation.images * self.checkpoints as i64;
+        let rate = images as f64 / self.seconds;
         let saved = match (&self.saved_to, &self.not_saved) {
             (Some(path), _) => format!("saved to {}", path.display()),
             (None, why) => format!("not saved to the run: {}", why.as_deref().unwrap_or("")),
         };
         out + &format!(
-            "\nevaluated {} images in {:.2}s ({rate:.0} images/s); {saved}\n",
-            self.evaluation.images, self.seconds
+            "\nevaluated {} images ({} checkpoints) in {:.2}s ({rate:.0} images/s); {saved}\n",
+            self.evaluation.images, self.checkpoints, self.seconds
         )
     }
 }

@@ -49,14 +49,17 @@ fn train(sweep: &Sweep, id: &str, acc: impl Fn(usize) -> f64) {
     state.epoch = epochs;
     state.status = RunStatus::Completed;
     dir.write_state(&state).unwrap();
-    dir.write_test(&Evaluation {
-        images: 1,
-        loss: 0.0,
-        accuracy: 0.5,
-        top3_accuracy: 1.0,
-        per_class_accuracy: vec![],
-        confusion: vec![],
-    })
+    dir.write_test(
+        &Evaluation {
+            images: 1,
+            loss: 0.0,
+            accuracy: 0.5,
+            top3_accuracy: 1.0,
+            per_class_accuracy: vec![],
+            confusion: vec![],
+        },
+        &[],
+    )
     .unwrap();
 }
 

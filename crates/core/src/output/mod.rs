@@ -24,6 +24,8 @@ pub struct Epoch<'a> {
     pub step_losses: &'a [(usize, f64)],
     /// This epoch is the new best of the monitored value.
     pub improved: bool,
+    /// This epoch is the new best of the other validation metric (the second checkpoint selection).
+    pub other_improved: bool,
     pub best_epoch: usize,
     /// Early stopping ends the run here, after this many epochs without improvement.
     pub stops_early: Option<usize>,

@@ -12,6 +12,7 @@ pub mod dataset;
 mod epoch;
 pub mod evaluate;
 pub mod lr_find;
+pub mod scoring;
 pub mod trained;
 pub mod weights;
 
@@ -302,6 +303,7 @@ impl Trainer {
         outputs.push(Box::new(Checkpoints {
             run: o.run.clone(),
             save_period: o.config.trainer.save_period,
+            monitor: o.config.trainer.early_stopping.monitor,
         }));
         outputs.push(Box::new(Console {
             monitor: o.config.trainer.early_stopping.monitor.name(),
@@ -356,7 +358,7 @@ impl Trainer {
             val_accuracy,
             seconds: started.elapsed().as_secs_f64(),
         };
-        let improved = self.update_state(&row);
+        let (improved, other_improved) = self.update_state(&row);
         let (weights, optimizer) = (self.weights(), self.opt.state());
         let record = Epoch {
             row,
@@ -364,6 +366,7 @@ impl Trainer {
             objective: means.objective,
             step_losses: &means.step_losses,
             improved,
+            other_improved,
             best_epoch: self.state.best_epoch,
             stops_early: (self.state.status == RunStatus::EarlyStopped)
                 .then_some(self.state.epochs_without_improvement),
@@ -421,17 +424,17 @@ impl Trainer {
     }
 
     /// Best epoch, early stopping, the scheduler and the status after `row`'s epoch. Returns whether the
-    /// epoch is the new best.
-    fn update_state(&mut self, row: &EpochRow) -> bool {
+    /// epoch is the new best of the monitored value, and of the other validation metric.
+    fn update_state(&mut self, row: &EpochRow) -> (bool, bool) {
         let t = &self.config.trainer;
-        let monitored = match t.early_stopping.monitor {
-            Monitor::ValLoss => row.val_loss,
-            Monitor::ValAccuracy => row.val_accuracy,
+        let values = match t.early_stopping.monitor {
+            Monitor::ValLoss => (row.val_loss, row.val_accuracy),
+            Monitor::ValAccuracy => (row.val_accuracy, row.val_loss),
         };
         self.state.record(
             &t.early_stopping,
             (row.epoch, t.epochs),
-            monitored,
+            values,
             row.seconds,
         )
     }
@@ -495,15 +498,20 @@ impl Trainer {
         )
     }
 
-    /// Scores the best checkpoint on the clean training split (`train_eval.json`: in eval mode, without
-    /// distortions or dropout, unlike the running numbers in metrics.csv) and on the test set (`test.json`,
-    /// written last: a run with it is finished).
+    /// Scores every checkpoint selection on the test set (`predictions.csv.gz`, then `test.json`, written
+    /// last: a run with it is finished), and the best checkpoint on the clean training split
+    /// (`train_eval.json`: in eval mode, without distortions or dropout, unlike metrics.csv's running numbers).
     fn finish(mut self) -> Result<TrainOutcome> {
         weights::load(&mut self.vs, &self.run.file(BEST_WEIGHTS))?;
         let train = evaluate::evaluate(&self.net, &self.data.train);
         self.run.write_train_eval(&train)?;
-        let test = evaluate::evaluate(&self.net, &self.data.test);
-        self.run.write_test(&test)?;
+        let monitor = self.config.trainer.early_stopping.monitor;
+        let test = scoring::score_selections(
+            (&mut self.vs, &self.net),
+            &self.run,
+            (&self.state, monitor),
+            &self.data.test,
+        )?;
         self.end(&End::Tested {
             epoch: self.state.epoch,
             accuracy: test.accuracy,

@@ -56,7 +56,8 @@ pub struct LoadedModel {
     pub weights: PathBuf,
     pub device: tch::Device,
     pub net: Net,
-    _vs: tch::nn::VarStore,
+    /// `net`'s variables (another checkpoint can be loaded into them).
+    pub vs: tch::nn::VarStore,
 }
 
 /// A checkpoint file given where a run directory is expected (`lenet5 test runs/X/best.safetensors`):
@@ -120,7 +121,7 @@ pub fn load_model(source: &ModelSource) -> Result<LoadedModel> {
         weights,
         device,
         net,
-        _vs: vs,
+        vs,
     })
 }
 

@@ -155,6 +155,14 @@ choice!(
 );
 
 impl Monitor {
+    /// The validation metric this one does not watch.
+    pub fn other(self) -> Monitor {
+        match self {
+            Monitor::ValLoss => Monitor::ValAccuracy,
+            Monitor::ValAccuracy => Monitor::ValLoss,
+        }
+    }
+
     /// True when `a` is better than `b` by more than `min_delta`.
     pub fn improves(self, a: f64, b: f64, min_delta: f64) -> bool {
         match self {

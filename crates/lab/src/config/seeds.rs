@@ -40,7 +40,10 @@ mod tests {
         for seed in 1..=50 {
             t.seed = seed;
             for epoch in 0..=100 {
-                assert!(seen.insert(t.epoch_seed(epoch)), "seed {seed} epoch {epoch}");
+                assert!(
+                    seen.insert(t.epoch_seed(epoch)),
+                    "seed {seed} epoch {epoch}"
+                );
             }
         }
     }

@@ -12,7 +12,11 @@
 //!   last.safetensors   weights after the last completed epoch (or the interrupted batch)
 //!   optimizer.safetensors  Adam's moments and step count at the same point
 //!   state.json         epoch, early-stopping and scheduler state, status (written before the first batch)
-//!   test.json          test-set evaluation of best.safetensors
+//!   best-val_accuracy.safetensors  the best epoch by the metric the monitor does not watch (or
+//!                      best-val_loss.safetensors when early_stopping.monitor is val_accuracy)
+//!   test.json          test-set evaluation of best.safetensors, and `selections`: each of the three
+//!                      checkpoints (best validation loss, best validation accuracy, last) scored
+//!   predictions.csv.gz every test image's label and each selection's answer and its probability
 //!   train_eval.json    the same checkpoint on the clean training split: generalization = this − test
 //!   provenance.json    what made the run: lenet5 version, git commit, device, per training session
 //!   dataset.json       the dataset's files it trained on: name, size, CRC32C (checked on resume and test)
@@ -21,6 +25,7 @@
 
 use super::evaluation::Evaluation;
 use super::fingerprint::Fingerprint;
+use super::selections::Scored;
 use super::state::TrainState;
 use crate::config::Config;
 use crate::sys::atomic;
@@ -43,6 +48,16 @@ pub const TRAIN_LOG: &str = "train.log";
 pub const RUNS_DIR: &str = "runs";
 pub const BEST_WEIGHTS: &str = "best.safetensors";
 pub const LAST_WEIGHTS: &str = "last.safetensors";
+/// Each test image's answer under each checkpoint selection.
+pub const PREDICTIONS_FILE: &str = "predictions.csv.gz";
+
+/// The best checkpoint by the validation metric `monitor` does not watch (test.json's second selection).
+pub fn other_best_weights(monitor: crate::config::Monitor) -> &'static str {
+    match monitor {
+        crate::config::Monitor::ValLoss => "best-val_accuracy.safetensors",
+        crate::config::Monitor::ValAccuracy => "best-val_loss.safetensors",
+    }
+}
 /// The optimizer's state beside `last.safetensors`, where lenet5 owns it (Adam).
 pub const OPTIMIZER_STATE: &str = "optimizer.safetensors";
 
@@ -53,6 +68,16 @@ pub fn staged(name: &str, epoch: usize) -> String {
 }
 
 const LOCK_FILE: &str = ".lock";
+
+/// test.json: the best checkpoint's evaluation at the top level (as before selections were added), and the
+/// selections.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct TestFile {
+    #[serde(flatten)]
+    headline: Evaluation,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    selections: Vec<Scored>,
+}
 
 /// A run directory on disk.
 #[derive(Debug, Clone)]
@@ -173,9 +198,16 @@ impl RunDir {
         self.write_json(STATE_FILE, state)
     }
 
-    /// Writes the test-set evaluation (`test.json`).
-    pub fn write_test(&self, test: &Evaluation) -> Result<()> {
-        self.write_json(TEST_FILE, test)
+    /// Writes the test-set evaluation of the best checkpoint (`test.json`) with every checkpoint selection
+    /// scored.
+    pub fn write_test(&self, test: &Evaluation, selections: &[Scored]) -> Result<()> {
+        self.write_json(
+            TEST_FILE,
+            &TestFile {
+                headline: test.clone(),
+                selections: selections.to_vec(),
+            },
+        )
     }
 
     /// Writes the clean training-split evaluation (`train_eval.json`).
@@ -191,6 +223,12 @@ impl RunDir {
     /// The stored test-set evaluation, if the run has one.
     pub fn test(&self) -> Result<Option<Evaluation>> {
         read_json(&self.file(TEST_FILE))
+    }
+
+    /// The checkpoint selections test.json scored (empty for runs made before they were).
+    pub fn selections(&self) -> Result<Vec<Scored>> {
+        let file: Option<TestFile> = read_json(&self.file(TEST_FILE))?;
+        Ok(file.map(|f| f.selections).unwrap_or_default())
     }
 
     /// The fingerprint of the dataset the run trained on; `None` for runs made before it was recorded.

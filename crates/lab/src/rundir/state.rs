@@ -15,6 +15,10 @@ pub struct TrainState {
     pub best_value: Option<f64>,
     /// Epochs since `best_epoch` without an improvement larger than `min_delta`.
     pub epochs_without_improvement: usize,
+    /// The best epoch and value of the validation metric the monitor does not watch (the second checkpoint
+    /// selection); `None` before the first epoch, and in a run resumed from before it was kept.
+    #[serde(default)]
+    pub other_best: Option<(usize, f64)>,
     pub scheduler: LrScheduler,
     pub status: RunStatus,
     /// Wall time of all completed epochs, seconds.
@@ -46,6 +50,7 @@ impl TrainState {
             best_epoch: 0,
             best_value: None,
             epochs_without_improvement: 0,
+            other_best: None,
             scheduler: LrScheduler::new(
                 &config.lr_scheduler,
                 config.optimizer.lr,
@@ -66,15 +71,24 @@ impl TrainState {
     }
 
     /// Updates best/early-stopping/scheduler state and the status after `epoch` of `epochs` with its
-    /// monitored value. Returns whether it is the new best. Ties are not improvements (the earlier epoch
-    /// stays best), and neither is a gain of `min_delta` or less.
+    /// monitored value and the other validation metric's. Returns whether it is the new best of each. Ties
+    /// are not improvements (the earlier epoch stays best), and neither is a gain of `min_delta` or less
+    /// (for the other metric: any gain).
     pub fn record(
         &mut self,
         es: &EarlyStoppingConfig,
         (epoch, epochs): (usize, usize),
-        monitored: f64,
+        (monitored, other): (f64, f64),
         seconds: f64,
-    ) -> bool {
+    ) -> (bool, bool) {
+        // A run resumed from a state that did not keep it cannot know its best: it keeps none.
+        let other_improved = match self.other_best {
+            None => epoch == 1,
+            Some((_, best)) => es.monitor.other().improves(other, best, 0.0),
+        };
+        if other_improved {
+            self.other_best = Some((epoch, other));
+        }
         let improved = self
             .best_value
             .is_none_or(|best| es.monitor.improves(monitored, best, es.min_delta));
@@ -95,6 +109,6 @@ impl TrainState {
         } else {
             RunStatus::Running
         };
-        improved
+        (improved, other_improved)
     }
 }

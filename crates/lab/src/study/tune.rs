@@ -142,10 +142,15 @@ impl Tuning {
 
     /// Runs the whole tuned sweep here: stage after stage until every run has trained, or one could not.
     pub fn run(&self, sweep: &mut Sweep, opts: &Options, interrupt: &Interrupt) -> Result<Summary> {
-        let mut last: Option<Vec<String>> = None;
+        // What the last stage asked for: a run id with its epochs (a promoted trial keeps its id).
+        let mut last: Option<Vec<(String, usize)>> = None;
         loop {
             let pending = self.stage(sweep)?;
-            if pending.is_empty() || last.as_ref() == Some(&pending) {
+            let asked: Vec<(String, usize)> = (sweep.runs.iter())
+                .filter(|r| pending.contains(&r.id))
+                .map(|r| (r.id.clone(), r.config.trainer.epochs))
+                .collect();
+            if pending.is_empty() || last.as_ref() == Some(&asked) {
                 // Nothing left to train: the summary of every run (none is started again).
                 let all: Vec<&Run> = sweep.runs.iter().collect();
                 let opts = Options {
@@ -176,7 +181,7 @@ impl Tuning {
             if summary.failure().is_some() || interrupt.requested().is_some() {
                 return Ok(summary);
             }
-            last = Some(pending);
+            last = Some(asked);
         }
     }
 }
