@@ -57,6 +57,7 @@ fn runs() -> Vec<RunSummary> {
             state: Some(state(3, 2, RunStatus::EarlyStopped)),
             test: Some(test_result(0.9876)),
             train_eval: None,
+            selections: vec![],
         },
         RunSummary {
             name: "relu_max".into(),
@@ -65,6 +66,7 @@ fn runs() -> Vec<RunSummary> {
             state: Some(state(1, 1, RunStatus::Interrupted)),
             test: None,
             train_eval: None,
+            selections: vec![],
         },
         RunSummary {
             name: "empty".into(),
@@ -73,6 +75,7 @@ fn runs() -> Vec<RunSummary> {
             state: None,
             test: None,
             train_eval: None,
+            selections: vec![],
         },
     ]
 }
@@ -217,6 +220,7 @@ fn identical_runs_need_the_same_test_result_and_the_same_epochs() {
             state: Some(state(2, 2, RunStatus::Completed)),
             test: Some(test_result(accuracy)),
             train_eval: None,
+            selections: vec![],
         }
     };
     let group = |runs: Vec<RunSummary>| Group {

@@ -24,6 +24,7 @@ fn run(seed: u64, accuracy: f64) -> RunSummary {
             confusion: vec![],
         }),
         train_eval: None,
+        selections: vec![],
     }
 }
 

@@ -9,6 +9,7 @@ use crate::rundir::dir::{self, RunDir};
 use crate::rundir::evaluation::Evaluation;
 use crate::rundir::metrics;
 use crate::rundir::metrics::EpochRow;
+use crate::rundir::selections::{Scored, Selection};
 use crate::rundir::state::{RunStatus, TrainState};
 use anyhow::{Context, Result};
 use plotters::prelude::SeriesLabelPosition;
@@ -24,6 +25,16 @@ pub struct RunSummary {
     pub test: Option<Evaluation>,
     /// The best checkpoint on the clean training split (absent in runs made before lenet5 wrote it).
     pub train_eval: Option<Evaluation>,
+    /// Each checkpoint selection scored on the test set (empty in runs made before lenet5 scored them).
+    pub selections: Vec<Scored>,
+}
+
+impl RunSummary {
+    /// The test accuracy of checkpoint `selection`, when the run scored it.
+    pub fn selection_accuracy(&self, selection: Selection) -> Option<f64> {
+        let s = self.selections.iter().find(|s| s.selection == selection)?;
+        Some(s.accuracy)
+    }
 }
 
 /// Reads a run directory; a run without epochs or without a test result is still a summary (reported as such).
@@ -39,6 +50,7 @@ pub fn load_run(path: &Path) -> Result<RunSummary> {
     let state = run.state()?;
     let test = run.test()?;
     let train_eval = run.train_eval()?;
+    let selections = run.selections()?;
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -50,6 +62,7 @@ pub fn load_run(path: &Path) -> Result<RunSummary> {
         state,
         test,
         train_eval,
+        selections,
     })
 }
 
