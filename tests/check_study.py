@@ -13,7 +13,8 @@ and interactions), TOST (statsmodels ttost_paired / ttost_ind, unequal variances
 (statsmodels multipletests), Bonferroni's simultaneous interval, the equivalence bound (the 1 − 2α/m interval's
 farther end), the minimal detectable difference, P(improvement) (Mann–Whitney U / nm) with Newcombe's score
 interval (scipy brentq), the gap's difference (same test, Holm in its own family), the log-rank p (scipy
-logrank), and Lakens' four verdicts. Exits 1 naming the first mismatch."""
+logrank), each `group @ selection` row (the best checkpoint against the last, ttest_rel over the group's runs),
+and Lakens' four verdicts. Exits 1 naming the first mismatch."""
 import csv, json, math, os, sys, warnings
 import numpy as np
 from scipy import optimize, stats
@@ -67,7 +68,11 @@ def config_value(run, section, key):
 
 
 def seeds(run):
-    return (int(config_value(run, "trainer", "seed")), int(config_value(run, "data", "seed")))
+    """What pairs runs (lenet5's identity::seeds): trainer.seed, init_seed, order_seed (null, or absent in
+    runs made before they existed, is the seed), data.seed."""
+    t = {k: v for s, k, v in config_lines(run) if s == "trainer"}
+    apart = tuple(None if t.get(k, "null") == "null" else int(t[k]) for k in ("init_seed", "order_seed"))
+    return (int(t["seed"]), *apart, int(config_value(run, "data", "seed")))
 
 
 
@@ -244,6 +249,31 @@ def pair_test(c):
     return t, tost, g
 
 
+def selection_accuracy(run, name):
+    """The test accuracy (points) of checkpoint selection `name` in test.json, or None."""
+    scored = json.load(open(os.path.join(run, "test.json"))).get("selections", [])
+    return next((100 * s["accuracy"] for s in scored if s["selection"] == name), None)
+
+
+def selection_values(c):
+    """A `group @ selection` row's paired values: each run's selected checkpoint and its last."""
+    label, _, selected = c["group"].partition(" @ ")
+    if c["reference"] != f"{label} @ last":
+        sys.exit(f"{c['group']}: reference {c['reference']}, expected {label} @ last")
+    pairs = [(selection_accuracy(r, selected), selection_accuracy(r, "last")) for r in runs(label)]
+    return [p for p in pairs if None not in p]
+
+
+def selection_test(c):
+    """A checkpoint-selection row: the selected checkpoint against the last, ttest_rel over the group's runs."""
+    x, y = zip(*selection_values(c))
+    close(f"{c['group']} n_pairs", c["n_pairs"], len(x))
+    if c["test"] != "paired":
+        sys.exit(f"{c['group']}: test {c['test']}, the design says paired")
+    margin = float(c["margin"])
+    return paired_test(x, y), ttost_paired(np.array(x), np.array(y), -margin, margin)[0], None
+
+
 def grid_cells(variant_label):
     """A variant's grid groups: {group label: {key: value}}, and each key's values in sweep order."""
     study, variant = locate(variant_label)
@@ -297,7 +327,10 @@ def contrast_test(c):
 
 
 for c in comparisons:
-    if c["verdict"] == "identical runs (not tested)":
+    if c["verdict"] == "identical runs (not tested)" and " @ " in c["group"]:
+        if any(x != y for x, y in selection_values(c)):
+            sys.exit(f"{c['group']}: called identical, but its selected checkpoints are not all the last")
+    elif c["verdict"] == "identical runs (not tested)":
         pairs = seed_pairs(runs(c["group"]), runs(c["reference"]))
         if not pairs or not all(same_run(x, y) for x, y in pairs):
             sys.exit(f"{c['group']}: called identical, but its runs are not all its reference's")
@@ -307,7 +340,10 @@ family = len(tested)
 alpha = 0.05 / max(family, 1)
 p_raw, tost_raw, gap_raw = [], [], []
 for c in tested:
-    t, tost, g = contrast_test(c) if c["test"].endswith("contrast") else pair_test(c)
+    if " @ " in c["group"]:
+        t, tost, g = selection_test(c)
+    else:
+        t, tost, g = contrast_test(c) if c["test"].endswith("contrast") else pair_test(c)
     name = c["group"]
     close(f"{name} delta", c["delta"], t.estimate)
     low, high = t.interval(0.95)

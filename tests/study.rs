@@ -10,7 +10,8 @@ fn a_study_report_holds_to_scipy_and_statsmodels() {
     let dir = tiny_project("study_report", 300, 100, "");
     // Four seeds each. `same` differs from `base` only in what cannot change the numbers (early stopping
     // with a patience it never reaches in 3 epochs): identical runs. `sig` is compared with `fast`, and so is
-    // `noval`, `fast` without a validation split: no convergence to measure, no log-rank test.
+    // `noval`, `fast` without a validation split: no convergence to measure, no log-rank test. `sig` trains
+    // without early stopping: its best checkpoint is also compared with its last.
     std::fs::write(
         dir.join("sweep.yaml"),
         [
@@ -21,7 +22,7 @@ fn a_study_report_holds_to_scipy_and_statsmodels() {
             "  - {name: base}",
             "  - {name: fast, set: {optimizer.lr: 0.0005}}",
             "  - {name: same, set: {trainer.early_stopping.patience: 50}}",
-            "  - {name: sig, set: {model.activation: sigmoid}, compare_to: fast}",
+            "  - {name: sig, set: {model.activation: sigmoid, trainer.early_stopping.enabled: false}, compare_to: fast}",
             "  - {name: noval, set: {optimizer.lr: 0.0005, data.validation_split: 0.0}, compare_to: fast}",
             "baseline: base",
             "equivalence_margin: 5.0",
@@ -116,9 +117,16 @@ fn a_study_report_holds_to_scipy_and_statsmodels() {
         "the others, the baseline"
     );
     assert_eq!(&row("same")[col("verdict")], "identical runs (not tested)");
+    // Only `sig` trained without early stopping: one selection row, tested unless every run's best
+    // checkpoint was its last.
+    let selection = row("sig @ best_val_loss");
+    assert_eq!(&selection[col("reference")], "sig @ last");
+    let selection_tested = selection[col("verdict")] != *"identical runs (not tested)";
+    let family = 3 + usize::from(selection_tested);
+    assert!(comparisons.iter().all(|r| !r[0].contains("base @")));
     assert_eq!(
-        &row("fast")[col("family")],
-        "3",
+        row("fast")[col("family")],
+        family.to_string(),
         "identical runs leave the family"
     );
     assert_eq!(&row("noval")[col("logrank_98_p")], "NaN");
@@ -130,7 +138,9 @@ fn a_study_report_holds_to_scipy_and_statsmodels() {
     let markdown = std::fs::read_to_string(report.join("report.md")).unwrap();
     assert!(
         markdown.contains("**Verdicts**")
-            && markdown.contains("3 tested comparisons below form one family")
+            && markdown.contains(&format!(
+                "{family} tested comparisons below form one family"
+            ))
             && markdown.contains("| noval | 4 |")
     );
     let table_row = |group: &str| {

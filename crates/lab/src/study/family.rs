@@ -3,9 +3,9 @@
 //! family's size.
 
 use crate::study::compare::{self, ALPHA, Comparison, POWER, Verdict};
-use crate::study::contrasts;
 use crate::study::groups::Study;
 use crate::study::stats;
+use crate::study::{contrasts, selection};
 
 /// Every comparison of every study, tested as one family.
 pub fn comparisons(studies: &[Study]) -> Vec<Comparison> {
@@ -20,6 +20,7 @@ pub fn comparisons(studies: &[Study]) -> Vec<Comparison> {
             }
         }
         out.extend(contrasts::contrasts(study));
+        out.extend(selection::contrasts(study));
     }
     family(&mut out);
     out

@@ -14,6 +14,7 @@ pub mod family;
 pub mod groups;
 pub mod identity;
 pub mod runs;
+pub mod selection;
 pub mod slurm;
 pub mod space;
 pub mod stats;
