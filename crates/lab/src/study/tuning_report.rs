@@ -24,6 +24,8 @@ pub struct TrialRow {
     pub epochs: usize,
     /// Best validation accuracy over its epochs (`None` before its first).
     pub best_val_accuracy: Option<f64>,
+    /// Validation accuracy after each completed epoch.
+    pub val_accuracies: Vec<f64>,
     pub chosen: bool,
 }
 
@@ -32,6 +34,28 @@ pub struct TrialRow {
 pub struct Arm {
     pub variant: String,
     pub trials: Vec<TrialRow>,
+}
+
+impl Arm {
+    /// The epochs every trial that trained at all has trained: the first rung under successive halving,
+    /// the budget without it.
+    pub fn common_epochs(&self) -> usize {
+        let trained = self.trials.iter().map(|t| t.epochs).filter(|&e| e > 0);
+        trained.min().unwrap_or(0)
+    }
+
+    /// Each trial's best validation accuracy within the common epochs: one budget for every trial, so
+    /// that a trial successive halving promoted does not count its extra epochs against the others'.
+    pub fn at_common_budget(&self) -> Vec<(f64, f64)> {
+        let epochs = self.common_epochs();
+        (self.trials.iter())
+            .filter_map(|t| {
+                let seen = t.val_accuracies.iter().take(epochs).copied();
+                let best = seen.filter(|v| v.is_finite()).reduce(f64::max)?;
+                Some((t.lr, best))
+            })
+            .collect()
+    }
 }
 
 /// The expected maximum of `n` values drawn without replacement from `values`, and its standard
@@ -78,6 +102,7 @@ pub fn arms(sweep: &Sweep) -> Result<Vec<Arm>> {
             lr: run.config.optimizer.lr,
             epochs: rows.len(),
             best_val_accuracy: best,
+            val_accuracies: rows.iter().map(|r| r.val_accuracy).collect(),
             chosen: chosen.contains(&(run.variant.clone(), trial.number)),
         };
         match arms.iter_mut().find(|a| a.variant == run.variant) {
@@ -119,18 +144,16 @@ pub fn render_markdown(arms: &[Arm]) -> String {
     let mut out = String::from(
         "\n## Tuning\n\nEach tuned arm trained its trials first and its seeds at the trial with the best \
          validation metric (`tuning.csv`); the test set chose nothing. Accuracies are each trial's best \
-         validation accuracy, in percent; a trial that successive halving stopped at a rung counts with \
-         what it reached there. E[best of n] is the expected best of n trials drawn without replacement from \
-         the arm's trials (Dodge et al. 2019), ± its standard deviation.\n\n\
-         | arm | trials | chosen | its values | its val acc | trials' val acc (min–max) | E[best of 1] | E[best of half] |\n\
-         |---|---|---|---|---|---|---|---|\n",
+         validation accuracy, in percent. The chosen trial's is at the full budget; the range, E[best of n] and \
+         both charts take every trial at **one budget, the epochs every trial trained** (the first rung under \
+         successive halving: a promoted trial's later epochs would otherwise count against the stopped \
+         ones'). E[best of n] is the expected best of n trials drawn without replacement from the arm's \
+         trials (Dodge et al. 2019), ± its standard deviation.\n\n\
+         | arm | trials | chosen | its values | its val acc | at epochs | trials' val acc (min–max) | E[best of 1] | E[best of half] |\n\
+         |---|---|---|---|---|---|---|---|---|\n",
     );
     for arm in arms {
-        let accs: Vec<f64> = arm
-            .trials
-            .iter()
-            .filter_map(|t| t.best_val_accuracy)
-            .collect();
+        let accs: Vec<f64> = arm.at_common_budget().iter().map(|a| a.1).collect();
         let chosen = arm.trials.iter().find(|t| t.chosen);
         let (lo, hi) = (
             accs.iter().copied().reduce(f64::min),
@@ -141,12 +164,13 @@ pub fn render_markdown(arms: &[Arm]) -> String {
             (m, s) => format!("{} ± {}", pct(Some(m)), pct(Some(s))),
         };
         out += &format!(
-            "| {} | {} | {} | {} | {} | {}–{} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {}–{} | {} | {} |\n",
             arm.variant,
             arm.trials.len(),
             chosen.map_or("not yet".into(), |t| format!("trial {}", t.number)),
             chosen.map_or(String::new(), |t| t.values.clone()),
             pct(chosen.and_then(|t| t.best_val_accuracy)),
+            arm.common_epochs(),
             pct(lo),
             pct(hi),
             evp(1),
@@ -172,20 +196,21 @@ pub fn render_markdown(arms: &[Arm]) -> String {
     out
 }
 
-/// Every trial's best validation accuracy against its learning rate, one series of dots per arm.
+/// Every trial's best validation accuracy (at the arm's common budget) against its learning rate, one series
+/// of dots per arm.
 pub fn sensitivity_chart(arms: &[Arm]) -> Plot {
     let series = (arms.iter().enumerate())
         .map(|(i, arm)| Series {
             label: arm.variant.clone(),
-            points: (arm.trials.iter())
-                .filter_map(|t| t.best_val_accuracy.map(|a| (t.lr, 100.0 * a)))
+            points: (arm.at_common_budget().iter())
+                .map(|&(lr, a)| (lr, 100.0 * a))
                 .collect(),
             color: COLORS[i % COLORS.len()],
             band: vec![],
         })
         .collect();
     Plot {
-        title: "learning-rate sensitivity (every trial)".into(),
+        title: "learning-rate sensitivity (every trial, at the epochs all trained)".into(),
         x_label: "learning rate",
         y_label: "best validation accuracy (%)",
         log_x: true,
@@ -196,15 +221,12 @@ pub fn sensitivity_chart(arms: &[Arm]) -> Plot {
     }
 }
 
-/// Expected best validation accuracy against the number of trials, ±1 std, one line per arm.
+/// Expected best validation accuracy (at the arm's common budget) against the number of trials, ±1 std,
+/// one line per arm.
 pub fn expected_validation_chart(arms: &[Arm]) -> Plot {
     let series = (arms.iter().enumerate())
         .map(|(i, arm)| {
-            let accs: Vec<f64> = arm
-                .trials
-                .iter()
-                .filter_map(|t| t.best_val_accuracy)
-                .collect();
+            let accs: Vec<f64> = arm.at_common_budget().iter().map(|a| a.1).collect();
             let curve: Vec<(f64, f64, f64)> = (1..=accs.len())
                 .map(|n| {
                     let (m, s) = expected_max(&accs, n);
@@ -247,4 +269,38 @@ pub fn files(arms: &[Arm]) -> Result<Vec<(&'static str, Vec<u8>)>> {
         ),
         ("expected_validation.png", render_png(&evp, size)?),
     ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trial(number: usize, lr: f64, val_accuracies: &[f64]) -> TrialRow {
+        TrialRow {
+            number,
+            values: String::new(),
+            lr,
+            epochs: val_accuracies.len(),
+            best_val_accuracy: val_accuracies.iter().copied().reduce(f64::max),
+            val_accuracies: val_accuracies.to_vec(),
+            chosen: false,
+        }
+    }
+
+    #[test]
+    fn every_trial_counts_at_the_epochs_all_of_them_trained() {
+        let arm = Arm {
+            variant: "a".into(),
+            trials: vec![
+                trial(1, 0.1, &[0.90, 0.95, 0.96]),
+                // Promoted: its epochs after the third do not count against trial 1's.
+                trial(2, 0.01, &[0.80, 0.85, 0.90, 0.99, 0.995, 0.999]),
+                trial(3, 0.001, &[]),
+            ],
+        };
+        assert_eq!(arm.common_epochs(), 3);
+        assert_eq!(arm.at_common_budget(), [(0.1, 0.96), (0.01, 0.90)]);
+        let table = render_markdown(std::slice::from_ref(&arm));
+        assert!(table.contains("| 3 | 90.00–96.00 |"), "{table}");
+    }
 }
