@@ -732,7 +732,28 @@ def config_check(args):
         with torch.no_grad():
             return {"logits": model(images[: args.batch or 128]).tolist()}
     loss, accuracy = config_evaluate(model, cfg["model"]["variant"], images, labels)
-    return {"loss": loss, "accuracy": accuracy}
+    model.eval()
+    with torch.no_grad():
+        logits = torch.cat([model(images[i:i + 2000]) for i in range(0, len(labels), 2000)])
+    return {"loss": loss, "accuracy": accuracy, "calibration": calibration(logits, labels)}
+
+
+def calibration(logits, labels, n_bins=15):
+    """NLL, Brier (summed over classes) and the ECE as torchmetrics' multiclass_calibration_error computes it
+    (softmax, top-1 confidence, bucketize(right=True) - 1 over linspace(0, 1, n_bins + 1), L1)."""
+    n = len(labels)
+    log_p = logits.double().log_softmax(1)
+    nll = -log_p.gather(1, labels.unsqueeze(1)).sum().item() / n
+    brier = ((log_p.exp() - F.one_hot(labels, log_p.shape[1]).double()) ** 2).sum().item() / n
+    confidences, predictions = logits.float().softmax(1).max(dim=1)
+    accuracies = predictions.eq(labels).float()
+    boundaries = torch.linspace(0, 1, n_bins + 1)
+    indices = torch.bucketize(confidences, boundaries, right=True) - 1
+    count = torch.zeros(n_bins + 1).scatter_add_(0, indices, torch.ones_like(confidences))
+    conf = torch.nan_to_num(torch.zeros(n_bins + 1).scatter_add_(0, indices, confidences) / count)
+    acc = torch.nan_to_num(torch.zeros(n_bins + 1).scatter_add_(0, indices, accuracies) / count)
+    ece = torch.sum(torch.abs(acc - conf) * count / count.sum()).item()
+    return {"nll": nll, "brier": brier, "ece": ece, "counts": count.long().tolist()}
 
 
 def main():
@@ -752,7 +773,8 @@ def main():
                    "as lenet5's --set (repeatable)")
     p.add_argument("--binary", default=os.path.join(ROOT, "target", "release", "lenet5"),
                    help="with --config: the lenet5 that resolves it [target/release/lenet5]")
-    p.add_argument("--evaluate", metavar="WEIGHTS", help="with --config: test-set loss and accuracy of WEIGHTS")
+    p.add_argument("--evaluate", metavar="WEIGHTS", help="with --config: test-set loss, accuracy and calibration "
+                   "(NLL, Brier, torchmetrics' ECE) of WEIGHTS")
     p.add_argument("--check-loss", metavar="WEIGHTS")
     p.add_argument("--logits", metavar="WEIGHTS")
     p.add_argument("--export-random", metavar="FILE")

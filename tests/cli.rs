@@ -168,6 +168,7 @@ fn the_train_line_gives_the_loss_in_a_readable_number_of_digits() {
             top3_accuracy: 1.0,
             per_class_accuracy: vec![1.0],
             confusion: vec![vec![1]],
+            calibration: None,
         },
     };
     let line = lenet5::cli::train_summary(&outcome(1.234_567_890_1e-30));

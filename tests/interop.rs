@@ -117,6 +117,24 @@ fn lenet5_checkpoints_load_in_pytorch_and_back() {
     assert_eq!(v["accuracy"].as_f64().unwrap(), correct as f64 / 32.0);
 }
 
+/// test.json's calibration equals torchmetrics' way of computing it (reference.py: softmax, bucketize,
+/// L1 over 15 bins) and PyTorch's NLL and Brier score, for the same weights.
+fn assert_calibration(name: &str, run: &Path, theirs: &serde_json::Value) {
+    let run = lenet5_lab::rundir::dir::RunDir::open(run).unwrap();
+    let ours = run.test().unwrap().unwrap().calibration.unwrap();
+    let theirs = &theirs["calibration"];
+    for (what, x) in [("nll", ours.nll), ("brier", ours.brier), ("ece", ours.ece)] {
+        let y = theirs[what].as_f64().unwrap();
+        assert!(
+            (x - y).abs() <= 1e-6 * y.abs().max(1.0),
+            "{name} {what}: {x} vs {y}"
+        );
+    }
+    let counts: Vec<u64> = ours.bins.iter().map(|b| b.count).collect();
+    let expected: Vec<u64> = serde_json::from_value(theirs["counts"].clone()).unwrap();
+    assert_eq!(counts, expected, "{name}");
+}
+
 /// `scripts/reference.py --config`, the benchmark's PyTorch reference of any config, builds the network
 /// lenet5 builds: lenet5's trained weights give the same logits in it for the seed's net (another
 /// activation, pooling and init), the modern net (batch norm in eval mode) and the 1998 net (C3's table,
@@ -161,6 +179,11 @@ fn reference_networks_compute_lenet5s_functions() {
         };
         let theirs = with_config(&["--logits", best.to_str().unwrap(), "--batch", "32"]);
         assert_close(&our_logits(&config, &best, &data, 32), &theirs);
+        assert_calibration(
+            name,
+            &dir.join("runs/r"),
+            &with_config(&["--evaluate", best.to_str().unwrap()]),
+        );
         let trained = with_config(&["--epochs", "1"]);
         let accuracy = trained["val_accuracy"][0].as_f64();
         assert!(

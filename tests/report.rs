@@ -39,6 +39,7 @@ fn test_result(accuracy: f64) -> Evaluation {
         top3_accuracy: 0.999,
         per_class_accuracy: vec![accuracy; 10],
         confusion: vec![vec![0; 10]; 10],
+        calibration: None,
     }
 }
 

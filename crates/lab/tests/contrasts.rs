@@ -22,6 +22,7 @@ fn run(seed: u64, accuracy: f64) -> RunSummary {
             top3_accuracy: 1.0,
             per_class_accuracy: vec![],
             confusion: vec![],
+            calibration: None,
         }),
         train_eval: None,
         selections: vec![],

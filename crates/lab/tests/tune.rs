@@ -57,6 +57,7 @@ fn train(sweep: &Sweep, id: &str, acc: impl Fn(usize) -> f64) {
             top3_accuracy: 1.0,
             per_class_accuracy: vec![],
             confusion: vec![],
+            calibration: None,
         },
         &[],
     )

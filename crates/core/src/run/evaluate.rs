@@ -1,10 +1,12 @@
-//! Scores a model on a split: loss, accuracy, top-3 accuracy, per-class accuracy and the confusion matrix.
+//! Scores a model on a split: loss, accuracy, top-3 accuracy, per-class accuracy, the confusion matrix and
+//! the calibration (NLL, Brier, ECE).
 //! Shared by training (validation) and `test`; the test set's scoring also keeps each image's answer. Runs without gradients in large batches and accumulates on
 //! the device, reading back to the host once.
 
 use crate::data::{NUM_CLASSES, Split};
 use crate::nn::Net;
 use crate::nn::loss::objective;
+use lenet5_lab::rundir::calibration::Calibration;
 use lenet5_lab::rundir::evaluation::Evaluation;
 use lenet5_lab::rundir::selections::ImageAnswers;
 use tch::nn::ModuleT;
@@ -26,35 +28,89 @@ pub fn evaluate_with_answers(model: &Net, split: &Split) -> (Evaluation, ImageAn
 }
 
 fn score(model: &Net, split: &Split, keep: bool) -> (Evaluation, Option<ImageAnswers>) {
-    let n = split.len();
     let device = split.labels.device();
-    let classes = NUM_CLASSES;
+    let mut sums = Sums::new(device);
     let mut answers = vec![];
-    let (loss_sum, top3, confusion) = tch::no_grad(|| {
-        let mut loss_sum = Tensor::zeros([], (Kind::Double, device));
-        let mut top3 = Tensor::zeros([], (Kind::Int64, device));
-        let mut confusion = Tensor::zeros([classes * classes], (Kind::Int64, device));
-        for start in (0..n).step_by(EVAL_BATCH as usize) {
-            let len = EVAL_BATCH.min(n - start);
+    tch::no_grad(|| {
+        for start in (0..split.len()).step_by(EVAL_BATCH as usize) {
+            let len = EVAL_BATCH.min(split.len() - start);
             let xs = split.images.narrow(0, start, len);
             let ys = split.labels.narrow(0, start, len);
             let logits = model.forward_t(&xs, false);
-            loss_sum += objective(model, &logits, &ys, 0.0, Reduction::Sum).to_kind(Kind::Double);
-            let (_, top) = logits.topk(3, -1, true, true);
-            top3 += top.eq_tensor(&ys.unsqueeze(1)).sum(Kind::Int64);
-            let pred = top.select(1, 0);
-            confusion += (&ys * classes + &pred).bincount::<Tensor>(None, classes * classes);
+            sums.loss += objective(model, &logits, &ys, 0.0, Reduction::Sum).to_kind(Kind::Double);
+            let answer = sums.add(&logits, &ys);
             if keep {
-                let p = logits
-                    .softmax(-1, Kind::Float)
-                    .gather(1, &pred.unsqueeze(1), false);
-                answers.push((pred, p.squeeze_dim(1)));
+                answers.push(answer);
             }
         }
-        (loss_sum, top3, confusion)
     });
     let answers = keep.then(|| image_answers(&answers));
-    (tally(n, loss_sum, top3, confusion), answers)
+    (sums.tally(split.len()), answers)
+}
+
+/// An evaluation's running sums, on the device until [`Sums::tally`] reads them back once.
+struct Sums {
+    loss: Tensor,
+    top3: Tensor,
+    confusion: Tensor,
+    /// Σ −log p(true class) and Σ_k (p_k − 1[k = true])².
+    nll: Tensor,
+    brier: Tensor,
+    /// Each batch's top-1 probability and whether it was right.
+    confidence: Vec<Tensor>,
+    correct: Vec<Tensor>,
+}
+
+impl Sums {
+    fn new(device: tch::Device) -> Self {
+        let zero = |kind| Tensor::zeros([], (kind, device));
+        Sums {
+            loss: zero(Kind::Double),
+            top3: zero(Kind::Int64),
+            confusion: Tensor::zeros([NUM_CLASSES * NUM_CLASSES], (Kind::Int64, device)),
+            nll: zero(Kind::Double),
+            brier: zero(Kind::Double),
+            confidence: vec![],
+            correct: vec![],
+        }
+    }
+
+    /// Adds a batch's logits for labels `ys`; returns its (predicted class, top-1 probability).
+    fn add(&mut self, logits: &Tensor, ys: &Tensor) -> (Tensor, Tensor) {
+        let (_, top) = logits.topk(3, -1, true, true);
+        self.top3 += top.eq_tensor(&ys.unsqueeze(1)).sum(Kind::Int64);
+        let pred = top.select(1, 0);
+        self.confusion +=
+            (ys * NUM_CLASSES + &pred).bincount::<Tensor>(None, NUM_CLASSES * NUM_CLASSES);
+        let log_p = logits.to_kind(Kind::Double).log_softmax(-1, Kind::Double);
+        self.nll -= log_p.gather(1, &ys.unsqueeze(1), false).sum(Kind::Double);
+        let p = log_p.exp();
+        let truth = ys.one_hot(NUM_CLASSES).to_kind(Kind::Double);
+        self.brier += (&p - truth).square().sum(Kind::Double);
+        let top1 = logits
+            .softmax(-1, Kind::Float)
+            .gather(1, &pred.unsqueeze(1), false)
+            .squeeze_dim(1);
+        self.confidence.push(top1.shallow_clone());
+        self.correct.push(pred.eq_tensor(ys));
+        (pred, top1)
+    }
+
+    /// The sums read back, as an [`Evaluation`] of `n` images.
+    fn tally(self, n: i64) -> Evaluation {
+        let host = |parts: &[Tensor]| match parts.is_empty() {
+            true => Tensor::zeros([0], (Kind::Float, tch::Device::Cpu)),
+            false => Tensor::cat(parts, 0).to_device(tch::Device::Cpu),
+        };
+        let confidence: Vec<f32> = Vec::try_from(host(&self.confidence)).expect("float vector");
+        let correct: Vec<bool> = Vec::try_from(host(&self.correct)).expect("bool vector");
+        let nll = f64::try_from(&self.nll).expect("scalar");
+        let brier = f64::try_from(&self.brier).expect("scalar");
+        let calibration = Calibration::new(&confidence, &correct, (nll, brier));
+        let mut evaluation = tally(n, self.loss, self.top3, self.confusion);
+        evaluation.calibration = Some(calibration);
+        evaluation
+    }
 }
 
 /// The batches' (predicted class, probability) tensors as one host-side list.
@@ -103,5 +159,6 @@ fn tally(n: i64, loss_sum: Tensor, top3: Tensor, confusion: Tensor) -> Evaluatio
         top3_accuracy: i64::try_from(top3).expect("scalar") as f64 / denom,
         per_class_accuracy,
         confusion,
+        calibration: None,
     }
 }

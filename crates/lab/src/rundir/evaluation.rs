@@ -1,6 +1,7 @@
 //! A scored split as a run directory keeps it (`test.json`, `train_eval.json`): loss, accuracy, top-3
-//! accuracy, per-class accuracy and the confusion matrix, and the text `lenet5 test` prints.
+//! accuracy, per-class accuracy, the confusion matrix and the calibration, and the text `lenet5 test` prints.
 
+use super::calibration::Calibration;
 use serde::{Deserialize, Serialize};
 
 /// What scoring a model on one split found.
@@ -14,6 +15,9 @@ pub struct Evaluation {
     pub per_class_accuracy: Vec<f64>,
     /// `confusion[true][predicted]` counts.
     pub confusion: Vec<Vec<i64>>,
+    /// How well the top-1 probabilities match the accuracy (absent in files written before it was kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<Calibration>,
 }
 
 impl Evaluation {
@@ -26,6 +30,17 @@ impl Evaluation {
             100.0 * self.accuracy,
             100.0 * self.top3_accuracy
         );
+        if let Some(c) = &self.calibration {
+            out = out.replace(
+                "\n\nper-class",
+                &format!(
+                    "\ncalibration: NLL {}  Brier {}  ECE {:.2}% (15 bins)\n\nper-class",
+                    crate::number(c.nll),
+                    crate::number(c.brier),
+                    100.0 * c.ece
+                ),
+            );
+        }
         for (c, acc) in self.per_class_accuracy.iter().enumerate() {
             out += &format!("  {c}: {:.2}%\n", 100.0 * acc);
         }
@@ -56,6 +71,7 @@ mod tests {
             top3_accuracy: 1.0,
             per_class_accuracy: vec![1.0],
             confusion: vec![vec![1]],
+            calibration: None,
         };
         assert!(e.to_text().contains("loss: 1.235e-30\n"), "{}", e.to_text());
         e.loss = 123_456_789.0;
