@@ -12,7 +12,8 @@ otherwise; ttest_1samp of per-seed contrast values or a Welch–Satterthwaite co
 and interactions), TOST (statsmodels ttost_paired / ttost_ind, unequal variances), Holm over the family
 (statsmodels multipletests), Bonferroni's simultaneous interval, the equivalence bound (the 1 − 2α/m interval's
 farther end), the minimal detectable difference, P(improvement) (Mann–Whitney U / nm) with Newcombe's score
-interval (scipy brentq), the gap's difference (same test, Holm in its own family), the log-rank p (scipy
+interval (scipy brentq), the gap's, the ECE's and the NLL's differences (same test, Holm each in its own
+family), the log-rank p (scipy
 logrank), each `group @ selection` row (the best checkpoint against the last, ttest_rel over the group's runs),
 and Lakens' four verdicts. Exits 1 naming the first mismatch."""
 import csv, json, math, os, sys, warnings
@@ -274,6 +275,26 @@ def selection_test(c):
     return paired_test(x, y), ttost_paired(np.array(x), np.array(y), -margin, margin)[0], None
 
 
+def calibration_value(run, what):
+    """The test set's ECE (points) or NLL from test.json's calibration, or None."""
+    cal = json.load(open(os.path.join(run, "test.json"))).get("calibration")
+    return None if cal is None else (100 * cal["ece"] if what == "ece" else cal["nll"])
+
+
+def metric_test(c, what):
+    """Δ ECE or Δ NLL of a group-vs-reference row: the test its accuracy uses, on that metric."""
+    a, b = runs(c["group"]), runs(c["reference"])
+    pairs = seed_pairs(a, b)
+    shared = sum(same_run(x, y) for x, y in pairs)
+    if shared > 0 or (len(pairs) >= 2 and len(pairs) == min(len(a), len(b))):
+        values = [(calibration_value(p, what), calibration_value(q, what)) for p, q in pairs]
+        values = [v for v in values if None not in v]
+        return paired_test(*zip(*values)) if len(values) >= 2 else None
+    x = [v for v in (calibration_value(d, what) for d in a) if v is not None]
+    y = [v for v in (calibration_value(d, what) for d in b) if v is not None]
+    return welch_test([(x, 1), (y, -1)]) if len(x) >= 2 and len(y) >= 2 else None
+
+
 def grid_cells(variant_label):
     """A variant's grid groups: {group label: {key: value}}, and each key's values in sweep order."""
     study, variant = locate(variant_label)
@@ -339,6 +360,7 @@ tested = [c for c in comparisons if c["verdict"] not in ("identical runs (not te
 family = len(tested)
 alpha = 0.05 / max(family, 1)
 p_raw, tost_raw, gap_raw = [], [], []
+metric_raw = {"ece": [], "nll": []}
 for c in tested:
     if " @ " in c["group"]:
         t, tost, g = selection_test(c)
@@ -359,16 +381,29 @@ for c in tested:
     close(f"{name} gap_delta", c["gap_delta"], g.estimate if g else math.nan)
     close(f"{name} gap_p", c["gap_p"], g.p if g else math.nan)
     close(f"{name} family", c["family"], family)
+    for what in ("ece", "nll"):
+        m = None if c["test"].endswith("contrast") or " @ " in name else metric_test(c, what)
+        close(f"{name} {what}_delta", c[f"{what}_delta"], m.estimate if m else math.nan)
+        close(f"{name} {what}_p", c[f"{what}_p"], m.p if m else math.nan)
+        metric_raw[what].append(m.p if m else math.nan)
     p_raw.append(t.p)
     tost_raw.append(tost)
     gap_raw.append(g.p if g else math.nan)
     checked += 1
 if tested:
     holm = lambda ps: multipletests(ps, method="holm")[1]
-    known = [i for i, p in enumerate(gap_raw) if not math.isnan(p)]
-    gap_holm = [math.nan] * len(gap_raw)
-    for i, p in zip(known, holm([gap_raw[i] for i in known]) if known else []):
-        gap_holm[i] = p
+    def holm_known(raw):
+        """Holm over the p-values that exist (NaN where a row has none), as lenet5's own families."""
+        known = [i for i, p in enumerate(raw) if not math.isnan(p)]
+        out = [math.nan] * len(raw)
+        for i, p in zip(known, holm([raw[i] for i in known]) if known else []):
+            out[i] = p
+        return out
+
+    gap_holm = holm_known(gap_raw)
+    for what in ("ece", "nll"):
+        for c, ph in zip(tested, holm_known(metric_raw[what])):
+            close(f"{c['group']} {what}_p_holm", c[f"{what}_p_holm"], ph)
     for c, ph, th, gh in zip(tested, holm(p_raw), holm(tost_raw), gap_holm):
         close(f"{c['group']} p_holm", c["p_holm"], ph)
         close(f"{c['group']} tost_p_holm", c["tost_p_holm"], th)

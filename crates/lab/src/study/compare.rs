@@ -11,7 +11,7 @@
 //! of improvement with Newcombe's interval. The verdict is one of Lakens' four: **differs** (the test passes,
 //! the TOST does not), **negligible** (both pass: a difference, within the margin), **equivalent** (the TOST
 //! passes only), **inconclusive** (neither). A group whose runs recompute its reference's on every shared
-//! seed is **identical** and not tested. The generalization gap's difference is tested the same way, and
+//! seed is **identical** and not tested. The generalization gap's, the ECE's and the NLL's differences are tested the same way, and
 //! epochs to 98% and 99% validation accuracy by the log-rank test; each of these is Holm-adjusted in a
 //! family of its own.
 
@@ -120,6 +120,14 @@ pub struct Comparison {
     pub gap_delta: f64,
     pub gap_p: f64,
     pub gap_p_holm: f64,
+    /// Δ of the test set's expected calibration error (points) and of its NLL (nats), each with its p (the
+    /// same test) and Holm p in a family of its own; NaN where a side's runs did not record calibration.
+    pub ece_delta: f64,
+    pub ece_p: f64,
+    pub ece_p_holm: f64,
+    pub nll_delta: f64,
+    pub nll_p: f64,
+    pub nll_p_holm: f64,
     /// Log-rank p of epochs to 98% / 99% validation accuracy, and Holm-adjusted over their family.
     pub logrank_98_p: f64,
     pub logrank_98_p_holm: f64,
@@ -168,6 +176,12 @@ impl Comparison {
             gap_delta: nan,
             gap_p: nan,
             gap_p_holm: nan,
+            ece_delta: nan,
+            ece_p: nan,
+            ece_p_holm: nan,
+            nll_delta: nan,
+            nll_p: nan,
+            nll_p_holm: nan,
             logrank_98_p: nan,
             logrank_98_p_holm: nan,
             logrank_99_p: nan,
@@ -236,6 +250,16 @@ fn gap(r: &RunSummary) -> Option<f64> {
     Some(100.0 * (r.train_eval.as_ref()?.accuracy - r.test.as_ref()?.accuracy))
 }
 
+/// The test set's expected calibration error, points.
+pub fn ece(r: &RunSummary) -> Option<f64> {
+    Some(100.0 * r.test.as_ref()?.calibration.as_ref()?.ece)
+}
+
+/// The test set's negative log-likelihood, nats.
+pub fn nll(r: &RunSummary) -> Option<f64> {
+    Some(r.test.as_ref()?.calibration.as_ref()?.nll)
+}
+
 /// The sweep's margin in points against a reference of this mean test accuracy (percent).
 pub fn margin(sweep: &Sweep, reference_accuracy: f64) -> f64 {
     sweep
@@ -300,6 +324,12 @@ pub(crate) fn compare(study: &Study, group: &Group, reference: &Group) -> Compar
         stats::probability_of_improvement_interval(&a, &b);
     if let Some(g) = estimate(pairs, group, reference, gap) {
         (c.gap_delta, c.gap_p) = (g.estimate, g.p());
+    }
+    if let Some(g) = estimate(pairs, group, reference, ece) {
+        (c.ece_delta, c.ece_p) = (g.estimate, g.p());
+    }
+    if let Some(g) = estimate(pairs, group, reference, nll) {
+        (c.nll_delta, c.nll_p) = (g.estimate, g.p());
     }
     let logrank = |threshold: f64| {
         let d = |g: &Group| -> Vec<Duration> {

@@ -26,7 +26,7 @@ pub fn comparisons(studies: &[Study]) -> Vec<Comparison> {
     out
 }
 
-/// The family's numbers: Holm over every tested comparison (and, apart, over the gap and log-rank
+/// The family's numbers: Holm over every tested comparison (and, apart, over the gap, ECE, NLL and log-rank
 /// p-values), Bonferroni's simultaneous interval, the MDD and the equivalence bound at α/m, the verdicts.
 fn family(out: &mut [Comparison]) {
     let tested: Vec<usize> = (0..out.len())
@@ -39,6 +39,8 @@ fn family(out: &mut [Comparison]) {
     let p_holm = adjust(&|c| c.p);
     let tost_holm = adjust(&|c| c.tost_p);
     let gap_holm = adjust(&|c| c.gap_p);
+    let ece_holm = adjust(&|c| c.ece_p);
+    let nll_holm = adjust(&|c| c.nll_p);
     let lr98 = adjust(&|c| c.logrank_98_p);
     let lr99 = adjust(&|c| c.logrank_99_p);
     let alpha = ALPHA / m.max(1) as f64;
@@ -46,6 +48,7 @@ fn family(out: &mut [Comparison]) {
         let c = &mut out[k];
         let e = c.estimate.expect("tested");
         (c.p_holm, c.tost_p_holm, c.gap_p_holm) = (p_holm[j], tost_holm[j], gap_holm[j]);
+        (c.ece_p_holm, c.nll_p_holm) = (ece_holm[j], nll_holm[j]);
         (c.logrank_98_p_holm, c.logrank_99_p_holm) = (lr98[j], lr99[j]);
         (c.sim_low, c.sim_high) = e.interval(1.0 - alpha);
         c.mdd = e.mdd(alpha, POWER);

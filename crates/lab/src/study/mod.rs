@@ -4,9 +4,10 @@
 //! a crossed grid's effects estimated ([`contrasts`]), all of a report's in one family ([`family`]), runs recognised across groups and sweeps
 //! ([`identity`]), and the study report renders them ([`analysis`]) with the statistics in [`stats`].
 //! A `tune:` block ([`space`]) runs trials before a variant's seeds ([`tune`]); the report shows them
-//! ([`tuning_report`]).
+//! ([`tuning_report`]); runs that recorded calibration get its section ([`calibration_report`]).
 
 pub mod analysis;
+pub mod calibration_report;
 pub mod compare;
 pub mod contrasts;
 pub mod exec;
