@@ -49,6 +49,23 @@ mod tests {
     }
 
     #[test]
+    fn the_hash_is_splitmix64_and_keeps_32_bits() {
+        // SplitMix64's first output from state 0 (Steele et al.; Vigna's reference splitmix64.c).
+        assert_eq!(super::splitmix64(0), 0xe220_a839_7b1d_cdaf);
+        let mut t = Config::default().trainer;
+        t.seed = 0xffff_ffff;
+        let seeds: Vec<i64> = (0..1000).map(|e| t.epoch_seed(e)).collect();
+        assert!(
+            seeds.iter().all(|&s| (0..1 << 32).contains(&s)),
+            "{seeds:?}"
+        );
+        // Seed 0, epoch 0 is the hash of 0 cut to its low 32 bits.
+        t.seed = 0;
+        assert_eq!(t.epoch_seed(0), 0x7b1d_cdaf);
+        assert_eq!(t.epoch_seed(1), (super::splitmix64(1) & 0xffff_ffff) as i64);
+    }
+
+    #[test]
     fn the_streams_can_be_set_apart() {
         let mut t = Config::default().trainer;
         t.seed = 7;
