@@ -1,7 +1,8 @@
 //! `metrics.csv`: one row per completed epoch, written and fsynced as soon as the epoch ends — before
 //! `state.json`, the run's commit point, is written — so after a crash, a kill or a power loss the file
 //! holds at least every epoch the state counts. On resume the two are checked ([`agreement`]): rows past
-//! the state's epoch are dropped (that epoch is trained again); a state ahead of its rows is refused.
+//! the state's epoch are dropped (that epoch is trained again), and so is a last row that a kill tore in
+//! the middle; a state ahead of its rows is refused.
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
@@ -121,13 +122,53 @@ pub fn to_csv(rows: &[EpochRow]) -> Result<Vec<u8>> {
     Ok(writer.into_inner()?)
 }
 
-/// Reads every row of a metrics file.
+/// Reads every row of a metrics file. A last line without its newline is not a row: an append that a kill
+/// tore, or one in progress while a report reads a training run (rows are appended whole, newline last).
 pub fn read(path: &Path) -> Result<Vec<EpochRow>> {
-    let mut reader =
-        csv::Reader::from_path(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let bytes = crate::sys::read::bytes(path, crate::sys::read::RUN_FILE_LIMIT)?;
+    let whole = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let mut reader = csv::Reader::from_reader(&bytes[..whole]);
     reader
         .deserialize()
         .enumerate()
         .map(|(i, r)| r.with_context(|| format!("{}: bad row {}", path.display(), i + 2)))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_torn_last_line_is_not_a_row_and_resume_drops_it() {
+        let dir = std::env::temp_dir().join(format!("lenet5-metrics-torn-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("metrics.csv");
+        let row = |epoch| EpochRow {
+            epoch,
+            lr: 0.001,
+            loss: 0.5,
+            accuracy: 0.9,
+            val_loss: 0.4,
+            val_accuracy: 0.91,
+            seconds: 1.0,
+        };
+        let mut bytes = to_csv(&[row(1), row(2)]).unwrap();
+        bytes.extend_from_slice(b"3,0.001,0.4");
+        std::fs::write(&path, &bytes).unwrap();
+        assert_eq!(read(&path).unwrap(), [row(1), row(2)]);
+        assert_eq!(agreement(&path, 2).unwrap(), Vec::<usize>::new());
+        let mut writer = MetricsWriter::resume(&path, 2).unwrap();
+        writer.append(&row(3)).unwrap();
+        assert_eq!(read(&path).unwrap(), [row(1), row(2), row(3)]);
+        // Only the last line can be torn: a broken row before it is still an error naming the file.
+        std::fs::write(
+            &path,
+            b"epoch,lr,loss,accuracy,val_loss,val_accuracy,seconds\n1,x\n2,0.1,1,1,1,1,1\n",
+        )
+        .unwrap();
+        let e = format!("{:#}", read(&path).unwrap_err());
+        assert!(e.contains("metrics.csv: bad row 2"), "{e}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 }
