@@ -1,7 +1,7 @@
 //! Running a sweep's runs: each one is a `lenet5 train --resume RUN_DIR` child process (its directory
 //! already holds its config), so a run's failure, kill or crash touches no other run, and the run's own
-//! lock keeps two drivers from training it at once. Up to `jobs` run at a time; the CPU threads are divided
-//! among them and devices handed out round-robin.
+//! lock keeps two drivers from training it at once. Up to `jobs` run at a time, never more on the CPU than
+//! the cores hold; the CPU threads are divided among them and devices handed out round-robin.
 
 use super::sweep::{ERROR_FILE, Run, RunState, Sweep};
 use crate::LOCKED_EXIT;
@@ -29,10 +29,28 @@ pub struct Options {
 
 impl Options {
     fn threads(&self) -> usize {
-        self.threads.unwrap_or_else(|| {
-            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-            (cores / self.jobs.max(1)).max(1)
-        })
+        self.threads
+            .unwrap_or_else(|| (cores() / self.jobs.max(1)).max(1))
+    }
+
+    /// Runs at a time on this machine: [`slots`].
+    fn slots(&self) -> usize {
+        slots(self.jobs, self.threads(), cores(), !self.devices.is_empty())
+    }
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Runs at a time for `--jobs jobs` of `threads` CPU threads each on `cores` cores: on the CPU never more
+/// than the cores hold (more would time-slice, each run slower by as much, and LibTorch's spinning threads
+/// make it worse); with devices handed out (`--devices`, GPU runs that mostly wait on the device) as asked.
+pub fn slots(jobs: usize, threads: usize, cores: usize, devices: bool) -> usize {
+    let jobs = jobs.max(1);
+    match devices {
+        true => jobs,
+        false => jobs.min((cores / threads.max(1)).max(1)),
     }
 }
 
@@ -167,6 +185,17 @@ impl<'a> Driver<'a> {
             threads: opts.threads(),
             launched: 0,
         })
+        .inspect(|d| {
+            let slots = opts.slots();
+            if slots < opts.jobs {
+                eprintln!(
+                    "note: --jobs {} at {} thread(s) each is more than this machine's {} cores hold: running {slots} at a time (pass --devices for GPU runs)",
+                    opts.jobs,
+                    d.threads,
+                    cores()
+                );
+            }
+        })
     }
 
     /// Runs another process holds come back to the queue a little later.
@@ -183,9 +212,9 @@ impl<'a> Driver<'a> {
         });
     }
 
-    /// Starts queued runs until `jobs` are active.
+    /// Starts queued runs until every slot ([`slots`]) is taken.
     fn launch(&mut self) -> Result<()> {
-        while self.active.len() < self.opts.jobs.max(1) {
+        while self.active.len() < self.opts.slots() {
             let Some(run) = self.queue.pop() else { break };
             if let RunState::Finished { .. } = self.sweep.state(run) {
                 self.summary.finished += 1; // finished meanwhile by another driver
@@ -394,4 +423,22 @@ fn progress_bar(total: u64, done: u64) -> ProgressBar {
     // Redrawn every second, so the clock runs while a long run trains.
     bar.enable_steady_tick(Duration::from_secs(1));
     bar
+}
+
+#[cfg(test)]
+mod tests {
+    use super::slots;
+
+    #[test]
+    fn cpu_runs_never_take_more_threads_than_the_cores() {
+        assert_eq!(slots(2, 1, 2, false), 2);
+        assert_eq!(slots(4, 1, 2, false), 2);
+        assert_eq!(slots(4, 2, 8, false), 4);
+        assert_eq!(slots(4, 3, 8, false), 2);
+        // A run wider than the machine still runs, alone.
+        assert_eq!(slots(3, 4, 2, false), 1);
+        assert_eq!(slots(0, 1, 2, false), 1);
+        // GPU runs, devices handed out: as asked.
+        assert_eq!(slots(8, 2, 4, true), 8);
+    }
 }
