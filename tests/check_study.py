@@ -167,8 +167,10 @@ for g in groups_csv:
             continue
         sf = stats.ecdf(data).sf
 
+        # The median is the first time S ≤ 1/2; an S of exactly 1/2 (a product of rationals) may come out a
+        # rounding above or below it, in scipy's float arithmetic as in lenet5's.
         def first_below_half(probabilities):
-            return next((q for q, p in zip(sf.quantiles, probabilities) if p <= 0.5), math.nan)
+            return next((q for q, p in zip(sf.quantiles, probabilities) if p <= 0.5 + 1e-12), math.nan)
 
         median = first_below_half(sf.probabilities)
         close(f"{g['group']} {column}", g[column], median)

@@ -169,6 +169,7 @@ fn the_train_line_gives_the_loss_in_a_readable_number_of_digits() {
             per_class_accuracy: vec![1.0],
             confusion: vec![vec![1]],
             calibration: None,
+            most_confused: vec![],
         },
     };
     let line = lenet5::cli::train_summary(&outcome(1.234_567_890_1e-30));

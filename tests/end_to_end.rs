@@ -105,6 +105,61 @@ fn train_writes_run_directory_and_test_reads_it() {
         text.contains(&format!("loss: {}\n", lenet5_lab::number(test.loss))),
         "{text}"
     );
+    mistakes_are_the_highest_losses(&dir, &run, test.loss);
+}
+
+/// `test --mistakes N`: every image asked for gives all 100 per-image losses, whose mean is the test loss;
+/// they come highest first, and the grid is drawn beside them.
+fn mistakes_are_the_highest_losses(dir: &Path, run: &Path, test_loss: f64) {
+    let text = ok(lenet5(
+        dir,
+        &["test", run.to_str().unwrap(), "--mistakes", "1000"],
+    ));
+    let out = run.join("mistakes");
+    assert!(
+        text.contains(&format!(
+            "the 100 worst-scored test digits drawn in {}",
+            out.display()
+        )),
+        "{text}"
+    );
+    let mut rows = csv::Reader::from_path(out.join("mistakes.csv")).unwrap();
+    let rows: Vec<(i64, i64, i64, f64, f64)> = rows.deserialize().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 100);
+    let losses: Vec<f64> = rows.iter().map(|r| r.4).collect();
+    assert!(losses.windows(2).all(|w| w[0] >= w[1]), "{losses:?}");
+    let mean = losses.iter().sum::<f64>() / 100.0;
+    assert!((mean - test_loss).abs() < 1e-4, "{mean} vs {test_loss}");
+    let mut indices: Vec<i64> = rows.iter().map(|r| r.0).collect();
+    indices.sort();
+    assert_eq!(indices, (0..100).collect::<Vec<_>>(), "each image once");
+    let wrong = rows.iter().filter(|r| r.1 != r.2).count();
+    assert!(
+        rows[..wrong].iter().all(|r| r.1 != r.2),
+        "a wrong answer costs more than any right one here"
+    );
+    let png = std::fs::read(out.join("mistakes.png")).unwrap();
+    assert!(png.starts_with(b"\x89PNG"));
+    let svg = std::fs::read_to_string(out.join("mistakes.svg")).unwrap();
+    assert!(
+        svg.contains(&format!("{} → {}", rows[0].1, rows[0].2)),
+        "the first caption"
+    );
+    // Elsewhere with --mistakes-out, and not asked for, nothing drawn.
+    let elsewhere = dir.join("worst");
+    ok(lenet5(
+        dir,
+        &[
+            "test",
+            run.to_str().unwrap(),
+            "--mistakes",
+            "3",
+            "--mistakes-out",
+            elsewhere.to_str().unwrap(),
+        ],
+    ));
+    let three = std::fs::read_to_string(elsewhere.join("mistakes.csv")).unwrap();
+    assert_eq!(three.lines().count(), 1 + 3, "{three}");
 }
 
 #[test]

@@ -40,6 +40,7 @@ fn test_result(accuracy: f64) -> Evaluation {
         per_class_accuracy: vec![accuracy; 10],
         confusion: vec![vec![0; 10]; 10],
         calibration: None,
+        most_confused: vec![],
     }
 }
 

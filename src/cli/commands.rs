@@ -77,13 +77,23 @@ pub struct TestReport {
     pub saved_to: Option<PathBuf>,
     /// Why it was not saved, if it was not.
     pub not_saved: Option<String>,
+    /// Where `--mistakes` drew the worst-scored test digits, and how many.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mistakes: Option<(PathBuf, usize)>,
+}
+
+/// `lenet5 test --mistakes N [--mistakes-out DIR]`.
+#[derive(Debug, Clone)]
+pub struct MistakesRequest {
+    pub n: usize,
+    pub out: Option<PathBuf>,
 }
 
 /// `lenet5 test`: scores the model on the test set. The result is saved as the run's test.json only when it
 /// is the run's own: its best checkpoint, its network, its data (by fingerprint). Otherwise it is printed
 /// and the run is left as it was; the run's own checkpoint on other data than it recorded is refused unless
 /// `data.dir` names that data explicitly.
-pub fn test(source: &ModelSource) -> Result<TestReport> {
+pub fn test(source: &ModelSource, mistakes: Option<&MistakesRequest>) -> Result<TestReport> {
     let mut m = load_model(source)?;
     let test = data::load_test(&m.config.data, m.device)?;
     let own = own_evaluation(&m, &source.checkpoint)?.cloned();
@@ -106,15 +116,58 @@ pub fn test(source: &ModelSource) -> Result<TestReport> {
         }
         Err(why) => (evaluate::evaluate(&m.net, &test), 1, None, Some(why)),
     };
+    let seconds = started.elapsed().as_secs_f64();
+    let own_dir = (saved_to.is_some()).then(|| m.run.as_ref().map(|r| r.path.join("mistakes")));
+    let mistakes = match mistakes {
+        Some(req) => {
+            let out = (req.out.clone())
+                .or(own_dir.flatten())
+                .unwrap_or_else(|| PathBuf::from("mistakes"));
+            Some(write_mistakes(&m, &test, req.n, &out)?)
+        }
+        None => None,
+    };
     Ok(TestReport {
         run: m.run.map(|r| r.path),
         checkpoint: m.weights,
         evaluation,
-        seconds: started.elapsed().as_secs_f64(),
+        seconds,
         checkpoints,
         saved_to,
         not_saved,
+        mistakes,
     })
+}
+
+/// The `n` worst-scored test digits under `m`, as `mistakes.csv` and a captioned grid in `out`.
+fn write_mistakes(
+    m: &LoadedModel,
+    test: &data::Split,
+    n: usize,
+    out: &Path,
+) -> Result<(PathBuf, usize)> {
+    use lenet5_core::run::mistakes;
+    use lenet5_lab::{chart, sys::atomic};
+    let found = mistakes::top_losses(&m.net, test, n);
+    std::fs::create_dir_all(out)
+        .map_err(|e| UsageError::error(format!("cannot create {}: {e}", out.display())))?;
+    atomic::write(
+        &out.join("mistakes.csv"),
+        &lenet5_lab::mistakes::to_csv(&found)?,
+    )?;
+    let title = format!(
+        "The {} test digits with the highest loss: true → predicted (confidence) — {}",
+        found.len(),
+        m.weights.display()
+    );
+    let grid = mistakes::grid(test, &found, title);
+    let size = grid.size();
+    atomic::write(
+        &out.join("mistakes.svg"),
+        chart::render_svg(&grid, size)?.as_bytes(),
+    )?;
+    atomic::write(&out.join("mistakes.png"), &chart::render_png(&grid, size)?)?;
+    Ok((out.to_path_buf(), found.len()))
 }
 
 /// The run whose own evaluation scoring `m` is (`Ok`), or why it is no run's; a run's own network on data
@@ -182,10 +235,17 @@ impl TestReport {
             (Some(path), _) => format!("saved to {}", path.display()),
             (None, why) => format!("not saved to the run: {}", why.as_deref().unwrap_or("")),
         };
-        out + &format!(
+        out += &format!(
             "\nevaluated {} images ({} checkpoints) in {:.2}s ({rate:.0} images/s); {saved}\n",
             self.evaluation.images, self.checkpoints, self.seconds
-        )
+        );
+        if let Some((dir, n)) = &self.mistakes {
+            out += &format!(
+                "the {n} worst-scored test digits drawn in {}\n",
+                dir.display()
+            );
+        }
+        out
     }
 }
 

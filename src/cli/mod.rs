@@ -83,7 +83,11 @@ pub fn train_summary(outcome: &lenet5_core::run::TrainOutcome) -> String {
 }
 
 fn test(args: TestArgs) -> Result<()> {
-    let report = commands::test(&args.model.source(args.run_dir)?)?;
+    let mistakes = (args.mistakes).map(|n| commands::MistakesRequest {
+        n,
+        out: args.mistakes_out,
+    });
+    let report = commands::test(&args.model.source(args.run_dir)?, mistakes.as_ref())?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

@@ -6,6 +6,8 @@
 //! ```text
 //! study/    many runs: sweep files, the local and Slurm runners, run tables, statistics, the study report
 //! lr_range  the learning-rate range test's arithmetic: its rates, smoothed loss, suggestions, CSV, chart
+//! grid      a grid of captioned images (the test set's worst mistakes), drawn as a chart
+//! mistakes  the worst-scored test digits as rows (mistakes.csv) and captions
 //! chart     line charts (SVG, PNG) of finished runs and studies
 //! rundir/   one run's directory: its files and their formats (state, metrics, test results, provenance)
 //! schedule  learning-rate schedules, as numbers (the training loop applies them)
@@ -20,7 +22,9 @@
 
 pub mod chart;
 pub mod config;
+pub mod grid;
 pub mod lr_range;
+pub mod mistakes;
 pub mod rundir;
 pub mod schedule;
 pub mod study;

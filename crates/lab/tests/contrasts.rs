@@ -23,6 +23,7 @@ fn run(seed: u64, accuracy: f64) -> RunSummary {
             per_class_accuracy: vec![],
             confusion: vec![],
             calibration: None,
+            most_confused: vec![],
         }),
         train_eval: None,
         selections: vec![],

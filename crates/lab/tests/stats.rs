@@ -252,6 +252,13 @@ fn kaplan_meier_median_and_log_rank_match_scipy() {
         ],
     );
     assert_eq!(stats::km_median(&c), (8.0, 4.0, 11.0));
+    // S falls to exactly 1/2 at 9 (0.9 · 6/9 · 5/6), which the float product overshoots by a rounding; scipy's
+    // median is 9 (the tuned study's relu_max, epochs to 99%).
+    let exact_half = durations(
+        &[10.0, 12.0, 8.0, 9.0, 8.0, 10.0, 11.0, 11.0, 8.0, 6.0],
+        &[true; 10],
+    );
+    assert_eq!(stats::km_median(&exact_half).0, 9.0);
     // Fewer than half reach it: no median.
     let never = durations(&[10.0, 10.0, 4.0], &[false, false, true]);
     assert!(stats::km_median(&never).0.is_nan());

@@ -6,6 +6,8 @@ use lenet5_lab::rundir::dir::RunDir;
 use lenet5_lab::rundir::evaluation::Evaluation;
 use lenet5_lab::rundir::metrics::{self, EpochRow};
 use lenet5_lab::rundir::state::{RunStatus, TrainState};
+use lenet5_lab::study::family;
+use lenet5_lab::study::groups::Study;
 use lenet5_lab::study::space::TuneSpec;
 use lenet5_lab::study::sweep::{self, Sweep};
 use lenet5_lab::study::tune::{TUNING_FILE, Tuning};
@@ -58,6 +60,7 @@ fn train(sweep: &Sweep, id: &str, acc: impl Fn(usize) -> f64) {
             per_class_accuracy: vec![],
             confusion: vec![],
             calibration: None,
+            most_confused: vec![],
         },
         &[],
     )
@@ -74,7 +77,7 @@ fn epochs_asked(sweep: &Sweep, id: &str) -> usize {
         .epochs
 }
 
-const ASHA: &str = "seeds: [1, 2]\nset: {trainer.epochs: 9, trainer.early_stopping.enabled: false}\n\
+const ASHA: &str = "seeds: [1, 2]\nbaseline: sgd\nset: {trainer.epochs: 9, trainer.early_stopping.enabled: false}\n\
     variants:\n  - name: sgd\n    set: {optimizer.type: sgd}\n    tune:\n      space:\n        optimizer.lr: {log_uniform: [1.0e-4, 1.0]}\n        optimizer.momentum: {uniform: [0.8, 0.99]}\n      trials: 9\n      metric: val_accuracy\n      search_seed: 7\n      asha: {min_epochs: 1, reduction_factor: 3}\n  - name: plain\n";
 
 #[test]
@@ -137,6 +140,16 @@ fn successive_halving_stops_trials_at_its_rungs_and_chooses_the_arg_max() {
     // A second look at the same directories decides the same (what a restarted driver sees).
     let again = tuning.stage(&mut sweep).unwrap();
     assert_eq!(again.len(), 4);
+    // The report compares the seeds' groups; the baseline names the tuned variant, not one of its trials.
+    for id in ["plain-seed1", "plain-seed2", "sgd-seed1", "sgd-seed2"] {
+        train(&sweep, id, |_| 0.5);
+    }
+    let study = Study::open(&sweep.dir, "").unwrap();
+    let compared: Vec<(String, String)> = (family::comparisons(&[study]).into_iter())
+        .filter(|c| !c.group.contains('@'))
+        .map(|c| (c.group, c.reference))
+        .collect();
+    assert_eq!(compared, [("plain".to_string(), "sgd".to_string())]);
 }
 
 #[test]

@@ -27,6 +27,12 @@ pub fn normalize(norm: &Normalization, pixels: &Tensor) -> Tensor {
     (pixels - per_channel(norm.mean, device)) / per_channel(norm.std, device)
 }
 
+/// The inverse of [`normalize`]: normalised `[N, C, H, W]` images back to pixels in [0, 1] (as drawn).
+pub fn denormalize(norm: &Normalization, images: &Tensor) -> Tensor {
+    let device = images.device();
+    images * per_channel(norm.std, device) + per_channel(norm.mean, device)
+}
+
 /// What a raw 0 (the background) becomes, as `[1, C, 1, 1]` on `device`.
 pub fn background(norm: &Normalization, device: Device) -> Tensor {
     let zeros = Tensor::zeros([1, norm.mean.len() as i64, 1, 1], (Kind::Float, device));

@@ -7,7 +7,7 @@ use crate::data::{NUM_CLASSES, Split};
 use crate::nn::Net;
 use crate::nn::loss::objective;
 use lenet5_lab::rundir::calibration::Calibration;
-use lenet5_lab::rundir::evaluation::Evaluation;
+use lenet5_lab::rundir::evaluation::{Evaluation, MOST_CONFUSED, most_confused};
 use lenet5_lab::rundir::selections::ImageAnswers;
 use tch::nn::ModuleT;
 use tch::{Kind, Reduction, Tensor};
@@ -109,6 +109,7 @@ impl Sums {
         let calibration = Calibration::new(&confidence, &correct, (nll, brier));
         let mut evaluation = tally(n, self.loss, self.top3, self.confusion);
         evaluation.calibration = Some(calibration);
+        evaluation.most_confused = most_confused(&evaluation.confusion, MOST_CONFUSED);
         evaluation
     }
 }
@@ -160,5 +161,6 @@ fn tally(n: i64, loss_sum: Tensor, top3: Tensor, confusion: Tensor) -> Evaluatio
         per_class_accuracy,
         confusion,
         calibration: None,
+        most_confused: vec![],
     }
 }

@@ -12,6 +12,7 @@ pub mod dataset;
 mod epoch;
 pub mod evaluate;
 pub mod lr_find;
+pub mod mistakes;
 pub mod scoring;
 pub mod trained;
 pub mod weights;

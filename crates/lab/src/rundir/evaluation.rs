@@ -18,6 +18,39 @@ pub struct Evaluation {
     /// How well the top-1 probabilities match the accuracy (absent in files written before it was kept).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub calibration: Option<Calibration>,
+    /// The confusion matrix's largest off-diagonal cells, most first ([`most_confused`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub most_confused: Vec<Confused>,
+}
+
+/// A true digit taken for another, and how often.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Confused {
+    pub digit: usize,
+    pub predicted: usize,
+    pub count: i64,
+}
+
+/// How many pairs [`most_confused`] lists.
+pub const MOST_CONFUSED: usize = 10;
+
+/// The `k` largest off-diagonal cells of `confusion[true][predicted]` that are not zero, most first (ties:
+/// the lower true digit, then the lower prediction).
+pub fn most_confused(confusion: &[Vec<i64>], k: usize) -> Vec<Confused> {
+    let mut cells: Vec<Confused> = (confusion.iter().enumerate())
+        .flat_map(|(digit, row)| {
+            (row.iter().enumerate())
+                .filter(move |&(predicted, &count)| predicted != digit && count > 0)
+                .map(move |(predicted, &count)| Confused {
+                    digit,
+                    predicted,
+                    count,
+                })
+        })
+        .collect();
+    cells.sort_by_key(|c| std::cmp::Reverse(c.count));
+    cells.truncate(k);
+    cells
 }
 
 impl Evaluation {
@@ -54,6 +87,12 @@ impl Evaluation {
             out += &row.iter().map(|v| format!("{v:>6}")).collect::<String>();
             out += "\n";
         }
+        if !self.most_confused.is_empty() {
+            let pairs: Vec<String> = (self.most_confused.iter())
+                .map(|c| format!("{}→{} ×{}", c.digit, c.predicted, c.count))
+                .collect();
+            out += &format!("\nmost confused (true→predicted): {}\n", pairs.join(", "));
+        }
         out
     }
 }
@@ -72,11 +111,43 @@ mod tests {
             per_class_accuracy: vec![1.0],
             confusion: vec![vec![1]],
             calibration: None,
+            most_confused: vec![],
         };
         assert!(e.to_text().contains("loss: 1.235e-30\n"), "{}", e.to_text());
         e.loss = 123_456_789.0;
         assert!(e.to_text().contains("loss: 1.235e8\n"), "{}", e.to_text());
         e.loss = 0.0523;
         assert!(e.to_text().contains("loss: 0.0523\n"), "{}", e.to_text());
+    }
+
+    #[test]
+    fn the_most_confused_pairs_are_the_largest_off_diagonal_cells() {
+        let confusion = vec![vec![50, 3, 0], vec![1, 40, 3], vec![7, 0, 60]];
+        let pairs: Vec<(usize, usize, i64)> = most_confused(&confusion, 3)
+            .iter()
+            .map(|c| (c.digit, c.predicted, c.count))
+            .collect();
+        assert_eq!(pairs, [(2, 0, 7), (0, 1, 3), (1, 2, 3)]);
+        assert_eq!(
+            most_confused(&confusion, 10).len(),
+            4,
+            "zero cells are not confusions"
+        );
+        let e = Evaluation {
+            images: 164,
+            loss: 0.1,
+            accuracy: 0.9,
+            top3_accuracy: 1.0,
+            per_class_accuracy: vec![0.9; 3],
+            most_confused: most_confused(&confusion, 2),
+            confusion,
+            calibration: None,
+        };
+        assert!(
+            e.to_text()
+                .ends_with("most confused (true→predicted): 2→0 ×7, 0→1 ×3\n"),
+            "{}",
+            e.to_text()
+        );
     }
 }

@@ -210,7 +210,8 @@ pub(crate) fn reference_of(sweep: &Sweep, groups: &[Group]) -> Vec<Option<usize>
         let run = sweep
             .runs
             .iter()
-            .find(|r| r.group == name || r.variant == name)?;
+            // A tuned variant's name is also its trials' variant: the group is its seeds'.
+            .find(|r| r.trial.is_none() && (r.group == name || r.variant == name))?;
         groups.iter().position(|g| g.name == run.group)
     };
     let baseline = sweep.spec.baseline.as_deref().and_then(group_of);

@@ -380,9 +380,11 @@ pub fn km_median(data: &[Duration]) -> (f64, f64, f64) {
             .find(|&&(_, s, g)| f(s, g))
             .map_or(f64::NAN, |c| c.0)
     };
-    let median = first(&|s, _| s <= 0.5);
-    let low = first(&|s, g| edge(s, g, 1.0) <= 0.5);
-    let high = first(&|s, g| edge(s, g, -1.0) <= 0.5);
+    // S is a product of rationals: an exact 1/2 (e.g. 0.9 · 6/9 · 5/6) can come out a rounding above it.
+    let half = 0.5 + 1e-12;
+    let median = first(&|s, _| s <= half);
+    let low = first(&|s, g| edge(s, g, 1.0) <= half);
+    let high = first(&|s, g| edge(s, g, -1.0) <= half);
     (median, low, high)
 }
 
