@@ -265,59 +265,56 @@ fn trains_on_cifar10_with_three_input_channels() {
 }
 
 #[test]
-fn resumed_adam_run_matches_an_uninterrupted_one() {
-    // Weights, Adam's moments, the scheduler and the per-epoch shuffles are all restored, so stopping after
-    // epoch 2 and resuming gives the very same numbers as training 4 epochs straight.
+fn a_resumed_run_matches_an_uninterrupted_one_with_every_optimizer() {
+    // Weights, the optimizer's state (Adam's moments, SGD's and RMSprop's momentum buffers, AdamW's and
+    // RMSprop's averages, the step count), the scheduler and the per-epoch shuffles are all restored, so
+    // stopping after epoch 2 and resuming gives the very same numbers as training 4 epochs straight.
     let (dir, runs) = setup(
         "e2e_resume_exact",
         "lr_scheduler:\n  type: step\n  step_size: 3\n  gamma: 0.5\n",
     );
-    let no_es = ["--set", "trainer.early_stopping.enabled=false"];
-    ok(lenet5(
-        &dir,
+    let optimizers: [&[&str]; 5] = [
+        &["optimizer.type=adam"],
         &[
-            &[
-                "train",
-                "tiny.yaml",
-                "--run-dir",
-                "runs/straight",
-                "--epochs",
-                "4",
-            ][..],
-            &no_es,
-        ]
-        .concat(),
-    ));
-    ok(lenet5(
-        &dir,
-        &[
-            &[
-                "train",
-                "tiny.yaml",
-                "--run-dir",
-                "runs/resumed",
-                "--epochs",
-                "2",
-            ][..],
-            &no_es,
-        ]
-        .concat(),
-    ));
-    assert!(runs.join("resumed/optimizer.safetensors").is_file());
-    ok(lenet5(
-        &dir,
-        &[
-            "train",
-            "--resume",
-            runs.join("resumed").to_str().unwrap(),
-            "--epochs",
-            "4",
+            "optimizer.type=sgd",
+            "optimizer.momentum=0.9",
+            "optimizer.nesterov=true",
+            "optimizer.lr=0.05",
         ],
-    ));
-    assert_eq!(
-        loss_columns(&runs.join("straight")),
-        loss_columns(&runs.join("resumed"))
-    );
+        &["optimizer.type=adamw", "optimizer.weight_decay=0.01"],
+        &[
+            "optimizer.type=rmsprop",
+            "optimizer.momentum=0.5",
+            "optimizer.centered=true",
+        ],
+        &["optimizer.type=sgd", "optimizer.lr=0.05"],
+    ];
+    for (k, sets) in optimizers.iter().enumerate() {
+        let mut set = vec!["--set", "trainer.early_stopping.enabled=false"];
+        sets.iter().for_each(|s| set.extend(["--set", s]));
+        let (straight, resumed) = (format!("runs/straight{k}"), format!("runs/resumed{k}"));
+        let train = |run: &str, epochs: &str| {
+            let mut args = vec!["train", "tiny.yaml", "--run-dir", run, "--epochs", epochs];
+            args.extend(&set);
+            ok(lenet5(&dir, &args));
+        };
+        train(&straight, "4");
+        train(&resumed, "2");
+        let state = runs.join(format!("resumed{k}/optimizer.safetensors"));
+        assert_eq!(
+            state.is_file(),
+            k < 4,
+            "{sets:?}: plain SGD alone has no state"
+        );
+        let out = lenet5(&dir, &["train", "--resume", &resumed, "--epochs", "4"]);
+        assert!(!stderr(&out).contains("warning"), "{}", stderr(&out));
+        ok(out);
+        assert_eq!(
+            loss_columns(&dir.join(&straight)),
+            loss_columns(&dir.join(&resumed)),
+            "{sets:?}"
+        );
+    }
 }
 
 #[test]

@@ -364,11 +364,53 @@ fn every_optimizer_builds_and_takes_a_step() {
     }
 }
 
-#[test]
-fn flat_adam_matches_libtorch_adam() {
+/// The seed's LeNet-5 from fixed initial weights (a deterministic function, not LibTorch's RNG, which tests
+/// running in parallel threads move), trained five steps on deterministic batches with a decaying lr by the
+/// optimizer `make` builds; its variables, sorted by name, and how far `fc1.weight` moved.
+fn five_steps(
+    make: &dyn Fn(&tch::nn::VarStore) -> optim::Optimizer,
+) -> (Vec<(String, tch::Tensor)>, f64) {
     use lenet5_lab::config::ModelConfig;
     use tch::nn::ModuleT;
     const MNIST: lenet5_core::data::Shape = lenet5_core::data::Dataset::Mnist.shape();
+    let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+    let net = lenet5_core::nn::lenet5::lenet5(&vs.root(), &ModelConfig::default(), MNIST);
+    let mut names: Vec<(String, tch::Tensor)> = vs.variables().into_iter().collect();
+    names.sort_by(|a, b| a.0.cmp(&b.0));
+    tch::no_grad(|| {
+        for (i, (_, v)) in names.iter().enumerate() {
+            let values = (tch::Tensor::arange(v.numel() as i64, tch::kind::FLOAT_CPU)
+                * (0.7 + i as f64))
+                .sin();
+            let fan_in = (v.size().iter().skip(1).product::<i64>().max(1)) as f64;
+            v.shallow_clone()
+                .copy_(&(values.view(v.size().as_slice()) / fan_in.sqrt()));
+        }
+    });
+    let before = vs.variables()["fc1.weight"].copy();
+    let mut opt = make(&vs);
+    for step in 0..5 {
+        let xs = (tch::Tensor::arange(8 * 784, tch::kind::FLOAT_CPU) * (0.37 + step as f64))
+            .sin()
+            .view([8, 1, 28, 28]);
+        let ys = (tch::Tensor::arange(8, (tch::Kind::Int64, tch::Device::Cpu)) * (step + 3))
+            .remainder(10);
+        opt.set_lr(0.01 / (step + 1) as f64);
+        opt.backward_step(&net.forward_t(&xs, true).cross_entropy_for_logits(&ys));
+    }
+    let moved = f64::try_from((&vs.variables()["fc1.weight"] - before).abs().max()).unwrap();
+    (names, moved)
+}
+
+/// The largest difference between two runs' variables, naming the variable where it is.
+fn largest_difference(a: &[(String, tch::Tensor)], b: &[(String, tch::Tensor)]) -> (f64, String) {
+    (a.iter().zip(b))
+        .map(|((name, x), (_, y))| (f64::try_from((x - y).abs().max()).unwrap(), name.clone()))
+        .fold((0.0, String::new()), |m, d| if d.0 > m.0 { d } else { m })
+}
+
+#[test]
+fn flat_adam_matches_libtorch_adam() {
     // FlatAdam's one Rust pass (the CPU's) and its LibTorch ops (other devices'), each against LibTorch.
     let cases = [(true, 0.0), (false, 0.01), (true, 0.001)];
     for ((amsgrad, weight_decay), one_pass) in
@@ -381,77 +423,84 @@ fn flat_adam_matches_libtorch_adam() {
             weight_decay,
             ..Default::default()
         };
-        // Tests run in parallel threads and LibTorch's RNG is global, so nothing here depends on it: both
-        // runs copy one set of initial weights, and the weights and batches are deterministic functions.
-        let init = tch::nn::VarStore::new(tch::Device::Cpu);
-        let _ = lenet5_core::nn::lenet5::lenet5(&init.root(), &ModelConfig::default(), MNIST);
-        // Initial weights as a fixed function too (the builder above drew them from the global RNG, which
-        // other tests move), so the rounding difference measured below is the same on every run.
-        tch::no_grad(|| {
-            for (i, (_, v)) in init.variables().iter().enumerate() {
-                let values = (tch::Tensor::arange(v.numel() as i64, tch::kind::FLOAT_CPU)
-                    * (0.7 + i as f64))
-                    .sin();
-                let fan_in = (v.size().iter().skip(1).product::<i64>().max(1)) as f64;
-                v.shallow_clone()
-                    .copy_(&(values.view(v.size().as_slice()) / fan_in.sqrt()));
-            }
-        });
-        let run = |flat: bool| {
-            let mut vs = tch::nn::VarStore::new(tch::Device::Cpu);
-            let net = lenet5_core::nn::lenet5::lenet5(&vs.root(), &ModelConfig::default(), MNIST);
-            vs.copy(&init).unwrap();
-            let mut opt = if flat {
-                let mut opt = optim::build(&vs, &cfg).unwrap();
-                if let optim::Optimizer::FlatAdam(adam) = &mut opt {
-                    adam.one_pass = one_pass;
-                }
-                opt
-            } else {
-                let [beta1, beta2] = cfg.betas;
-                let (wd, eps, amsgrad) = (cfg.weight_decay, cfg.eps, cfg.amsgrad);
-                let adam = tch::nn::Adam {
-                    beta1,
-                    beta2,
-                    wd,
-                    eps,
-                    amsgrad,
-                };
-                optim::Optimizer::Torch(tch::nn::OptimizerConfig::build(adam, &vs, cfg.lr).unwrap())
+        let (flat, moved) = five_steps(&|vs| {
+            let mut opt = optim::build(vs, &cfg).unwrap();
+            let optim::Optimizer::FlatAdam(adam) = &mut opt else {
+                panic!("Adam is FlatAdam")
             };
-            assert_eq!(flat, matches!(opt, optim::Optimizer::FlatAdam(_)));
-            for step in 0..5 {
-                let xs = (tch::Tensor::arange(8 * 784, tch::kind::FLOAT_CPU)
-                    * (0.37 + step as f64))
-                    .sin()
-                    .view([8, 1, 28, 28]);
-                let ys = (tch::Tensor::arange(8, (tch::Kind::Int64, tch::Device::Cpu))
-                    * (step + 3))
-                    .remainder(10);
-                opt.set_lr(0.01 / (step + 1) as f64);
-                opt.backward_step(&net.forward_t(&xs, true).cross_entropy_for_logits(&ys));
-            }
-            let mut vars: Vec<(String, tch::Tensor)> = vs.variables().into_iter().collect();
-            vars.sort_by(|a, b| a.0.cmp(&b.0));
-            vars
-        };
-        let (flat, torch) = (run(true), run(false));
-        for ((name, a), (_, b)) in flat.iter().zip(&torch) {
-            let diff = f64::try_from((a - b).abs().max()).unwrap();
-            // Float rounding only (lerp_ vs mul_+add_, the step size folded into the numerator).
-            assert!(
-                diff < 1e-5,
-                "amsgrad {amsgrad} wd {weight_decay} one pass {one_pass}: {name} differs by {diff}"
-            );
-        }
+            adam.one_pass = one_pass;
+            opt
+        });
+        let (torch, _) = five_steps(&|vs| {
+            let [beta1, beta2] = cfg.betas;
+            let (wd, eps, amsgrad) = (cfg.weight_decay, cfg.eps, cfg.amsgrad);
+            let adam = tch::nn::Adam {
+                beta1,
+                beta2,
+                wd,
+                eps,
+                amsgrad,
+            };
+            optim::Optimizer::Torch(tch::nn::OptimizerConfig::build(adam, vs, cfg.lr).unwrap())
+        });
+        // Float rounding only (lerp_ vs mul_+add_, the step size folded into the numerator).
+        let (diff, name) = largest_difference(&flat, &torch);
+        assert!(
+            diff < 1e-5,
+            "amsgrad {amsgrad} wd {weight_decay} one pass {one_pass}: {name} differs by {diff}"
+        );
         // The updates really moved the weights, so the comparison can fail.
-        let moved = f64::try_from(
-            (&init.variables()["fc1.weight"]
-                - &flat.iter().find(|v| v.0 == "fc1.weight").unwrap().1)
-                .abs()
-                .max(),
-        )
-        .unwrap();
         assert!(moved > 1e-3);
+    }
+}
+
+#[test]
+fn stateful_optimizers_match_libtorchs() {
+    // SGD with momentum or Nesterov, AdamW and RMSprop as lenet5 writes them out (their state saved on
+    // resume), each against LibTorch's own, over the options that change the arithmetic.
+    let sgd = |momentum, nesterov, weight_decay| OptimizerConfig {
+        kind: OptimizerKind::Sgd,
+        lr: 0.05,
+        momentum,
+        nesterov,
+        weight_decay,
+        ..Default::default()
+    };
+    let adamw = |amsgrad| OptimizerConfig {
+        kind: OptimizerKind::Adamw,
+        lr: 0.01,
+        amsgrad,
+        weight_decay: 0.05,
+        ..Default::default()
+    };
+    let rmsprop = |momentum, centered, weight_decay| OptimizerConfig {
+        kind: OptimizerKind::Rmsprop,
+        lr: 0.01,
+        momentum,
+        centered,
+        weight_decay,
+        ..Default::default()
+    };
+    let cases = [
+        sgd(0.9, false, 0.0),
+        sgd(0.9, true, 0.01),
+        adamw(false),
+        adamw(true),
+        rmsprop(0.0, false, 0.0),
+        rmsprop(0.5, true, 0.01),
+    ];
+    for cfg in cases {
+        let (ours, moved) = five_steps(&|vs| {
+            let opt = optim::build(vs, &cfg).unwrap();
+            assert!(matches!(opt, optim::Optimizer::Stateful(_)), "{cfg:?}");
+            opt
+        });
+        let (torch, _) = five_steps(&|vs| optim::build_torch(vs, &cfg).unwrap());
+        let (diff, name) = largest_difference(&ours, &torch);
+        // Rounding only: a thousandth of how far the weights moved (SGD's steps are small at this lr).
+        assert!(
+            diff < 1e-3 * moved,
+            "{cfg:?}: {name} differs by {diff}, fc1 moved {moved}"
+        );
     }
 }

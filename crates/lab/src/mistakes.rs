@@ -49,7 +49,7 @@ mod tests {
             confidence: 0.876,
             loss: 2.5,
         };
-        let csv = String::from_utf8(to_csv(&[m.clone()]).unwrap()).unwrap();
+        let csv = String::from_utf8(to_csv(std::slice::from_ref(&m)).unwrap()).unwrap();
         assert_eq!(
             csv,
             "index,label,predicted,confidence,loss\n7,4,9,0.876,2.5\n"

@@ -3,7 +3,8 @@
 //! - [`lenet5`]: LeNet-5 as the seed builds it (activation, pooling and init from the config), and the
 //!   modern variant with the same widths (batch norm, dropout);
 //! - [`lenet1998`]: LeNet-5 as LeCun et al. built it in 1998 (RBF output, sparse C3, scaled tanh);
-//! - [`loss`], [`optim`], [`augment`]: objective and L1 penalty, optimizers, random affine distortions;
+//! - [`loss`], [`optim`], [`stateful`], [`augment`]: objective and L1 penalty, optimizers (and the ones
+//!   written out so their state can be saved), random affine distortions;
 //! - [`fast`]: the speed forms that train (the same functions, computed faster), each held to its plain
 //!   form by a test.
 //!
@@ -16,6 +17,7 @@ pub mod lenet1998;
 pub mod lenet5;
 pub mod loss;
 pub mod optim;
+pub mod stateful;
 
 pub use lenet5::{LeNet5, LeNet5Modern};
 pub use lenet1998::LeNet1998;

@@ -1,8 +1,10 @@
-//! The optimizers, as the config names them. SGD, AdamW and RMSprop are LibTorch's own (through tch). Adam —
-//! the seed's optimizer — is PyTorch's Adam computed faster ([`FlatAdam`], a speed form in `nn::fast`, held
-//! to LibTorch's Adam by a test).
+//! The optimizers, as the config names them. Plain SGD is LibTorch's own (through tch); SGD with momentum,
+//! AdamW and RMSprop are LibTorch's rules written out so that their state can be saved ([`Stateful`]). Adam —
+//! the seed's optimizer — is PyTorch's Adam computed faster ([`FlatAdam`], a speed form in `nn::fast`). Each
+//! is held to LibTorch's own by a test.
 
 pub use super::fast::flat_adam::FlatAdam;
+pub use super::stateful::Stateful;
 use anyhow::Result;
 use lenet5_lab::config::{OptimizerConfig, OptimizerKind};
 use tch::Tensor;
@@ -12,6 +14,7 @@ use tch::nn::{self, OptimizerConfig as _};
 pub enum Optimizer {
     Torch(nn::Optimizer),
     FlatAdam(FlatAdam),
+    Stateful(Stateful),
 }
 
 impl Optimizer {
@@ -20,6 +23,7 @@ impl Optimizer {
         match self {
             Optimizer::Torch(opt) => opt.backward_step(loss),
             Optimizer::FlatAdam(opt) => opt.backward_step(loss),
+            Optimizer::Stateful(opt) => opt.backward_step(loss),
         }
     }
 
@@ -27,15 +31,16 @@ impl Optimizer {
         match self {
             Optimizer::Torch(opt) => opt.set_lr(lr),
             Optimizer::FlatAdam(opt) => opt.lr = lr,
+            Optimizer::Stateful(opt) => opt.lr = lr,
         }
     }
 
-    /// The optimizer's internal state as named tensors, where lenet5 owns it (FlatAdam); LibTorch's
-    /// optimizers keep theirs out of reach, so `None`.
+    /// The optimizer's internal state as named tensors; `None` for plain SGD, which has none.
     pub fn state(&self) -> Option<Vec<(String, Tensor)>> {
         match self {
             Optimizer::Torch(_) => None,
             Optimizer::FlatAdam(opt) => Some(opt.state()),
+            Optimizer::Stateful(opt) => Some(opt.state()),
         }
     }
 
@@ -47,23 +52,21 @@ impl Optimizer {
         match self {
             Optimizer::Torch(_) => Ok(()),
             Optimizer::FlatAdam(opt) => opt.load_state(tensors),
+            Optimizer::Stateful(opt) => opt.load_state(tensors),
         }
-    }
-}
-
-/// Whether the configured optimizer keeps state between steps that lenet5 cannot save (LibTorch's own keep
-/// theirs out of reach): SGD with momentum, AdamW, RMSprop. A run resumed with one restarts that state from
-/// zero, so it does not equal the uninterrupted run.
-pub fn state_is_lost_on_resume(cfg: &OptimizerConfig) -> bool {
-    match cfg.kind {
-        OptimizerKind::Adam => false,
-        OptimizerKind::Sgd => cfg.momentum > 0.0,
-        OptimizerKind::Adamw | OptimizerKind::Rmsprop => true,
     }
 }
 
 /// Builds the configured optimizer over every trainable variable of `vs`.
 pub fn build(vs: &nn::VarStore, cfg: &OptimizerConfig) -> Result<Optimizer> {
+    if let Some(opt) = Stateful::new(vs, cfg) {
+        return Ok(Optimizer::Stateful(opt));
+    }
+    build_torch(vs, cfg)
+}
+
+/// LibTorch's own form of the configured optimizer (Adam: [`FlatAdam`]); the stateful ones' reference.
+pub fn build_torch(vs: &nn::VarStore, cfg: &OptimizerConfig) -> Result<Optimizer> {
     let [beta1, beta2] = cfg.betas;
     let (wd, eps) = (cfg.weight_decay, cfg.eps);
     let torch = match cfg.kind {

@@ -273,13 +273,6 @@ impl Trainer {
         let (mut vs, net) = nn::build(&o.config, o.device);
         let mut opt = optim::build(&vs, &o.config.optimizer)?;
         weights::restore(&o.run, &mut vs, &mut opt, o.state.epoch)?;
-        if o.state.epoch > 0 && optim::state_is_lost_on_resume(&o.config.optimizer) {
-            eprintln!(
-                "warning: {:?}'s running state (momentum, averages) is LibTorch's and is not saved: it restarts \
-                 from zero, so this resumed run will not equal an uninterrupted one (Adam's is saved)",
-                o.config.optimizer.kind
-            );
-        }
         if o.resumed {
             o.run.write_config(&o.config)?;
         }
