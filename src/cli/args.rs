@@ -39,6 +39,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// Download a dataset into a directory (what `train` does when data.download is on and files are missing).
     Fetch(FetchArgs),
+    /// Log runs to an MLflow server (what training does with logging.mlflow set): whatever it lacks of each.
+    Track(TrackArgs),
     /// Print a shell completion script: lenet5 completions bash > ~/.local/share/bash-completion/completions/lenet5
     Completions { shell: clap_complete::Shell },
     /// Print the man page (roff), or with --out DIR write one page per subcommand too:
@@ -158,6 +160,19 @@ pub struct FetchArgs {
     /// Target directory [default: data/<dataset>].
     #[arg(long)]
     pub dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct TrackArgs {
+    /// Run directories, or sweep directories (each of their runs).
+    #[arg(required = true)]
+    pub run_dirs: Vec<PathBuf>,
+    /// The MLflow server [default: each run's logging.mlflow.tracking_uri, else $MLFLOW_TRACKING_URI].
+    #[arg(long, value_name = "URI")]
+    pub tracking_uri: Option<String>,
+    /// The experiment [default: each run's logging.mlflow.experiment, else the sweep's name, else lenet5].
+    #[arg(long)]
+    pub experiment: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -546,6 +546,56 @@ pub fn study_report(dirs: &[PathBuf], out: &Path) -> Result<StudyReport> {
     })
 }
 
+/// `lenet5 track`: each run (a sweep directory: each of its runs) logged to MLflow as far as the server
+/// lacks it; the server from `uri`, else the run's config, else `MLFLOW_TRACKING_URI`.
+pub fn track(
+    dirs: &[PathBuf],
+    uri: Option<String>,
+    experiment: Option<String>,
+) -> Result<Vec<(PathBuf, Result<lenet5_lab::mlflow::Record>)>> {
+    use lenet5_lab::mlflow::{self, Tracking};
+    let mut runs = vec![];
+    for dir in dirs {
+        match sweep::is_sweep_dir(dir) {
+            true => {
+                let sweep = sweep::open(dir)?;
+                runs.extend(
+                    sweep
+                        .runs
+                        .iter()
+                        .map(|r| sweep.run_dir(r))
+                        .filter(|d| d.is_dir()),
+                );
+            }
+            false => runs.push(dir.clone()),
+        }
+    }
+    let track = |dir: &PathBuf| -> Result<mlflow::Record> {
+        let run = RunDir::open(dir)?;
+        let config = run.config()?;
+        let mut tracking = Tracking::of(&config).or_else(|| {
+            uri.clone().map(|uri| Tracking {
+                uri,
+                experiment: None,
+            })
+        });
+        let tracking = tracking.as_mut().ok_or_else(|| {
+            UsageError::error(format!(
+                "no MLflow server: give --tracking-uri, or set {} or logging.mlflow.tracking_uri",
+                mlflow::URI_ENV
+            ))
+        })?;
+        if let Some(uri) = &uri {
+            tracking.uri = uri.trim_end_matches('/').to_string();
+        }
+        if experiment.is_some() {
+            tracking.experiment = experiment.clone();
+        }
+        mlflow::sync(&run, tracking, None)
+    };
+    Ok(runs.into_iter().map(|d| (d.clone(), track(&d))).collect())
+}
+
 /// `lenet5 fetch`: the dataset named `dataset` into `dir` (default `data/<dataset>`), MD5-checked.
 pub fn fetch(dataset: &str, dir: Option<&Path>) -> Result<PathBuf> {
     let dataset: data::Dataset = serde_yaml::from_value(serde_yaml::Value::from(dataset))

@@ -9,7 +9,9 @@ pub mod commands;
 pub use args::{Cli, Command};
 
 use anyhow::{Context, Result};
-use args::{LrFindArgs, PredictArgs, ReportArgs, ServeArgs, SweepArgs, TestArgs, TrainArgs};
+use args::{
+    LrFindArgs, PredictArgs, ReportArgs, ServeArgs, SweepArgs, TestArgs, TrackArgs, TrainArgs,
+};
 use clap::CommandFactory;
 use lenet5_core::run::{NewRunDir, Start};
 use std::path::PathBuf;
@@ -29,6 +31,7 @@ pub fn run(cli: Cli) -> Result<()> {
             println!("{} is in {}", args.dataset, dir.display());
             Ok(())
         }
+        Command::Track(args) => track(args),
         Command::Completions { shell } => completions(shell),
         Command::Man { out } => man(out),
         Command::SweepTask(args) => {
@@ -94,6 +97,31 @@ fn test(args: TestArgs) -> Result<()> {
         print!("{}", report.to_text());
     }
     Ok(())
+}
+
+fn track(args: TrackArgs) -> Result<()> {
+    let tracked = commands::track(&args.run_dirs, args.tracking_uri, args.experiment)?;
+    let mut failed = 0;
+    for (dir, outcome) in &tracked {
+        match outcome {
+            Ok(r) => println!(
+                "{} -> {} run {} ({} epochs{})",
+                dir.display(),
+                r.tracking_uri,
+                r.run_id,
+                r.logged_epochs,
+                if r.finished { ", finished" } else { "" }
+            ),
+            Err(e) => {
+                failed += 1;
+                eprintln!("Error: {}: {e:#}", dir.display());
+            }
+        }
+    }
+    match failed {
+        0 => Ok(()),
+        n => Err(anyhow::anyhow!("{n} of {} runs not tracked", tracked.len())),
+    }
 }
 
 fn predict(args: PredictArgs) -> Result<()> {

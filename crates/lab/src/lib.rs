@@ -8,6 +8,7 @@
 //! lr_range  the learning-rate range test's arithmetic: its rates, smoothed loss, suggestions, CSV, chart
 //! grid      a grid of captioned images (the test set's worst mistakes), drawn as a chart
 //! mistakes  the worst-scored test digits as rows (mistakes.csv) and captions
+//! mlflow    MLflow tracking through its REST API: a run directory logged as an MLflow run
 //! chart     line charts (SVG, PNG) of finished runs and studies
 //! rundir/   one run's directory: its files and their formats (state, metrics, test results, provenance)
 //! schedule  learning-rate schedules, as numbers (the training loop applies them)
@@ -25,6 +26,7 @@ pub mod config;
 pub mod grid;
 pub mod lr_range;
 pub mod mistakes;
+pub mod mlflow;
 pub mod rundir;
 pub mod schedule;
 pub mod study;

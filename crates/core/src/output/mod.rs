@@ -1,8 +1,9 @@
 //! What a run emits as it goes. The training loop hands each completed epoch, and the run's end, to every
-//! [`Sink`] in turn — metrics.csv (`lenet5_lab::rundir::metrics`), TensorBoard ([`tensorboard`]), the console ([`console`]) and
+//! [`Sink`] in turn — metrics.csv (`lenet5_lab::rundir::metrics`), TensorBoard ([`tensorboard`]), MLflow ([`mlflow`]), the console ([`console`]) and
 //! the run's checkpoints (`run::checkpoints`) — the way hyperfine hands its results to exporters.
 
 pub mod console;
+pub mod mlflow;
 pub mod tensorboard;
 
 use anyhow::{Context, Result};

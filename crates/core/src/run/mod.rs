@@ -22,6 +22,7 @@ use crate::device;
 use crate::nn::optim::{self, Optimizer};
 use crate::nn::{self, Net};
 use crate::output::console::Console;
+use crate::output::mlflow::MlflowSink;
 use crate::output::tensorboard::{self, EventWriter};
 use crate::output::{End, Epoch, Sink};
 use anyhow::{Context, Result};
@@ -293,6 +294,9 @@ impl Trainer {
                 writer.session_start(&o.config)?;
             }
             outputs.push(Box::new(writer));
+        }
+        if let Some(tracking) = lenet5_lab::mlflow::Tracking::of(&o.config) {
+            outputs.push(Box::new(MlflowSink::start(&o.run, tracking)));
         }
         outputs.push(Box::new(Checkpoints {
             run: o.run.clone(),

@@ -8,7 +8,7 @@ use serde_yaml::Value;
 
 /// The keys a resumed run may change: none of them changes the numbers its finished epochs made (how far
 /// to train and when to stop, where and how fast it runs, what it logs). Everything else is the experiment.
-pub const RESUMABLE_KEYS: [&str; 11] = [
+pub const RESUMABLE_KEYS: [&str; 13] = [
     "trainer.epochs",
     "trainer.early_stopping.enabled",
     "trainer.early_stopping.patience",
@@ -20,6 +20,8 @@ pub const RESUMABLE_KEYS: [&str; 11] = [
     "trainer.tensorboard",
     "data.dir",
     "data.download",
+    "logging.mlflow.tracking_uri",
+    "logging.mlflow.experiment",
 ];
 
 /// Refuses a resume whose config differs from the run's saved one in a key outside [`RESUMABLE_KEYS`],
@@ -101,6 +103,7 @@ fn numbers_only(config: &Config) -> Config {
     c.trainer.runs_dir = std::path::PathBuf::new();
     c.trainer.tensorboard = false;
     c.trainer.save_period = 0;
+    c.logging = Default::default();
     c
 }
 

@@ -17,6 +17,7 @@ pub struct Config {
     pub lr_scheduler: LrSchedulerConfig,
     pub data: DataConfig,
     pub trainer: TrainerConfig,
+    pub logging: LoggingConfig,
 }
 
 /// A YAML enum: lowercase names in files, listed in serde's error for a wrong one.
@@ -319,6 +320,22 @@ pub struct TrainerConfig {
     pub tensorboard: bool,
 }
 
+/// Where a run reports to, besides its own directory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoggingConfig {
+    pub mlflow: MlflowConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MlflowConfig {
+    /// The MLflow server; `None`: `MLFLOW_TRACKING_URI`, else not tracked.
+    pub tracking_uri: Option<String>,
+    /// The experiment; `None`: the sweep's directory name, or `lenet5`.
+    pub experiment: Option<String>,
+}
+
 impl Default for Config {
     /// [`DEFAULTS_YAML`], parsed.
     fn default() -> Self {
@@ -345,7 +362,9 @@ section_defaults!(
     data: DataConfig,
     data.augment: AugmentConfig,
     trainer: TrainerConfig,
-    trainer.early_stopping: EarlyStoppingConfig
+    trainer.early_stopping: EarlyStoppingConfig,
+    logging: LoggingConfig,
+    logging.mlflow: MlflowConfig
 );
 
 impl DataConfig {

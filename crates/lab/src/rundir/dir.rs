@@ -48,6 +48,8 @@ pub const TRAIN_LOG: &str = "train.log";
 pub const RUNS_DIR: &str = "runs";
 pub const BEST_WEIGHTS: &str = "best.safetensors";
 pub const LAST_WEIGHTS: &str = "last.safetensors";
+/// How far an MLflow server has the run (`lenet5_lab::mlflow`).
+pub const MLFLOW_FILE: &str = "mlflow.json";
 /// Each test image's answer under each checkpoint selection.
 pub const PREDICTIONS_FILE: &str = "predictions.csv.gz";
 
