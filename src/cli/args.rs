@@ -436,6 +436,15 @@ pub struct PredictArgs {
     /// Print the predictions as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Also draw which pixels each answer rests on: saliency (|input gradient|) or integrated-gradients.
+    #[arg(long, value_name = "METHOD", value_parser = ["saliency", "integrated-gradients"])]
+    pub explain: Option<String>,
+    /// Integrated gradients' steps along the path from a black image.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(i64).range(1..=4096))]
+    pub steps: i64,
+    /// Where --explain writes IMAGE.METHOD.png.
+    #[arg(long, value_name = "DIR", default_value = "explain")]
+    pub explain_out: PathBuf,
 }
 
 #[derive(Debug, Args)]

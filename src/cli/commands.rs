@@ -257,6 +257,29 @@ pub struct Predictions {
     pub checkpoint: PathBuf,
     pub predictions: Vec<Prediction>,
     pub failed: Vec<Failed>,
+    /// With `--explain`: each classified image's attribution map, in the order of `predictions`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub explanations: Vec<Explained>,
+}
+
+/// `predict --explain METHOD [--steps N] --explain-out DIR`.
+#[derive(Debug, Clone)]
+pub struct ExplainRequest {
+    pub method: lenet5_core::run::explain::Method,
+    pub out: PathBuf,
+}
+
+/// One image's attribution map, where it was drawn, and its completeness numbers.
+#[derive(Debug, Clone, Serialize)]
+pub struct Explained {
+    pub file: String,
+    pub method: String,
+    /// The class explained: the predicted digit.
+    pub target: i64,
+    pub heatmap: PathBuf,
+    /// The attributions' sum, and f(image) − f(black) (equal up to 1% for integrated gradients).
+    pub sum: f64,
+    pub delta: f64,
 }
 
 /// An image `predict` could not classify, and why.
@@ -268,7 +291,11 @@ pub struct Failed {
 
 /// `lenet5 predict`: `paths` is `[RUN_DIR] IMAGE...`; an unreadable image does not stop the others. A
 /// directory is taken as the run only where it holds one and comes first.
-pub fn predict(source: &ModelSource, paths: &[PathBuf]) -> Result<Predictions> {
+pub fn predict(
+    source: &ModelSource,
+    paths: &[PathBuf],
+    explain: Option<&ExplainRequest>,
+) -> Result<Predictions> {
     let mut source = source.clone();
     let images = match paths.split_first() {
         Some((first, rest)) if first.is_dir() && source.config.is_none() => {
@@ -316,12 +343,51 @@ pub fn predict(source: &ModelSource, paths: &[PathBuf]) -> Result<Predictions> {
     }
     let norm = dataset.normalization();
     let predictions = trained::classify(&m.net, &files, &prepared, &norm, m.device);
+    let explanations = match explain {
+        Some(req) => explain_all(&m, &predictions, &prepared, req)?,
+        None => vec![],
+    };
     Ok(Predictions {
         run: m.run.map(|r| r.path),
         checkpoint: m.weights,
         predictions,
         failed,
+        explanations,
     })
+}
+
+/// Each prediction's attribution map, drawn over its image into `req.out` as `STEM.METHOD.png`.
+fn explain_all(
+    m: &LoadedModel,
+    predictions: &[Prediction],
+    prepared: &[image::Prepared],
+    req: &ExplainRequest,
+) -> Result<Vec<Explained>> {
+    use lenet5_core::run::explain;
+    std::fs::create_dir_all(&req.out)
+        .map_err(|e| UsageError::error(format!("cannot create {}: {e}", req.out.display())))?;
+    let norm = m.config.data.dataset.normalization();
+    let mut out = vec![];
+    for (p, pixels) in predictions.iter().zip(prepared) {
+        let batch = image::to_batch(std::slice::from_ref(pixels), &norm, m.device);
+        let a = explain::attribute(&m.net, &batch, &norm, p.digit, req.method);
+        let stem = Path::new(&p.file)
+            .file_stem()
+            .map_or("image".into(), |s| s.to_string_lossy());
+        let heatmap = req.out.join(format!("{stem}.{}.png", req.method.name()));
+        let side = image::SIDE as u32;
+        let png = lenet5_lab::heatmap::png(pixels, &a.map, side, 10)?;
+        lenet5_lab::sys::atomic::write(&heatmap, &png)?;
+        out.push(Explained {
+            file: p.file.clone(),
+            method: req.method.name().to_string(),
+            target: a.target,
+            heatmap,
+            sum: a.sum,
+            delta: a.delta,
+        });
+    }
+    Ok(out)
 }
 
 impl Predictions {

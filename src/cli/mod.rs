@@ -125,7 +125,15 @@ fn track(args: TrackArgs) -> Result<()> {
 }
 
 fn predict(args: PredictArgs) -> Result<()> {
-    let found = commands::predict(&args.model.source(None)?, &args.paths)?;
+    use lenet5_core::run::explain::Method;
+    let explain = (args.explain.as_deref()).map(|name| commands::ExplainRequest {
+        method: match name {
+            "saliency" => Method::Saliency,
+            _ => Method::IntegratedGradients { steps: args.steps },
+        },
+        out: args.explain_out.clone(),
+    });
+    let found = commands::predict(&args.model.source(None)?, &args.paths, explain.as_ref())?;
     for f in &found.failed {
         eprintln!("Error: {}", f.error);
     }
@@ -137,6 +145,23 @@ fn predict(args: PredictArgs) -> Result<()> {
             .predictions
             .iter()
             .for_each(|p| println!("{}", p.to_text()));
+        for e in &found.explanations {
+            eprintln!(
+                "{}: {} of digit {} -> {} (sum {:.4}, f(image) − f(black) {:.4}){}",
+                e.file,
+                e.method,
+                e.target,
+                e.heatmap.display(),
+                e.sum,
+                e.delta,
+                match e.method == "integrated-gradients"
+                    && (e.sum - e.delta).abs() > 0.01 * e.delta.abs()
+                {
+                    true => "; completeness off by more than 1%: raise --steps",
+                    false => "",
+                }
+            );
+        }
     }
     found.failure().map_or(Ok(()), Err)
 }

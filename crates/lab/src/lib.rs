@@ -7,6 +7,7 @@
 //! study/    many runs: sweep files, the local and Slurm runners, run tables, statistics, the study report
 //! lr_range  the learning-rate range test's arithmetic: its rates, smoothed loss, suggestions, CSV, chart
 //! grid      a grid of captioned images (the test set's worst mistakes), drawn as a chart
+//! heatmap   an attribution map over the digit it explains, as a PNG
 //! mistakes  the worst-scored test digits as rows (mistakes.csv) and captions
 //! mlflow    MLflow tracking through its REST API: a run directory logged as an MLflow run
 //! chart     line charts (SVG, PNG) of finished runs and studies
@@ -24,6 +25,7 @@
 pub mod chart;
 pub mod config;
 pub mod grid;
+pub mod heatmap;
 pub mod lr_range;
 pub mod mistakes;
 pub mod mlflow;

@@ -13,7 +13,7 @@ use tch::{Device, Tensor};
 /// MNIST's digits fit a 20×20 box inside the 28×28 field.
 pub const DIGIT_BOX: u32 = 20;
 /// The MNIST field the images are prepared into.
-const SIDE: usize = 28;
+pub const SIDE: usize = 28;
 const _: () = assert!(Dataset::Mnist.shape().side == SIDE as i64);
 
 /// A grey image, ink bright (up to 1.0) on a dark background (0.0), 28×28, row-major.

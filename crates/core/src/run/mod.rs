@@ -11,6 +11,7 @@ pub mod checkpoints;
 pub mod dataset;
 mod epoch;
 pub mod evaluate;
+pub mod explain;
 pub mod lr_find;
 pub mod mistakes;
 pub mod scoring;
