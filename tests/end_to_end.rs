@@ -314,6 +314,8 @@ fn a_resumed_run_matches_an_uninterrupted_one_with_every_optimizer() {
             loss_columns(&dir.join(&resumed)),
             "{sets:?}"
         );
+        let layers = |run: &str| std::fs::read_to_string(dir.join(run).join("layers.csv")).unwrap();
+        assert_eq!(layers(&straight), layers(&resumed), "{sets:?}: layers.csv");
     }
 }
 
@@ -373,4 +375,78 @@ fn every_checkpoint_selection_is_scored_with_each_images_answer() {
     let before = std::fs::read(run.file("test.json")).unwrap();
     ok(lenet5(&dir, &["test", run.path.to_str().unwrap()]));
     assert_eq!(std::fs::read(run.file("test.json")).unwrap(), before);
+}
+
+#[test]
+fn layer_health_matches_the_checkpoints_and_names_dead_and_saturated_units() {
+    // layers.csv's weight norms and update ratios recomputed from the epoch checkpoints; the activation
+    // numbers are shares (tests/tensorboard.rs reads the same numbers back from the event files).
+    let (dir, runs) = setup("e2e_layers", "");
+    for (name, activation) in [("relu", "relu"), ("sigmoid", "sigmoid")] {
+        let set = format!("model.activation={activation}");
+        let run = format!("runs/{name}");
+        ok(lenet5(
+            &dir,
+            &[
+                "train",
+                "tiny.yaml",
+                "--run-dir",
+                &run,
+                "--set",
+                &set,
+                "--set",
+                "trainer.save_period=1",
+            ],
+        ));
+        let rows: Vec<lenet5_lab::rundir::layers::LayerRow> =
+            lenet5_lab::rundir::metrics::read_rows(&runs.join(name).join("layers.csv")).unwrap();
+        let weights = [
+            "conv1.weight",
+            "conv2.weight",
+            "fc1.weight",
+            "fc2.weight",
+            "fc3.weight",
+        ];
+        let activations = ["S2", "S4", "F5", "F6"];
+        let layers: Vec<&str> = rows
+            .iter()
+            .filter(|r| r.epoch == 2)
+            .map(|r| r.layer.as_str())
+            .collect();
+        assert_eq!(layers, [&weights[..], &activations[..]].concat(), "{name}");
+        let tensor = |epoch: usize, layer: &str| {
+            let file = runs.join(name).join(format!("epoch-{epoch}.safetensors"));
+            let all = tch::Tensor::read_safetensors(file).unwrap();
+            all.into_iter().find(|(n, _)| n == layer).unwrap().1
+        };
+        for w in weights {
+            let row = rows.iter().find(|r| r.epoch == 2 && r.layer == w).unwrap();
+            let norm = f64::try_from(tensor(2, w).norm()).unwrap();
+            assert!(
+                (row.weight_norm.unwrap() - norm).abs() < 1e-5 * norm,
+                "{name} {w}"
+            );
+            let step = f64::try_from((tensor(2, w) - tensor(1, w)).norm()).unwrap();
+            let ratio = step / f64::try_from(tensor(1, w).norm()).unwrap();
+            assert!(
+                (row.update_ratio.unwrap() - ratio).abs() < 1e-4 * ratio,
+                "{name} {w}: {row:?} vs {ratio}"
+            );
+            assert!(row.grad_norm.unwrap() > 0.0 && row.mean.is_none());
+        }
+        for r in rows
+            .iter()
+            .filter(|r| activations.contains(&r.layer.as_str()))
+        {
+            let share = if name == "relu" {
+                (r.dead, r.saturated)
+            } else {
+                (r.saturated, r.dead)
+            };
+            assert!(
+                share.0.is_some_and(|s| (0.0..=1.0).contains(&s)) && share.1.is_none(),
+                "{r:?}"
+            );
+        }
+    }
 }

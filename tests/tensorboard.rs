@@ -43,6 +43,37 @@ fn event_files_hold_the_metrics_and_hparams_and_a_resumed_run_continues_them() {
     let run = dir.join("runs/r");
     let v = read(&python, &run);
     let rows = lenet5_lab::rundir::metrics::read(&run.join("metrics.csv")).unwrap();
+    // Each layer's health: layers.csv's numbers, by epoch, under layers/{layer}/{number}.
+    let layers: Vec<lenet5_lab::rundir::layers::LayerRow> =
+        lenet5_lab::rundir::metrics::read_rows(&run.join("layers.csv")).unwrap();
+    for (layer, get) in [
+        (
+            "conv1.weight/grad_norm",
+            (|r: &lenet5_lab::rundir::layers::LayerRow| r.grad_norm) as fn(&_) -> _,
+        ),
+        ("S2/dead", |r| r.dead),
+        ("F5/mean", |r| r.mean),
+    ] {
+        let name = layer.split('/').next().unwrap();
+        let expected: Vec<f64> = layers
+            .iter()
+            .filter(|r| r.layer == name)
+            .map(|r| get(r).unwrap())
+            .collect();
+        let got: Vec<f64> = v["scalars"][format!("layers/{layer}")]
+            .as_array()
+            .unwrap_or_else(|| panic!("no layers/{layer}: {v}"))
+            .iter()
+            .map(|p| p[1].as_f64().unwrap())
+            .collect();
+        assert_eq!(got.len(), expected.len(), "{layer}");
+        assert!(
+            got.iter()
+                .zip(&expected)
+                .all(|(g, e)| (g - e).abs() <= 1e-6 * e.abs().max(1e-6)),
+            "{layer}: {got:?} vs {expected:?}"
+        );
+    }
     for (tag, column) in [
         ("loss/train", 2usize),
         ("loss/valid", 4),

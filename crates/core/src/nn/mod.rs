@@ -22,7 +22,7 @@ pub mod stateful;
 pub use lenet5::{LeNet5, LeNet5Modern};
 pub use lenet1998::LeNet1998;
 
-use lenet5_lab::config::{Config, Variant};
+use lenet5_lab::config::{Activation, Config, Variant};
 use tch::nn::{self, ModuleT};
 use tch::{Device, Tensor};
 
@@ -57,6 +57,17 @@ pub fn build(config: &Config, device: Device) -> (nn::VarStore, Net) {
     (vs, net)
 }
 
+/// An activation function, as far as a layer's health goes: where its outputs stop moving.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Squash {
+    Relu,
+    Sigmoid,
+    /// tanh scaled to ±`bound`.
+    Tanh {
+        bound: f64,
+    },
+}
+
 impl Net {
     /// Weight tensors (not biases or batch-norm parameters), for the L1 penalty.
     pub fn weights(&self) -> Vec<&Tensor> {
@@ -82,6 +93,27 @@ impl Net {
         });
         out.push(("output", logits));
         out
+    }
+
+    /// Which layers of [`Net::layers`] are an activation's outputs, and that activation.
+    pub fn activated(&self) -> (Squash, &'static [&'static str]) {
+        match self {
+            Net::Lenet5(n) => (
+                match n.activation {
+                    Activation::Relu => Squash::Relu,
+                    Activation::Sigmoid => Squash::Sigmoid,
+                    Activation::Tanh => Squash::Tanh { bound: 1.0 },
+                },
+                &["S2", "S4", "F5", "F6"],
+            ),
+            Net::Lenet5Modern(_) => (Squash::Relu, &["C1", "S2", "C3", "S4", "F5", "F6"]),
+            Net::Lenet1998(_) => (
+                Squash::Tanh {
+                    bound: lenet1998::SQUASH_BOUND,
+                },
+                &["C1", "S2", "C3", "S4", "C5", "F6"],
+            ),
+        }
     }
 
     /// The first layer's learned filters `[out, in, k, k]`.

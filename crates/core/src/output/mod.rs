@@ -1,5 +1,5 @@
 //! What a run emits as it goes. The training loop hands each completed epoch, and the run's end, to every
-//! [`Sink`] in turn — metrics.csv (`lenet5_lab::rundir::metrics`), TensorBoard ([`tensorboard`]), MLflow ([`mlflow`]), the console ([`console`]) and
+//! [`Sink`] in turn — metrics.csv (`lenet5_lab::rundir::metrics`), layers.csv (`lenet5_lab::rundir::layers`), TensorBoard ([`tensorboard`]), MLflow ([`mlflow`]), the console ([`console`]) and
 //! the run's checkpoints (`run::checkpoints`) — the way hyperfine hands its results to exporters.
 
 pub mod console;
@@ -7,7 +7,8 @@ pub mod mlflow;
 pub mod tensorboard;
 
 use anyhow::{Context, Result};
-use lenet5_lab::rundir::metrics::{EpochRow, MetricsWriter};
+use lenet5_lab::rundir::layers::LayerRow;
+use lenet5_lab::rundir::metrics::{EpochRow, MetricsWriter, RowWriter};
 use tch::Tensor;
 
 /// A named set of tensors as it stands now (shallow copies: no data is copied).
@@ -30,6 +31,8 @@ pub struct Epoch<'a> {
     pub best_epoch: usize,
     /// Early stopping ends the run here, after this many epochs without improvement.
     pub stops_early: Option<usize>,
+    /// Each layer's health after the epoch (empty with `trainer.layer_health` off).
+    pub layers: &'a [LayerRow],
     /// The model's variables and the optimizer's state after the epoch.
     pub weights: &'a Tensors,
     pub optimizer: Option<&'a Tensors>,
@@ -57,9 +60,20 @@ pub trait Sink {
     fn end(&mut self, end: &End) -> Result<()>;
 }
 
+impl Sink for RowWriter<LayerRow> {
+    fn epoch(&mut self, epoch: &Epoch) -> Result<()> {
+        self.append(epoch.layers)
+            .context("cannot append to layers.csv")
+    }
+
+    fn end(&mut self, _end: &End) -> Result<()> {
+        Ok(())
+    }
+}
+
 impl Sink for MetricsWriter {
     fn epoch(&mut self, epoch: &Epoch) -> Result<()> {
-        self.append(&epoch.row)
+        self.append(std::slice::from_ref(&epoch.row))
             .context("cannot append to metrics.csv")
     }
 

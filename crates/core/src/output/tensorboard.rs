@@ -11,6 +11,7 @@
 use super::{End, Epoch, Sink};
 use anyhow::{Context, Result};
 use lenet5_lab::config::Config;
+use lenet5_lab::rundir::layers::LayerRow;
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -327,7 +328,10 @@ impl Sink for EventWriter {
         if let Some(objective) = e.objective {
             scalars.push((OBJECTIVE_TAG, objective));
         }
-        self.scalars(r.epoch as i64, &scalars)
+        self.scalars(r.epoch as i64, &scalars)?;
+        let layers = layer_scalars(e.layers);
+        let layers: Vec<(&str, f64)> = layers.iter().map(|(t, v)| (t.as_str(), *v)).collect();
+        self.scalars(r.epoch as i64, &layers)
     }
 
     fn end(&mut self, end: &End) -> Result<()> {
@@ -345,6 +349,26 @@ impl Sink for EventWriter {
             End::Interrupted => Ok(()),
         }
     }
+}
+
+/// Each layer's health as `layers/{layer}/{number}` scalars (TensorBoard groups them by layer).
+fn layer_scalars(rows: &[LayerRow]) -> Vec<(String, f64)> {
+    let mut out = vec![];
+    for r in rows {
+        let numbers = [
+            ("weight_norm", r.weight_norm),
+            ("grad_norm", r.grad_norm),
+            ("update_ratio", r.update_ratio),
+            ("mean", r.mean),
+            ("std", r.std),
+            ("saturated", r.saturated),
+            ("dead", r.dead),
+        ];
+        for (name, value) in numbers {
+            out.extend(value.map(|v| (format!("layers/{}/{name}", r.layer), v)));
+        }
+    }
+    out
 }
 
 /// A run directory's event files, oldest name first.

@@ -12,6 +12,7 @@ pub mod dataset;
 mod epoch;
 pub mod evaluate;
 pub mod explain;
+pub mod health;
 pub mod lr_find;
 pub mod mistakes;
 pub mod scoring;
@@ -29,13 +30,15 @@ use crate::output::{End, Epoch, Sink};
 use anyhow::{Context, Result};
 use checkpoints::Checkpoints;
 use epoch::EpochEnd;
+use health::Health;
 use lenet5_lab::UsageError;
 use lenet5_lab::config::{self, Config, Monitor, Override};
-use lenet5_lab::rundir::dir::{BEST_WEIGHTS, LAST_WEIGHTS, METRICS_FILE, RunDir};
+use lenet5_lab::rundir::dir::{BEST_WEIGHTS, LAST_WEIGHTS, LAYERS_FILE, METRICS_FILE, RunDir};
 use lenet5_lab::rundir::evaluation::Evaluation;
 use lenet5_lab::rundir::fingerprint::Fingerprint;
+use lenet5_lab::rundir::layers::LayerRow;
 use lenet5_lab::rundir::metrics::EpochRow;
-use lenet5_lab::rundir::metrics::{self, MetricsWriter};
+use lenet5_lab::rundir::metrics::{self, MetricsWriter, RowWriter};
 use lenet5_lab::rundir::state::{RunStatus, TrainState};
 use lenet5_lab::sys::cpu;
 use lenet5_lab::sys::interrupt::{Interrupt, Interrupted};
@@ -262,8 +265,10 @@ struct Trainer {
     state: TrainState,
     /// Batches in an epoch over the training split.
     batches: usize,
-    /// Where each epoch goes, in order: metrics.csv, TensorBoard, checkpoints, console.
+    /// Where each epoch goes, in order: metrics.csv, layers.csv, TensorBoard, MLflow, checkpoints, console.
     outputs: Vec<Box<dyn Sink>>,
+    /// Each layer's health after every epoch (`trainer.layer_health`).
+    health: Option<Health>,
     /// Held until the trainer is dropped: no other process trains this run meanwhile.
     _lock: File,
 }
@@ -287,6 +292,11 @@ impl Trainer {
             &o.run.file(METRICS_FILE),
             o.state.epoch,
         )?)];
+        let health = (o.config.trainer.layer_health).then(|| Health::new(&vs, &o.data));
+        if health.is_some() {
+            let layers = RowWriter::<LayerRow>::resume(&o.run.file(LAYERS_FILE), o.state.epoch)?;
+            outputs.push(Box::new(layers));
+        }
         let batches = epoch::batch_count(o.data.train.len(), o.config.data.batch_size);
         if o.config.trainer.tensorboard {
             let keep = tensorboard::keep_completed(o.state.epoch, batches);
@@ -317,6 +327,7 @@ impl Trainer {
             state: o.state,
             batches,
             outputs,
+            health,
             _lock: o._lock,
         })
     }
@@ -358,6 +369,8 @@ impl Trainer {
             seconds: started.elapsed().as_secs_f64(),
         };
         let (improved, other_improved) = self.update_state(&row);
+        let layers =
+            (self.health.as_mut()).map_or(vec![], |h| h.measure(&self.net, &self.vs, epoch));
         let (weights, optimizer) = (self.weights(), self.opt.state());
         let record = Epoch {
             row,
@@ -369,6 +382,7 @@ impl Trainer {
             best_epoch: self.state.best_epoch,
             stops_early: (self.state.status == RunStatus::EarlyStopped)
                 .then_some(self.state.epochs_without_improvement),
+            layers: &layers,
             weights: &weights,
             optimizer: optimizer.as_deref(),
         };

@@ -8,7 +8,7 @@ use serde_yaml::Value;
 
 /// The keys a resumed run may change: none of them changes the numbers its finished epochs made (how far
 /// to train and when to stop, where and how fast it runs, what it logs). Everything else is the experiment.
-pub const RESUMABLE_KEYS: [&str; 13] = [
+pub const RESUMABLE_KEYS: [&str; 14] = [
     "trainer.epochs",
     "trainer.early_stopping.enabled",
     "trainer.early_stopping.patience",
@@ -18,6 +18,7 @@ pub const RESUMABLE_KEYS: [&str; 13] = [
     "trainer.cudnn_benchmark",
     "trainer.runs_dir",
     "trainer.tensorboard",
+    "trainer.layer_health",
     "data.dir",
     "data.download",
     "logging.mlflow.tracking_uri",
@@ -102,6 +103,7 @@ fn numbers_only(config: &Config) -> Config {
     c.trainer.device = "auto".into();
     c.trainer.runs_dir = std::path::PathBuf::new();
     c.trainer.tensorboard = false;
+    c.trainer.layer_health = false;
     c.trainer.save_period = 0;
     c.logging = Default::default();
     c

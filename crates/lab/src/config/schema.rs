@@ -318,6 +318,7 @@ pub struct TrainerConfig {
     pub cudnn_benchmark: bool,
     pub runs_dir: PathBuf,
     pub tensorboard: bool,
+    pub layer_health: bool,
 }
 
 /// Where a run reports to, besides its own directory.

@@ -35,6 +35,8 @@ use std::path::{Path, PathBuf};
 
 pub const CONFIG_FILE: &str = "config.yaml";
 pub const METRICS_FILE: &str = "metrics.csv";
+/// Each layer's health per epoch (`rundir::layers`).
+pub const LAYERS_FILE: &str = "layers.csv";
 pub const STATE_FILE: &str = "state.json";
 pub const TEST_FILE: &str = "test.json";
 /// The best checkpoint scored on the clean training split (eval mode, no distortions, no dropout).

@@ -5,6 +5,7 @@
 //! the middle; a state ahead of its rows is refused.
 
 use anyhow::{Context, Result};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::fs::{File, OpenOptions};
 use std::path::Path;
@@ -24,16 +25,33 @@ pub struct EpochRow {
     pub seconds: f64,
 }
 
-/// Appends rows to a CSV file, flushing each.
-pub struct MetricsWriter {
-    writer: csv::Writer<File>,
+/// A file of per-epoch rows: its header, and which epoch a row belongs to (what a resume keeps).
+pub trait Row: Serialize + DeserializeOwned {
+    const HEADER: &'static [&'static str];
+    fn epoch(&self) -> usize;
 }
 
-impl MetricsWriter {
+impl Row for EpochRow {
+    const HEADER: &'static [&'static str] = &HEADER;
+    fn epoch(&self) -> usize {
+        self.epoch
+    }
+}
+
+/// Appends rows to a CSV file, flushing each.
+pub struct RowWriter<R: Row> {
+    writer: csv::Writer<File>,
+    _rows: std::marker::PhantomData<R>,
+}
+
+/// `metrics.csv`'s writer.
+pub type MetricsWriter = RowWriter<EpochRow>;
+
+impl<R: Row> RowWriter<R> {
     /// Creates `path` with only the header (done before training starts, so an unwritable run directory
     /// fails at once).
     pub fn create(path: &Path) -> Result<Self> {
-        crate::sys::atomic::write(path, &to_csv(&[])?)?;
+        crate::sys::atomic::write(path, &rows_csv::<R>(&[])?)?;
         Self::open_append(path)
     }
 
@@ -44,11 +62,11 @@ impl MetricsWriter {
         if !path.exists() {
             return Self::create(path);
         }
-        let kept: Vec<EpochRow> = read(path)?
+        let kept: Vec<R> = read_rows::<R>(path)?
             .into_iter()
-            .filter(|r| r.epoch <= last_epoch)
+            .filter(|r| r.epoch() <= last_epoch)
             .collect();
-        crate::sys::atomic::write(path, &to_csv(&kept)?)?;
+        crate::sys::atomic::write(path, &rows_csv(&kept)?)?;
         Self::open_append(path)
     }
 
@@ -61,13 +79,14 @@ impl MetricsWriter {
             writer: csv::WriterBuilder::new()
                 .has_headers(false)
                 .from_writer(file),
+            _rows: std::marker::PhantomData,
         })
     }
 
-    /// Appends `row` and makes it durable (fsync), so a `state.json` written after it never counts an epoch
-    /// the file lacks.
-    pub fn append(&mut self, row: &EpochRow) -> Result<()> {
-        self.writer.serialize(row)?;
+    /// Appends `rows` and makes them durable (fsync), so a `state.json` written after them never counts an
+    /// epoch the file lacks.
+    pub fn append(&mut self, rows: &[R]) -> Result<()> {
+        rows.iter().try_for_each(|r| self.writer.serialize(r))?;
         self.writer.flush()?;
         self.writer.get_ref().sync_data()?;
         Ok(())
@@ -112,19 +131,30 @@ const HEADER: [&str; 7] = [
 
 /// The CSV bytes of a header and `rows`.
 pub fn to_csv(rows: &[EpochRow]) -> Result<Vec<u8>> {
+    rows_csv(rows)
+}
+
+/// The CSV bytes of `R`'s header and `rows`.
+pub fn rows_csv<R: Row>(rows: &[R]) -> Result<Vec<u8>> {
     let mut writer = csv::WriterBuilder::new()
         .has_headers(false)
         .from_writer(vec![]);
-    writer.write_record(HEADER)?;
+    writer.write_record(R::HEADER)?;
     for row in rows {
         writer.serialize(row)?;
     }
     Ok(writer.into_inner()?)
 }
 
-/// Reads every row of a metrics file. A last line without its newline is not a row: an append that a kill
-/// tore, or one in progress while a report reads a training run (rows are appended whole, newline last).
+/// Reads every row of a metrics file ([`read_rows`]).
 pub fn read(path: &Path) -> Result<Vec<EpochRow>> {
+    read_rows(path)
+}
+
+/// Reads every row of a per-epoch file. A last line without its newline is not a row: an append that a
+/// kill tore, or one in progress while a report reads a training run (rows are appended whole, newline
+/// last).
+pub fn read_rows<R: Row>(path: &Path) -> Result<Vec<R>> {
     let bytes = crate::sys::read::bytes(path, crate::sys::read::RUN_FILE_LIMIT)?;
     let whole = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
     let mut reader = csv::Reader::from_reader(&bytes[..whole]);
@@ -159,7 +189,7 @@ mod tests {
         assert_eq!(read(&path).unwrap(), [row(1), row(2)]);
         assert_eq!(agreement(&path, 2).unwrap(), Vec::<usize>::new());
         let mut writer = MetricsWriter::resume(&path, 2).unwrap();
-        writer.append(&row(3)).unwrap();
+        writer.append(&[row(3)]).unwrap();
         assert_eq!(read(&path).unwrap(), [row(1), row(2), row(3)]);
         // Only the last line can be torn: a broken row before it is still an error naming the file.
         std::fs::write(
