@@ -140,10 +140,9 @@ fn mistakes_are_the_highest_losses(dir: &Path, run: &Path, test_loss: f64) {
     );
     let png = std::fs::read(out.join("mistakes.png")).unwrap();
     assert!(png.starts_with(b"\x89PNG"));
-    let svg = std::fs::read_to_string(out.join("mistakes.svg")).unwrap();
     assert!(
-        svg.contains(&format!("{} → {}", rows[0].1, rows[0].2)),
-        "the first caption"
+        !out.join("mistakes.svg").exists(),
+        "no SVG: one element per pixel"
     );
     // Elsewhere with --mistakes-out, and not asked for, nothing drawn.
     let elsewhere = dir.join("worst");

@@ -418,7 +418,7 @@ pub struct TestArgs {
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
-    /// Also draw the N test digits the model gets most wrong (highest loss): mistakes.csv, .svg, .png.
+    /// Also draw the N test digits the model gets most wrong (highest loss): mistakes.csv, mistakes.png.
     #[arg(long, value_name = "N")]
     pub mistakes: Option<usize>,
     /// Where --mistakes writes [default: RUN_DIR/mistakes when the result is the run's own, else ./mistakes].

@@ -139,7 +139,8 @@ pub fn test(source: &ModelSource, mistakes: Option<&MistakesRequest>) -> Result<
     })
 }
 
-/// The `n` worst-scored test digits under `m`, as `mistakes.csv` and a captioned grid in `out`.
+/// The `n` worst-scored test digits under `m`, as `mistakes.csv` and a captioned grid (`mistakes.png`) in
+/// `out`.
 fn write_mistakes(
     m: &LoadedModel,
     test: &data::Split,
@@ -160,13 +161,12 @@ fn write_mistakes(
         found.len(),
         m.weights.display()
     );
+    // PNG only: as SVG every pixel is an element (~10 MB for 16 digits).
     let grid = mistakes::grid(test, &found, title);
-    let size = grid.size();
     atomic::write(
-        &out.join("mistakes.svg"),
-        chart::render_svg(&grid, size)?.as_bytes(),
+        &out.join("mistakes.png"),
+        &chart::render_png(&grid, grid.size())?,
     )?;
-    atomic::write(&out.join("mistakes.png"), &chart::render_png(&grid, size)?)?;
     Ok((out.to_path_buf(), found.len()))
 }
 
