@@ -170,6 +170,7 @@ fn the_train_line_gives_the_loss_in_a_readable_number_of_digits() {
             confusion: vec![vec![1]],
             calibration: None,
             most_confused: vec![],
+            temperature_scaled: None,
         },
     };
     let line = lenet5::cli::train_summary(&outcome(1.234_567_890_1e-30));

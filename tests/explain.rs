@@ -1,6 +1,7 @@
 //! `predict --explain` on nets trained on synthetic digits: integrated gradients are complete (they sum to
 //! f(image) − f(black), recomputed here with a plain forward pass, within 1%), saliency is the absolute input
-//! gradient (checked against central differences), and the heat maps are written.
+//! gradient (checked against central differences), and the heat maps are written. And temperature scaling:
+//! the fitted temperature minimises the validation NLL, and the test set is rescored with it.
 mod common;
 use common::*;
 use lenet5_core::run::explain::{self, Method};
@@ -130,4 +131,50 @@ fn integrated_gradients_are_complete_and_saliency_is_the_input_gradient() {
         ],
     );
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+}
+
+#[test]
+fn temperature_scaling_minimises_the_validation_nll_and_rescores_the_test_set() {
+    // test.json's temperature: no temperature on a fine grid gives the validation split a lower NLL
+    // (cross-entropy of logits / T, computed here with LibTorch's own loss); its test NLL is the test
+    // logits' at that T; the raw calibration stays beside it.
+    let dir = tiny_project("temperature", 300, 100, "");
+    ok(lenet5(
+        &dir,
+        &["train", "tiny.yaml", "--run-dir", "runs/t", "--epochs", "3"],
+    ));
+    let test: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("runs/t/test.json")).unwrap())
+            .unwrap();
+    let scaled = &test["temperature_scaled"];
+    let t = scaled["temperature"].as_f64().unwrap();
+    assert!(test["calibration"]["nll"].is_f64(), "the raw numbers stay");
+    let m = model(&dir.join("runs/t"));
+    let splits = lenet5_core::data::load(&m.config.data, m.device).unwrap();
+    let nll = |split: &lenet5_core::data::Split, t: f64| -> f64 {
+        let logits =
+            tch::no_grad(|| m.net.forward_t(&split.images, false)).to_kind(tch::Kind::Double);
+        f64::try_from((logits / t).cross_entropy_for_logits(&split.labels)).unwrap()
+    };
+    let at_t = nll(&splits.validation, t);
+    for k in 0..400 {
+        let grid = 0.1 * 100f64.powf(k as f64 / 399.0);
+        assert!(
+            at_t <= nll(&splits.validation, grid) + 1e-9,
+            "T = {grid} beats lenet5's {t}"
+        );
+    }
+    let test_nll = scaled["calibration"]["nll"].as_f64().unwrap();
+    assert!((test_nll - nll(&splits.test, t)).abs() < 1e-9, "{test_nll}");
+    let counted: u64 = (scaled["calibration"]["bins"].as_array().unwrap().iter())
+        .map(|b| b["count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(counted, 100);
+    let text = ok(lenet5(&dir, &["test", "runs/t"]));
+    assert!(
+        text.contains(&format!(
+            "temperature-scaled (T = {t:.3}, fitted on validation)"
+        )),
+        "{text}"
+    );
 }

@@ -41,6 +41,7 @@ fn test_result(accuracy: f64) -> Evaluation {
         confusion: vec![vec![0; 10]; 10],
         calibration: None,
         most_confused: vec![],
+        temperature_scaled: None,
     }
 }
 

@@ -95,8 +95,15 @@ pub struct MistakesRequest {
 /// `data.dir` names that data explicitly.
 pub fn test(source: &ModelSource, mistakes: Option<&MistakesRequest>) -> Result<TestReport> {
     let mut m = load_model(source)?;
-    let test = data::load_test(&m.config.data, m.device)?;
     let own = own_evaluation(&m, &source.checkpoint)?.cloned();
+    // The run's own scoring fits temperature scaling on its validation split: the whole dataset then.
+    let (test, validation) = match own {
+        Ok(_) => {
+            let splits = data::load(&m.config.data, m.device)?;
+            (splits.test, Some(splits.validation))
+        }
+        Err(_) => (data::load_test(&m.config.data, m.device)?, None),
+    };
     let started = Instant::now();
     let (evaluation, checkpoints, saved_to, not_saved) = match own {
         // The run's own: every checkpoint selection scored again, as training's end scores them.
@@ -105,7 +112,8 @@ pub fn test(source: &ModelSource, mistakes: Option<&MistakesRequest>) -> Result<
                 (run.state()?).with_context(|| format!("{}: no state.json", run.path.display()))?;
             let monitor = m.config.trainer.early_stopping.monitor;
             let scored = (&mut m.vs, &m.net);
-            let evaluation = scoring::score_selections(scored, &run, (&state, monitor), &test)?;
+            let splits = (&test, validation.as_ref());
+            let evaluation = scoring::score_selections(scored, &run, (&state, monitor), splits)?;
             let checkpoints = run.selections()?.len().max(1);
             (
                 evaluation,

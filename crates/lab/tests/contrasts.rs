@@ -24,6 +24,7 @@ fn run(seed: u64, accuracy: f64) -> RunSummary {
             confusion: vec![],
             calibration: None,
             most_confused: vec![],
+            temperature_scaled: None,
         }),
         train_eval: None,
         selections: vec![],

@@ -61,6 +61,7 @@ fn train(sweep: &Sweep, id: &str, acc: impl Fn(usize) -> f64) {
             confusion: vec![],
             calibration: None,
             most_confused: vec![],
+            temperature_scaled: None,
         },
         &[],
     )

@@ -162,5 +162,6 @@ fn tally(n: i64, loss_sum: Tensor, top3: Tensor, confusion: Tensor) -> Evaluatio
         confusion,
         calibration: None,
         most_confused: vec![],
+        temperature_scaled: None,
     }
 }

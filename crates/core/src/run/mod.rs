@@ -16,6 +16,7 @@ pub mod health;
 pub mod lr_find;
 pub mod mistakes;
 pub mod scoring;
+pub mod temperature;
 pub mod trained;
 pub mod weights;
 
@@ -523,7 +524,7 @@ impl Trainer {
             (&mut self.vs, &self.net),
             &self.run,
             (&self.state, monitor),
-            &self.data.test,
+            (&self.data.test, Some(&self.data.validation)),
         )?;
         self.end(&End::Tested {
             epoch: self.state.epoch,

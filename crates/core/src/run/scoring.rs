@@ -2,7 +2,7 @@
 //! best validation accuracy, the last epoch — with every image's answer kept (`predictions.csv.gz`); the
 //! monitored best stays test.json's headline. Shared by the end of training and `lenet5 test`.
 
-use super::{evaluate, weights};
+use super::{evaluate, temperature, weights};
 use crate::data::Split;
 use crate::nn::Net;
 use anyhow::Result;
@@ -14,12 +14,13 @@ use lenet5_lab::rundir::state::TrainState;
 use tch::nn::VarStore;
 
 /// Loads each selection's checkpoint into `vs` (`net`'s variables), scores it on `test`, and writes
-/// predictions.csv.gz and then test.json. Returns the headline (the monitored best); `vs` ends holding it.
+/// predictions.csv.gz and then test.json. Returns the headline (the monitored best), with its calibration
+/// after temperature scaling fitted on `validation` when there is one; `vs` ends holding it.
 pub fn score_selections(
     (vs, net): (&mut VarStore, &Net),
     run: &RunDir,
     (state, monitor): (&TrainState, Monitor),
-    test: &Split,
+    (test, validation): (&Split, Option<&Split>),
 ) -> Result<Evaluation> {
     let labels: Vec<i64> = Vec::try_from(test.labels.to_device(tch::Device::Cpu))?;
     let mut table = Predictions {
@@ -46,10 +47,12 @@ pub fn score_selections(
         }
     }
     weights::load(vs, &run.file(BEST_WEIGHTS))?;
-    let headline = match headline {
+    let mut headline = match headline {
         Some(h) => h,
         None => evaluate::evaluate(net, test),
     };
+    let validation = validation.filter(|v| !v.is_empty());
+    headline.temperature_scaled = validation.map(|v| temperature::scale(net, v, test));
     table.write(&run.file(PREDICTIONS_FILE))?;
     run.write_test(&headline, &scored)?;
     Ok(headline)

@@ -21,6 +21,18 @@ pub struct Evaluation {
     /// The confusion matrix's largest off-diagonal cells, most first ([`most_confused`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub most_confused: Vec<Confused>,
+    /// The calibration again after temperature scaling fitted on the validation split (test.json's headline
+    /// only; beside the raw numbers, never replacing them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature_scaled: Option<TemperatureScaled>,
+}
+
+/// Temperature scaling (Guo et al. 2017): the logits divided by one `temperature`, fitted by minimising the
+/// validation split's NLL, and the split's calibration with them (the accuracy is unchanged).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TemperatureScaled {
+    pub temperature: f64,
+    pub calibration: Calibration,
 }
 
 /// A true digit taken for another, and how often.
@@ -74,6 +86,19 @@ impl Evaluation {
                 ),
             );
         }
+        if let Some(t) = &self.temperature_scaled {
+            let c = &t.calibration;
+            out = out.replace(
+                "\n\nper-class",
+                &format!(
+                    "\ntemperature-scaled (T = {:.3}, fitted on validation): NLL {}  Brier {}  ECE {:.2}%\n\nper-class",
+                    t.temperature,
+                    crate::number(c.nll),
+                    crate::number(c.brier),
+                    100.0 * c.ece
+                ),
+            );
+        }
         for (c, acc) in self.per_class_accuracy.iter().enumerate() {
             out += &format!("  {c}: {:.2}%\n", 100.0 * acc);
         }
@@ -112,6 +137,7 @@ mod tests {
             confusion: vec![vec![1]],
             calibration: None,
             most_confused: vec![],
+            temperature_scaled: None,
         };
         assert!(e.to_text().contains("loss: 1.235e-30\n"), "{}", e.to_text());
         e.loss = 123_456_789.0;
@@ -140,6 +166,7 @@ mod tests {
             top3_accuracy: 1.0,
             per_class_accuracy: vec![0.9; 3],
             most_confused: most_confused(&confusion, 2),
+            temperature_scaled: None,
             confusion,
             calibration: None,
         };
