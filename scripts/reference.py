@@ -274,7 +274,8 @@ NORMALIZATION = {"mnist": (MEAN, STD), "fashion-mnist": (0.2860, 0.3530)}
 # Keys that change nothing the reference computes (where files go, logging, the device and threads, which
 # come from --device/--threads here).
 RUNTIME_KEYS = {"data.download", "trainer.save_period", "trainer.device", "trainer.threads",
-                "trainer.cudnn_benchmark", "trainer.runs_dir", "trainer.tensorboard"}
+                "trainer.cudnn_benchmark", "trainer.runs_dir", "trainer.tensorboard", "trainer.layer_health",
+                "logging.mlflow.tracking_uri", "logging.mlflow.experiment"}
 # Every other key of lenet5's config, each mirrored below; a key lenet5 gains later is refused until it is.
 MIRRORED_KEYS = {
     "model.variant", "model.activation", "model.pooling", "model.init", "model.dropout",
