@@ -223,6 +223,11 @@ fn the_page_the_api_bad_input_concurrency_and_ctrl_c() {
         let want: Vec<(&str, Vec<i64>)> =
             lenet5_layers.iter().map(|(n, s)| (*n, s.clone())).collect();
         assert_eq!(got, want, "run {r}");
+        // Which pixels the answer rests on: integrated gradients, complete within 1%.
+        let a = &answer["runs"][r]["attribution"];
+        assert_eq!(a["values"].as_array().unwrap().len(), 28 * 28);
+        let (sum, delta) = (a["sum"].as_f64().unwrap(), a["delta"].as_f64().unwrap());
+        assert!((sum - delta).abs() <= 0.01 * delta.abs(), "run {r}: {a}");
     }
     let old: Vec<&str> = answer["runs"][2]["layers"]
         .as_array()
@@ -451,10 +456,16 @@ fn a_real_browser_shows_the_sample_digit_s_prediction() {
         dom,
         stderr(&out)
     );
-    // Every layer of every run is drawn: 3 runs × (6 + 6 + 16 + 16 + 3) maps and strips, at least.
+    // Every layer of every run is drawn: 3 runs × (6 + 6 + 16 + 16 + 3) maps and strips, at least; and
+    // each run's attribution over the digit.
     assert!(
         dom.matches("class=\"map\"").count() >= 3 * 47,
         "layer maps drawn"
+    );
+    assert_eq!(
+        dom.matches("class=\"map attribution\"").count(),
+        3,
+        "one attribution per run"
     );
 }
 

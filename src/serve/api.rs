@@ -6,6 +6,7 @@
 
 use anyhow::Result;
 use lenet5_core::data::image::{self, Prepared};
+use lenet5_core::run::explain;
 use lenet5_core::run::trained::{self, Checkpoint, LoadedModel, ModelSource};
 use lenet5_lab::rundir::dir::RunDir;
 use lenet5_lab::study::sweep::{self, RunState};
@@ -167,8 +168,13 @@ pub fn runs_json(runs: &[Served]) -> serde_json::Value {
     json!({ "runs": list })
 }
 
+/// How the page explains each run's answer: integrated gradients, as `predict --explain` computes them.
+const ATTRIBUTION: explain::Method = explain::Method::IntegratedGradients { steps: 256 };
+
 /// `POST /api/predict` for an image already prepared: the input the nets receive, then per run its
-/// prediction (as `predict` makes it), the ten probabilities and every layer.
+/// prediction (as `predict` makes it), the ten probabilities, every layer, and which pixels the answer
+/// rests on (`attribution`: integrated gradients of the predicted digit, 28×28, with their sum and
+/// f(image) − f(black)).
 pub fn predict_json(runs: &[Served], prepared: &Prepared) -> serde_json::Value {
     let input = Tensor::from_slice(prepared).view([28, 28]);
     let answers: Vec<_> = runs
@@ -187,12 +193,19 @@ pub fn predict_json(runs: &[Served], prepared: &Prepared) -> serde_json::Value {
                 .iter()
                 .map(|(name, t)| Layer::of(name, t))
                 .collect();
+            let ig = explain::attribute(&m.net, &batch, &norm, p.digit, ATTRIBUTION);
             json!({
                 "run": s.name,
                 "prediction": p.digit,
                 "probabilities": p.probabilities,
                 "low_confidence": p.low_confidence,
                 "layers": layers,
+                "attribution": {
+                    "method": ATTRIBUTION.name(),
+                    "values": ig.map,
+                    "sum": ig.sum,
+                    "delta": ig.delta,
+                },
             })
         })
         .collect();
