@@ -61,6 +61,7 @@ fn runs() -> Vec<RunSummary> {
             test: Some(test_result(0.9876)),
             train_eval: None,
             selections: vec![],
+            layers: vec![],
         },
         RunSummary {
             name: "relu_max".into(),
@@ -70,6 +71,7 @@ fn runs() -> Vec<RunSummary> {
             test: None,
             train_eval: None,
             selections: vec![],
+            layers: vec![],
         },
         RunSummary {
             name: "empty".into(),
@@ -79,6 +81,7 @@ fn runs() -> Vec<RunSummary> {
             test: None,
             train_eval: None,
             selections: vec![],
+            layers: vec![],
         },
     ]
 }
@@ -224,6 +227,7 @@ fn identical_runs_need_the_same_test_result_and_the_same_epochs() {
             test: Some(test_result(accuracy)),
             train_eval: None,
             selections: vec![],
+            layers: vec![],
         }
     };
     let group = |runs: Vec<RunSummary>| Group {

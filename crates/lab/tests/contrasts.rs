@@ -28,6 +28,7 @@ fn run(seed: u64, accuracy: f64) -> RunSummary {
         }),
         train_eval: None,
         selections: vec![],
+        layers: vec![],
     }
 }
 

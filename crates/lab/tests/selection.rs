@@ -30,6 +30,7 @@ fn run(seed: u64, (best, last): (f64, f64), early_stopping: bool) -> RunSummary 
             scored(Selection::BestValAccuracy, best),
             scored(Selection::Last, last),
         ],
+        layers: vec![],
     }
 }
 

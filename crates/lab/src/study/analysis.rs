@@ -8,7 +8,7 @@ use crate::study::compare::{self, ALPHA, Comparison, POWER, Verdict};
 pub use crate::study::groups::{Group, Study, THRESHOLDS};
 use crate::study::identity;
 use crate::study::stats::{self, Summary};
-use crate::study::{calibration_report, tuning_report};
+use crate::study::{calibration_report, layers_report, tuning_report};
 use anyhow::Result;
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -451,9 +451,12 @@ pub fn write(
     let mut files = files;
     files.extend(tuning_report::files(&arms)?);
     files.extend(calibration_report::files(&groups)?);
+    files.extend(layers_report::files(&groups)?);
     let calibration = calibration_report::render_markdown(&groups, comparisons);
+    let layers = layers_report::render_markdown(&groups);
     if let Some(report) = files.iter_mut().find(|f| f.0 == "report.md") {
         report.1.extend(calibration.into_bytes());
+        report.1.extend(layers.into_bytes());
     }
     if !arms.is_empty()
         && let Some(report) = files.iter_mut().find(|f| f.0 == "report.md")

@@ -4,7 +4,8 @@
 //! a crossed grid's effects estimated ([`contrasts`]), all of a report's in one family ([`family`]), runs recognised across groups and sweeps
 //! ([`identity`]), and the study report renders them ([`analysis`]) with the statistics in [`stats`].
 //! A `tune:` block ([`space`]) runs trials before a variant's seeds ([`tune`]); the report shows them
-//! ([`tuning_report`]); runs that recorded calibration get its section ([`calibration_report`]).
+//! ([`tuning_report`]); runs that recorded calibration get its section ([`calibration_report`]), and runs that recorded
+//! layer health theirs ([`layers_report`]).
 
 pub mod analysis;
 pub mod calibration_report;
@@ -14,6 +15,7 @@ pub mod exec;
 pub mod family;
 pub mod groups;
 pub mod identity;
+pub mod layers_report;
 pub mod runs;
 pub mod selection;
 pub mod slurm;

@@ -7,6 +7,7 @@ use crate::chart::{COLORS, Panel, Series, render_png, render_svg};
 use crate::config::{Config, OptimizerKind, Variant};
 use crate::rundir::dir::{self, RunDir};
 use crate::rundir::evaluation::Evaluation;
+use crate::rundir::layers::LayerRow;
 use crate::rundir::metrics;
 use crate::rundir::metrics::EpochRow;
 use crate::rundir::selections::{Scored, Selection};
@@ -27,6 +28,8 @@ pub struct RunSummary {
     pub train_eval: Option<Evaluation>,
     /// Each checkpoint selection scored on the test set (empty in runs made before lenet5 scored them).
     pub selections: Vec<Scored>,
+    /// Each layer's health per epoch (`layers.csv`; empty in runs made without it).
+    pub layers: Vec<LayerRow>,
 }
 
 impl RunSummary {
@@ -51,6 +54,11 @@ pub fn load_run(path: &Path) -> Result<RunSummary> {
     let test = run.test()?;
     let train_eval = run.train_eval()?;
     let selections = run.selections()?;
+    let layers_path = run.file(dir::LAYERS_FILE);
+    let layers = match layers_path.exists() {
+        true => metrics::read_rows(&layers_path)?,
+        false => vec![],
+    };
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -63,6 +71,7 @@ pub fn load_run(path: &Path) -> Result<RunSummary> {
         test,
         train_eval,
         selections,
+        layers,
     })
 }
 
