@@ -143,8 +143,9 @@ fn valley(loss: &[f64]) -> Option<usize> {
     let losses = &loss[skip_begin..end];
     let n = losses.len();
     // Longest decreasing subsequence ending at each point.
-    let mut lds = vec![1usize; n];
-    let (mut max_start, mut max_end) = (0, 0);
+    let mut lds = vec![1i64; n];
+    // Signed, as in fastai: `max_end - lds[max_end]` is −1 when the run starts at the first point.
+    let (mut max_start, mut max_end) = (0i64, 0usize);
     for i in 1..n {
         for j in 0..i {
             if losses[i] < losses[j] && lds[i] < lds[j] + 1 {
@@ -152,13 +153,13 @@ fn valley(loss: &[f64]) -> Option<usize> {
             }
             if lds[max_end] < lds[i] {
                 max_end = i;
-                max_start = max_end - lds[max_end];
+                max_start = max_end as i64 - lds[max_end];
             }
         }
     }
-    let sections = (max_end - max_start) as f64 / 3.0;
-    let idx = max_start + sections as usize + (sections / 2.0) as usize;
-    Some(skip_begin + idx)
+    let sections = (max_end as i64 - max_start) as f64 / 3.0;
+    let idx = max_start + sections as i64 + (sections / 2.0) as i64;
+    Some(skip_begin + idx.max(0) as usize)
 }
 
 /// The test as CSV: `step,lr,loss,smoothed_loss`, one line per batch.
