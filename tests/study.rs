@@ -267,26 +267,36 @@ fn the_shipped_studies_hold_to_scipy_and_statsmodels() {
     }
 }
 
-/// The tuned study (results/study-tuned), the one docs/results.md and the README cite: its committed report
-/// is what today's `lenet5 report` makes of its run files (the tuning trials kept apart from the groups), and
-/// scipy/statsmodels agree with every number and verdict in it.
+/// The tuned studies the README and docs/results.md cite — MNIST (results/study-tuned) and its Fashion-MNIST
+/// replication (results/study-tuned-fashion) — their committed reports are what today's `lenet5 report`
+/// makes of their run files (the tuning trials kept apart from the groups), and scipy/statsmodels agree
+/// with every number and verdict in them.
 #[test]
-fn the_tuned_study_holds_to_scipy_and_statsmodels() {
+fn the_tuned_studies_hold_to_scipy_and_statsmodels() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let study = root.join("results/study-tuned");
     let python = python_with(
-        "the_tuned_study_holds_to_scipy_and_statsmodels",
+        "the_tuned_studies_hold_to_scipy_and_statsmodels",
         "scipy, statsmodels",
     );
-    let verdicts = reproduce(
-        &[study.join("mnist")],
-        &study.join("report"),
-        &scratch("tuned_study"),
-        python.as_deref(),
-    );
-    // 25 arms: 24 compared with their reference, 25 checkpoint-selection rows.
-    assert_eq!(verdicts.len(), 24 + 25, "{verdicts:?}");
-    assert!(verdicts.iter().any(|v| v == "differs"), "{verdicts:?}");
+    // (study, sweep directory, arms compared with a reference + checkpoint-selection rows)
+    let studies = [
+        ("results/study-tuned", "mnist", 24 + 25),
+        ("results/study-tuned-fashion", "fashion-mnist", 5 + 6),
+    ];
+    for (study, sweep, rows) in studies {
+        let study = root.join(study);
+        let verdicts = reproduce(
+            &[study.join(sweep)],
+            &study.join("report"),
+            &scratch(&format!("tuned_study_{sweep}")),
+            python.as_deref(),
+        );
+        assert_eq!(verdicts.len(), rows, "{sweep}: {verdicts:?}");
+        assert!(
+            verdicts.iter().any(|v| v == "differs"),
+            "{sweep}: {verdicts:?}"
+        );
+    }
 }
 
 /// Reads a report's CSV: the header, then the rows.

@@ -65,5 +65,9 @@ mod tests {
             "half the largest: half as strong"
         );
         assert!(super::png(&pixels, &attribution[..3], 2, 1).is_err());
+        // No attribution anywhere (a blank image): the digit alone, not a division by zero.
+        let blank = super::png(&pixels, &[0.0; 4], 2, 1).unwrap();
+        let img = image::load_from_memory(&blank).unwrap().to_rgb8();
+        assert_eq!(img.get_pixel(1, 0).0, [255, 255, 255]);
     }
 }
