@@ -65,6 +65,12 @@ mod tests {
             "half the largest: half as strong"
         );
         assert!(super::png(&pixels, &attribution[..3], 2, 1).is_err());
+        // Each pixel drawn as a scale × scale square.
+        let big = super::png(&pixels, &attribution, 2, 10).unwrap();
+        let big = image::load_from_memory(&big).unwrap().to_rgb8();
+        assert_eq!(big.dimensions(), (20, 20));
+        assert_eq!(big.get_pixel(15, 9).0, img.get_pixel(1, 0).0);
+        assert_eq!(big.get_pixel(9, 10).0, img.get_pixel(0, 1).0);
         // No attribution anywhere (a blank image): the digit alone, not a division by zero.
         let blank = super::png(&pixels, &[0.0; 4], 2, 1).unwrap();
         let img = image::load_from_memory(&blank).unwrap().to_rgb8();
