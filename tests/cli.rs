@@ -14,7 +14,7 @@ fn completions_and_man_page_cover_every_subcommand() {
     for shell in ["bash", "zsh", "fish"] {
         let script = ok(lenet5(&dir, &["completions", shell]));
         for sub in [
-            "train", "test", "predict", "report", "config", "sweep", "fetch", "track",
+            "train", "test", "predict", "export", "report", "config", "sweep", "fetch", "track",
         ] {
             assert!(script.contains(sub), "{shell} completions lack {sub}");
         }
@@ -66,7 +66,7 @@ fn one_man_page_per_subcommand_and_completions_that_know_keys_and_devices() {
     ok(lenet5(&dir, &["man", "--out", out.to_str().unwrap()]));
     let main = std::fs::read_to_string(out.join("lenet5.1")).unwrap();
     for sub in [
-        "train", "test", "predict", "report", "config", "sweep", "fetch", "track",
+        "train", "test", "predict", "export", "report", "config", "sweep", "fetch", "track",
     ] {
         // The main page refers to lenet5-SUB(1); that page exists and is titled so.
         assert!(

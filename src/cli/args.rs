@@ -3,6 +3,7 @@
 
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
+use lenet5_core::export::Format;
 use lenet5_core::run::trained::{Checkpoint, ModelSource};
 use lenet5_lab::config::Override;
 use lenet5_lab::rundir::dir::RUNS_DIR;
@@ -27,6 +28,8 @@ pub enum Command {
     Test(TestArgs),
     /// Classify digit images (PNG/JPEG, any size) with a trained model.
     Predict(PredictArgs),
+    /// Write a trained model as TorchScript or ONNX, taking raw pixels in [0, 1] (normalisation inside).
+    Export(ExportArgs),
     /// Results table and charts (Markdown, SVG, PNG) of run directories, or sweeps' statistics (one family).
     Report(ReportArgs),
     /// Print the fully resolved config (defaults → file → overrides) as commented YAML.
@@ -455,4 +458,25 @@ pub struct ReportArgs {
     /// Output directory for report.md and the charts [default: report, or SWEEP_DIR/report for one sweep].
     #[arg(long)]
     pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Run directory [default: the most recent run under --runs-dir; none with --config].
+    pub run_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// torchscript (LibTorch's own format, traced) or onnx (opset 17, dynamic batch).
+    #[arg(long, value_parser = parse_format, value_name = "torchscript|onnx")]
+    pub format: Format,
+    /// The file to write [default: RUN_DIR/export/CHECKPOINT.pt or .onnx; with --config, ./CHECKPOINT.EXT].
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Print what was written as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_format(s: &str) -> std::result::Result<Format, String> {
+    s.parse()
 }

@@ -3,6 +3,7 @@
 
 use anyhow::{Context, Result};
 use lenet5_core::data::{self, image};
+use lenet5_core::export::Format;
 use lenet5_core::run::dataset::DataCheck;
 use lenet5_core::run::trained::{
     self, Checkpoint, LoadedModel, ModelSource, Prediction, load_model,
@@ -362,6 +363,72 @@ pub fn predict(
         failed,
         explanations,
     })
+}
+
+/// What `lenet5 export` wrote, and from which weights.
+#[derive(Debug, Clone, Serialize)]
+pub struct Exported {
+    pub run: Option<PathBuf>,
+    pub checkpoint: PathBuf,
+    pub format: String,
+    pub out: PathBuf,
+    pub bytes: u64,
+}
+
+/// `lenet5 export`: the model `source` names as a `format` file at `out` (default: the run's
+/// `export/CHECKPOINT.EXT`, or `./CHECKPOINT.EXT` without a run). The model is built on the CPU unless the
+/// overrides name a device: a file traced on CUDA loads only where CUDA is.
+pub fn export(source: &ModelSource, format: Format, out: Option<&Path>) -> Result<Exported> {
+    let mut source = source.clone();
+    let cpu = Override::new("trainer.device", "cpu", "export's default device");
+    source.overrides.insert(0, cpu);
+    let mut m = load_model(&source)?;
+    let out = match out {
+        Some(path) => path.to_path_buf(),
+        None => default_export_path(&m, format),
+    };
+    prepare_out(&out)?;
+    let dataset = m.config.data.dataset;
+    let norm = dataset.normalization();
+    let model = (&m.net, &mut m.vs);
+    lenet5_core::export::write(model, dataset.shape(), &norm, format, &out)?;
+    let bytes = std::fs::metadata(&out)
+        .with_context(|| format!("cannot read {}", out.display()))?
+        .len();
+    Ok(Exported {
+        run: m.run.map(|r| r.path),
+        checkpoint: m.weights,
+        format: format.name().into(),
+        out,
+        bytes,
+    })
+}
+
+fn default_export_path(m: &LoadedModel, format: Format) -> PathBuf {
+    let stem = Path::new(&m.weights)
+        .file_stem()
+        .map_or("model".into(), |s| s.to_string_lossy());
+    let file = format!("{stem}.{}", format.extension());
+    match &m.run {
+        Some(run) => run.path.join("export").join(file),
+        None => PathBuf::from(file),
+    }
+}
+
+/// `out`'s directory exists (created if need be) and `out` is no directory, so a bad path fails before
+/// the export.
+fn prepare_out(out: &Path) -> Result<()> {
+    if out.is_dir() {
+        return Err(UsageError::error(format!(
+            "--out {} is a directory; give a file name",
+            out.display()
+        )));
+    }
+    match out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        Some(dir) => std::fs::create_dir_all(dir)
+            .map_err(|e| UsageError::error(format!("cannot create {}: {e}", dir.display()))),
+        None => Ok(()),
+    }
 }
 
 /// Each prediction's attribution map, drawn over its image into `req.out` as `STEM.METHOD.png`.

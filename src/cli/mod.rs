@@ -10,7 +10,8 @@ pub use args::{Cli, Command};
 
 use anyhow::{Context, Result};
 use args::{
-    LrFindArgs, PredictArgs, ReportArgs, ServeArgs, SweepArgs, TestArgs, TrackArgs, TrainArgs,
+    ExportArgs, LrFindArgs, PredictArgs, ReportArgs, ServeArgs, SweepArgs, TestArgs, TrackArgs,
+    TrainArgs,
 };
 use clap::CommandFactory;
 use lenet5_core::run::{NewRunDir, Start};
@@ -22,6 +23,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Train(args) => train(args),
         Command::Test(args) => test(args),
         Command::Predict(args) => predict(args),
+        Command::Export(args) => export(args),
         Command::Report(args) => report(args),
         Command::Sweep(args) => run_sweep(args),
         Command::LrFind(args) => lr_find(args),
@@ -95,6 +97,23 @@ fn test(args: TestArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print!("{}", report.to_text());
+    }
+    Ok(())
+}
+
+fn export(args: ExportArgs) -> Result<()> {
+    let source = args.model.source(args.run_dir)?;
+    let exported = commands::export(&source, args.format, args.out.as_deref())?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&exported)?);
+    } else {
+        println!(
+            "wrote {} ({}, {} bytes) from {}",
+            exported.out.display(),
+            exported.format,
+            exported.bytes,
+            exported.checkpoint.display()
+        );
     }
     Ok(())
 }

@@ -5,6 +5,7 @@
 //! Modules, each importing only the ones listed below it (and `lenet5_lab`):
 //!
 //! ```text
+//! export/   a trained net as a TorchScript or ONNX file, normalisation inside
 //! run/      one run: the training loop, evaluation, checkpoints, weights on disk, resume, a trained model
 //! output/   what a run emits as it goes, behind one trait (metrics.csv, TensorBoard, console)
 //! nn/       the networks (tch::nn), loss, optimizers, augmentation
@@ -16,6 +17,7 @@
 
 pub mod data;
 pub mod device;
+pub mod export;
 pub mod nn;
 pub mod output;
 pub mod run;

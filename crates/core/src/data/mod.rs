@@ -14,7 +14,8 @@ use tch::{Device, Kind, Tensor};
 /// Every dataset here has ten classes.
 pub const NUM_CLASSES: i64 = 10;
 
-fn per_channel(values: &[f64], device: Device) -> Tensor {
+/// `values` (one per channel) as a float `[1, C, 1, 1]` tensor on `device`.
+pub fn per_channel(values: &[f64], device: Device) -> Tensor {
     Tensor::from_slice(values)
         .to_kind(Kind::Float)
         .view([1, -1, 1, 1])

@@ -38,7 +38,7 @@ pub struct LeNet5 {
 
 /// conv1's padding: 2 on 28×28 (so C1 stays 28×28, as in the seed), none on 32×32 (CIFAR-10, as LeNet-5 was
 /// drawn for 32×32 inputs); both give 16×5×5 before fc1.
-fn conv1_padding(input: Shape) -> i64 {
+pub fn conv1_padding(input: Shape) -> i64 {
     (32 - input.side) / 2
 }
 
