@@ -142,7 +142,8 @@ fn a_study_report_holds_to_scipy_and_statsmodels() {
     );
     let markdown = std::fs::read_to_string(report.join("report.md")).unwrap();
     assert!(
-        markdown.contains("## The test set's own sampling error") && report.join("variance.csv").exists(),
+        markdown.contains("## The test set's own sampling error")
+            && report.join("variance.csv").exists(),
         "report.md has the test set's section, and variance.csv is written"
     );
     assert!(
