@@ -445,9 +445,10 @@ for g in groups_csv:
     accs = np.array([accuracy(d) for d in runs(g["group"])])
     total = np.var(accs, ddof=1) if len(accs) > 1 else math.nan
     binomial = np.mean([1e4 * p * (1 - p) / a.shape[1] for p in a.mean(axis=1)]) if a is not None else math.nan
-    close(f"{g['group']} variance total", v["total"], total)
+    close(f"{g['group']} variance seed", v["seed"], total)
     close(f"{g['group']} variance test_set", v["test_set"], binomial)
-    close(f"{g['group']} variance seed", v["seed"], total - binomial)
+    close(f"{g['group']} variance total", v["total"], total + binomial)
+    close(f"{g['group']} variance test_set_share", v["test_set_share"], binomial / (total + binomial))
     checked += 1
 for c in comparisons:
     if c["test"].endswith("contrast") or " @ " in c["group"]:

@@ -187,17 +187,21 @@ pub fn component(study: &Study, group: &Group) -> &'static str {
     }
 }
 
-/// One row of `variance.csv`: a group's variance of test accuracy (points²) and its parts.
+/// One row of `variance.csv`: a group's variance of test accuracy (points²) and its parts. The runs were
+/// scored on one fixed test set, so their spread is the seeds' alone; a fresh test set of the same size adds
+/// the binomial part, and the two add up to the variance of a new run on a new test set.
 #[derive(Debug, Clone, Serialize)]
 pub struct VarianceRow {
     pub group: String,
     pub n: usize,
-    /// The sample variance (n − 1) of the runs' test accuracies.
-    pub total: f64,
+    /// The sample variance (n − 1) of the runs' test accuracies on the fixed test set.
+    pub seed: f64,
     /// The test set's binomial part: p(1 − p)/n_test per run, averaged.
     pub test_set: f64,
-    /// total − test_set: what the seeds (and split, as `component` says) add; may be negative by chance.
-    pub seed: f64,
+    /// seed + test_set.
+    pub total: f64,
+    /// test_set / total.
+    pub test_set_share: f64,
     pub component: &'static str,
 }
 
@@ -208,7 +212,7 @@ pub fn variance(study: &Study, answers: &Answers, group: &Group) -> VarianceRow 
         .iter()
         .filter_map(|r| r.test.as_ref().map(|t| 100.0 * t.accuracy))
         .collect();
-    let total = match accuracies.len() {
+    let seed = match accuracies.len() {
         0 | 1 => f64::NAN,
         _ => stats::std(&accuracies).powi(2),
     };
@@ -217,9 +221,10 @@ pub fn variance(study: &Study, answers: &Answers, group: &Group) -> VarianceRow 
     VarianceRow {
         group: study.label(&group.name),
         n: accuracies.len(),
-        total,
+        seed,
         test_set,
-        seed: total - test_set,
+        total: seed + test_set,
+        test_set_share: test_set / (seed + test_set),
         component: component(study, group),
     }
 }
@@ -282,20 +287,23 @@ pub fn render_markdown(comparisons: &[Comparison], rows: &[VarianceRow]) -> Stri
             cell(c.test_set_high, 2),
         );
     }
-    out += "\n### Where each group's variance comes from\n\nThe variance of a group's test accuracy over its \
-            runs (points², n − 1) less the test set's binomial part (p(1 − p)/n_test per run, averaged) is \
-            what the seeds add. The split is a separate component only where the design varies it apart \
-            from the training seed; with `split_follows_seed` the two are one component. A negative seed \
-            part is sampling noise in a small variance. Also in `variance.csv`.\n\n\
-            | Group | n | Total | Test set | Seed | Seed part is |\n|---|---:|---:|---:|---:|---|\n";
+    out += "\n### Where each group's variance comes from\n\nA group's runs were scored on one fixed test set, so \
+            the variance of their test accuracies (points², n − 1) is the seeds' part; a fresh test set of \
+            10,000 images would add its binomial part, p(1 − p)/n_test per run, averaged; the total is the \
+            variance of a new run scored on a new test set. The split is a separate component only where the \
+            design varies it apart from the training seed; with `split_follows_seed` seed k also holds out \
+            split k, and the two are one component. Also in `variance.csv`.\n\n\
+            | Group | n | Seed part | Test-set part | Total | Test set's share | Seed part is |\n\
+            |---|---:|---:|---:|---:|---:|---|\n";
     for r in rows {
         out += &format!(
-            "| {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} |\n",
             r.group,
             r.n,
-            cell(r.total, 4),
-            cell(r.test_set, 4),
             cell(r.seed, 4),
+            cell(r.test_set, 4),
+            cell(r.total, 4),
+            cell(r.test_set_share, 2),
             r.component
         );
     }
