@@ -271,7 +271,13 @@ pub fn render_markdown(comparisons: &[Comparison], rows: &[VarianceRow]) -> Stri
          | Group | vs | Δ (points) | Seed 95% CI | Test-set 95% CI | McNemar: pairs differing / pairs |\n\
          |---|---|---:|---:|---:|---:|\n"
     );
-    for c in comparisons.iter().filter(|c| !c.test_set_low.is_nan()) {
+    let measured: Vec<&Comparison> = (comparisons.iter())
+        .filter(|c| !c.test_set_low.is_nan())
+        .collect();
+    if measured.is_empty() {
+        out += "| (no comparison's runs kept their per-image answers: `predictions.csv.gz`) | | | | | |\n";
+    }
+    for c in measured {
         let mcnemar = match c.mcnemar_pairs {
             0 => "—".into(),
             n => format!("{} / {n}", c.mcnemar_pairs_differ),
