@@ -15,8 +15,12 @@ farther end), the minimal detectable difference, P(improvement) (Mann–Whitney 
 interval (scipy brentq), the gap's, the ECE's and the NLL's differences (same test, Holm each in its own
 family), the log-rank p (scipy
 logrank), each `group @ selection` row (the best checkpoint against the last, ttest_rel over the group's runs),
-and Lakens' four verdicts. Exits 1 naming the first mismatch."""
-import csv, json, math, os, sys, warnings
+and Lakens' four verdicts. The test set's own sampling error, from each run's predictions.csv.gz (best_val_loss):
+each group's test_set_se and variance.csv exactly, each group-vs-reference row's McNemar counts exactly (scipy
+binomtest per seed pair), and its bootstrap interval loosely (it holds Δ over the images, and its width is
+within 20% of the normal approximation 2 · 1.96 · SE); NaN where a run kept no predictions. Exits 1 naming the
+first mismatch."""
+import csv, gzip, json, math, os, sys, warnings
 import numpy as np
 from scipy import optimize, stats
 from statsmodels.stats.multitest import multipletests
@@ -414,4 +418,60 @@ if tested:
                    (False, False): "inconclusive"}[(ph < 0.05, th < 0.05)]
         if c["verdict"] != verdict:
             sys.exit(f"{c['group']}: verdict {c['verdict']}, the rules say {verdict}")
+
+
+def correct(run):
+    """Per test image, whether the best_val_loss checkpoint got it right; None without predictions."""
+    path = os.path.join(run, "predictions.csv.gz")
+    if not os.path.exists(path):
+        return None
+    with gzip.open(path, "rt") as f:
+        table = list(csv.DictReader(f))
+    return np.array([r["best_val_loss"] == r["label"] for r in table])
+
+
+def answers(rs):
+    """The runs' per-image answers as a (runs, images) array, or None when one lacks them."""
+    a = [correct(r) for r in rs]
+    return None if not a or any(x is None for x in a) else np.array(a, dtype=float)
+
+
+variance_csv = {r["group"]: r for r in rows("variance.csv")}
+for g in groups_csv:
+    a = answers(runs(g["group"]))
+    m = a.mean(axis=0) if a is not None else None
+    close(f"{g['group']} test_set_se", g["test_set_se"], 100 * m.std(ddof=1) / math.sqrt(len(m)) if a is not None else math.nan)
+    v = variance_csv[g["group"]]
+    accs = np.array([accuracy(d) for d in runs(g["group"])])
+    total = np.var(accs, ddof=1) if len(accs) > 1 else math.nan
+    binomial = np.mean([1e4 * p * (1 - p) / a.shape[1] for p in a.mean(axis=1)]) if a is not None else math.nan
+    close(f"{g['group']} variance seed", v["seed"], total)
+    close(f"{g['group']} variance test_set", v["test_set"], binomial)
+    close(f"{g['group']} variance total", v["total"], total + binomial)
+    close(f"{g['group']} variance test_set_share", v["test_set_share"], binomial / (total + binomial))
+    checked += 1
+for c in comparisons:
+    if c["test"].endswith("contrast") or " @ " in c["group"]:
+        continue
+    a, b = runs(c["group"]), runs(c["reference"])
+    paired = c["test"] == "paired"
+    pairs = seed_pairs(a, b) if paired else []
+    x, y = (answers([p for p, _ in pairs]), answers([q for _, q in pairs])) if paired else (answers(a), answers(b))
+    if x is None or y is None:
+        close(f"{c['group']} test_set_low", c["test_set_low"], math.nan)
+        continue
+    d = 100 * (x.mean(axis=0) - y.mean(axis=0))
+    low, high = float(c["test_set_low"]), float(c["test_set_high"])
+    if not low - 1e-9 <= d.mean() <= high + 1e-9:
+        sys.exit(f"{c['group']}: test-set interval [{low}, {high}] does not hold Δ = {d.mean()}")
+    normal = 2 * 1.96 * d.std(ddof=1) / math.sqrt(len(d))
+    if abs((high - low) - normal) > 0.2 * normal + 1e-9:
+        sys.exit(f"{c['group']}: test-set interval width {high - low}, the normal one {normal}")
+    differ = 0
+    for p, q in zip(x, y) if paired else []:
+        nb, nc = int(((p == 1) & (q == 0)).sum()), int(((p == 0) & (q == 1)).sum())
+        differ += (stats.binomtest(min(nb, nc), nb + nc, 0.5).pvalue if nb + nc else 1.0) < 0.05
+    close(f"{c['group']} mcnemar_pairs", c["mcnemar_pairs"], len(pairs))
+    close(f"{c['group']} mcnemar_pairs_differ", c["mcnemar_pairs_differ"], differ)
+    checked += 1
 print(f"checked {checked} groups and comparisons")

@@ -55,6 +55,7 @@ fn a_study_report_holds_to_scipy_and_statsmodels() {
         "gap_mean",
         "epochs_to_98_median",
         "epochs_to_99_median",
+        "test_set_se",
     ] {
         assert!(
             groups[0].iter().any(|h| h == column),
@@ -98,6 +99,10 @@ fn a_study_report_holds_to_scipy_and_statsmodels() {
         "tost_p",
         "mdd",
         "verdict",
+        "test_set_low",
+        "test_set_high",
+        "mcnemar_pairs",
+        "mcnemar_pairs_differ",
     ] {
         assert!(
             comparisons[0].iter().any(|h| h == column),
@@ -136,6 +141,11 @@ fn a_study_report_holds_to_scipy_and_statsmodels() {
         "{table}"
     );
     let markdown = std::fs::read_to_string(report.join("report.md")).unwrap();
+    assert!(
+        markdown.contains("## The test set's own sampling error")
+            && report.join("variance.csv").exists(),
+        "report.md has the test set's section, and variance.csv is written"
+    );
     assert!(
         markdown.contains("**Verdicts**")
             && markdown.contains(&format!(

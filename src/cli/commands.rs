@@ -676,7 +676,7 @@ pub fn study_report(dirs: &[PathBuf], out: &Path) -> Result<StudyReport> {
         }
         studies.push(Study::open(dir, &name)?);
     }
-    let comparisons = family::comparisons(&studies);
+    let comparisons = family::comparisons(&studies)?;
     let shown: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
     let command = format!("lenet5 report {} --out {}", shown.join(" "), out.display());
     let written = analysis::write(&studies, &comparisons, out, &command)?;

@@ -146,7 +146,7 @@ fn successive_halving_stops_trials_at_its_rungs_and_chooses_the_arg_max() {
         train(&sweep, id, |_| 0.5);
     }
     let study = Study::open(&sweep.dir, "").unwrap();
-    let compared: Vec<(String, String)> = (family::comparisons(&[study]).into_iter())
+    let compared: Vec<(String, String)> = (family::comparisons(&[study]).unwrap().into_iter())
         .filter(|c| !c.group.contains('@'))
         .map(|c| (c.group, c.reference))
         .collect();

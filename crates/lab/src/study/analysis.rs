@@ -8,7 +8,7 @@ use crate::study::compare::{self, ALPHA, Comparison, POWER, Verdict};
 pub use crate::study::groups::{Group, Study, THRESHOLDS};
 use crate::study::identity;
 use crate::study::stats::{self, Summary};
-use crate::study::{calibration_report, layers_report, tuning_report};
+use crate::study::{calibration_report, layers_report, test_set, tuning_report};
 use anyhow::Result;
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -374,12 +374,14 @@ struct GroupRow<'a> {
     epochs_to_99_high: f64,
     reached_99: usize,
     steps_to_99_median: f64,
+    /// The test set's standard error of `test_mean` (the runs fixed, the images resampled).
+    test_set_se: f64,
 }
 
-/// `groups.csv`.
-pub fn groups_csv(groups: &[Group]) -> Result<Vec<u8>> {
+/// `groups.csv`; `test_set_se` holds each group's test-set standard error (points), in `groups`' order.
+pub fn groups_csv(groups: &[Group], test_set_se: &[f64]) -> Result<Vec<u8>> {
     let mut w = csv::Writer::from_writer(vec![]);
-    for g in groups {
+    for (g, &test_set_se) in groups.iter().zip(test_set_se) {
         let (c98, c99) = (&g.convergence[0], &g.convergence[1]);
         w.serialize(GroupRow {
             group: &g.name,
@@ -402,6 +404,7 @@ pub fn groups_csv(groups: &[Group]) -> Result<Vec<u8>> {
             epochs_to_99_high: c99.high,
             reached_99: c99.reached,
             steps_to_99_median: c99.median_steps,
+            test_set_se,
         })?;
     }
     Ok(w.into_inner()?)
@@ -416,7 +419,8 @@ pub fn comparisons_csv(comparisons: &[Comparison]) -> Result<Vec<u8>> {
     Ok(w.into_inner()?)
 }
 
-/// Writes `report.md`, `groups.csv`, `comparisons.csv`, `curves.{svg,png}` and `forest.{svg,png}` into `out`.
+/// Writes `report.md`, `groups.csv`, `comparisons.csv`, `variance.csv`, `curves.{svg,png}` and
+/// `forest.{svg,png}` into `out`.
 pub fn write(
     studies: &[Study],
     comparisons: &[Comparison],
@@ -426,6 +430,14 @@ pub fn write(
     std::fs::create_dir_all(out)
         .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", out.display()))?;
     let groups = labelled_groups(studies);
+    let (mut test_set_se, mut variance) = (vec![], vec![]);
+    for study in studies {
+        let answers = test_set::load(study)?;
+        for g in &study.groups {
+            test_set_se.push(test_set::group_se(&answers, g));
+            variance.push(test_set::variance(study, &answers, g));
+        }
+    }
     let forest_size = (1300, 120 + 34 * comparisons.len().max(1) as u32);
     let forest = ForestChart(comparisons);
     let files: Vec<(&str, Vec<u8>)> = vec![
@@ -436,11 +448,14 @@ pub fn write(
         ("curves.png", render_png(&curves(&groups), CURVES_SIZE)?),
         ("forest.svg", render_svg(&forest, forest_size)?.into_bytes()),
         ("forest.png", render_png(&forest, forest_size)?),
-        ("groups.csv", groups_csv(&groups)?),
+        ("groups.csv", groups_csv(&groups, &test_set_se)?),
         ("comparisons.csv", comparisons_csv(comparisons)?),
+        ("variance.csv", test_set::variance_csv(&variance)?),
         (
             "report.md",
-            render_markdown(studies, &groups, comparisons, command).into_bytes(),
+            (render_markdown(studies, &groups, comparisons, command)
+                + &test_set::render_markdown(comparisons, &variance))
+                .into_bytes(),
         ),
     ];
     // A tuned study also shows its trials (nothing for one without).

@@ -133,6 +133,13 @@ pub struct Comparison {
     pub logrank_98_p_holm: f64,
     pub logrank_99_p: f64,
     pub logrank_99_p_holm: f64,
+    /// Δ's 95% interval from the test images alone (bootstrap, the runs fixed; `test_set`), NaN without
+    /// predictions.
+    pub test_set_low: f64,
+    pub test_set_high: f64,
+    /// Seed pairs given the exact McNemar test, and how many of them differ at α.
+    pub mcnemar_pairs: usize,
+    pub mcnemar_pairs_differ: usize,
     #[serde(serialize_with = "verdict_name")]
     pub verdict: Verdict,
     /// The family's size (the comparisons tested together).
@@ -186,6 +193,10 @@ impl Comparison {
             logrank_98_p_holm: nan,
             logrank_99_p: nan,
             logrank_99_p_holm: nan,
+            test_set_low: nan,
+            test_set_high: nan,
+            mcnemar_pairs: 0,
+            mcnemar_pairs_differ: 0,
             verdict: Verdict::TooFew,
             family: 0,
             estimate: None,

@@ -2,28 +2,34 @@
 //! (Holm), with the simultaneous intervals, MDDs, equivalence bounds and verdicts that depend on the
 //! family's size.
 
-use crate::study::compare::{self, ALPHA, Comparison, POWER, Verdict};
+use crate::study::compare::{self, ALPHA, Comparison, POWER, Test, Verdict};
 use crate::study::groups::Study;
 use crate::study::stats;
-use crate::study::{contrasts, selection};
+use crate::study::{contrasts, selection, test_set};
+use anyhow::Result;
 
 /// Every comparison of every study, tested as one family.
-pub fn comparisons(studies: &[Study]) -> Vec<Comparison> {
+pub fn comparisons(studies: &[Study]) -> Result<Vec<Comparison>> {
     let mut out = vec![];
     for study in studies {
+        let answers = test_set::load(study)?;
         for (i, r) in compare::reference_of(&study.sweep, &study.groups)
             .into_iter()
             .enumerate()
         {
             if let Some(r) = r {
-                out.push(compare::compare(study, &study.groups[i], &study.groups[r]));
+                let (group, reference) = (&study.groups[i], &study.groups[r]);
+                let mut c = compare::compare(study, group, reference);
+                let paired = c.test == Test::Paired;
+                test_set::fill(&mut c, &answers, group, reference, paired);
+                out.push(c);
             }
         }
         out.extend(contrasts::contrasts(study));
         out.extend(selection::contrasts(study));
     }
     family(&mut out);
-    out
+    Ok(out)
 }
 
 /// The family's numbers: Holm over every tested comparison (and, apart, over the gap, ECE, NLL and log-rank

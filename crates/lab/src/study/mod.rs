@@ -4,8 +4,9 @@
 //! a crossed grid's effects estimated ([`contrasts`]), all of a report's in one family ([`family`]), runs recognised across groups and sweeps
 //! ([`identity`]), and the study report renders them ([`analysis`]) with the statistics in [`stats`].
 //! A `tune:` block ([`space`]) runs trials before a variant's seeds ([`tune`]); the report shows them
-//! ([`tuning_report`]); runs that recorded calibration get its section ([`calibration_report`]), and runs that recorded
-//! layer health theirs ([`layers_report`]).
+//! ([`tuning_report`]); runs that recorded calibration get its section ([`calibration_report`]); runs
+//! that kept their per-image answers, the test set's own sampling error ([`test_set`]); runs that recorded
+//! layer health, theirs ([`layers_report`]).
 
 pub mod analysis;
 pub mod calibration_report;
@@ -22,5 +23,6 @@ pub mod slurm;
 pub mod space;
 pub mod stats;
 pub mod sweep;
+pub mod test_set;
 pub mod tune;
 pub mod tuning_report;
