@@ -43,6 +43,41 @@ fn event_files_hold_the_metrics_and_hparams_and_a_resumed_run_continues_them() {
     let run = dir.join("runs/r");
     let v = read(&python, &run);
     let rows = lenet5_lab::rundir::metrics::read(&run.join("metrics.csv")).unwrap();
+    // Histograms of each weight tensor and of its probe gradient, every epoch; the last epoch's weights are
+    // last.safetensors's (150 values in conv1, their min and max).
+    let conv1 = tch::Tensor::read_safetensors(run.join("last.safetensors"))
+        .unwrap()
+        .into_iter()
+        .find(|(n, _)| n == "conv1.weight")
+        .unwrap()
+        .1;
+    let (min, max) = (
+        f64::try_from(conv1.min()).unwrap(),
+        f64::try_from(conv1.max()).unwrap(),
+    );
+    for tag in ["weights/conv1.weight", "gradients/conv1.weight"] {
+        let h = v["histograms"][tag]
+            .as_array()
+            .unwrap_or_else(|| panic!("no {tag}: {v}"));
+        assert_eq!(h.len(), rows.len(), "{tag}: one per epoch");
+        for p in h {
+            assert_eq!(p[1].as_f64(), Some(150.0), "{tag}");
+            assert_eq!(
+                p[4].as_f64(),
+                Some(150.0),
+                "{tag}: the buckets hold every value"
+            );
+        }
+    }
+    let last = v["histograms"]["weights/conv1.weight"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap();
+    assert!(
+        (last[2].as_f64().unwrap() - min).abs() < 1e-6
+            && (last[3].as_f64().unwrap() - max).abs() < 1e-6
+    );
     // Each layer's health: layers.csv's numbers, by epoch, under layers/{layer}/{number}.
     let layers: Vec<lenet5_lab::rundir::layers::LayerRow> =
         lenet5_lab::rundir::metrics::read_rows(&run.join("layers.csv")).unwrap();

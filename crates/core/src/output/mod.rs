@@ -33,6 +33,8 @@ pub struct Epoch<'a> {
     pub stops_early: Option<usize>,
     /// Each layer's health after the epoch (empty with `trainer.layer_health` off).
     pub layers: &'a [LayerRow],
+    /// Each weight tensor's gradient of the probe batch's loss, by variable name (empty likewise).
+    pub gradients: &'a Tensors,
     /// The model's variables and the optimizer's state after the epoch.
     pub weights: &'a Tensors,
     pub optimizer: Option<&'a Tensors>,

@@ -53,6 +53,27 @@ pub mod proto {
         pub metadata: Option<SummaryMetadata>,
         #[prost(float, optional, tag = "2")]
         pub simple_value: Option<f32>,
+        #[prost(message, optional, tag = "5")]
+        pub histo: Option<HistogramProto>,
+    }
+
+    /// `tensorboard.HistogramProto`: bucket `i` counts the values in (bucket_limit[i − 1], bucket_limit[i]].
+    #[derive(Clone, PartialEq, Message)]
+    pub struct HistogramProto {
+        #[prost(double, tag = "1")]
+        pub min: f64,
+        #[prost(double, tag = "2")]
+        pub max: f64,
+        #[prost(double, tag = "3")]
+        pub num: f64,
+        #[prost(double, tag = "4")]
+        pub sum: f64,
+        #[prost(double, tag = "5")]
+        pub sum_squares: f64,
+        #[prost(double, repeated, tag = "6")]
+        pub bucket_limit: Vec<f64>,
+        #[prost(double, repeated, tag = "7")]
+        pub bucket: Vec<f64>,
     }
 
     #[derive(Clone, PartialEq, Message)]
@@ -226,6 +247,20 @@ impl EventWriter {
                 tag: tag.to_string(),
                 metadata: None,
                 simple_value: Some(*v as f32),
+                histo: None,
+            })
+            .collect();
+        self.write(step, proto::Summary { value })
+    }
+
+    /// Histograms at one step, one per named set of values.
+    pub fn histograms(&mut self, step: i64, values: &[(String, Vec<f32>)]) -> Result<()> {
+        let value = (values.iter())
+            .map(|(tag, v)| proto::SummaryValue {
+                tag: tag.clone(),
+                metadata: None,
+                simple_value: None,
+                histo: Some(histogram(v)),
             })
             .collect();
         self.write(step, proto::Summary { value })
@@ -293,6 +328,7 @@ impl EventWriter {
                 plugin_data: Some(plugin_data),
             }),
             simple_value: None,
+            histo: None,
         };
         self.write(0, proto::Summary { value: vec![value] })
     }
@@ -331,7 +367,8 @@ impl Sink for EventWriter {
         self.scalars(r.epoch as i64, &scalars)?;
         let layers = layer_scalars(e.layers);
         let layers: Vec<(&str, f64)> = layers.iter().map(|(t, v)| (t.as_str(), *v)).collect();
-        self.scalars(r.epoch as i64, &layers)
+        self.scalars(r.epoch as i64, &layers)?;
+        self.histograms(r.epoch as i64, &histogram_values(e))
     }
 
     fn end(&mut self, end: &End) -> Result<()> {
@@ -349,6 +386,67 @@ impl Sink for EventWriter {
             End::Interrupted => Ok(()),
         }
     }
+}
+
+/// Buckets in a histogram.
+const BUCKETS: usize = 30;
+
+/// `values` in [`BUCKETS`] equal-width buckets from their minimum to their maximum.
+fn histogram(values: &[f32]) -> proto::HistogramProto {
+    let v: Vec<f64> = values.iter().map(|&x| f64::from(x)).collect();
+    let (min, max) = v
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &x| {
+            (lo.min(x), hi.max(x))
+        });
+    let width = (max - min) / BUCKETS as f64;
+    let bucket_limit: Vec<f64> = (1..=BUCKETS)
+        .map(|i| {
+            if i == BUCKETS {
+                max
+            } else {
+                min + width * i as f64
+            }
+        })
+        .collect();
+    let mut bucket = vec![0.0; BUCKETS];
+    for &x in &v {
+        let i = match width > 0.0 {
+            true => (((x - min) / width).ceil() as usize).clamp(1, BUCKETS) - 1,
+            false => BUCKETS - 1,
+        };
+        bucket[i] += 1.0;
+    }
+    proto::HistogramProto {
+        min,
+        max,
+        num: v.len() as f64,
+        sum: v.iter().sum(),
+        sum_squares: v.iter().map(|x| x * x).sum(),
+        bucket_limit,
+        bucket,
+    }
+}
+
+/// Each weight tensor's values as `weights/{name}`, and its probe gradient as `gradients/{name}`.
+fn histogram_values(e: &Epoch) -> Vec<(String, Vec<f32>)> {
+    let flat = |t: &tch::Tensor| -> Vec<f32> {
+        Vec::try_from(
+            t.detach()
+                .to_device(tch::Device::Cpu)
+                .to_kind(tch::Kind::Float)
+                .flatten(0, -1),
+        )
+        .expect("floats")
+    };
+    let mut out = vec![];
+    for (name, g) in e.gradients {
+        if let Some((_, w)) = e.weights.iter().find(|(n, _)| n == name) {
+            out.push((format!("weights/{name}"), flat(w)));
+        }
+        out.push((format!("gradients/{name}"), flat(g)));
+    }
+    out
 }
 
 /// Each layer's health as `layers/{layer}/{number}` scalars (TensorBoard groups them by layer).

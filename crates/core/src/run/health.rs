@@ -42,8 +42,14 @@ impl Health {
         }
     }
 
-    /// The rows of epoch `epoch`: every weight tensor's, then every activation layer's.
-    pub fn measure(&mut self, net: &Net, vs: &VarStore, epoch: usize) -> Vec<LayerRow> {
+    /// The rows of epoch `epoch` — every weight tensor's, then every activation layer's — and each weight
+    /// tensor's probe gradient, by name.
+    pub fn measure(
+        &mut self,
+        net: &Net,
+        vs: &VarStore,
+        epoch: usize,
+    ) -> (Vec<LayerRow>, Vec<(String, Tensor)>) {
         let blank = |layer: String| LayerRow {
             epoch,
             layer,
@@ -82,7 +88,13 @@ impl Health {
                 rows.push(activation_row(blank(name.to_string()), &out, squash));
             }
         }
-        rows
+        let gradients = self
+            .before
+            .iter()
+            .map(|(k, _)| k.clone())
+            .zip(grads)
+            .collect();
+        (rows, gradients)
     }
 }
 

@@ -370,8 +370,8 @@ impl Trainer {
             seconds: started.elapsed().as_secs_f64(),
         };
         let (improved, other_improved) = self.update_state(&row);
-        let layers =
-            (self.health.as_mut()).map_or(vec![], |h| h.measure(&self.net, &self.vs, epoch));
+        let (layers, gradients) = (self.health.as_mut())
+            .map_or((vec![], vec![]), |h| h.measure(&self.net, &self.vs, epoch));
         let (weights, optimizer) = (self.weights(), self.opt.state());
         let record = Epoch {
             row,
@@ -384,6 +384,7 @@ impl Trainer {
             stops_early: (self.state.status == RunStatus::EarlyStopped)
                 .then_some(self.state.epochs_without_improvement),
             layers: &layers,
+            gradients: &gradients,
             weights: &weights,
             optimizer: optimizer.as_deref(),
         };
