@@ -129,3 +129,27 @@ fn input_scaling_and_loss_follow_the_paper() {
         ys[2] + ((-lenet1998::MAP_J).exp() + ys.iter().map(|v| (-v).exp()).sum::<f64>()).ln();
     assert!((loss - expected).abs() < 1e-5, "{loss} vs {expected}");
 }
+
+#[test]
+fn the_speed_form_that_trains_equals_the_paper_s_chain() {
+    let (vs, net) = build();
+    tch::manual_seed(6);
+    let xs = Tensor::randn([6, 1, 28, 28], (Kind::Float, Device::Cpu));
+    let _ = xs.narrow(2, 0, 5).fill_(-0.4242);
+    let plain = net.forward_t(&xs, true);
+    let fast = lenet5_core::nn::fast::lenet1998::forward(&net, &xs);
+    let scale = f64::try_from(plain.abs().max()).unwrap();
+    let diff = f64::try_from((&fast - &plain).abs().max()).unwrap();
+    assert!(diff / scale < 1e-5, "logits: {diff} of {scale}");
+    let labels = Tensor::from_slice(&[0i64, 1, 2, 3, 4, 5]);
+    let params = vs.trainable_variables();
+    let grads = |out: &Tensor| {
+        let loss = lenet1998::map_loss(out, &labels, Reduction::Mean);
+        Tensor::run_backward(&[loss], &params, true, false)
+    };
+    for (g_fast, g_plain) in grads(&fast).iter().zip(&grads(&plain)) {
+        let scale = f64::try_from(g_plain.abs().max()).unwrap().max(1e-8);
+        let diff = f64::try_from((g_fast - g_plain).abs().max()).unwrap();
+        assert!(diff / scale < 1e-4, "gradient: {diff} of {scale}");
+    }
+}

@@ -163,14 +163,14 @@ fn fused_conv_and_average_pooling_equal_conv_then_pool() {
     });
     tch::manual_seed(1);
     let xs = Tensor::randn([5, 1, 28, 28], (Kind::Float, Device::Cpu));
-    let fused = fast::conv_pool(&net, &net.conv1, &xs, 2);
+    let fused = fast::c1_s2(&net, &xs);
     let explicit = net.pool(xs.apply(&net.conv1));
     assert_eq!(fused.size(), [5, 6, 14, 14]);
     let diff = f64::try_from((&fused - &explicit).abs().max()).unwrap();
     assert!(diff < 1e-5, "conv1: {diff}");
     let h = Tensor::randn([5, 6, 14, 14], (Kind::Float, Device::Cpu));
     let diff = f64::try_from(
-        (fast::conv_pool(&net, &net.conv2, &h, 0) - net.pool(h.apply(&net.conv2)))
+        (fast::c3_s4(&net, &h) - net.pool(h.apply(&net.conv2)))
             .abs()
             .max(),
     )
@@ -187,7 +187,7 @@ fn fused_conv_and_average_pooling_equal_conv_then_pool() {
         .remove(0)
     };
     let diff = f64::try_from(
-        (grad(fast::conv_pool(&net, &net.conv1, &xs, 2)) - grad(net.pool(xs.apply(&net.conv1))))
+        (grad(fast::c1_s2(&net, &xs)) - grad(net.pool(xs.apply(&net.conv1))))
             .abs()
             .max(),
     )
@@ -205,7 +205,7 @@ fn phased_conv_and_max_pooling_equal_conv_then_pool_ties_included() {
     let xs = Tensor::randn([5, 1, 28, 28], (Kind::Float, Device::Cpu));
     // A constant band, as MNIST's background is: its conv outputs tie within each window.
     let _ = xs.narrow(2, 0, 10).fill_(-0.42);
-    let phased = fast::phased_conv_max_pool(&net.conv1, &xs, 2);
+    let phased = fast::c1_s2(&net, &xs);
     let explicit = net.pool(xs.apply(&net.conv1));
     assert_eq!(phased.size(), [5, 6, 14, 14]);
     let diff = f64::try_from((&phased - &explicit).abs().max()).unwrap();
@@ -213,10 +213,7 @@ fn phased_conv_and_max_pooling_equal_conv_then_pool_ties_included() {
     let h = Tensor::randn([5, 6, 14, 14], (Kind::Float, Device::Cpu));
     let _ = h.narrow(2, 0, 8).fill_(0.3);
     let h = h.set_requires_grad(true);
-    let (a, b) = (
-        fast::phased_conv_max_pool(&net.conv2, &h, 0),
-        net.pool(h.apply(&net.conv2)),
-    );
+    let (a, b) = (fast::c3_s4(&net, &h), net.pool(h.apply(&net.conv2)));
     assert_eq!(a.size(), [5, 16, 5, 5]);
     let diff = f64::try_from((&a - &b).abs().max()).unwrap();
     assert!(diff < 1e-5, "conv2: {diff}");
@@ -230,6 +227,29 @@ fn phased_conv_and_max_pooling_equal_conv_then_pool_ties_included() {
     let scale = f64::try_from(gb.abs().max()).unwrap();
     let diff = f64::try_from((ga - &gb).abs().max()).unwrap();
     assert!(diff / scale < 1e-5, "weight gradient: {diff} of {scale}");
+}
+
+#[test]
+fn the_window_maximum_is_max_pool2d_s_values_and_gradient_ties_included() {
+    tch::manual_seed(3);
+    let ys = Tensor::randn([3, 4, 8, 6], (Kind::Float, Device::Cpu));
+    // Ties: a constant band, and windows whose later positions equal their first.
+    let _ = ys.narrow(2, 0, 2).fill_(0.25);
+    ys.narrow(2, 4, 2)
+        .narrow(3, 1, 1)
+        .copy_(&ys.narrow(2, 4, 2).narrow(3, 0, 1));
+    let ys = ys.set_requires_grad(true);
+    let (ours, theirs) = (
+        fast::max_pool_2x2(&ys),
+        ys.max_pool2d([2, 2], [2, 2], [0, 0], [1, 1], false),
+    );
+    assert!(ours.allclose(&theirs, 1e-6, 1e-6, false));
+    let weights = Tensor::randn(ours.size(), (Kind::Float, Device::Cpu));
+    let grad = |out: &Tensor| {
+        Tensor::run_backward(&[(out * &weights).sum(Kind::Float)], &[&ys], false, false).remove(0)
+    };
+    // The same position of each window gets the gradient: the first of equal values, as max_pool2d.
+    assert!(grad(&ours).equal(&grad(&theirs)));
 }
 
 #[test]
@@ -288,6 +308,53 @@ fn space_to_depth_stride2_conv_equals_the_strided_conv() {
         };
         let diff = max_diff(&input_grad(&s2d), &input_grad(&strided));
         assert!(diff < 1e-3, "input gradients, padding {padding}: {diff}");
+    }
+}
+
+#[test]
+fn the_modern_speed_form_equals_its_definition_statistics_included() {
+    use lenet5_lab::config::Variant;
+    let config = lenet5_lab::config::Config {
+        model: ModelConfig {
+            variant: Variant::Lenet5Modern,
+            // Dropout is the same three calls in both forms; its masks come from the process-wide
+            // generator, which other tests running beside this one draw from too.
+            dropout: 0.0,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let (vs_a, plain) = model::build(&config, Device::Cpu);
+    let (mut vs_b, fast_net) = model::build(&config, Device::Cpu);
+    // The same weights whatever other tests drew from the generator between the two builds.
+    vs_b.copy(&vs_a).unwrap();
+    let model::Net::Lenet5Modern(plain) = plain else {
+        panic!("modern")
+    };
+    tch::manual_seed(4);
+    let xs = Tensor::randn([8, 1, 28, 28], (Kind::Float, Device::Cpu));
+    let _ = xs.narrow(2, 0, 6).fill_(-0.42);
+    for train in [true, false] {
+        let (a, b) = (plain.forward_t(&xs, train), fast_net.forward_t(&xs, train));
+        let diff = f64::try_from((&a - &b).abs().max()).unwrap();
+        assert!(diff < 1e-4, "train {train} logits: {diff}");
+        let grads = |out: &Tensor, vs: &nn::VarStore| {
+            let loss = out.log_softmax(-1, Kind::Float).mean(Kind::Float);
+            Tensor::run_backward(&[loss], &vs.trainable_variables(), false, false)
+        };
+        for (ga, gb) in grads(&a, &vs_a).iter().zip(&grads(&b, &vs_b)) {
+            let scale = f64::try_from(ga.abs().max()).unwrap().max(1e-8);
+            let diff = f64::try_from((ga - gb).abs().max()).unwrap();
+            assert!(
+                diff / scale < 1e-3,
+                "train {train} gradient: {diff} of {scale}"
+            );
+        }
+    }
+    // Training updated the running statistics alike (phases counted as batch).
+    let (va, vb) = (vs_a.variables(), vs_b.variables());
+    for name in ["bn1.running_mean", "bn1.running_var", "bn2.running_var"] {
+        assert!(va[name].allclose(&vb[name], 1e-5, 1e-6, false), "{name}");
     }
 }
 

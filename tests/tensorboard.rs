@@ -174,4 +174,48 @@ fn event_files_hold_the_metrics_and_hparams_and_a_resumed_run_continues_them() {
         v["hparams"]["trainer.seed"], 123.0,
         "the session start is kept"
     );
+
+    // `test --mistakes`: the grid as an image at the scored (best) epoch, the PNG's own bytes; scored
+    // again, it replaces the first, and the curves stay.
+    for n in ["6", "4"] {
+        ok(lenet5(
+            &dir,
+            &["test", run.to_str().unwrap(), "--mistakes", n],
+        ));
+    }
+    let v = read(&python, &run);
+    let images = v["images"]["mistakes/test"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no mistakes image: {v}"));
+    assert_eq!(images.len(), 1, "{images:?}");
+    let png = std::fs::read(run.join("mistakes/mistakes.png")).unwrap();
+    let (width, height) = image_size(&png);
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("state.json")).unwrap()).unwrap();
+    assert_eq!(images[0][0], state["best_epoch"]);
+    assert_eq!(
+        (images[0][1].as_u64(), images[0][2].as_u64()),
+        (Some(width), Some(height))
+    );
+    assert_eq!(images[0][3].as_str(), Some(sha256_hex(&png).as_str()));
+    assert_eq!(steps(&v, "accuracy/valid"), [1, 2, 3]);
+}
+
+/// A PNG's width and height, from its IHDR chunk.
+fn image_size(png: &[u8]) -> (u64, u64) {
+    let be = |b: &[u8]| u64::from(u32::from_be_bytes(b.try_into().unwrap()));
+    (be(&png[16..20]), be(&png[20..24]))
+}
+
+/// sha256 of `bytes`, by the system's sha256sum.
+fn sha256_hex(bytes: &[u8]) -> String {
+    use std::io::Write;
+    let mut child = std::process::Command::new("sha256sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(bytes).unwrap();
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8(out.stdout).unwrap()[..64].to_string()
 }

@@ -132,7 +132,8 @@ pub fn test(source: &ModelSource, mistakes: Option<&MistakesRequest>) -> Result<
             let out = (req.out.clone())
                 .or(own_dir.flatten())
                 .unwrap_or_else(|| PathBuf::from("mistakes"));
-            Some(write_mistakes(&m, &test, req.n, &out)?)
+            let own_run = saved_to.is_some().then_some(m.run.as_ref()).flatten();
+            Some(write_mistakes(&m, &test, req.n, &out, own_run)?)
         }
         None => None,
     };
@@ -149,14 +150,15 @@ pub fn test(source: &ModelSource, mistakes: Option<&MistakesRequest>) -> Result<
 }
 
 /// The `n` worst-scored test digits under `m`, as `mistakes.csv` and a captioned grid (`mistakes.png`) in
-/// `out`.
+/// `out`; for the run's own scoring (`own_run`) the grid also goes into its TensorBoard events.
 fn write_mistakes(
     m: &LoadedModel,
     test: &data::Split,
     n: usize,
     out: &Path,
+    own_run: Option<&RunDir>,
 ) -> Result<(PathBuf, usize)> {
-    use lenet5_core::run::mistakes;
+    use lenet5_core::{output::tensorboard, run::mistakes};
     use lenet5_lab::{chart, sys::atomic};
     let found = mistakes::top_losses(&m.net, test, n);
     std::fs::create_dir_all(out)
@@ -172,10 +174,15 @@ fn write_mistakes(
     );
     // PNG only: as SVG every pixel is an element (~10 MB for 16 digits).
     let grid = mistakes::grid(test, &found, title);
-    atomic::write(
-        &out.join("mistakes.png"),
-        &chart::render_png(&grid, grid.size())?,
-    )?;
+    let png = chart::render_png(&grid, grid.size())?;
+    atomic::write(&out.join("mistakes.png"), &png)?;
+    if let Some(run) = own_run.filter(|_| m.config.trainer.tensorboard) {
+        let step = run.state()?.map_or(0, |s| s.best_epoch) as i64;
+        // The grid of the latest scoring replaces an earlier one: one image per run.
+        let keep = |tag: &str, _| tag != tensorboard::MISTAKES_TAG;
+        let mut events = tensorboard::EventWriter::open(&run.path, keep)?;
+        events.image(step, tensorboard::MISTAKES_TAG, &png, grid.size())?;
+    }
     Ok((out.to_path_buf(), found.len()))
 }
 

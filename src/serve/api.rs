@@ -1,5 +1,6 @@
 //! What `lenet5 serve` answers: the page, a sample digit, and the JSON API — `GET /api/runs` (the served
-//! runs, their config summary, test accuracy and first-layer filters) and `POST /api/predict` (an image in,
+//! runs, their config summary, test accuracy and first-layer filters), `GET /api/runs/N/mistakes.png` (run
+//! N's grid of `lenet5 test --mistakes`, when it has one) and `POST /api/predict` (an image in,
 //! each run's prediction, ten probabilities and every layer's activations out). An image goes through
 //! `predict`'s own code: [`image::prepare_bytes`] then [`trained::classify`]. HTTP itself (bounds, refusals,
 //! errors) is the http module's.
@@ -27,7 +28,14 @@ pub struct Served {
     pub model: LoadedModel,
     /// The run's `test.json` accuracy, when it has one.
     pub test_accuracy: Option<f64>,
+    /// The run's `mistakes/mistakes.png` (`lenet5 test RUN --mistakes N`), when it has one.
+    pub mistakes: Option<Vec<u8>>,
 }
+
+/// Where `lenet5 test RUN --mistakes N` leaves its grid in a run directory.
+pub const MISTAKES_PNG: &str = "mistakes/mistakes.png";
+/// The largest mistakes grid served (one of 16 digits is ~100 kB).
+const MISTAKES_LIMIT: u64 = 16 << 20;
 
 // SAFETY: a served model is only read (forward passes under no_grad, no parameter updates), and LibTorch's
 // inference on shared tensors from several threads is thread-safe; tch marks its tensors Send but not Sync.
@@ -69,10 +77,16 @@ pub fn load(paths: &[PathBuf], runs_dir: &Path, overrides: &[Override]) -> Resul
         let run = model.run.as_ref().expect("loaded from a run directory");
         let test_accuracy = run.test()?.map(|t| t.accuracy);
         let name = unique_name(&run.path, &served);
+        let grid = run.path.join(MISTAKES_PNG);
+        let mistakes = match grid.exists() {
+            true => Some(lenet5_lab::sys::read::bytes(&grid, MISTAKES_LIMIT)?),
+            false => None,
+        };
         served.push(Served {
             name,
             model,
             test_accuracy,
+            mistakes,
         });
     }
     Ok(served)
@@ -150,7 +164,8 @@ impl Layer {
 pub fn runs_json(runs: &[Served]) -> serde_json::Value {
     let list: Vec<_> = runs
         .iter()
-        .map(|s| {
+        .enumerate()
+        .map(|(n, s)| {
             let c = &s.model.config;
             json!({
                 "run": s.name,
@@ -162,6 +177,7 @@ pub fn runs_json(runs: &[Served]) -> serde_json::Value {
                 "optimizer": c.optimizer.kind.name(),
                 "test_accuracy": s.test_accuracy,
                 "filters": Layer::of("filters", &s.model.net.first_filters().detach()),
+                "mistakes": s.mistakes.as_ref().map(|_| format!("/api/runs/{n}/mistakes.png")),
             })
         })
         .collect();

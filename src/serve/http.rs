@@ -77,6 +77,10 @@ async fn route(request: Request<Incoming>, state: Arc<State>) -> Answer {
         ),
         (&Method::GET, "/sample.png") => bytes(200, "image/png", Bytes::from_static(SAMPLE_PNG)),
         (&Method::GET, "/api/runs") => bytes(200, "application/json", state.runs_json.clone()),
+        (&Method::GET, _) if mistakes_of(path, &state.runs).is_some() => {
+            let png = mistakes_of(path, &state.runs).expect("matched");
+            bytes(200, "image/png", Bytes::from(png.to_vec()))
+        }
         (&Method::POST, "/api/predict") => predict(&parts.headers, body, &state)
             .await
             .unwrap_or_else(|(status, message)| error(status, &message)),
@@ -85,6 +89,16 @@ async fn route(request: Request<Incoming>, state: Arc<State>) -> Answer {
         }
         _ => error(404, &format!("no such page: {path}")),
     }
+}
+
+/// The mistakes grid `/api/runs/N/mistakes.png` names, when run N has one.
+fn mistakes_of<'r>(path: &str, runs: &'r [Served]) -> Option<&'r [u8]> {
+    let n: usize = path
+        .strip_prefix("/api/runs/")?
+        .strip_suffix("/mistakes.png")?
+        .parse()
+        .ok()?;
+    runs.get(n)?.mistakes.as_deref()
 }
 
 /// `POST /api/predict`: an image's bytes in, `predict`'s answer for each run out.

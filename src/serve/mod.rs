@@ -1,10 +1,12 @@
 //! `lenet5 serve`: a local web page to draw a digit and watch each trained net's layers, and the JSON API it
 //! uses ([`api`]). hyper over a small tokio runtime: a connection waits without holding a thread, so idle or
-//! slow clients stall nobody; each is bounded in header bytes and in time ([`http`] bounds the body and the
-//! decoding, [`guard`] says who may ask). Ctrl-C or SIGTERM stops it within a second, whatever clients do.
+//! slow clients stall nobody; each carries one request, its head read and bounded in bytes and time first
+//! ([`head`]), then its body and decoding bounded ([`http`]), [`guard`] saying who may ask. Ctrl-C or
+//! SIGTERM stops it within a second, whatever clients do.
 
 pub mod api;
 pub mod guard;
+pub mod head;
 pub mod http;
 
 use anyhow::{Context, Result};
@@ -14,10 +16,10 @@ use hyper_util::server::graceful::GracefulShutdown;
 use lenet5_lab::sys::interrupt::Interrupt;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio_io_timeout::TimeoutStream;
+use tokio::io::AsyncReadExt;
+use tokio_io_timeout::TimeoutWriter;
 
-/// The most bytes of request line and headers read before the request is refused (431).
-pub const MAX_HEAD: usize = 32 << 10;
+pub use head::MAX_HEAD;
 /// After Ctrl-C, how long requests in hand may take to finish before the server stops anyway.
 const GRACE: Duration = Duration::from_millis(200);
 /// How often the signal flags are looked at.
@@ -112,30 +114,41 @@ async fn stopped(interrupt: &Interrupt) {
     }
 }
 
-/// One connection as a task: headers within [`MAX_HEAD`] bytes and the timeout (hyper's), each write of an
-/// answer within the timeout (a client that stops reading is dropped), keep-alive between requests.
+/// One connection as a task, one request on it: its head read within [`MAX_HEAD`] bytes and the timeout
+/// ([`head`]; refused there in JSON), then handed to hyper with the head replayed; each write of the answer
+/// within the timeout (a client that stops reading is dropped). No keep-alive: every request's head passes
+/// [`head::read`], which hyper cannot be told to call between requests.
 fn serve_connection(
-    stream: tokio::net::TcpStream,
+    mut stream: tokio::net::TcpStream,
     state: &Arc<http::State>,
     graceful: &GracefulShutdown,
 ) {
-    let mut stream = TimeoutStream::new(stream);
-    stream.set_write_timeout(Some(state.timeout));
-    let io = TokioIo::new(Box::pin(stream));
-    let timeout = state.timeout;
-    let state = Arc::clone(state);
-    let service = hyper::service::service_fn(move |request| {
-        let state = Arc::clone(&state);
-        async move { Ok::<_, std::convert::Infallible>(http::handle(request, state).await) }
-    });
-    let connection = hyper::server::conn::http1::Builder::new()
-        .timer(TokioTimer::new())
-        .header_read_timeout(timeout)
-        .max_buf_size(MAX_HEAD)
-        .serve_connection(io, service);
-    let connection = graceful.watch(connection);
+    let (state, watcher) = (Arc::clone(state), graceful.watcher());
     tokio::spawn(async move {
+        let timeout = state.timeout;
+        let head = match head::read(&mut stream, timeout).await {
+            head::Head::Complete(bytes) => bytes,
+            head::Head::Refused(status, message) => {
+                return head::refuse(stream, status, &message, timeout).await;
+            }
+            head::Head::Gone => return,
+        };
+        let (read, write) = stream.into_split();
+        let mut write = TimeoutWriter::new(write);
+        write.set_timeout(Some(timeout));
+        let replayed = std::io::Cursor::new(head).chain(read);
+        let io = TokioIo::new(Box::pin(tokio::io::join(replayed, write)));
+        let service = hyper::service::service_fn(move |request| {
+            let state = Arc::clone(&state);
+            async move { Ok::<_, std::convert::Infallible>(http::handle(request, state).await) }
+        });
+        let connection = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(timeout)
+            .max_buf_size(MAX_HEAD + 8192)
+            .keep_alive(false)
+            .serve_connection(io, service);
         // A connection's end (closed, timed out, malformed) concerns only that client.
-        let _ = connection.await;
+        let _ = watcher.watch(connection).await;
     });
 }

@@ -2,14 +2,13 @@
 //! `CModule::create_by_tracing`): the normalisation and the eval-mode forward pass, with the weights as the
 //! graph's constants.
 //!
-//! The seed's net is traced in its plain form (`LeNet5::forward_t`), not the speed form that trains: the
-//! speed form's max pooling reshapes by the batch size, which tracing would fix; the plain form keeps the
-//! batch free (both are held equal by tests/model.rs).
+//! Each net is traced in its plain form (`Net::forward_plain`), not the speed form that trains: the speed
+//! forms reshape by the batch size, which tracing would fix; the plain forms keep the batch free (both
+//! are held equal by tests/model.rs and tests/lenet1998.rs).
 
 use crate::data::{Normalization, Shape, per_channel};
 use crate::nn::Net;
 use anyhow::{Context, Result};
-use tch::nn::ModuleT;
 use tch::{CModule, Device, Kind, Tensor};
 
 /// The batch size of the example the trace runs on; the traced graph takes any.
@@ -30,10 +29,7 @@ pub fn module(net: &Net, shape: Shape, norm: &Normalization, device: Device) -> 
     );
     let mut forward = |inputs: &[Tensor]| {
         let xs = (&inputs[0] - &mean) / &std;
-        vec![tch::no_grad(|| match net {
-            Net::Lenet5(n) => n.forward_t(&xs, false),
-            other => other.forward_t(&xs, false),
-        })]
+        vec![tch::no_grad(|| net.forward_plain(&xs, false))]
     };
     let mut module = CModule::create_by_tracing("lenet5", "forward", &[example], &mut forward)
         .context("LibTorch could not trace the network")?;

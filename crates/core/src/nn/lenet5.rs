@@ -197,6 +197,7 @@ pub struct LeNet5Modern {
     pub bn4: nn::BatchNorm,
     pub fc3: nn::Linear,
     pub dropout: f64,
+    pub conv1_padding: i64,
 }
 
 /// Builds the modern variant for `input` under `vs`; `init` applies as for LeNet-5.
@@ -235,6 +236,7 @@ pub fn lenet5_modern(vs: &nn::Path, cfg: &ModelConfig, input: Shape) -> LeNet5Mo
         bn4: nn::batch_norm1d(vs / "bn4", FC2_OUT, bn),
         fc3: linear("fc3", FC2_OUT, CLASSES, true),
         dropout: cfg.dropout,
+        conv1_padding: conv1_padding(input),
     }
 }
 

@@ -126,12 +126,25 @@ impl Net {
     }
 }
 
+impl Net {
+    /// The forward pass as the definitions write it (`LeNet5::forward_t`, …), not the speed forms that
+    /// train: what export traces, since the speed forms reshape by the batch size.
+    pub fn forward_plain(&self, xs: &Tensor, train: bool) -> Tensor {
+        match self {
+            Net::Lenet5(n) => n.forward_t(xs, train),
+            Net::Lenet5Modern(n) => n.forward_t(xs, train),
+            Net::Lenet1998(n) => n.forward_t(xs, train),
+        }
+    }
+}
+
+/// The speed forms (`nn::fast`), each held equal to its definition by a test.
 impl ModuleT for Net {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
         match self {
             Net::Lenet5(n) => fast::lenet5::forward(n, xs),
-            Net::Lenet5Modern(n) => n.forward_t(xs, train),
-            Net::Lenet1998(n) => n.forward_t(xs, train),
+            Net::Lenet5Modern(n) => fast::modern::forward(n, xs, train),
+            Net::Lenet1998(n) => fast::lenet1998::forward(n, xs),
         }
     }
 }

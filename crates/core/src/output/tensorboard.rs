@@ -55,6 +55,22 @@ pub mod proto {
         pub simple_value: Option<f32>,
         #[prost(message, optional, tag = "5")]
         pub histo: Option<HistogramProto>,
+        #[prost(message, optional, tag = "4")]
+        pub image: Option<Image>,
+    }
+
+    /// `tensorboard.Summary.Image`: an encoded PNG and its size.
+    #[derive(Clone, PartialEq, Message)]
+    pub struct Image {
+        #[prost(int32, tag = "1")]
+        pub height: i32,
+        #[prost(int32, tag = "2")]
+        pub width: i32,
+        /// 1 grey, 2 grey + alpha, 3 RGB, 4 RGBA.
+        #[prost(int32, tag = "3")]
+        pub colorspace: i32,
+        #[prost(bytes = "vec", tag = "4")]
+        pub encoded_image_string: Vec<u8>,
     }
 
     /// `tensorboard.HistogramProto`: bucket `i` counts the values in (bucket_limit[i − 1], bucket_limit[i]].
@@ -170,6 +186,8 @@ pub const FAILURE: i32 = 2;
 /// The tag of the per-sync-point training loss; its step is the global batch number, the other tags' the
 /// epoch.
 pub const STEP_LOSS_TAG: &str = "loss/train_step";
+/// The image tag of `lenet5 test --mistakes`'s grid, at the scored checkpoint's epoch.
+pub const MISTAKES_TAG: &str = "mistakes/test";
 /// The training objective (with label smoothing) where it differs from `loss/train`.
 pub const OBJECTIVE_TAG: &str = "objective/train";
 const HPARAMS_START_TAG: &str = "_hparams_/session_start_info";
@@ -248,6 +266,7 @@ impl EventWriter {
                 metadata: None,
                 simple_value: Some(*v as f32),
                 histo: None,
+                image: None,
             })
             .collect();
         self.write(step, proto::Summary { value })
@@ -261,8 +280,27 @@ impl EventWriter {
                 metadata: None,
                 simple_value: None,
                 histo: Some(histogram(v)),
+                image: None,
             })
             .collect();
+        self.write(step, proto::Summary { value })
+    }
+
+    /// An RGB PNG of `size` (width, height) at one step, shown in TensorBoard's Images tab.
+    pub fn image(&mut self, step: i64, tag: &str, png: &[u8], size: (u32, u32)) -> Result<()> {
+        let image = proto::Image {
+            height: size.1 as i32,
+            width: size.0 as i32,
+            colorspace: 3,
+            encoded_image_string: png.to_vec(),
+        };
+        let value = vec![proto::SummaryValue {
+            tag: tag.to_string(),
+            metadata: None,
+            simple_value: None,
+            histo: None,
+            image: Some(image),
+        }];
         self.write(step, proto::Summary { value })
     }
 
@@ -329,6 +367,7 @@ impl EventWriter {
             }),
             simple_value: None,
             histo: None,
+            image: None,
         };
         self.write(0, proto::Summary { value: vec![value] })
     }

@@ -1,45 +1,92 @@
 //! LeNet-5's conv → 2×2 pool pairs, computed faster. Average pooling: both are linear, so the pair is one
 //! stride-2 convolution with a `(k+1)×(k+1)` kernel — the same function to float rounding with 2.8× fewer
-//! multiply-adds. Max pooling: the four positions of each 2×2 window as four stride-2 convolutions in one
-//! (the kernel shifted four ways, as output channels), then the largest of the four — no cheaper in
-//! multiply-adds, but LibTorch's convolution and max over a dimension beat its full-size convolution and
-//! max_pool2d (18% a training step, results/bench/xeon-2026-12-04-maxpool-forms.txt). tests/model.rs holds
-//! both, logits and gradients, to the plain chain. [`forward`] is `LeNet5::forward_t` with them.
+//! multiply-adds. Max pooling: no cheaper in multiply-adds, but max_pool2d's CPU loop (forward and
+//! backward) cost more than conv1 itself; the window's four positions as four tensors and their maximum
+//! as a + relu(b − a) cost a fraction (results/bench/maxpool_forms.py). tests/model.rs holds both, logits
+//! and gradients, to the plain chain. [`forward`] is `LeNet5::forward_t` with them; the 1998 and modern
+//! nets' speed forms (`fast::lenet1998`, `fast::modern`) reuse the pieces.
 
 use crate::nn::LeNet5;
 use lenet5_lab::config::Pooling;
 use tch::Tensor;
 use tch::nn;
 
-/// `LeNet5::forward_t`, each conv → pool pair computed by [`conv_pool`].
+/// `LeNet5::forward_t`, each conv → pool pair computed by [`c1_s2`] and [`c3_s4`].
 pub fn forward(net: &LeNet5, xs: &Tensor) -> Tensor {
-    let xs = net.act(conv_pool(net, &net.conv1, xs, net.conv1_padding)); // C1 → S2
-    let xs = net.act(conv_pool(net, &net.conv2, &xs, 0)); // C3 → S4
+    let xs = net.act(c1_s2(net, xs));
+    let xs = net.act(c3_s4(net, &xs));
     let xs = net.act(xs.flatten(1, -1).apply(&net.fc1));
     let xs = net.act(xs.apply(&net.fc2));
     xs.apply(&net.fc3)
 }
 
-/// conv → 2×2 pool, the seed's `pool(conv(x))`, as [`fused_conv_avg_pool`] or [`phased_conv_max_pool`].
-pub fn conv_pool(net: &LeNet5, conv: &nn::Conv2D, xs: &Tensor, padding: i64) -> Tensor {
+/// C1 → S2 before the activation, the seed's `pool(conv1(x))`. Max pooling through [`phase_conv`]: with one
+/// input channel, LibTorch's full-size convolution is several times slower than the four-phase one.
+pub fn c1_s2(net: &LeNet5, xs: &Tensor) -> Tensor {
     match net.pooling {
-        Pooling::Avg => fused_conv_avg_pool(conv, xs, padding),
-        Pooling::Max => phased_conv_max_pool(conv, xs, padding),
+        Pooling::Avg => fused_conv_avg_pool(&net.conv1, xs, net.conv1_padding),
+        Pooling::Max => phased_conv_max_pool(&net.conv1, xs, net.conv1_padding),
     }
 }
 
-/// `conv` then 2×2 max pooling with stride 2. Output pixel (i, j) of the full-size convolution at window
-/// position (a, b) is output (i, j) of a stride-2 convolution with the `k×k` kernel placed at offset (a, b) of
-/// a `(k+1)×(k+1)` one ([`phase_kernels`]); the four are computed as one convolution with 4× the output
-/// channels, and the pool is their maximum. The values equal max_pool2d's to rounding; where rounding breaks
-/// a tie another way, the gradient lands on another of the tied positions, which see equal patches (MNIST's
-/// flat background), so the weights' gradient agrees (tests/model.rs).
+/// C3 → S4 before the activation, the seed's `pool(conv2(x))`. Max pooling after the plain convolution,
+/// which beats the four-phase one at six input channels.
+pub fn c3_s4(net: &LeNet5, xs: &Tensor) -> Tensor {
+    match net.pooling {
+        Pooling::Avg => fused_conv_avg_pool(&net.conv2, xs, 0),
+        Pooling::Max => max_pool_2x2(&xs.apply(&net.conv2)),
+    }
+}
+
+/// `conv` then 2×2 max pooling with stride 2, through [`phase_conv`]: output pixel (i, j) of the
+/// full-size convolution at window position (a, b) is output (i, j) of a stride-2 convolution with the
+/// `k×k` kernel placed at offset (a, b) of a `(k+1)×(k+1)` one. The values equal max_pool2d's to rounding.
 pub fn phased_conv_max_pool(conv: &nn::Conv2D, xs: &Tensor, padding: i64) -> Tensor {
-    let out = conv.ws.size()[0];
-    let bias = conv.bs.as_ref().map(|b| b.repeat([4]));
-    let ys = stride2_conv(xs, &phase_kernels(&conv.ws), bias.as_ref(), padding);
+    let phases = phase_conv(xs, &conv.ws, conv.bs.as_ref(), padding);
+    max_of_four(&phases.unbind(1))
+}
+
+/// The full-size convolution of `xs` with `ws` `[O, I, k, k]` (and `bias`), as `[N, 4, O, H/2, W/2]`:
+/// index 2a + b along dimension 1 holds the outputs at row 2i + a, column 2j + b — one stride-2
+/// convolution with 4·O output channels and the kernel shifted four ways ([`phase_kernels`]).
+pub fn phase_conv(xs: &Tensor, ws: &Tensor, bias: Option<&Tensor>, padding: i64) -> Tensor {
+    let out = ws.size()[0];
+    let bias = bias.map(|b| b.repeat([4]));
+    let ys = xs.conv2d(
+        &phase_kernels(ws),
+        bias.as_ref(),
+        [2, 2],
+        [padding, padding],
+        [1, 1],
+        1,
+    );
     let (n, h, w) = (ys.size()[0], ys.size()[2], ys.size()[3]);
-    ys.view([n, 4, out, h, w]).max_dim(1, false).0
+    ys.view([n, 4, out, h, w])
+}
+
+/// 2×2 max pooling with stride 2 of `[N, C, H, W]` (H, W even): one copy puts each window's four
+/// positions in four tensors, then [`max_of_four`].
+pub fn max_pool_2x2(ys: &Tensor) -> Tensor {
+    let s = ys.size();
+    let (n, c, h, w) = (s[0], s[1], s[2] / 2, s[3] / 2);
+    let phases = ys
+        .view([n, c, h, 2, w, 2])
+        .permute([3, 5, 0, 1, 2, 4])
+        .reshape([4, n, c, h, w]);
+    max_of_four(&phases.unbind(0))
+}
+
+/// The elementwise maximum of a window's four positions, in max_pool2d's order (the first of equal values
+/// wins, so the gradient lands where max_pool2d puts it).
+pub fn max_of_four(p: &[Tensor]) -> Tensor {
+    max_of_two(&max_of_two(&p[0], &p[1]), &max_of_two(&p[2], &p[3]))
+}
+
+/// max(a, b) as a + relu(b − a): equal to rounding, and its backward pass is three cheap elementwise
+/// passes, where `maximum`'s (a `where` that splits ties) and max_pool2d's cost several times more
+/// (results/bench/maxpool_forms.py). On a tie the gradient goes to `a`.
+pub fn max_of_two(a: &Tensor, b: &Tensor) -> Tensor {
+    a + (b - a).relu()
 }
 
 /// `[O, I, k, k]` → `[4·O, I, k+1, k+1]`: block p = 2a + b holds the kernel shifted down a and right b
