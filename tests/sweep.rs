@@ -1,6 +1,7 @@
 //! Sweeps on synthetic data: expansion and stable names, validation before anything runs, a failing run
 //! that does not stop the others, skipping finished runs, a killed driver that is started again, and the
-//! study report. Runs the real binary (a sweep's runs are child processes).
+//! study report, and identical runs trained once (in a sweep and across sweeps with `--reuse`). Runs the real
+//! binary (a sweep's runs are child processes).
 mod common;
 use common::*;
 use lenet5_lab::study::sweep::{self, SweepFile};
@@ -427,7 +428,7 @@ fn the_split_can_follow_the_seed() {
 }
 
 #[test]
-fn two_names_for_one_experiment_are_warned_about() {
+fn two_names_for_one_experiment_are_said_and_trained_once() {
     let dir = project(
         "sweep_same_experiment",
         100,
@@ -440,14 +441,62 @@ fn two_names_for_one_experiment_are_warned_about() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let warnings: Vec<String> = stderr(&out)
         .lines()
-        .filter(|l| l.starts_with("warning: runs"))
+        .filter(|l| l.starts_with("note: runs"))
         .map(str::to_string)
         .collect();
     assert_eq!(
         warnings,
         [
-            "warning: runs a-seed1 and b-seed1 are the same experiment (same config and seeds): it trains twice, and the report counts the two as one shared run"
+            "note: runs a-seed1 and b-seed1 are the same experiment (same config and seeds): it trains once, the other is a copy, and the report counts the two as one shared run"
         ],
         "threads cannot change a number; the activation can"
     );
+
+    // Trained once, in this sweep (b is a's copy) and in another that names this one with --reuse (all
+    // three copied, none trained): the copies hold the trained run's numbers and say where they came from.
+    let out = lenet5(
+        &dir,
+        &["sweep", "sweep.yaml", "--out", "study", "--jobs", "2"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("(1 copied from identical runs"),
+        "{}",
+        stdout(&out)
+    );
+    let runs = dir.join("study/runs");
+    let reused = |run: &Path| std::fs::read_to_string(run.join("reused_from.txt")).ok();
+    let source = std::fs::canonicalize(runs.join("a-seed1")).unwrap();
+    assert_eq!(reused(&runs.join("a-seed1")), None, "a trained");
+    assert_eq!(reused(&runs.join("c-seed1")), None, "c trained");
+    assert_eq!(
+        reused(&runs.join("b-seed1")),
+        Some(format!("{}\n", source.display()))
+    );
+    let file = |run: &str, name: &str| std::fs::read(runs.join(run).join(name)).unwrap();
+    for name in ["metrics.csv", "test.json", "state.json", "best.safetensors"] {
+        assert_eq!(file("a-seed1", name), file("b-seed1", name), "{name}");
+    }
+    let config = |run: &str| String::from_utf8(file(run, "config.yaml")).unwrap();
+    assert!(
+        config("b-seed1").contains("threads: 1"),
+        "b keeps its own config"
+    );
+    let out = lenet5(
+        &dir,
+        &["sweep", "sweep.yaml", "--out", "again", "--reuse", "study"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("(3 copied"), "{}", stdout(&out));
+    for run in ["a-seed1", "b-seed1", "c-seed1"] {
+        let copy = dir.join("again/runs").join(run);
+        assert!(reused(&copy).is_some(), "{run}");
+        assert_eq!(
+            std::fs::read(copy.join("test.json")).unwrap(),
+            file(run, "test.json")
+        );
+    }
+    // The report counts each pair as one shared run.
+    let out = lenet5(&dir, &["report", "again"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }

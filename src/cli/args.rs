@@ -142,6 +142,10 @@ pub struct LocalArgs {
     /// Train failed runs again instead of skipping them.
     #[arg(long)]
     pub retry_failed: bool,
+    /// A sweep directory whose finished runs are copied into this sweep's identical ones (the same config
+    /// and seeds) instead of training them again; repeatable.
+    #[arg(long, value_name = "SWEEP_DIR")]
+    pub reuse: Vec<PathBuf>,
 }
 
 impl LocalArgs {
@@ -151,6 +155,7 @@ impl LocalArgs {
             devices: self.devices.clone(),
             threads: self.threads,
             retry_failed: self.retry_failed,
+            reuse: self.reuse.clone(),
         }
     }
 }

@@ -561,8 +561,8 @@ pub fn sweep(file: &Path, out: Option<&Path>, mode: SweepMode) -> Result<(Sweep,
     }
     for (first, again) in sweep.same_experiments() {
         eprintln!(
-            "warning: runs {first} and {again} are the same experiment (same config and seeds): it trains twice, \
-             and the report counts the two as one shared run"
+            "note: runs {first} and {again} are the same experiment (same config and seeds): it trains once, \
+             the other is a copy, and the report counts the two as one shared run"
         );
     }
     if !matches!(mode, SweepMode::DryRun) {

@@ -359,8 +359,12 @@ fn run_sweep(args: SweepArgs) -> Result<()> {
             }
         }
         SweepOutcome::Local(summary) => {
+            let reused = match summary.reused {
+                0 => String::new(),
+                n => format!(" ({n} copied from identical runs, not trained again)"),
+            };
             println!(
-                "{} of {} runs finished in {dir}; report: {lenet5} report {dir}",
+                "{} of {} runs finished in {dir}{reused}; report: {lenet5} report {dir}",
                 summary.finished,
                 sweep.runs.len()
             );

@@ -1,8 +1,11 @@
 //! Running a sweep's runs: each one is a `lenet5 train --resume RUN_DIR` child process (its directory
 //! already holds its config), so a run's failure, kill or crash touches no other run, and the run's own
 //! lock keeps two drivers from training it at once. Up to `jobs` run at a time, never more on the CPU than
-//! the cores hold; the CPU threads are divided among them and devices handed out round-robin.
+//! the cores hold; the CPU threads are divided among them and devices handed out round-robin. A run whose
+//! experiment another run finished is copied, not trained ([`reuse`](super::reuse)); one whose experiment
+//! is training waits for it.
 
+use super::reuse::{self, Sources};
 use super::sweep::{ERROR_FILE, Run, RunState, Sweep};
 use crate::LOCKED_EXIT;
 use crate::rundir::dir::TRAIN_LOG;
@@ -25,6 +28,8 @@ pub struct Options {
     pub threads: Option<usize>,
     /// Train failed runs again instead of skipping them.
     pub retry_failed: bool,
+    /// Sweep directories whose finished runs are copied into this sweep's identical ones (`--reuse`).
+    pub reuse: Vec<std::path::PathBuf>,
 }
 
 impl Options {
@@ -59,6 +64,8 @@ pub fn slots(jobs: usize, threads: usize, cores: usize, devices: bool) -> usize 
 pub struct Summary {
     /// Runs finished before or during this invocation.
     pub finished: usize,
+    /// Of those, runs copied from an identical finished one instead of trained.
+    pub reused: usize,
     /// (run id, error) of failed runs.
     pub failed: Vec<(String, String)>,
     /// Runs left unfinished (stopped by a signal, or by this driver's interruption).
@@ -152,6 +159,7 @@ struct Driver<'a> {
     exe: std::path::PathBuf,
     threads: usize,
     launched: usize,
+    sources: Sources,
 }
 
 impl<'a> Driver<'a> {
@@ -184,6 +192,7 @@ impl<'a> Driver<'a> {
             exe: std::env::current_exe().context("cannot find the lenet5 binary")?,
             threads: opts.threads(),
             launched: 0,
+            sources: Sources::open(&opts.reuse)?,
         })
         .inspect(|d| {
             let slots = opts.slots();
@@ -221,6 +230,16 @@ impl<'a> Driver<'a> {
                 self.bar.inc(1);
                 continue;
             }
+            if self.reuse(run)? {
+                continue;
+            }
+            let twin_training = (self.active.iter())
+                .any(|a| crate::config::same_experiment(&a.run.config, &run.config));
+            if twin_training {
+                self.waiting
+                    .push((run, Instant::now() + Duration::from_secs(2)));
+                continue;
+            }
             let devices = &self.opts.devices;
             let device =
                 (!devices.is_empty()).then(|| devices[self.launched % devices.len()].as_str());
@@ -240,6 +259,26 @@ impl<'a> Driver<'a> {
             });
         }
         Ok(())
+    }
+
+    /// Copies an identical finished run into `run` instead of training it, when there is one and `run`
+    /// never started; says so.
+    fn reuse(&mut self, run: &Run) -> Result<bool> {
+        let dir = self.sweep.run_dir(run);
+        let twin = (reuse::never_started(&dir))
+            .then(|| self.sources.finished_twin(self.sweep, run))
+            .flatten();
+        let Some(from) = twin else {
+            return Ok(false);
+        };
+        reuse::copy_run(&from, &dir)?;
+        self.summary.finished += 1;
+        self.summary.reused += 1;
+        self.bar.inc(1);
+        let count = format!("[{}/{}]", self.summary.finished, self.runs.len());
+        (self.bar).suspend(|| eprintln!("{count} reused {} from {}", run.id, from.display()));
+        self.sweep.write_manifest()?;
+        Ok(true)
     }
 
     /// The ETA from this invocation's pace, counting the epochs of runs in progress.
