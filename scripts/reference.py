@@ -43,9 +43,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 class LeNet(nn.Module):
-    """The seed's module: conv(6@5x5, pad 2) -> pool -> act -> conv(16@5x5) -> pool -> act -> 120 -> 84 -> 10."""
+    """The seed's module: conv(6@5x5, pad 2) -> pool -> act -> conv(16@5x5) -> pool -> act -> 120 -> 84 -> 10;
+    with `batch_norm`, a batch norm before each of the four activations, and `dropout` before each fc layer
+    (lenet5's `model.batch_norm`, `model.dropout`)."""
 
-    def __init__(self, activation="relu", pooling="avg"):
+    def __init__(self, activation="relu", pooling="avg", batch_norm=False, dropout=0.0):
         super().__init__()
         self.conv1 = nn.Conv2d(1, 6, 5, padding=2)
         self.conv2 = nn.Conv2d(6, 16, 5)
@@ -54,13 +56,17 @@ class LeNet(nn.Module):
         self.fc3 = nn.Linear(84, 10)
         self.act = {"relu": F.relu, "sigmoid": torch.sigmoid, "tanh": torch.tanh}[activation]
         self.pool = {"avg": F.avg_pool2d, "max": F.max_pool2d}[pooling]
+        norm = (lambda bn, n: bn(n)) if batch_norm else (lambda bn, n: nn.Identity())
+        self.bn1, self.bn2 = norm(nn.BatchNorm2d, 6), norm(nn.BatchNorm2d, 16)
+        self.bn3, self.bn4 = norm(nn.BatchNorm1d, 120), norm(nn.BatchNorm1d, 84)
+        self.drop = nn.Dropout(dropout)
 
     def forward(self, x):
-        x = self.act(self.pool(self.conv1(x), 2))
-        x = self.act(self.pool(self.conv2(x), 2))
-        x = self.act(self.fc1(x.flatten(1)))
-        x = self.act(self.fc2(x))
-        return self.fc3(x)
+        x = self.act(self.bn1(self.pool(self.conv1(x), 2)))
+        x = self.act(self.bn2(self.pool(self.conv2(x), 2)))
+        x = self.act(self.bn3(self.fc1(self.drop(x.flatten(1)))))
+        x = self.act(self.bn4(self.fc2(self.drop(x))))
+        return self.fc3(self.drop(x))
 
     def weights(self):
         """The weight tensors (not biases): what the L1 penalty sums."""
@@ -278,7 +284,7 @@ RUNTIME_KEYS = {"data.download", "trainer.save_period", "trainer.device", "train
                 "logging.mlflow.tracking_uri", "logging.mlflow.experiment"}
 # Every other key of lenet5's config, each mirrored below; a key lenet5 gains later is refused until it is.
 MIRRORED_KEYS = {
-    "model.variant", "model.activation", "model.pooling", "model.init", "model.dropout",
+    "model.variant", "model.activation", "model.pooling", "model.init", "model.dropout", "model.batch_norm",
     *(f"optimizer.{k}" for k in ("type", "lr", "weight_decay", "momentum", "nesterov", "betas", "eps", "amsgrad",
                                  "alpha", "centered")),
     "regularization.l1", "regularization.label_smoothing",
@@ -532,7 +538,7 @@ def build_model(m, dataset):
     if m["variant"] == "lenet5_modern":
         model = ModernLeNet(m["dropout"])
     else:
-        model = LeNet(m["activation"], m["pooling"])
+        model = LeNet(m["activation"], m["pooling"], m["batch_norm"], m["dropout"])
     init_(model, m["init"])
     return model
 

@@ -7,9 +7,11 @@ use lenet5_core::run::trained::{Checkpoint, ModelSource, load_model};
 use std::path::Path;
 use tch::nn::ModuleT;
 
-/// Every network the config can build: the seed's in each activation × pooling, the modern one, the 1998 one.
-const VARIANTS: [(&str, &str); 8] = [
+/// Every network the config can build: the seed's in each activation × pooling (and with batch norm and
+/// dropout), the modern one, the 1998 one.
+const VARIANTS: [(&str, &str); 9] = [
     ("relu_avg", "model.activation=relu,model.pooling=avg"),
+    ("relu_bn", "model.batch_norm=true,model.dropout=0.2"),
     ("relu_max", "model.activation=relu,model.pooling=max"),
     ("tanh_avg", "model.activation=tanh,model.pooling=avg"),
     ("tanh_max", "model.activation=tanh,model.pooling=max"),

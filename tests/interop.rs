@@ -149,6 +149,7 @@ fn reference_networks_compute_lenet5s_functions() {
             "seed",
             "model:\n  activation: tanh\n  pooling: max\n  init: he_uniform\n",
         ),
+        ("seed_bn", "model:\n  batch_norm: true\n  dropout: 0.1\n"),
         (
             "modern",
             "model:\n  variant: lenet5_modern\n  dropout: 0.1\n",

@@ -267,7 +267,7 @@ fn the_fast_form_that_trains_equals_the_seed_s_plain_chain() {
         let xs = Tensor::randn([6, 1, 28, 28], (Kind::Float, Device::Cpu));
         let plain = net.forward_t(&xs, true);
         // With an input that needs a gradient, conv2 takes the space-to-depth path.
-        let fused = fast::forward(&net, &xs);
+        let fused = fast::forward(&net, &xs, true);
         let diff = f64::try_from((&fused - &plain).abs().max()).unwrap();
         assert!(diff < 1e-5, "{activation:?} {pooling:?} logits: {diff}");
         let params = vs.trainable_variables();
@@ -284,6 +284,77 @@ fn the_fast_form_that_trains_equals_the_seed_s_plain_chain() {
             );
         }
     }
+}
+
+#[test]
+fn the_seed_net_takes_batch_norm_and_dropout_and_its_fast_form_holds() {
+    let plain_cfg = ModelConfig {
+        pooling: Pooling::Max,
+        ..Default::default()
+    };
+    let (vs_plain, plain) = build(&plain_cfg);
+    let (vs, net) = build(&ModelConfig {
+        batch_norm: true,
+        ..plain_cfg.clone()
+    });
+    let names: Vec<String> = vs.variables().into_keys().collect();
+    for name in [
+        "bn1.weight",
+        "bn2.running_mean",
+        "bn3.bias",
+        "bn4.running_var",
+    ] {
+        assert!(names.contains(&name.to_string()), "{name}: {names:?}");
+    }
+    assert!(!vs_plain.variables().contains_key("bn1.weight"));
+    // The seed's layers hold the same weights with or without batch norm.
+    let ours = vs.variables();
+    tch::no_grad(|| {
+        for (name, t) in vs_plain.variables() {
+            ours[&name].shallow_clone().copy_(&t);
+        }
+    });
+    tch::manual_seed(7);
+    let xs = Tensor::randn([8, 1, 28, 28], (Kind::Float, Device::Cpu));
+    let _ = xs.narrow(2, 0, 6).fill_(-0.42);
+    assert!(
+        !net.forward_t(&xs, true)
+            .allclose(&plain.forward_t(&xs, true), 1e-3, 1e-3, false)
+    );
+    // The speed form that trains equals the definition, in training (batch statistics) and in eval.
+    for train in [true, false] {
+        let (a, b) = (net.forward_t(&xs, train), fast::forward(&net, &xs, train));
+        let diff = f64::try_from((&a - &b).abs().max()).unwrap();
+        assert!(diff < 1e-4, "train {train}: {diff}");
+        let grads = |out: &Tensor| {
+            let loss = out.log_softmax(-1, Kind::Float).mean(Kind::Float);
+            Tensor::run_backward(&[loss], &vs.trainable_variables(), false, false)
+        };
+        // Biases under batch norm have no effect, so their gradients are rounding noise: an absolute floor.
+        for (ga, gb) in grads(&a).iter().zip(&grads(&b)) {
+            let scale = f64::try_from(ga.abs().max()).unwrap();
+            let diff = f64::try_from((ga - gb).abs().max()).unwrap();
+            assert!(
+                diff <= 1e-3 * scale + 1e-6,
+                "train {train}: {diff} of {scale}"
+            );
+        }
+    }
+    // Dropout acts in training only.
+    let (_, dropped) = build(&ModelConfig {
+        dropout: 0.5,
+        ..plain_cfg
+    });
+    assert!(
+        dropped
+            .forward_t(&xs, false)
+            .equal(&dropped.forward_t(&xs, false))
+    );
+    assert!(
+        !dropped
+            .forward_t(&xs, true)
+            .equal(&dropped.forward_t(&xs, true))
+    );
 }
 
 #[test]

@@ -256,16 +256,29 @@ fn act(g: &mut Graph, activation: Activation, x: &str) -> String {
 fn lenet5(g: &mut Graph, n: &LeNet5, x: String) -> Result<String> {
     let x = conv(g, "conv1", &n.conv1, &x, n.conv1_padding)?;
     let x = pool(g, n.pooling, &x);
+    let x = seed_norm(g, n, 0, x)?;
     let x = act(g, n.activation, &x);
     let x = conv(g, "conv2", &n.conv2, &x, 0)?;
     let x = pool(g, n.pooling, &x);
+    let x = seed_norm(g, n, 1, x)?;
     let x = act(g, n.activation, &x);
     let x = g.op("Flatten", &[&x], vec![int("axis", 1)]);
     let x = gemm(g, "fc1", &n.fc1, &x)?;
+    let x = seed_norm(g, n, 2, x)?;
     let x = act(g, n.activation, &x);
     let x = gemm(g, "fc2", &n.fc2, &x)?;
+    let x = seed_norm(g, n, 3, x)?;
     let x = act(g, n.activation, &x);
     gemm(g, "fc3", &n.fc3, &x)
+}
+
+/// The seed's net's batch norm `i` (`bn1`–`bn4`) where `model.batch_norm` added them; dropout is the
+/// identity in eval mode.
+fn seed_norm(g: &mut Graph, n: &LeNet5, i: usize, x: String) -> Result<String> {
+    match &n.norms {
+        Some(norms) => batch_norm(g, &format!("bn{}", i + 1), &norms[i], &x),
+        None => Ok(x),
+    }
 }
 
 /// Batch norm with its running statistics (eval mode), on `[N, C, H, W]` or `[N, C]`.

@@ -34,6 +34,10 @@ pub struct LeNet5 {
     pub activation: Activation,
     pub pooling: Pooling,
     pub conv1_padding: i64,
+    /// `model.batch_norm`: bn1–bn4 after S2, S4, F5 and F6's linear part, before the activation.
+    pub norms: Option<[nn::BatchNorm; 4]>,
+    /// `model.dropout`: before each fully connected layer, in training.
+    pub dropout: f64,
 }
 
 /// conv1's padding: 2 on 28×28 (so C1 stays 28×28, as in the seed), none on 32×32 (CIFAR-10, as LeNet-5 was
@@ -69,7 +73,25 @@ pub fn lenet5(vs: &nn::Path, cfg: &ModelConfig, input: Shape) -> LeNet5 {
         fc3: linear("fc3", FC2_OUT, CLASSES),
         activation: cfg.activation,
         pooling: cfg.pooling,
+        // After the layers above, so that they draw the same initial weights with or without it.
+        norms: cfg.batch_norm.then(|| seed_norms(vs)),
+        dropout: cfg.dropout,
     }
+}
+
+/// The seed's net's batch norms (scale 1 and shift 0 at the start, as PyTorch's), named as the modern
+/// variant's: bn1, bn2 over the conv maps, bn3, bn4 over fc1 and fc2.
+fn seed_norms(vs: &nn::Path) -> [nn::BatchNorm; 4] {
+    let c = || nn::BatchNormConfig {
+        ws_init: nn::Init::Const(1.0),
+        ..Default::default()
+    };
+    [
+        nn::batch_norm2d(vs / "bn1", CONV1_CHANNELS, c()),
+        nn::batch_norm2d(vs / "bn2", CONV2_CHANNELS, c()),
+        nn::batch_norm1d(vs / "bn3", FC1_OUT, c()),
+        nn::batch_norm1d(vs / "bn4", FC2_OUT, c()),
+    ]
 }
 
 /// A fully connected layer `i` → `o` under `path`, initialised by `init` (bias optional).
@@ -135,6 +157,22 @@ fn inits(init: Init, dims: &[i64]) -> (nn::Init, nn::Init) {
 }
 
 impl LeNet5 {
+    /// Batch norm `i` (0: after S2, 1: S4, 2: F5, 3: F6) where `model.batch_norm` adds them.
+    pub fn norm(&self, i: usize, xs: Tensor, train: bool) -> Tensor {
+        match &self.norms {
+            Some(norms) => xs.apply_t(&norms[i], train),
+            None => xs,
+        }
+    }
+
+    /// Dropout before a fully connected layer, in training, where `model.dropout` asks for it.
+    pub fn drop(&self, xs: Tensor, train: bool) -> Tensor {
+        match train && self.dropout > 0.0 {
+            true => xs.dropout(self.dropout, true),
+            false => xs,
+        }
+    }
+
     pub fn act(&self, xs: Tensor) -> Tensor {
         match self.activation {
             Activation::Sigmoid => xs.sigmoid(),
@@ -156,15 +194,15 @@ impl LeNet5 {
     pub fn forward_tapped(&self, xs: &Tensor, tap: Tap) -> Tensor {
         let c1 = xs.apply(&self.conv1);
         tap("C1", &c1);
-        let s2 = self.act(self.pool(c1));
+        let s2 = self.act(self.norm(0, self.pool(c1), false));
         tap("S2", &s2);
         let c3 = s2.apply(&self.conv2);
         tap("C3", &c3);
-        let s4 = self.act(self.pool(c3));
+        let s4 = self.act(self.norm(1, self.pool(c3), false));
         tap("S4", &s4);
-        let f5 = self.act(s4.flatten(1, -1).apply(&self.fc1));
+        let f5 = self.act(self.norm(2, s4.flatten(1, -1).apply(&self.fc1), false));
         tap("F5", &f5);
-        let f6 = self.act(f5.apply(&self.fc2));
+        let f6 = self.act(self.norm(3, f5.apply(&self.fc2), false));
         tap("F6", &f6);
         f6.apply(&self.fc3)
     }
@@ -174,12 +212,13 @@ impl ModuleT for LeNet5 {
     /// `[N, C, H, W]` normalised images → `[N, 10]` logits: the seed's conv → pool → act twice, then three
     /// fully connected layers with the activation after the first two. Training computes the same function
     /// faster (`nn::fast::lenet5`).
-    fn forward_t(&self, xs: &Tensor, _train: bool) -> Tensor {
-        let xs = self.act(self.pool(xs.apply(&self.conv1))); // C1 → S2
-        let xs = self.act(self.pool(xs.apply(&self.conv2))); // C3 → S4
-        let xs = self.act(xs.flatten(1, -1).apply(&self.fc1)); // F5
-        let xs = self.act(xs.apply(&self.fc2)); // F6
-        xs.apply(&self.fc3)
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        let xs = self.act(self.norm(0, self.pool(xs.apply(&self.conv1)), train)); // C1 → S2
+        let xs = self.act(self.norm(1, self.pool(xs.apply(&self.conv2)), train)); // C3 → S4
+        let xs = self.drop(xs.flatten(1, -1), train).apply(&self.fc1);
+        let xs = self.act(self.norm(2, xs, train)); // F5
+        let xs = self.act(self.norm(3, self.drop(xs, train).apply(&self.fc2), train)); // F6
+        self.drop(xs, train).apply(&self.fc3)
     }
 }
 

@@ -28,10 +28,6 @@ use tch::{Device, Tensor};
 
 /// The network a config asks for.
 #[derive(Debug)]
-#[expect(
-    clippy::large_enum_variant,
-    reason = "one per process, never moved in a loop"
-)]
 pub enum Net {
     Lenet5(LeNet5),
     Lenet5Modern(LeNet5Modern),
@@ -142,7 +138,7 @@ impl Net {
 impl ModuleT for Net {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
         match self {
-            Net::Lenet5(n) => fast::lenet5::forward(n, xs),
+            Net::Lenet5(n) => fast::lenet5::forward(n, xs, train),
             Net::Lenet5Modern(n) => fast::modern::forward(n, xs, train),
             Net::Lenet1998(n) => fast::lenet1998::forward(n, xs),
         }

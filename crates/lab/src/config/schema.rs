@@ -225,6 +225,8 @@ pub struct ModelConfig {
     pub pooling: Pooling,
     pub init: Init,
     pub dropout: f64,
+    /// The seed's net with batch norm added (`lenet5_modern` always has it).
+    pub batch_norm: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -200,7 +200,7 @@ impl Variant {
     /// ineffective keys come from.
     pub const fn reads(self) -> &'static [&'static str] {
         match self {
-            Variant::Lenet5 => &["activation", "pooling", "init"],
+            Variant::Lenet5 => &["activation", "pooling", "init", "dropout", "batch_norm"],
             Variant::Lenet5Modern => &["init", "dropout"],
             Variant::Lenet1998 => &[],
         }

@@ -12,12 +12,13 @@ use tch::Tensor;
 use tch::nn;
 
 /// `LeNet5::forward_t`, each conv → pool pair computed by [`c1_s2`] and [`c3_s4`].
-pub fn forward(net: &LeNet5, xs: &Tensor) -> Tensor {
-    let xs = net.act(c1_s2(net, xs));
-    let xs = net.act(c3_s4(net, &xs));
-    let xs = net.act(xs.flatten(1, -1).apply(&net.fc1));
-    let xs = net.act(xs.apply(&net.fc2));
-    xs.apply(&net.fc3)
+pub fn forward(net: &LeNet5, xs: &Tensor, train: bool) -> Tensor {
+    let xs = net.act(net.norm(0, c1_s2(net, xs), train));
+    let xs = net.act(net.norm(1, c3_s4(net, &xs), train));
+    let xs = net.drop(xs.flatten(1, -1), train).apply(&net.fc1);
+    let xs = net.act(net.norm(2, xs, train));
+    let xs = net.act(net.norm(3, net.drop(xs, train).apply(&net.fc2), train));
+    net.drop(xs, train).apply(&net.fc3)
 }
 
 /// C1 → S2 before the activation, the seed's `pool(conv1(x))`. Max pooling through [`phase_conv`]: with one
