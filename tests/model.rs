@@ -233,14 +233,34 @@ fn phased_conv_and_max_pooling_equal_conv_then_pool_ties_included() {
 fn the_window_maximum_is_max_pool2d_s_values_and_gradient_ties_included() {
     tch::manual_seed(3);
     let ys = Tensor::randn([3, 4, 8, 6], (Kind::Float, Device::Cpu));
-    // Ties: a constant band, and windows whose later positions equal their first.
+    // Ties: a constant band (all four equal), windows whose first two positions are equal, and windows
+    // whose middle two (p1 = p2) are equal and the largest, which a column-major tree would break the other
+    // way.
     let _ = ys.narrow(2, 0, 2).fill_(0.25);
     ys.narrow(2, 4, 2)
         .narrow(3, 1, 1)
         .copy_(&ys.narrow(2, 4, 2).narrow(3, 0, 1));
+    let mut band = ys.narrow(2, 6, 2);
+    let _ = band.fill_(-1.0);
+    let _ = band
+        .narrow(1, 0, 1)
+        .narrow(2, 0, 1)
+        .narrow(3, 1, 1)
+        .fill_(2.0); // p1
+    let _ = band
+        .narrow(1, 0, 1)
+        .narrow(2, 1, 1)
+        .narrow(3, 0, 1)
+        .fill_(2.0); // p2
     let ys = ys.set_requires_grad(true);
+    // The four positions (2a + b) of each window, as the phased convolution produces them.
+    let (n, c, h, w) = (3, 4, 4, 3);
+    let phases = ys
+        .view([n, c, h, 2, w, 2])
+        .permute([3, 5, 0, 1, 2, 4])
+        .reshape([4, n, c, h, w]);
     let (ours, theirs) = (
-        fast::max_pool_2x2(&ys),
+        fast::max_of_four(&phases.unbind(0)),
         ys.max_pool2d([2, 2], [2, 2], [0, 0], [1, 1], false),
     );
     assert!(ours.allclose(&theirs, 1e-6, 1e-6, false));

@@ -887,7 +887,31 @@ fn only_this_server_s_own_names_and_pages_are_answered() {
         (huge, 431, "over 32 KiB"),
         (many, 431, "more than 100 header lines"),
         ("HELLO THERE\r\n\r\n".to_string(), 400, "malformed request"),
-        (format!("GET /a b HTTP/1.1\r\n{ours}\r\n"), 400, "malformed"),
+        (
+            format!("GET /a b HTTP/1.1\r\n{ours}\r\n"),
+            400,
+            "malformed request:",
+        ),
+        (
+            format!("GET /a<b HTTP/1.1\r\n{ours}\r\n"),
+            400,
+            "malformed request target",
+        ),
+        (
+            format!("POST /api/predict HTTP/1.1\r\n{ours}Content-Length: +5\r\n\r\n"),
+            400,
+            "Content-Length",
+        ),
+        (
+            format!("POST /api/predict HTTP/1.0\r\n{ours}Transfer-Encoding: chunked\r\n\r\n"),
+            400,
+            "Transfer-Encoding",
+        ),
+        (
+            format!("POST /api/predict HTTP/1.1\r\n{ours}Transfer-Encoding: gzip\r\n\r\n"),
+            400,
+            "Transfer-Encoding",
+        ),
         (
             format!(
                 "POST /api/predict HTTP/1.1\r\n{ours}Content-Length: 5\r\nContent-Length: 6\r\n\r\n"

@@ -144,7 +144,7 @@ pub struct LocalArgs {
     pub retry_failed: bool,
     /// A sweep directory whose finished runs are copied into this sweep's identical ones (the same config
     /// and seeds) instead of training them again; repeatable.
-    #[arg(long, value_name = "SWEEP_DIR")]
+    #[arg(long, value_name = "SWEEP_DIR", conflicts_with = "slurm")]
     pub reuse: Vec<PathBuf>,
 }
 

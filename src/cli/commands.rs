@@ -126,12 +126,13 @@ pub fn test(source: &ModelSource, mistakes: Option<&MistakesRequest>) -> Result<
         Err(why) => (evaluate::evaluate(&m.net, &test), 1, None, Some(why)),
     };
     let seconds = started.elapsed().as_secs_f64();
-    let own_dir = (saved_to.is_some()).then(|| m.run.as_ref().map(|r| r.path.join("mistakes")));
+    let own_dir = (saved_to.is_some())
+        .then(|| (m.run.as_ref()).map(|r| r.path.join(lenet5_lab::mistakes::DIR)));
     let mistakes = match mistakes {
         Some(req) => {
             let out = (req.out.clone())
                 .or(own_dir.flatten())
-                .unwrap_or_else(|| PathBuf::from("mistakes"));
+                .unwrap_or_else(|| PathBuf::from(lenet5_lab::mistakes::DIR));
             let own_run = saved_to.is_some().then_some(m.run.as_ref()).flatten();
             Some(write_mistakes(&m, &test, req.n, &out, own_run)?)
         }
@@ -164,7 +165,7 @@ fn write_mistakes(
     std::fs::create_dir_all(out)
         .map_err(|e| UsageError::error(format!("cannot create {}: {e}", out.display())))?;
     atomic::write(
-        &out.join("mistakes.csv"),
+        &out.join(lenet5_lab::mistakes::CSV_FILE),
         &lenet5_lab::mistakes::to_csv(&found)?,
     )?;
     let title = format!(
@@ -175,8 +176,16 @@ fn write_mistakes(
     // PNG only: as SVG every pixel is an element (~10 MB for 16 digits).
     let grid = mistakes::grid(test, &found, title);
     let png = chart::render_png(&grid, grid.size())?;
-    atomic::write(&out.join("mistakes.png"), &png)?;
+    atomic::write(&out.join(lenet5_lab::mistakes::GRID_FILE), &png)?;
     if let Some(run) = own_run.filter(|_| m.config.trainer.tensorboard) {
+        // Its event files are rewritten: only under the run's lock, never while it trains.
+        let _lock = match run.lock() {
+            Err(e) if e.is::<lenet5_lab::RunLocked>() => {
+                eprintln!("note: {e:#}: the grid is not added to its TensorBoard events");
+                return Ok((out.to_path_buf(), found.len()));
+            }
+            lock => lock?,
+        };
         let step = run.state()?.map_or(0, |s| s.best_epoch) as i64;
         // The grid of the latest scoring replaces an earlier one: one image per run.
         let keep = |tag: &str, _| tag != tensorboard::MISTAKES_TAG;

@@ -32,8 +32,6 @@ pub struct Served {
     pub mistakes: Option<Vec<u8>>,
 }
 
-/// Where `lenet5 test RUN --mistakes N` leaves its grid in a run directory.
-pub const MISTAKES_PNG: &str = "mistakes/mistakes.png";
 /// The largest mistakes grid served (one of 16 digits is ~100 kB).
 const MISTAKES_LIMIT: u64 = 16 << 20;
 
@@ -77,11 +75,14 @@ pub fn load(paths: &[PathBuf], runs_dir: &Path, overrides: &[Override]) -> Resul
         let run = model.run.as_ref().expect("loaded from a run directory");
         let test_accuracy = run.test()?.map(|t| t.accuracy);
         let name = unique_name(&run.path, &served);
-        let grid = run.path.join(MISTAKES_PNG);
-        let mistakes = match grid.exists() {
-            true => Some(lenet5_lab::sys::read::bytes(&grid, MISTAKES_LIMIT)?),
-            false => None,
-        };
+        let grid = (run.path.join(lenet5_lab::mistakes::DIR)).join(lenet5_lab::mistakes::GRID_FILE);
+        // A grid that cannot be read is left out, with a warning; the run is still served.
+        let mistakes = (grid.exists())
+            .then(|| lenet5_lab::sys::read::bytes(&grid, MISTAKES_LIMIT))
+            .and_then(|read| {
+                read.inspect_err(|e| eprintln!("warning: {e:#}: not shown"))
+                    .ok()
+            });
         served.push(Served {
             name,
             model,

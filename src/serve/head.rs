@@ -56,8 +56,9 @@ pub async fn read(stream: &mut TcpStream, timeout: Duration) -> Head {
 }
 
 /// Whether `buf` holds a complete head (`false`: not yet), or why it is refused: what httparse refuses,
-/// and what hyper would refuse after it — a target that is not a URI, a Content-Length that is not one
-/// number.
+/// and what hyper refuses after it (hyper 1's `proto::h1::role`) — a target that is not a URI, a
+/// Content-Length that is not one number of digits below 2^64 − 2, a Transfer-Encoding that is not HTTP/1.1's
+/// ending in `chunked`.
 fn check(buf: &[u8]) -> Result<bool, (u16, String)> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut request = httparse::Request::new(&mut headers);
@@ -73,19 +74,41 @@ fn check(buf: &[u8]) -> Result<bool, (u16, String)> {
     if target.parse::<hyper::Uri>().is_err() {
         return Err((400, format!("malformed request target: {target:?}")));
     }
-    let lengths: Vec<&[u8]> = (request.headers.iter())
-        .filter(|h| h.name.eq_ignore_ascii_case("content-length"))
-        .map(|h| h.value)
-        .collect();
-    let number = |v: &[u8]| std::str::from_utf8(v).ok()?.trim().parse::<u64>().ok();
-    let first = lengths.first().map(|v| number(v));
-    if lengths
-        .iter()
-        .any(|v| number(v).is_none() || Some(number(v)) != first)
-    {
+    let values = |name: &str| -> Vec<&[u8]> {
+        (request.headers.iter())
+            .filter(|h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| h.value)
+            .collect()
+    };
+    let lengths: Vec<Option<u64>> = values("content-length").into_iter().map(length).collect();
+    if lengths.iter().any(|l| l.is_none() || *l != lengths[0]) {
         return Err((400, "malformed Content-Length".to_string()));
     }
+    let codings = values("transfer-encoding");
+    let chunked_last = codings.last().is_some_and(|v| {
+        let last = v.rsplit(|&b| b == b',').next().unwrap_or_default();
+        last.trim_ascii().eq_ignore_ascii_case(b"chunked")
+    });
+    if !codings.is_empty() && (request.version != Some(1) || !chunked_last) {
+        return Err((
+            400,
+            "Transfer-Encoding other than HTTP/1.1's ending in chunked".to_string(),
+        ));
+    }
     Ok(true)
+}
+
+/// A Content-Length value as hyper reads it: ASCII digits only, below 2^64 − 2.
+fn length(value: &[u8]) -> Option<u64> {
+    let digits = value.trim_ascii();
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(digits)
+        .ok()?
+        .parse::<u64>()
+        .ok()
+        .filter(|&n| n < u64::MAX - 2)
 }
 
 /// Sends the refusal as JSON `{"error": message}` and closes, reading and dropping a bounded amount of what

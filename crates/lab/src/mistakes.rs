@@ -4,6 +4,13 @@
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
+/// Where `lenet5 test RUN --mistakes N` writes, inside the run's directory (for its own scoring).
+pub const DIR: &str = "mistakes";
+/// The captioned grid in that directory; `serve` shows it.
+pub const GRID_FILE: &str = "mistakes.png";
+/// The rows, beside it.
+pub const CSV_FILE: &str = "mistakes.csv";
+
 /// One of the worst-scored test images.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Mistake {

@@ -17,9 +17,12 @@ use tch::{Kind, Tensor};
 /// The squashing function's bound, A in f(a) = A·tanh(S·a).
 pub const SQUASH_BOUND: f64 = 1.7159;
 
+/// The squashing function's slope, S in f(a) = A·tanh(S·a).
+pub const SQUASH_SLOPE: f64 = 2.0 / 3.0;
+
 /// f(a) = A·tanh(S·a) with A = 1.7159, S = 2/3 (appendix A).
 pub fn squash(a: &Tensor) -> Tensor {
-    (a * (2.0 / 3.0)).tanh() * SQUASH_BOUND
+    (a * SQUASH_SLOPE).tanh() * SQUASH_BOUND
 }
 
 /// Table I: which S2 maps (columns 0–5) each C3 map (rows 0–15) is connected to.

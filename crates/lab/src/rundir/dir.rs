@@ -71,7 +71,8 @@ pub fn staged(name: &str, epoch: usize) -> String {
     format!("{name}.epoch{epoch}.staged")
 }
 
-const LOCK_FILE: &str = ".lock";
+/// Locked while a process trains (or copies into) the run.
+pub const LOCK_FILE: &str = ".lock";
 
 /// test.json: the best checkpoint's evaluation at the top level (as before selections were added), and the
 /// selections.

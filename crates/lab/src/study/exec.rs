@@ -262,8 +262,8 @@ impl<'a> Driver<'a> {
     }
 
     /// Copies an identical finished run into `run` instead of training it, when there is one and `run`
-    /// never started; says so.
-    fn reuse(&mut self, run: &Run) -> Result<bool> {
+    /// never started; says so. A run another process holds waits; a copy that fails is trained instead.
+    fn reuse(&mut self, run: &'a Run) -> Result<bool> {
         let dir = self.sweep.run_dir(run);
         let twin = (reuse::never_started(&dir))
             .then(|| self.sources.finished_twin(self.sweep, run))
@@ -271,7 +271,22 @@ impl<'a> Driver<'a> {
         let Some(from) = twin else {
             return Ok(false);
         };
-        reuse::copy_run(&from, &dir)?;
+        let scratch = self.sweep.dir.join(".reusing");
+        std::fs::create_dir_all(&scratch)?;
+        match reuse::copy_run(&from, &dir, &scratch) {
+            Err(e) if e.is::<crate::RunLocked>() => {
+                self.waiting
+                    .push((run, Instant::now() + Duration::from_secs(2)));
+                return Ok(true);
+            }
+            Err(e) => {
+                (self.bar)
+                    .suspend(|| eprintln!("warning: {}: not copied ({e:#}); training it", run.id));
+                return Ok(false);
+            }
+            Ok(()) if !dir.join(reuse::REUSED_FILE).exists() => return Ok(false),
+            Ok(()) => {}
+        }
         self.summary.finished += 1;
         self.summary.reused += 1;
         self.bar.inc(1);

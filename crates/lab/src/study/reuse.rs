@@ -6,7 +6,7 @@
 
 use super::sweep::{Run, RunState, Sweep};
 use crate::config::same_experiment;
-use crate::rundir::dir;
+use crate::rundir::dir::{self, RunDir};
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 
@@ -15,7 +15,7 @@ pub const REUSED_FILE: &str = "reused_from.txt";
 
 /// Files of the source that are not the copy's: its config (the copy keeps its own, the same experiment's),
 /// its lock, and its MLflow record (the copy is tracked as itself).
-const NOT_COPIED: [&str; 3] = [dir::CONFIG_FILE, ".lock", dir::MLFLOW_FILE];
+const NOT_COPIED: [&str; 3] = [dir::CONFIG_FILE, dir::LOCK_FILE, dir::MLFLOW_FILE];
 
 /// Where finished runs can be found: this sweep, and the sweeps named by `--reuse`.
 pub struct Sources {
@@ -51,11 +51,16 @@ pub fn never_started(dir: &Path) -> bool {
     !dir.join(dir::STATE_FILE).exists() && !dir.join(dir::METRICS_FILE).exists()
 }
 
-/// Makes the never-started run directory `to` a copy of the finished run `from`, keeping `to`'s own
-/// config: the files go to a directory beside it first, which then takes its place, so a kill leaves
-/// either the run as it was or the whole copy.
-pub fn copy_run(from: &Path, to: &Path) -> Result<()> {
-    let staging = to.with_extension("reusing");
+/// Makes the never-started run directory `to` a copy of the finished run `from`, keeping `to`'s own config,
+/// under `to`'s lock (a `RunLocked` error when a process trains it). The copy is made in `scratch` (a
+/// directory of the sweep, outside its runs) and then exchanged with `to` in one rename, so a kill leaves
+/// either the run as it was or the whole copy; what it replaced is removed last.
+pub fn copy_run(from: &Path, to: &Path, scratch: &Path) -> Result<()> {
+    let _lock = RunDir::open(to)?.lock()?;
+    if !never_started(to) {
+        return Ok(()); // trained meanwhile by another process: it stays as it is
+    }
+    let staging = scratch.join(to.file_name().context("a run directory has a name")?);
     if staging.exists() {
         std::fs::remove_dir_all(&staging)
             .with_context(|| format!("cannot remove {}", staging.display()))?;
@@ -66,8 +71,32 @@ pub fn copy_run(from: &Path, to: &Path) -> Result<()> {
         .with_context(|| format!("cannot copy {}", config.display()))?;
     let source = std::fs::canonicalize(from).unwrap_or_else(|_| from.to_path_buf());
     std::fs::write(staging.join(REUSED_FILE), format!("{}\n", source.display()))?;
-    std::fs::remove_dir_all(to).with_context(|| format!("cannot replace {}", to.display()))?;
-    std::fs::rename(&staging, to).with_context(|| format!("cannot rename to {}", to.display()))
+    exchange(&staging, to)?;
+    std::fs::remove_dir_all(&staging)
+        .with_context(|| format!("cannot remove {}", staging.display()))
+}
+
+/// Swaps two directories in one step (renameat2 with RENAME_EXCHANGE, Linux 3.15+).
+fn exchange(a: &Path, b: &Path) -> Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c =
+        |p: &Path| std::ffi::CString::new(p.as_os_str().as_bytes()).context("a path without NUL");
+    let (ca, cb) = (c(a)?, c(b)?);
+    // SAFETY: two valid NUL-terminated paths; renameat2 reads them and nothing else.
+    let rc = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            ca.as_ptr(),
+            libc::AT_FDCWD,
+            cb.as_ptr(),
+            libc::RENAME_EXCHANGE,
+        )
+    };
+    if rc != 0 {
+        let e = std::io::Error::last_os_error();
+        anyhow::bail!("cannot exchange {} and {} ({e})", a.display(), b.display());
+    }
+    Ok(())
 }
 
 /// Copies the directory `from` into a new directory `to`, all but [`NOT_COPIED`].

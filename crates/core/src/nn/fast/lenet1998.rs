@@ -11,11 +11,8 @@
 
 use crate::nn::LeNet1998;
 use crate::nn::fast::lenet5::phase_conv;
-use crate::nn::lenet1998::{SQUASH_BOUND, paper_input, squash};
+use crate::nn::lenet1998::{SQUASH_BOUND, SQUASH_SLOPE as SLOPE, paper_input, squash};
 use tch::{Kind, Tensor};
-
-/// S in the squash f(a) = A·tanh(S·a).
-const SLOPE: f64 = 2.0 / 3.0;
 
 /// `LeNet1998::forward_t`: the negated RBF penalties.
 pub fn forward(net: &LeNet1998, xs: &Tensor) -> Tensor {

@@ -2,7 +2,7 @@
 //! stride-2 convolution with a `(k+1)×(k+1)` kernel — the same function to float rounding with 2.8× fewer
 //! multiply-adds. Max pooling: no cheaper in multiply-adds, but max_pool2d's CPU loop (forward and
 //! backward) cost more than conv1 itself; the window's four positions as four tensors and their maximum
-//! as a + relu(b − a) cost a fraction (results/bench/maxpool_forms.py). tests/model.rs holds both, logits
+//! as a + relu(b − a) cost a fraction (results/bench/pool_forms.py). tests/model.rs holds both, logits
 //! and gradients, to the plain chain. [`forward`] is `LeNet5::forward_t` with them; the 1998 and modern
 //! nets' speed forms (`fast::lenet1998`, `fast::modern`) reuse the pieces.
 
@@ -30,12 +30,13 @@ pub fn c1_s2(net: &LeNet5, xs: &Tensor) -> Tensor {
     }
 }
 
-/// C3 → S4 before the activation, the seed's `pool(conv2(x))`. Max pooling after the plain convolution,
-/// which beats the four-phase one at six input channels.
+/// C3 → S4 before the activation, the seed's `pool(conv2(x))`. Max pooling stays the plain chain: at six
+/// input channels the four-phase convolution costs more than it saves, and on S4's small maps max_pool2d
+/// beats splitting the windows (results/bench/pool_forms.py).
 pub fn c3_s4(net: &LeNet5, xs: &Tensor) -> Tensor {
     match net.pooling {
         Pooling::Avg => fused_conv_avg_pool(&net.conv2, xs, 0),
-        Pooling::Max => max_pool_2x2(&xs.apply(&net.conv2)),
+        Pooling::Max => net.pool(xs.apply(&net.conv2)),
     }
 }
 
@@ -65,18 +66,6 @@ pub fn phase_conv(xs: &Tensor, ws: &Tensor, bias: Option<&Tensor>, padding: i64)
     ys.view([n, 4, out, h, w])
 }
 
-/// 2×2 max pooling with stride 2 of `[N, C, H, W]` (H, W even): one copy puts each window's four
-/// positions in four tensors, then [`max_of_four`].
-pub fn max_pool_2x2(ys: &Tensor) -> Tensor {
-    let s = ys.size();
-    let (n, c, h, w) = (s[0], s[1], s[2] / 2, s[3] / 2);
-    let phases = ys
-        .view([n, c, h, 2, w, 2])
-        .permute([3, 5, 0, 1, 2, 4])
-        .reshape([4, n, c, h, w]);
-    max_of_four(&phases.unbind(0))
-}
-
 /// The elementwise maximum of a window's four positions, in max_pool2d's order (the first of equal values
 /// wins, so the gradient lands where max_pool2d puts it).
 pub fn max_of_four(p: &[Tensor]) -> Tensor {
@@ -84,8 +73,8 @@ pub fn max_of_four(p: &[Tensor]) -> Tensor {
 }
 
 /// max(a, b) as a + relu(b − a): equal to rounding, and its backward pass is three cheap elementwise
-/// passes, where `maximum`'s (a `where` that splits ties) and max_pool2d's cost several times more
-/// (results/bench/maxpool_forms.py). On a tie the gradient goes to `a`.
+/// passes, where `maximum`'s (a `where` that splits ties) and max_pool2d's cost several times more on
+/// conv1's maps (results/bench/pool_forms.py). On a tie the gradient goes to `a`.
 pub fn max_of_two(a: &Tensor, b: &Tensor) -> Tensor {
     a + (b - a).relu()
 }
