@@ -41,8 +41,26 @@ def avg_fused(x):
         o, i, k, _ = w.shape
         return F.avg_pool2d(w.view(-1, 1, k, k), 2, 1, 1, False, True).view(o, i, k + 1, k + 1)
     x = s2d_conv(x, pk(c1.weight), c1.bias, 2).relu(); x = s2d_conv(x, pk(c2.weight), c2.bias, 0).relu(); return x.flatten(1)
+# Added 2026-12-05: the window's maximum as a tree of a + relu(b - a) (crates/core/src/nn/fast/lenet5.rs).
+def rmax(a, b): return a + (b - a).relu()
+def tree(a, b, c, d): return rmax(rmax(a, b), rmax(c, d))
+def conv_tree(x, conv, padding):
+    o = conv.weight.shape[0]
+    y = s2d_conv(x, phase_kernel(conv.weight), conv.bias.repeat(4), padding)
+    n, _, h, w = y.shape
+    return tree(*y.view(n, 4, o, h, w).unbind(1))
+def plain_tree_pool(y):
+    n, c, H, W = y.shape; h, w = H // 2, W // 2
+    q = y.view(n, c, h, 2, w, 2).permute(3, 5, 0, 1, 2, 4).reshape(4, n, c, h, w)
+    return tree(*q.unbind(0))
+def ptree(x):
+    x = conv_tree(x, c1, 2).relu(); x = conv_tree(x, c2, 0).relu(); return x.flatten(1)
+def ptree1(x):
+    x = conv_tree(x, c1, 2).relu(); x = plain_tree_pool(c2(x)).relu(); return x.flatten(1)
+def ptree_mp(x):  # what trains
+    x = conv_tree(x, c1, 2).relu(); x = mp(c2(x)).relu(); return x.flatten(1)
 X = torch.randn(128, 1, 28, 28); X[:, :, :10, :] = -0.42; Y = torch.randint(0, 10, (128,))
-forms = [plain, cl1, cl12, phased, phased1, avg_plain, avg_fused]
+forms = [plain, cl1, cl12, phased, phased1, ptree, ptree1, ptree_mp, avg_plain, avg_fused]
 res = {f.__name__: [] for f in forms}
 for r in range(9):
     for f in forms:

@@ -139,3 +139,49 @@ async fn drain(stream: &mut TcpStream) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::check;
+
+    fn head(lines: &str) -> Vec<u8> {
+        format!("POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1:1\r\n{lines}\r\n").into_bytes()
+    }
+
+    #[test]
+    fn complete_partial_and_refused_heads() {
+        assert_eq!(check(b"GET /api/runs HTTP/1.1\r\nHost: a"), Ok(false));
+        assert_eq!(check(&head("")), Ok(true));
+        assert_eq!(
+            check(&head("Content-Length: 5\r\nContent-Length: 5\r\n")),
+            Ok(true)
+        );
+        let max_ok = format!("Content-Length: {}\r\n", u64::MAX - 3);
+        assert_eq!(check(&head(&max_ok)), Ok(true));
+        assert_eq!(
+            check(&head("Transfer-Encoding: gzip, chunked\r\n")),
+            Ok(true)
+        );
+        let too_long = format!("Content-Length: {}\r\n", u64::MAX - 2);
+        for (lines, says) in [
+            ("Content-Length: +5\r\n", "Content-Length"),
+            ("Content-Length: \r\n", "Content-Length"),
+            (
+                "Content-Length: 5\r\nContent-Length: 6\r\n",
+                "Content-Length",
+            ),
+            (too_long.as_str(), "Content-Length"),
+            ("Transfer-Encoding: chunked, gzip\r\n", "Transfer-Encoding"),
+        ] {
+            let (status, message) = check(&head(lines)).unwrap_err();
+            assert_eq!(status, 400, "{lines}");
+            assert!(message.contains(says), "{lines}: {message}");
+        }
+        let old = b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n";
+        assert_eq!(check(old).unwrap_err().0, 400);
+        let many = head(&"X-A: 1\r\n".repeat(101));
+        assert_eq!(check(&many).unwrap_err().0, 431);
+        let target = b"GET /a<b HTTP/1.1\r\n\r\n";
+        assert!(check(target).unwrap_err().1.contains("request target"));
+    }
+}
