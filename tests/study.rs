@@ -292,7 +292,11 @@ fn the_tuned_studies_hold_to_scipy_and_statsmodels() {
     let studies = [
         ("results/study-tuned", "mnist", 24 + 25),
         ("results/study-tuned-fashion", "fashion-mnist", 5 + 6),
-        ("results/study-tuned-fashion-regularizers", "fashion-mnist", 4 + 5),
+        (
+            "results/study-tuned-fashion-regularizers",
+            "fashion-mnist",
+            4 + 5,
+        ),
     ];
     for (study, sweep, rows) in studies {
         let study = root.join(study);
