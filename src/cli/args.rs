@@ -143,8 +143,8 @@ pub struct LocalArgs {
     #[arg(long)]
     pub retry_failed: bool,
     /// A sweep directory whose finished runs are copied into this sweep's identical ones (the same config
-    /// and seeds) instead of training them again; repeatable.
-    #[arg(long, value_name = "SWEEP_DIR", conflicts_with = "slurm")]
+    /// and seeds) instead of training them again; repeatable; local runs only (not with --slurm).
+    #[arg(long, value_name = "SWEEP_DIR")]
     pub reuse: Vec<PathBuf>,
 }
 
