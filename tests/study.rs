@@ -10,8 +10,9 @@ fn a_study_report_holds_to_scipy_and_statsmodels() {
     let dir = tiny_project("study_report", 300, 100, "");
     // Four seeds each. `same` differs from `base` only in what cannot change the numbers (early stopping
     // with a patience it never reaches in 3 epochs): identical runs. `sig` is compared with `fast`, and so is
-    // `noval`, `fast` without a validation split: no convergence to measure, no log-rank test. `sig` trains
-    // without early stopping: its best checkpoint is also compared with its last.
+    // `noval`, `fast` without a validation split (against the baseline too: `compare_to` lists both): no
+    // convergence to measure, no log-rank test. `ref_only` is a reference only (`compare_to: []`). `sig`
+    // trains without early stopping: its best checkpoint is also compared with its last.
     std::fs::write(
         dir.join("sweep.yaml"),
         [
@@ -23,7 +24,8 @@ fn a_study_report_holds_to_scipy_and_statsmodels() {
             "  - {name: fast, set: {optimizer.lr: 0.0005}}",
             "  - {name: same, set: {trainer.early_stopping.patience: 50}}",
             "  - {name: sig, set: {model.activation: sigmoid, trainer.early_stopping.enabled: false}, compare_to: fast}",
-            "  - {name: noval, set: {optimizer.lr: 0.0005, data.validation_split: 0.0}, compare_to: fast}",
+            "  - {name: noval, set: {optimizer.lr: 0.0005, data.validation_split: 0.0}, compare_to: [fast, base]}",
+            "  - {name: ref_only, set: {optimizer.lr: 0.0003}, compare_to: []}",
             "baseline: base",
             "equivalence_margin: 5.0",
         ]
@@ -62,7 +64,7 @@ fn a_study_report_holds_to_scipy_and_statsmodels() {
             "groups.csv lacks {column}"
         );
     }
-    assert_eq!(groups.len(), 6, "a header and five groups");
+    assert_eq!(groups.len(), 7, "a header and six groups");
     let median = groups[0]
         .iter()
         .position(|h| h == "epochs_to_98_median")
@@ -121,13 +123,23 @@ fn a_study_report_holds_to_scipy_and_statsmodels() {
         "base",
         "the others, the baseline"
     );
+    let references = |group: &str| -> Vec<String> {
+        let rows = comparisons.iter().filter(|r| &r[0] == group);
+        rows.map(|r| r[col("reference")].to_string()).collect()
+    };
+    assert_eq!(
+        references("noval"),
+        ["fast", "base"],
+        "a list: one row each"
+    );
+    assert!(references("ref_only").is_empty(), "[]: a reference only");
     assert_eq!(&row("same")[col("verdict")], "identical runs (not tested)");
     // Only `sig` trained without early stopping: one selection row, tested unless every run's best
     // checkpoint was its last.
     let selection = row("sig @ best_val_loss");
     assert_eq!(&selection[col("reference")], "sig @ last");
     let selection_tested = selection[col("verdict")] != *"identical runs (not tested)";
-    let family = 3 + usize::from(selection_tested);
+    let family = 4 + usize::from(selection_tested);
     assert!(comparisons.iter().all(|r| !r[0].contains("base @")));
     assert_eq!(
         row("fast")[col("family")],

@@ -215,8 +215,8 @@ impl Comparison {
     }
 }
 
-/// The index of the group each group is compared with: its variant's `compare_to`, else the baseline.
-pub(crate) fn reference_of(sweep: &Sweep, groups: &[Group]) -> Vec<Option<usize>> {
+/// The indices of the groups each group is compared with: its variant's `compare_to`, else the baseline.
+pub(crate) fn references_of(sweep: &Sweep, groups: &[Group]) -> Vec<Vec<usize>> {
     let group_of = |name: &str| {
         let run = sweep
             .runs
@@ -230,15 +230,20 @@ pub(crate) fn reference_of(sweep: &Sweep, groups: &[Group]) -> Vec<Option<usize>
         .iter()
         .enumerate()
         .map(|(i, g)| {
-            let variant = &sweep.runs.iter().find(|r| r.group == g.name)?.variant;
+            let Some(run) = sweep.runs.iter().find(|r| r.group == g.name) else {
+                return vec![];
+            };
             let own = sweep
                 .spec
                 .variants
                 .iter()
-                .find(|v| &v.name == variant)
-                .and_then(|v| v.compare_to.as_deref())
-                .and_then(group_of);
-            own.or(baseline).filter(|&r| r != i)
+                .find(|v| v.name == run.variant)
+                .and_then(|v| v.compare_to.as_ref());
+            let references: Vec<usize> = match own {
+                Some(to) => to.names().iter().filter_map(|n| group_of(n)).collect(),
+                None => baseline.into_iter().collect(),
+            };
+            references.into_iter().filter(|&r| r != i).collect()
         })
         .collect()
 }

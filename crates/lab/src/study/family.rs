@@ -13,11 +13,11 @@ pub fn comparisons(studies: &[Study]) -> Result<Vec<Comparison>> {
     let mut out = vec![];
     for study in studies {
         let answers = test_set::load(study)?;
-        for (i, r) in compare::reference_of(&study.sweep, &study.groups)
+        for (i, references) in compare::references_of(&study.sweep, &study.groups)
             .into_iter()
             .enumerate()
         {
-            if let Some(r) = r {
+            for r in references {
                 let (group, reference) = (&study.groups[i], &study.groups[r]);
                 let mut c = compare::compare(study, group, reference);
                 let paired = c.test == Test::Paired;

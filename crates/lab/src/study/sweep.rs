@@ -25,6 +25,24 @@ pub const ERROR_FILE: &str = "error.txt";
 pub const MANIFEST_FILE: &str = "manifest.csv";
 pub const SWEEP_FILE: &str = "sweep.yaml";
 
+/// A variant's `compare_to`: one reference, several (`[a, b]`: a comparison with each), or none (`[]`: the
+/// group is only a reference, not compared with the baseline).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged, expecting = "a variant or group name, or a list of them")]
+pub enum CompareTo {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl CompareTo {
+    pub fn names(&self) -> &[String] {
+        match self {
+            CompareTo::One(name) => std::slice::from_ref(name),
+            CompareTo::Many(names) => names,
+        }
+    }
+}
+
 /// A sweep file as written.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -130,7 +148,7 @@ pub struct VariantSpec {
     pub seeds: Option<Seeds>,
     /// The variant (or group) this one is compared with in the report, instead of the sweep's baseline:
     /// the group it differs from in one factor (sigmoid + weight decay against sigmoid, not against ReLU).
-    pub compare_to: Option<String>,
+    pub compare_to: Option<CompareTo>,
     #[serde(default)]
     pub set: Mapping,
     /// Tune this variant before training its seeds, instead of the sweep's `tune:`.
@@ -396,7 +414,7 @@ fn expand_point(
 /// `compare_to` and `baseline` name groups or variants of the sweep; the margin is a positive number.
 fn check_references(spec: &SweepFile, runs: &[Run]) -> Result<()> {
     for v in &spec.variants {
-        if let Some(to) = &v.compare_to {
+        for to in v.compare_to.iter().flat_map(CompareTo::names) {
             anyhow::ensure!(
                 runs.iter().any(|r| &r.group == to || &r.variant == to),
                 "variant `{}`: compare_to: {to:?} is not a variant or group of this sweep",
