@@ -499,3 +499,31 @@ fn modern_variant_has_batch_norm_and_dropout_and_trains() {
         "weights train"
     );
 }
+
+#[test]
+fn batch_norms_start_as_pytorchs_scale_one_shift_zero() {
+    use lenet5_lab::config::Variant;
+    for (variant, batch_norm) in [(Variant::Lenet5Modern, false), (Variant::Lenet5, true)] {
+        let config = lenet5_lab::config::Config {
+            model: ModelConfig {
+                variant,
+                batch_norm,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let (vs, _) = model::build(&config, Device::Cpu);
+        let variables = vs.variables();
+        for bn in ["bn1", "bn2", "bn3", "bn4"] {
+            let value = |p: &str| -> (f64, f64) {
+                let t = &variables[&format!("{bn}.{p}")];
+                (
+                    f64::try_from(t.min()).unwrap(),
+                    f64::try_from(t.max()).unwrap(),
+                )
+            };
+            assert_eq!(value("weight"), (1.0, 1.0), "{variant:?} {bn}.weight");
+            assert_eq!(value("bias"), (0.0, 0.0), "{variant:?} {bn}.bias");
+        }
+    }
+}

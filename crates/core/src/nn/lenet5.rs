@@ -79,18 +79,24 @@ pub fn lenet5(vs: &nn::Path, cfg: &ModelConfig, input: Shape) -> LeNet5 {
     }
 }
 
-/// The seed's net's batch norms (scale 1 and shift 0 at the start, as PyTorch's), named as the modern
-/// variant's: bn1, bn2 over the conv maps, bn3, bn4 over fc1 and fc2.
-fn seed_norms(vs: &nn::Path) -> [nn::BatchNorm; 4] {
-    let c = || nn::BatchNormConfig {
+/// A batch norm that starts as PyTorch's does: scale 1, shift 0. tch's default draws the scale from
+/// U[0, 1), which halves the signal through each layer on average.
+fn pytorch_norm() -> nn::BatchNormConfig {
+    nn::BatchNormConfig {
         ws_init: nn::Init::Const(1.0),
         ..Default::default()
-    };
+    }
+}
+
+/// The seed's net's batch norms, named as the modern variant's: bn1, bn2 over the conv maps, bn3, bn4
+/// over fc1 and fc2.
+fn seed_norms(vs: &nn::Path) -> [nn::BatchNorm; 4] {
+    let c = pytorch_norm();
     [
-        nn::batch_norm2d(vs / "bn1", CONV1_CHANNELS, c()),
-        nn::batch_norm2d(vs / "bn2", CONV2_CHANNELS, c()),
-        nn::batch_norm1d(vs / "bn3", FC1_OUT, c()),
-        nn::batch_norm1d(vs / "bn4", FC2_OUT, c()),
+        nn::batch_norm2d(vs / "bn1", CONV1_CHANNELS, c),
+        nn::batch_norm2d(vs / "bn2", CONV2_CHANNELS, c),
+        nn::batch_norm1d(vs / "bn3", FC1_OUT, c),
+        nn::batch_norm1d(vs / "bn4", FC2_OUT, c),
     ]
 }
 
@@ -258,7 +264,7 @@ pub fn lenet5_modern(vs: &nn::Path, cfg: &ModelConfig, input: Shape) -> LeNet5Mo
         )
     };
     let linear = |name: &str, i, o, bias| linear(vs / name, cfg.init, i, o, bias);
-    let bn = Default::default();
+    let bn = pytorch_norm();
     LeNet5Modern {
         conv1: conv(
             "conv1",
