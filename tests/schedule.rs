@@ -504,3 +504,52 @@ fn stateful_optimizers_match_libtorchs() {
         );
     }
 }
+
+/// The plateau scheduler watches `lr_scheduler.monitor`, whichever metric early stopping watches.
+#[test]
+fn the_plateau_scheduler_watches_its_own_monitor() {
+    // Epochs 1-4: both metrics improve (no cut). Epochs 5-7: the watched one stalls, the other improves
+    // (a cut after patience 1, at the end of epoch 6).
+    let improving = |e: usize| (1.0 / e as f64, 0.5 + 0.05 * e as f64);
+    let series = |watched: Monitor, e: usize| -> (f64, f64) {
+        let (loss, accuracy) = improving(e);
+        match (watched, e > 4) {
+            (_, false) => (loss, accuracy),
+            (Monitor::ValLoss, true) => (improving(4).0, accuracy),
+            (Monitor::ValAccuracy, true) => (loss, improving(4).1),
+        }
+    };
+    for (watched, es_monitor) in [
+        (Monitor::ValAccuracy, Monitor::ValLoss),
+        (Monitor::ValLoss, Monitor::ValAccuracy),
+        (Monitor::ValLoss, Monitor::ValLoss),
+    ] {
+        let mut config = Config::default();
+        config.optimizer.lr = 1.0;
+        config.lr_scheduler = LrSchedulerConfig {
+            kind: SchedulerKind::Plateau,
+            factor: 0.1,
+            patience: 1,
+            monitor: watched,
+            ..Default::default()
+        };
+        config.trainer.early_stopping.monitor = es_monitor;
+        let es = config.trainer.early_stopping.clone();
+        let mut state = TrainState::new(&config);
+        let mut lrs = vec![];
+        for epoch in 1..=7 {
+            let (loss, accuracy) = series(watched, epoch);
+            let values = match es_monitor {
+                Monitor::ValLoss => (loss, accuracy),
+                Monitor::ValAccuracy => (accuracy, loss),
+            };
+            state.record(&es, (epoch, 7), values, 0.0);
+            lrs.push(state.scheduler.lr);
+        }
+        let want = [1.0, 1.0, 1.0, 1.0, 1.0, 0.1, 0.1];
+        assert!(
+            close(&lrs, &want),
+            "{watched:?} (early stopping: {es_monitor:?}): {lrs:?}"
+        );
+    }
+}

@@ -99,7 +99,12 @@ impl TrainState {
         } else {
             self.epochs_without_improvement += 1;
         }
-        self.scheduler.step(epoch, monitored);
+        // The plateau scheduler watches lr_scheduler.monitor, which need not be early stopping's.
+        let watched = match self.scheduler.cfg.monitor == es.monitor {
+            true => monitored,
+            false => other,
+        };
+        self.scheduler.step(epoch, watched);
         self.epoch = epoch;
         self.train_seconds += seconds;
         self.status = if es.enabled && self.epochs_without_improvement >= es.patience {
