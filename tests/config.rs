@@ -267,7 +267,8 @@ fn config_refuses_what_train_refuses_and_names_keys_that_do_nothing() {
         "{e}"
     );
     let c = config::from_yaml_str(
-        "model: {variant: lenet5_1998, pooling: max}\noptimizer: {type: sgd, betas: [0.8, 0.9]}\n",
+        "model: {variant: lenet5_1998, pooling: max}\noptimizer: {type: sgd, betas: [0.8, 0.9]}\n\
+         regularization: {label_smoothing: 0.1}\n",
         "f",
         &[],
     )
@@ -276,7 +277,8 @@ fn config_refuses_what_train_refuses_and_names_keys_that_do_nothing() {
         c.ineffective(),
         [
             "model.pooling has no effect with model.variant = lenet5_1998",
-            "optimizer.betas has no effect with optimizer.type = sgd"
+            "optimizer.betas has no effect with optimizer.type = sgd",
+            "regularization.label_smoothing has no effect with model.variant = lenet5_1998"
         ]
     );
     // What the shipped configs set, they use.

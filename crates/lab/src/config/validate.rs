@@ -263,6 +263,13 @@ impl Config {
                 }
             }
         }
+        // The 1998 net trains on the paper's loss (eq. 9 over its RBF outputs), which has no smoothing.
+        if m.variant == Variant::Lenet1998 && self.regularization.label_smoothing != 0.0 {
+            warnings.push(
+                "regularization.label_smoothing has no effect with model.variant = lenet5_1998"
+                    .into(),
+            );
+        }
         warnings
     }
 }
