@@ -153,3 +153,28 @@ fn the_speed_form_that_trains_equals_the_paper_s_chain() {
         assert!(diff / scale < 1e-4, "gradient: {diff} of {scale}");
     }
 }
+
+/// L1 penalises the weights the net computes with: C3's unconnected weights (outside Table I) neither add
+/// to the penalty nor get its gradient.
+#[test]
+fn l1_skips_c3_weights_the_table_does_not_connect() {
+    let (vs, net) = build();
+    let used = [&net.c1.ws, &net.c5.ws, &net.f6.ws]
+        .iter()
+        .map(|w| f64::try_from(w.abs().sum(Kind::Double)).unwrap())
+        .sum::<f64>()
+        + f64::try_from((&net.c3.ws * &net.c3_mask).abs().sum(Kind::Double)).unwrap();
+    let net = Net::Lenet1998(net);
+    let penalty = lenet5_core::nn::loss::l1_penalty(&net);
+    let got = f64::try_from(&penalty).unwrap();
+    assert!((got - used).abs() < 1e-3 * used, "{got} against {used}");
+    penalty.backward();
+    let Net::Lenet1998(net) = &net else {
+        unreachable!()
+    };
+    let unconnected = (net.c3.ws.grad() * (net.c3_mask.ones_like() - &net.c3_mask))
+        .abs()
+        .sum(Kind::Float);
+    assert_eq!(f64::try_from(unconnected).unwrap(), 0.0);
+    drop(vs);
+}

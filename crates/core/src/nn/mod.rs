@@ -65,12 +65,24 @@ pub enum Squash {
 }
 
 impl Net {
-    /// Weight tensors (not biases or batch-norm parameters), for the L1 penalty.
-    pub fn weights(&self) -> Vec<&Tensor> {
+    /// The weights the network computes with (not biases or batch-norm parameters), for the L1 penalty:
+    /// the 1998 net's C3 as its connection table masks it, so the weights it never uses are not penalised.
+    pub fn weights(&self) -> Vec<Tensor> {
+        let all = |ws: &[&Tensor]| ws.iter().map(|w| w.shallow_clone()).collect();
         match self {
-            Net::Lenet5(n) => vec![&n.conv1.ws, &n.conv2.ws, &n.fc1.ws, &n.fc2.ws, &n.fc3.ws],
-            Net::Lenet5Modern(n) => vec![&n.conv1.ws, &n.conv2.ws, &n.fc1.ws, &n.fc2.ws, &n.fc3.ws],
-            Net::Lenet1998(n) => vec![&n.c1.ws, &n.c3.ws, &n.c5.ws, &n.f6.ws],
+            Net::Lenet5(n) => all(&[&n.conv1.ws, &n.conv2.ws, &n.fc1.ws, &n.fc2.ws, &n.fc3.ws]),
+            Net::Lenet5Modern(n) => {
+                all(&[&n.conv1.ws, &n.conv2.ws, &n.fc1.ws, &n.fc2.ws, &n.fc3.ws])
+            }
+            Net::Lenet1998(n) => {
+                let c3 = &n.c3.ws * &n.c3_mask;
+                vec![
+                    n.c1.ws.shallow_clone(),
+                    c3,
+                    n.c5.ws.shallow_clone(),
+                    n.f6.ws.shallow_clone(),
+                ]
+            }
         }
     }
 }
