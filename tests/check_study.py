@@ -28,7 +28,13 @@ from statsmodels.stats.weightstats import ttost_ind, ttost_paired
 
 report_dir, sweep_dirs = sys.argv[1], sys.argv[2:]
 multi = len(sweep_dirs) > 1
-sweeps = {(os.path.basename(os.path.normpath(d)) if multi else ""): d for d in sweep_dirs}
+def tail(d, parts):
+    return "/".join(os.path.normpath(d).split(os.sep)[-parts:])
+
+
+# Each sweep's name as lenet5 gives it: its directory's name, or parent/name where two share one.
+short = [tail(d, 1) for d in sweep_dirs]
+sweeps = {(tail(d, 1 if short.count(n) == 1 else 2) if multi else ""): d for d, n in zip(sweep_dirs, short)}
 manifests = {
     name: list(csv.DictReader(open(os.path.join(d, "manifest.csv")))) for name, d in sweeps.items()
 }
@@ -44,7 +50,7 @@ groups_csv, comparisons = rows("groups.csv"), rows("comparisons.csv")
 
 def locate(label):
     """(sweep name, group) of a report's group name."""
-    return tuple(label.split("/", 1)) if multi else ("", label)
+    return tuple(label.rsplit("/", 1)) if multi else ("", label)
 
 
 def runs(label):

@@ -289,8 +289,9 @@ fn the_shipped_studies_hold_to_scipy_and_statsmodels() {
     }
 }
 
-/// The tuned studies the README and docs/results.md cite — MNIST (results/study-tuned) and its Fashion-MNIST
-/// replication (results/study-tuned-fashion) — their committed reports are what today's `lenet5 report`
+/// The tuned studies the README and docs/results.md cite — MNIST (results/study-tuned, and its regularizer
+/// arms) and its Fashion-MNIST replication (results/study-tuned-fashion*: 15 epochs, the regularizer arms,
+/// 45 epochs) — their committed reports are what today's `lenet5 report`
 /// makes of their run files (the tuning trials kept apart from the groups), and scipy/statsmodels agree
 /// with every number and verdict in them.
 #[test]
@@ -309,13 +310,15 @@ fn the_tuned_studies_hold_to_scipy_and_statsmodels() {
             "fashion-mnist",
             4 + 5,
         ),
+        ("results/study-tuned-fashion-45", "fashion-mnist", 3 + 4),
+        ("results/study-tuned-regularizers", "mnist", 3 + 4),
     ];
-    for (study, sweep, rows) in studies {
-        let study = root.join(study);
+    for (name, sweep, rows) in studies {
+        let study = root.join(name);
         let verdicts = reproduce(
             &[study.join(sweep)],
             &study.join("report"),
-            &scratch(&format!("tuned_study_{sweep}")),
+            &scratch(&name.replace("results/", "")),
             python.as_deref(),
         );
         assert_eq!(verdicts.len(), rows, "{sweep}: {verdicts:?}");
@@ -324,6 +327,20 @@ fn the_tuned_studies_hold_to_scipy_and_statsmodels() {
             "{sweep}: {verdicts:?}"
         );
     }
+    // The MNIST study and its regularizer arms as one family (two sweeps both called mnist: each is
+    // named parent/mnist).
+    let joint = root.join("results/study-tuned-regularizers/report-with-mnist");
+    let sweeps = [
+        root.join("results/study-tuned/mnist"),
+        root.join("results/study-tuned-regularizers/mnist"),
+    ];
+    let verdicts = reproduce(
+        &sweeps,
+        &joint,
+        &scratch("tuned_mnist_joint"),
+        python.as_deref(),
+    );
+    assert_eq!(verdicts.len(), 24 + 25 + 3 + 4, "{verdicts:?}");
 }
 
 /// Reads a report's CSV: the header, then the rows.

@@ -673,17 +673,11 @@ pub struct StudyReport {
 }
 
 /// `lenet5 report SWEEP_DIR...`: the studies' groups, their comparisons with verdicts (one family over
-/// every sweep given), CSVs and charts. With several sweeps each is named by its directory's name.
+/// every sweep given), CSVs and charts. With several sweeps each is named by its directory's name
+/// ([`sweep_names`]).
 pub fn study_report(dirs: &[PathBuf], out: &Path) -> Result<StudyReport> {
     let mut studies = vec![];
-    for dir in dirs {
-        let name = match dirs.len() {
-            1 => String::new(),
-            _ => dir.file_name().map_or_else(
-                || dir.display().to_string(),
-                |n| n.to_string_lossy().into_owned(),
-            ),
-        };
+    for (dir, name) in dirs.iter().zip(sweep_names(dirs)) {
         if studies.iter().any(|s: &Study| s.name == name) {
             return Err(UsageError::error(format!(
                 "{}: two sweeps named {name:?} in one report; give them directories with distinct names",
@@ -701,6 +695,32 @@ pub fn study_report(dirs: &[PathBuf], out: &Path) -> Result<StudyReport> {
         comparisons,
         written,
     })
+}
+
+/// Each sweep's name in a report over several: its directory's name, or `parent/name` where two sweeps'
+/// directories share a name (results/study-tuned/mnist and results/study-tuned-regularizers/mnist).
+fn sweep_names(dirs: &[PathBuf]) -> Vec<String> {
+    let tail = |d: &Path, parts: usize| -> String {
+        let names: Vec<_> = d.components().rev().take(parts).collect();
+        let names: Vec<String> = names
+            .iter()
+            .rev()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned())
+            .collect();
+        names.join("/")
+    };
+    if dirs.len() == 1 {
+        return vec![String::new()];
+    }
+    let short: Vec<String> = dirs.iter().map(|d| tail(d, 1)).collect();
+    let clashes = |n: &String| short.iter().filter(|m| *m == n).count() > 1;
+    dirs.iter()
+        .zip(&short)
+        .map(|(d, n)| match clashes(n) {
+            true => tail(d, 2),
+            false => n.clone(),
+        })
+        .collect()
 }
 
 /// `lenet5 track`: each run (a sweep directory: each of its runs) logged to MLflow as far as the server
