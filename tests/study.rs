@@ -341,6 +341,18 @@ fn the_tuned_studies_hold_to_scipy_and_statsmodels() {
         python.as_deref(),
     );
     assert_eq!(verdicts.len(), 24 + 25 + 3 + 4, "{verdicts:?}");
+    // The modern recipe taken apart (not tuned): both datasets' sweeps as one family, 8 comparisons and 8
+    // checkpoint rows each.
+    let ablation = root.join("results/study-modern-ablation");
+    let sweeps = [ablation.join("mnist"), ablation.join("fashion-mnist")];
+    let verdicts = reproduce(
+        &sweeps,
+        &ablation.join("report"),
+        &scratch("modern_ablation"),
+        python.as_deref(),
+    );
+    assert_eq!(verdicts.len(), 2 * (8 + 8), "{verdicts:?}");
+    assert!(verdicts.iter().any(|v| v == "negligible"), "{verdicts:?}");
 }
 
 /// Reads a report's CSV: the header, then the rows.
@@ -392,12 +404,11 @@ fn two_sweeps_and_a_crossed_grid_make_one_family_held_to_scipy() {
         ));
     }
     let table = ok(lenet5(&dir, &["report", "grid", "copy", "--out", "both"]));
-    // Groups are named by their sweep's directory: two sweeps of one name are refused, in one line.
+    // One sweep given twice is refused, in one line; two of one name are named parent/name.
     let same = lenet5(&dir, &["report", "grid", "./grid", "--out", "twice"]);
     assert_eq!(same.status.code(), Some(2), "{}", stderr(&same));
     assert!(
-        stderr(&same).trim()
-            == "Error: ./grid: two sweeps named \"grid\" in one report; give them directories with distinct names",
+        stderr(&same).trim() == "Error: ./grid: the same sweep as grid; give each sweep once",
         "{}",
         stderr(&same)
     );

@@ -676,6 +676,7 @@ pub struct StudyReport {
 /// every sweep given), CSVs and charts. With several sweeps each is named by its directory's name
 /// ([`sweep_names`]).
 pub fn study_report(dirs: &[PathBuf], out: &Path) -> Result<StudyReport> {
+    refuse_repeats(dirs)?;
     let mut studies = vec![];
     for (dir, name) in dirs.iter().zip(sweep_names(dirs)) {
         if studies.iter().any(|s: &Study| s.name == name) {
@@ -695,6 +696,23 @@ pub fn study_report(dirs: &[PathBuf], out: &Path) -> Result<StudyReport> {
         comparisons,
         written,
     })
+}
+
+/// One sweep given twice (`grid` and `./grid`) would be compared with itself: refused, in one line.
+fn refuse_repeats(dirs: &[PathBuf]) -> Result<()> {
+    let mut seen: Vec<(PathBuf, &PathBuf)> = vec![];
+    for dir in dirs {
+        let real = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.clone());
+        if let Some((_, first)) = seen.iter().find(|(r, _)| *r == real) {
+            return Err(UsageError::error(format!(
+                "{}: the same sweep as {}; give each sweep once",
+                dir.display(),
+                first.display()
+            )));
+        }
+        seen.push((real, dir));
+    }
+    Ok(())
 }
 
 /// Each sweep's name in a report over several: its directory's name, or `parent/name` where two sweeps'
@@ -783,4 +801,24 @@ pub fn fetch(dataset: &str, dir: Option<&Path>) -> Result<PathBuf> {
     );
     data::files::fetch(dataset, &dir)?;
     Ok(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sweeps_that_share_a_name_are_named_by_their_parent() {
+        let dirs: Vec<PathBuf> = [
+            "results/study-tuned/mnist",
+            "results/tuned-reg/mnist",
+            "x/fashion",
+        ]
+        .iter()
+        .map(PathBuf::from)
+        .collect();
+        let names = sweep_names(&dirs);
+        assert_eq!(names, ["study-tuned/mnist", "tuned-reg/mnist", "fashion"]);
+        assert_eq!(sweep_names(&dirs[2..]), [""], "one sweep needs no name");
+    }
 }
