@@ -404,7 +404,7 @@ fn two_sweeps_and_a_crossed_grid_make_one_family_held_to_scipy() {
         ));
     }
     let table = ok(lenet5(&dir, &["report", "grid", "copy", "--out", "both"]));
-    // One sweep given twice is refused, in one line; two of one name are named parent/name.
+    // One sweep given twice is refused, in one line (two of one name: commands.rs' unit test).
     let same = lenet5(&dir, &["report", "grid", "./grid", "--out", "twice"]);
     assert_eq!(same.status.code(), Some(2), "{}", stderr(&same));
     assert!(
