@@ -463,6 +463,10 @@ pub struct ReportArgs {
     /// Output directory for report.md and the charts [default: report, or SWEEP_DIR/report for one sweep].
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Sweeps only: test the crossing of these config keys over the variants that differ from the base only
+    /// in them (main effects and interactions, a family of their own; crossed.csv).
+    #[arg(long, num_args = 2.., value_name = "KEY")]
+    pub cross: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -669,13 +669,16 @@ pub fn sweep_task(
 pub struct StudyReport {
     pub groups: Vec<Group>,
     pub comparisons: Vec<Comparison>,
+    /// The rows of `--cross`'s family (empty without it).
+    pub crossed: Vec<Comparison>,
     pub written: Vec<PathBuf>,
 }
 
 /// `lenet5 report SWEEP_DIR...`: the studies' groups, their comparisons with verdicts (one family over
 /// every sweep given), CSVs and charts. With several sweeps each is named by its directory's name
-/// ([`sweep_names`]).
-pub fn study_report(dirs: &[PathBuf], out: &Path) -> Result<StudyReport> {
+/// ([`sweep_names`]). With `cross` keys, their crossing over the variants as a family of its own.
+pub fn study_report(dirs: &[PathBuf], cross: &[String], out: &Path) -> Result<StudyReport> {
+    check_cross(cross)?;
     refuse_repeats(dirs)?;
     let mut studies = vec![];
     for (dir, name) in dirs.iter().zip(sweep_names(dirs)) {
@@ -688,14 +691,51 @@ pub fn study_report(dirs: &[PathBuf], out: &Path) -> Result<StudyReport> {
         studies.push(Study::open(dir, &name)?);
     }
     let comparisons = family::comparisons(&studies)?;
-    let shown: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+    let crossed = match cross.is_empty() {
+        true => vec![],
+        false => {
+            family::crossings(&studies, cross).map_err(|e| UsageError::error(e.to_string()))?
+        }
+    };
+    let mut shown: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+    if !cross.is_empty() {
+        shown.push(format!("--cross {}", cross.join(" ")));
+    }
     let command = format!("lenet5 report {} --out {}", shown.join(" "), out.display());
-    let written = analysis::write(&studies, &comparisons, out, &command)?;
+    let crossing = analysis::Crossing {
+        keys: cross,
+        rows: &crossed,
+    };
+    let crossing = (!cross.is_empty()).then_some(&crossing);
+    let written = analysis::write(&studies, &comparisons, crossing, out, &command)?;
     Ok(StudyReport {
         groups: analysis::labelled_groups(&studies),
         comparisons,
+        crossed,
         written,
     })
+}
+
+/// `--cross` keys: two or more distinct config keys.
+fn check_cross(cross: &[String]) -> Result<()> {
+    let known = lenet5_lab::config::keys();
+    for (i, key) in cross.iter().enumerate() {
+        if !known.contains(key) {
+            return Err(UsageError::error(format!(
+                "--cross {key}: not a config key"
+            )));
+        }
+        if cross[..i].contains(key) {
+            return Err(UsageError::error(format!("--cross {key}: given twice")));
+        }
+    }
+    match cross.len() {
+        1 => Err(UsageError::error(format!(
+            "--cross {}: a crossing needs two or more keys",
+            cross[0]
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// One sweep given twice (`grid` and `./grid`) would be compared with itself: refused, in one line.

@@ -15,6 +15,7 @@ use args::{
 };
 use clap::CommandFactory;
 use lenet5_core::run::{NewRunDir, Start};
+use lenet5_lab::UsageError;
 use std::path::PathBuf;
 
 /// Runs the parsed command.
@@ -193,12 +194,22 @@ fn report(args: ReportArgs) -> Result<()> {
                 [dir] => args.out.unwrap_or_else(|| dir.join("report")),
                 _ => args.out.unwrap_or_else(|| PathBuf::from("report")),
             };
-            let report = commands::study_report(dirs, &out)?;
+            let report = commands::study_report(dirs, &args.cross, &out)?;
             print!("{}", analysis::render_table(&report.groups));
             println!();
             print!("{}", analysis::render_comparisons(&report.comparisons));
+            if !report.crossed.is_empty() {
+                println!(
+                    "\ncrossed after the runs ({}), a family of its own:",
+                    args.cross.join(" × ")
+                );
+                print!("{}", analysis::render_comparisons(&report.crossed));
+            }
             eprintln!("wrote {} files to {}", report.written.len(), out.display());
         }
+        _ if !args.cross.is_empty() => Err(UsageError::error(
+            "--cross tests a crossing over a sweep's variants: give sweep directories",
+        ))?,
         dirs => {
             let out = args.out.unwrap_or_else(|| PathBuf::from("report"));
             let outcome = commands::report(dirs, &out)?;

@@ -1,6 +1,6 @@
 //! A crossed grid's contrasts on hand-made groups (no training): the interaction's coefficients, and the
 //! Welch–Satterthwaite test when the cells ran different seeds — the path a shared-seed sweep never takes.
-use lenet5_lab::config::Config;
+use lenet5_lab::config::{Activation, Config, Pooling};
 use lenet5_lab::rundir::evaluation::Evaluation;
 use lenet5_lab::study::compare::Test;
 use lenet5_lab::study::groups::{Group, Study};
@@ -116,4 +116,152 @@ fn an_interaction_over_cells_of_unequal_seeds_is_a_welch_contrast() {
     let main = &rows[0];
     let want = 50.0 * (stats::mean(&C) + stats::mean(&D) - stats::mean(&A) - stats::mean(&B));
     assert!(close(main.delta, want), "{} {want}", main.delta);
+}
+
+/// A group named `name` whose runs have `activation` and `pooling` in their config.
+fn cell(name: &str, activation: Activation, pooling: Pooling, accuracies: &[f64]) -> Group {
+    let mut g = group(name, accuracies);
+    for r in &mut g.runs {
+        (r.config.model.activation, r.config.model.pooling) = (activation, pooling);
+    }
+    g
+}
+
+/// Paired cells: every group ran seeds 1..=5.
+const P: [[f64; 5]; 4] = [
+    [0.9881, 0.9874, 0.9890, 0.9869, 0.9885],
+    [0.9871, 0.9880, 0.9886, 0.9862, 0.9880],
+    [0.9850, 0.9861, 0.9840, 0.9858, 0.9845],
+    [0.9873, 0.9866, 0.9871, 0.9874, 0.9860],
+];
+
+fn variants_study(variants: &str, extra: Vec<Group>) -> Study {
+    let spec: sweep::SweepFile = serde_yaml::from_str(&format!(
+        "seeds: 5\nbaseline: base_cell\nequivalence_margin: 0.1\nvariants:\n{variants}"
+    ))
+    .unwrap();
+    let runs = sweep::expand(&spec).unwrap();
+    let mut groups = vec![
+        cell("base_cell", Activation::Relu, Pooling::Avg, &P[0]),
+        cell("relu_max", Activation::Relu, Pooling::Max, &P[1]),
+        cell("tanh_avg", Activation::Tanh, Pooling::Avg, &P[2]),
+        cell("tanh_max", Activation::Tanh, Pooling::Max, &P[3]),
+    ];
+    groups.extend(extra);
+    let sweep = sweep::Sweep {
+        dir: "sweepdir".into(),
+        spec,
+        runs,
+    };
+    Study {
+        name: String::new(),
+        sweep,
+        groups,
+    }
+}
+
+const CROSSED: &str = "  - {name: tanh_avg, set: {model.activation: tanh}}\n  - {name: base_cell}\n\
+    \x20 - {name: relu_max, set: {model.pooling: max}}\n\
+    \x20 - {name: tanh_max, set: {model.activation: tanh, model.pooling: max}, compare_to: tanh_avg}\n\
+    \x20 - {name: adamw, set: {optimizer.type: adamw}}\n\
+    \x20 - {name: l2, tune: {space: {optimizer.weight_decay: {log_uniform: [1.0e-6, 1.0e-2]}}, trials: 2, metric: val_accuracy, search_seed: 1}}\n";
+
+#[test]
+fn a_crossing_of_variants_is_the_grid_it_would_have_been() {
+    // adamw and l2 share the base cell's activation and pooling, but set or tune something else: not cells.
+    let others = vec![
+        cell("adamw", Activation::Relu, Pooling::Avg, &B),
+        cell("l2", Activation::Relu, Pooling::Avg, &D),
+    ];
+    let study = variants_study(CROSSED, others);
+    let keys = ["model.activation".to_string(), "model.pooling".to_string()];
+    let crossed = contrasts::crossed(&study, &keys).unwrap();
+    // The same cells as a grid.
+    let spec: sweep::SweepFile = serde_yaml::from_str(
+        "seeds: 5\nequivalence_margin: 0.1\ngrid:\n  model.activation: [relu, tanh]\n  model.pooling: [avg, max]\n",
+    )
+    .unwrap();
+    let runs = sweep::expand(&spec).unwrap();
+    let name = |a: &str, p: &str| format!("base,model.activation={a},model.pooling={p}");
+    let grid = Study {
+        name: String::new(),
+        sweep: sweep::Sweep {
+            dir: "grid".into(),
+            spec,
+            runs,
+        },
+        groups: vec![
+            group(&name("relu", "avg"), &P[0]),
+            group(&name("relu", "max"), &P[1]),
+            group(&name("tanh", "avg"), &P[2]),
+            group(&name("tanh", "max"), &P[3]),
+        ],
+    };
+    let rows = contrasts::contrasts(&grid);
+    let names: Vec<&str> = crossed.iter().map(|r| r.group.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "crossed: model.activation=tanh",
+            "crossed: model.pooling=max",
+            "crossed: model.activation=tanh × model.pooling=max"
+        ],
+        "levels start at the baseline's cell (relu, avg), though tanh_avg is listed first"
+    );
+    assert_eq!(
+        crossed[2].reference,
+        "crossed: model.activation=relu × model.pooling=avg"
+    );
+    for (c, g) in crossed.iter().zip(&rows) {
+        assert_eq!(c.test, Test::PairedContrast, "{}", c.group);
+        assert_eq!(
+            (c.n, c.n_ref, c.n_pairs),
+            (g.n, g.n_ref, g.n_pairs),
+            "{}",
+            c.group
+        );
+        assert!(
+            c.delta == g.delta && c.p == g.p && c.tost_p == g.tost_p,
+            "{}",
+            c.group
+        );
+        assert_eq!(c.margin, 0.1);
+    }
+    // (P3 − P2) − (P1 − P0) per seed, in points.
+    let values: Vec<f64> = (0..5)
+        .map(|s| 100.0 * (P[3][s] - P[2][s] - P[1][s] + P[0][s]))
+        .collect();
+    assert!((crossed[2].delta - stats::mean(&values)).abs() < 1e-9);
+}
+
+#[test]
+fn a_crossing_with_a_cell_missing_or_twice_is_refused_naming_it() {
+    let keys = ["model.activation".to_string(), "model.pooling".to_string()];
+    let without = CROSSED.replace("  - {name: tanh_max, set: {model.activation: tanh, model.pooling: max}, compare_to: tanh_avg}\n", "");
+    let study = variants_study(&without, vec![]);
+    let err = contrasts::crossed(&study, &keys).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "sweepdir: --cross: no variant has model.activation=tanh, model.pooling=max and the base otherwise"
+    );
+    let twice = format!(
+        "{CROSSED}  - {{name: tanh_max2, set: {{model.pooling: max, model.activation: tanh}}}}\n"
+    );
+    let again = cell("tanh_max2", Activation::Tanh, Pooling::Max, &P[3]);
+    let study = variants_study(&twice, vec![again]);
+    let err = contrasts::crossed(&study, &keys).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "sweepdir: --cross: variants tanh_max and tanh_max2 both have model.activation=tanh, model.pooling=max"
+    );
+    let one_level = ["model.activation".to_string(), "model.init".to_string()];
+    let study = variants_study(CROSSED, vec![]);
+    let err = contrasts::crossed(&study, &one_level)
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        "sweepdir: --cross model.init: the variants that differ from the base only in model.activation, \
+         model.init do not vary it"
+    );
 }

@@ -419,11 +419,18 @@ pub fn comparisons_csv(comparisons: &[Comparison]) -> Result<Vec<u8>> {
     Ok(w.into_inner()?)
 }
 
+/// A crossing declared after the runs (`report --cross`): its keys and its family's rows.
+pub struct Crossing<'a> {
+    pub keys: &'a [String],
+    pub rows: &'a [Comparison],
+}
+
 /// Writes `report.md`, `groups.csv`, `comparisons.csv`, `variance.csv`, `curves.{svg,png}` and
-/// `forest.{svg,png}` into `out`.
+/// `forest.{svg,png}` into `out`, and `crossed.csv` with a crossing.
 pub fn write(
     studies: &[Study],
     comparisons: &[Comparison],
+    crossing: Option<&Crossing>,
     out: &Path,
     command: &str,
 ) -> Result<Vec<PathBuf>> {
@@ -454,7 +461,8 @@ pub fn write(
         (
             "report.md",
             (render_markdown(studies, &groups, comparisons, command)
-                + &test_set::render_markdown(comparisons, &variance))
+                + &test_set::render_markdown(comparisons, &variance)
+                + &crossing.map_or(String::new(), crossed_section))
                 .into_bytes(),
         ),
     ];
@@ -464,6 +472,9 @@ pub fn write(
         arms.extend(tuning_report::arms(&study.sweep)?);
     }
     let mut files = files;
+    if let Some(c) = crossing {
+        files.push(("crossed.csv", comparisons_csv(c.rows)?));
+    }
     files.extend(tuning_report::files(&arms)?);
     files.extend(calibration_report::files(&groups)?);
     files.extend(layers_report::files(&groups)?);
@@ -487,6 +498,23 @@ pub fn write(
         written.push(path);
     }
     Ok(written)
+}
+
+/// The crossing's section of report.md: what it crossed, why it is a family of its own, its rows.
+fn crossed_section(c: &Crossing) -> String {
+    let keys: Vec<String> = c.keys.iter().map(|k| format!("`{k}`")).collect();
+    format!(
+        "\n## Crossed after the runs: {}\n\n`--cross` read these keys' crossing out of the variants that differ \
+         from the sweep's base only in them (its base config and tuning, nothing else set): each key's levels are \
+         its variants' resolved values, the baseline's first, and every combination is one variant. Main effects \
+         average over the other keys' levels; an interaction is (μᵢⱼ − μᵢ₀) − (μ₀ⱼ − μ₀₀), tested like a grid's \
+         (paired by seed when every cell ran the same seeds). Declared after the runs, the {} rows below are a \
+         family of their own (Holm within it), so the comparisons above keep their verdicts; the margin is the \
+         sweep's, relative to the baseline's cell. Also in `crossed.csv`.\n\n{}",
+        keys.join(" × "),
+        c.rows.iter().map(|r| r.family).max().unwrap_or(0),
+        render_comparisons(c.rows)
+    )
 }
 
 /// The margins of the report's studies, each with its reason.

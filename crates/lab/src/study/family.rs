@@ -1,6 +1,6 @@
 //! One family: every comparison and contrast of a report, over one sweep or several, corrected together
 //! (Holm), with the simultaneous intervals, MDDs, equivalence bounds and verdicts that depend on the
-//! family's size.
+//! family's size. A crossing declared after the runs (`report --cross`) is a family of its own.
 
 use crate::study::compare::{self, ALPHA, Comparison, POWER, Test, Verdict};
 use crate::study::groups::Study;
@@ -27,6 +27,17 @@ pub fn comparisons(studies: &[Study]) -> Result<Vec<Comparison>> {
         }
         out.extend(contrasts::contrasts(study));
         out.extend(selection::contrasts(study));
+    }
+    family(&mut out);
+    Ok(out)
+}
+
+/// The crossings `report --cross` declares (a main effect or interaction per row), as a family of their own:
+/// declared after the runs, they leave the verdicts of the sweeps' own family as they were.
+pub fn crossings(studies: &[Study], keys: &[String]) -> Result<Vec<Comparison>> {
+    let mut out = vec![];
+    for study in studies {
+        out.extend(contrasts::crossed(study, keys)?);
     }
     family(&mut out);
     Ok(out)
