@@ -19,7 +19,9 @@ and Lakens' four verdicts. The test set's own sampling error, from each run's pr
 each group's test_set_se and variance.csv exactly, each group-vs-reference row's McNemar counts exactly (scipy
 binomtest per seed pair), and its bootstrap interval loosely (it holds Δ over the images, and its width is
 within 20% of the normal approximation 2 · 1.96 · SE); NaN where a run kept no predictions. Exits 1 naming the
-first mismatch."""
+first mismatch. A crossed.csv (`report --cross`) is checked the same way as a family of its own: its cells are
+the variants of sweep.yaml with no base or tune of their own and only crossed keys set, levels from their runs'
+config.yaml, the baseline's first."""
 import csv, gzip, json, math, os, sys, warnings
 import numpy as np
 from scipy import optimize, stats
@@ -324,10 +326,53 @@ def grid_cells(variant_label):
     return cells, levels
 
 
+def sweep_variants(study):
+    """sweep.yaml's variants as (name, has base or tune, keys set), and its baseline (serde_yaml's layout)."""
+    variants, baseline, section, cur_key = [], None, None, None
+    for line in open(os.path.join(sweeps[study], "sweep.yaml")):
+        line = line.rstrip("\n")
+        if line.startswith("baseline: "):
+            baseline = line.split(": ", 1)[1]
+        if not line.startswith(("- ", "  ")):
+            section = line.split(":")[0]
+            continue
+        if section != "variants":
+            continue
+        if line.startswith("- name: "):
+            variants.append([line[len("- name: "):], False, []])
+        elif line.startswith(("  base: ", "  tune: ")) and line.split(": ", 1)[1] != "null":
+            variants[-1][1] = True
+        elif line in ("  base:", "  tune:"):
+            variants[-1][1] = True
+        elif line.startswith("    ") and not line.startswith("     ") and cur_key == "set":
+            variants[-1][2].append(line.strip().split(":")[0])
+        if line.startswith("  ") and not line.startswith("   "):
+            cur_key = line.strip().split(":")[0]
+    return variants, baseline
+
+
+def crossed_cells(study, keys):
+    """The crossing's cells, {group label: {key: value}}, and each key's levels (the baseline's first)."""
+    variants, baseline = sweep_variants(study)
+    members = [n for n, own, set_keys in variants if not own and all(k in keys for k in set_keys)]
+    members.sort(key=lambda n: n != baseline)
+    cells, levels = {}, {k: [] for k in keys}
+    for name in members:
+        label = (f"{study}/" if multi else "") + name
+        run = runs(label)[0]
+        cells[label] = {k: config_value(run, *k.split(".", 1)) for k in keys}
+        for k in keys:
+            if cells[label][k] not in levels[k]:
+                levels[k].append(cells[label][k])
+    return cells, levels
+
+
 def contrast_test(c):
-    """A grid row: its coefficients from its name, then a paired (ttest_1samp) or Welch–Satterthwaite test."""
+    """A grid or crossed row: its coefficients from its name, then a paired (ttest_1samp) or
+    Welch–Satterthwaite test."""
     variant, _, effect = c["group"].partition(": ")
-    cells, levels = grid_cells(variant)
+    study, name = locate(variant)
+    cells, levels = crossed_cells(study, crossed_keys) if name == "crossed" else grid_cells(variant)
     terms = [t.split("=", 1) for t in effect.split(" × ")]
     n = len(cells)
     weight = n / math.prod(len(levels[k]) for k, _ in terms)
@@ -368,62 +413,72 @@ for c in comparisons:
         if not pairs or not all(same_run(x, y) for x, y in pairs):
             sys.exit(f"{c['group']}: called identical, but its runs are not all its reference's")
 
-tested = [c for c in comparisons if c["verdict"] not in ("identical runs (not tested)", "too few runs")]
-family = len(tested)
-alpha = 0.05 / max(family, 1)
-p_raw, tost_raw, gap_raw = [], [], []
-metric_raw = {"ece": [], "nll": []}
-for c in tested:
-    if " @ " in c["group"]:
-        t, tost, g = selection_test(c)
-    else:
-        t, tost, g = contrast_test(c) if c["test"].endswith("contrast") else pair_test(c)
-    name = c["group"]
-    close(f"{name} delta", c["delta"], t.estimate)
-    low, high = t.interval(0.95)
-    close(f"{name} ci_low", c["ci_low"], low)
-    close(f"{name} ci_high", c["ci_high"], high)
-    close(f"{name} p", c["p"], t.p)
-    close(f"{name} tost_p", c["tost_p"], tost)
-    low, high = t.interval(1 - alpha)
-    close(f"{name} sim_low", c["sim_low"], low)
-    close(f"{name} sim_high", c["sim_high"], high)
-    close(f"{name} equivalent_within", c["equivalent_within"], max(map(abs, t.interval(1 - 2 * alpha))))
-    close(f"{name} mdd", c["mdd"], (stats.t.ppf(1 - alpha / 2, t.df) + stats.t.ppf(0.8, t.df)) * t.se)
-    close(f"{name} gap_delta", c["gap_delta"], g.estimate if g else math.nan)
-    close(f"{name} gap_p", c["gap_p"], g.p if g else math.nan)
-    close(f"{name} family", c["family"], family)
-    for what in ("ece", "nll"):
-        m = None if c["test"].endswith("contrast") or " @ " in name else metric_test(c, what)
-        close(f"{name} {what}_delta", c[f"{what}_delta"], m.estimate if m else math.nan)
-        close(f"{name} {what}_p", c[f"{what}_p"], m.p if m else math.nan)
-        metric_raw[what].append(m.p if m else math.nan)
-    p_raw.append(t.p)
-    tost_raw.append(tost)
-    gap_raw.append(g.p if g else math.nan)
-    checked += 1
-if tested:
-    holm = lambda ps: multipletests(ps, method="holm")[1]
-    def holm_known(raw):
-        """Holm over the p-values that exist (NaN where a row has none), as lenet5's own families."""
-        known = [i for i, p in enumerate(raw) if not math.isnan(p)]
-        out = [math.nan] * len(raw)
-        for i, p in zip(known, holm([raw[i] for i in known]) if known else []):
-            out[i] = p
-        return out
+crossed = rows("crossed.csv") if os.path.exists(os.path.join(report_dir, "crossed.csv")) else []
+# The crossed keys, from its rows' names (`crossed: key=value × key=value`).
+crossed_keys = sorted({t.split("=", 1)[0] for c in crossed for t in c["group"].partition(": ")[2].split(" × ")})
+def check_family(comparisons):
+    """Every tested row of one family (comparisons.csv, or crossed.csv), its Holm columns and verdicts."""
+    counted = 0
+    tested = [c for c in comparisons if c["verdict"] not in ("identical runs (not tested)", "too few runs")]
+    family = len(tested)
+    alpha = 0.05 / max(family, 1)
+    p_raw, tost_raw, gap_raw = [], [], []
+    metric_raw = {"ece": [], "nll": []}
+    for c in tested:
+        if " @ " in c["group"]:
+            t, tost, g = selection_test(c)
+        else:
+            t, tost, g = contrast_test(c) if c["test"].endswith("contrast") else pair_test(c)
+        name = c["group"]
+        close(f"{name} delta", c["delta"], t.estimate)
+        low, high = t.interval(0.95)
+        close(f"{name} ci_low", c["ci_low"], low)
+        close(f"{name} ci_high", c["ci_high"], high)
+        close(f"{name} p", c["p"], t.p)
+        close(f"{name} tost_p", c["tost_p"], tost)
+        low, high = t.interval(1 - alpha)
+        close(f"{name} sim_low", c["sim_low"], low)
+        close(f"{name} sim_high", c["sim_high"], high)
+        close(f"{name} equivalent_within", c["equivalent_within"], max(map(abs, t.interval(1 - 2 * alpha))))
+        close(f"{name} mdd", c["mdd"], (stats.t.ppf(1 - alpha / 2, t.df) + stats.t.ppf(0.8, t.df)) * t.se)
+        close(f"{name} gap_delta", c["gap_delta"], g.estimate if g else math.nan)
+        close(f"{name} gap_p", c["gap_p"], g.p if g else math.nan)
+        close(f"{name} family", c["family"], family)
+        for what in ("ece", "nll"):
+            m = None if c["test"].endswith("contrast") or " @ " in name else metric_test(c, what)
+            close(f"{name} {what}_delta", c[f"{what}_delta"], m.estimate if m else math.nan)
+            close(f"{name} {what}_p", c[f"{what}_p"], m.p if m else math.nan)
+            metric_raw[what].append(m.p if m else math.nan)
+        p_raw.append(t.p)
+        tost_raw.append(tost)
+        gap_raw.append(g.p if g else math.nan)
+        counted += 1
+    if tested:
+        holm = lambda ps: multipletests(ps, method="holm")[1]
+        def holm_known(raw):
+            """Holm over the p-values that exist (NaN where a row has none), as lenet5's own families."""
+            known = [i for i, p in enumerate(raw) if not math.isnan(p)]
+            out = [math.nan] * len(raw)
+            for i, p in zip(known, holm([raw[i] for i in known]) if known else []):
+                out[i] = p
+            return out
 
-    gap_holm = holm_known(gap_raw)
-    for what in ("ece", "nll"):
-        for c, ph in zip(tested, holm_known(metric_raw[what])):
-            close(f"{c['group']} {what}_p_holm", c[f"{what}_p_holm"], ph)
-    for c, ph, th, gh in zip(tested, holm(p_raw), holm(tost_raw), gap_holm):
-        close(f"{c['group']} p_holm", c["p_holm"], ph)
-        close(f"{c['group']} tost_p_holm", c["tost_p_holm"], th)
-        close(f"{c['group']} gap_p_holm", c["gap_p_holm"], gh)
-        verdict = {(True, False): "differs", (True, True): "negligible", (False, True): "equivalent",
-                   (False, False): "inconclusive"}[(ph < 0.05, th < 0.05)]
-        if c["verdict"] != verdict:
-            sys.exit(f"{c['group']}: verdict {c['verdict']}, the rules say {verdict}")
+        gap_holm = holm_known(gap_raw)
+        for what in ("ece", "nll"):
+            for c, ph in zip(tested, holm_known(metric_raw[what])):
+                close(f"{c['group']} {what}_p_holm", c[f"{what}_p_holm"], ph)
+        for c, ph, th, gh in zip(tested, holm(p_raw), holm(tost_raw), gap_holm):
+            close(f"{c['group']} p_holm", c["p_holm"], ph)
+            close(f"{c['group']} tost_p_holm", c["tost_p_holm"], th)
+            close(f"{c['group']} gap_p_holm", c["gap_p_holm"], gh)
+            verdict = {(True, False): "differs", (True, True): "negligible", (False, True): "equivalent",
+                       (False, False): "inconclusive"}[(ph < 0.05, th < 0.05)]
+            if c["verdict"] != verdict:
+                sys.exit(f"{c['group']}: verdict {c['verdict']}, the rules say {verdict}")
+    return counted
+
+
+checked += check_family(comparisons) + check_family(crossed)
 
 
 def correct(run):

@@ -211,16 +211,32 @@ fn reproduce(
     out: &std::path::Path,
     python: Option<&str>,
 ) -> Vec<String> {
+    reproduce_crossed(sweeps, &[], committed, out, python)
+}
+
+/// [`reproduce`] with `--cross KEYS` (crossed.csv held to the committed one too, when there are keys).
+fn reproduce_crossed(
+    sweeps: &[std::path::PathBuf],
+    cross: &[&str],
+    committed: &std::path::Path,
+    out: &std::path::Path,
+    python: Option<&str>,
+) -> Vec<String> {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let shown: Vec<String> = sweeps.iter().map(|s| s.display().to_string()).collect();
     let mut args = vec!["report".to_string()];
     args.extend(shown.iter().cloned());
     args.extend(["--out".into(), out.display().to_string()]);
+    if !cross.is_empty() {
+        args.push("--cross".into());
+        args.extend(cross.iter().map(|k| k.to_string()));
+    }
     ok(lenet5(
         root,
         &args.iter().map(String::as_str).collect::<Vec<_>>(),
     ));
-    for file in ["groups.csv", "comparisons.csv"] {
+    let crossed = (!cross.is_empty()).then_some("crossed.csv");
+    for file in ["groups.csv", "comparisons.csv"].into_iter().chain(crossed) {
         let read = |p: std::path::PathBuf| std::fs::read_to_string(p).unwrap();
         assert!(
             read(out.join(file)) == read(committed.join(file)),
@@ -301,24 +317,33 @@ fn the_tuned_studies_hold_to_scipy_and_statsmodels() {
         "the_tuned_studies_hold_to_scipy_and_statsmodels",
         "scipy, statsmodels",
     );
-    // (study, sweep directory, arms compared with a reference + checkpoint-selection rows)
+    // (study, sweep directory, --cross keys, arms compared with a reference + checkpoint-selection rows)
+    let crossing: &[&str] = &["model.activation", "model.pooling"];
     let studies = [
-        ("results/study-tuned", "mnist", 24 + 25),
-        ("results/study-tuned-fashion", "fashion-mnist", 5 + 6),
+        ("results/study-tuned", "mnist", crossing, 24 + 25),
+        ("results/study-tuned-fashion", "fashion-mnist", &[], 5 + 6),
         (
             "results/study-tuned-fashion-regularizers",
             "fashion-mnist",
+            &[],
             4 + 5,
         ),
-        ("results/study-tuned-fashion-45", "fashion-mnist", 3 + 4),
-        ("results/study-tuned-regularizers", "mnist", 3 + 4),
+        (
+            "results/study-tuned-fashion-45",
+            "fashion-mnist",
+            &[],
+            3 + 4,
+        ),
+        ("results/study-tuned-regularizers", "mnist", &[], 3 + 4),
     ];
-    for (name, sweep, rows) in studies {
+    for (name, sweep, cross, rows) in studies {
         let study = root.join(name);
-        let verdicts = reproduce(
+        let out = scratch(&name.replace("results/", ""));
+        let verdicts = reproduce_crossed(
             &[study.join(sweep)],
+            cross,
             &study.join("report"),
-            &scratch(&name.replace("results/", "")),
+            &out,
             python.as_deref(),
         );
         assert_eq!(verdicts.len(), rows, "{sweep}: {verdicts:?}");
@@ -326,6 +351,10 @@ fn the_tuned_studies_hold_to_scipy_and_statsmodels() {
             verdicts.iter().any(|v| v == "differs"),
             "{sweep}: {verdicts:?}"
         );
+        if !cross.is_empty() {
+            // Two activations against ReLU, max pooling, and two interactions with it.
+            assert_eq!(read_csv(&out.join("crossed.csv")).len(), 1 + 5);
+        }
     }
     // The MNIST study and its regularizer arms as one family (two sweeps both called mnist: each is
     // named parent/mnist).
@@ -353,6 +382,54 @@ fn the_tuned_studies_hold_to_scipy_and_statsmodels() {
     );
     assert_eq!(verdicts.len(), 2 * (8 + 8), "{verdicts:?}");
     assert!(verdicts.iter().any(|v| v == "negligible"), "{verdicts:?}");
+}
+
+/// `report --cross` refuses, in one line and before writing anything, keys that are not config keys or are
+/// given twice, run directories instead of sweeps, and a sweep whose variants do not cross the keys.
+#[test]
+fn a_crossing_that_cannot_be_read_is_refused_in_one_line() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = scratch("crossing_refused").join("report");
+    let sweep = root.join("results/study-tuned/mnist");
+    let run = root.join("results/runs/relu_adam");
+    let cases: [(Vec<&str>, String); 4] = [
+        (
+            vec!["model.activation", "model.pool"],
+            "Error: --cross model.pool: not a config key".into(),
+        ),
+        (
+            vec!["model.pooling", "model.pooling"],
+            "Error: --cross model.pooling: given twice".into(),
+        ),
+        (
+            vec!["model.activation", "model.init"],
+            format!(
+                "Error: {}: --cross: no variant has model.activation=tanh, model.init=default and the base \
+                 otherwise",
+                sweep.display()
+            ),
+        ),
+        (
+            vec!["model.activation", "model.pooling"],
+            "Error: --cross tests a crossing over a sweep's variants: give sweep directories"
+                .into(),
+        ),
+    ];
+    for (i, (keys, want)) in cases.iter().enumerate() {
+        let dir = if i == 3 { &run } else { &sweep };
+        let mut args = vec![
+            "report",
+            dir.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--cross",
+        ];
+        args.extend(keys);
+        let refused = lenet5(root, &args);
+        assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+        assert_eq!(stderr(&refused).trim(), want);
+        assert!(!out.exists(), "{keys:?} wrote {}", out.display());
+    }
 }
 
 /// Reads a report's CSV: the header, then the rows.
