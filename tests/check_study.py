@@ -351,16 +351,44 @@ def sweep_variants(study):
     return variants, baseline
 
 
+def config_level(run, key):
+    """A dotted key's value in config.yaml as lenet5 names a level: the value, or a section as {k: v, ...}."""
+    stack, entries = [], []  # stack: (indent, name) of the sections the line is in
+    for line in open(os.path.join(run, "config.yaml")):
+        text = line.split("#")[0].rstrip()
+        if not text.strip():
+            continue
+        indent = len(text) - len(text.lstrip())
+        while stack and stack[-1][0] >= indent:
+            stack.pop()
+        name, _, value = text.strip().partition(":")
+        path = ".".join([n for _, n in stack] + [name])
+        if not value.strip():
+            stack.append((indent, name))
+        entries.append((path, value.strip()))
+    values = dict(entries)
+    if values.get(key):
+        return values[key]
+
+    def section(prefix):
+        children = [p for p, _ in entries if p.startswith(prefix + ".") and "." not in p[len(prefix) + 1:]]
+        parts = [f"{p[len(prefix) + 1:]}: {values[p] if values[p] else section(p)}" for p in children]
+        return "{" + ", ".join(parts) + "}"
+
+    return section(key)
+
+
 def crossed_cells(study, keys):
     """The crossing's cells, {group label: {key: value}}, and each key's levels (the baseline's first)."""
     variants, baseline = sweep_variants(study)
-    members = [n for n, own, set_keys in variants if not own and all(k in keys for k in set_keys)]
+    within = lambda k, c: k == c or k.startswith(c + ".")
+    members = [n for n, own, set_keys in variants if not own and all(any(within(k, c) for c in keys) for k in set_keys)]
     members.sort(key=lambda n: n != baseline)
     cells, levels = {}, {k: [] for k in keys}
     for name in members:
         label = (f"{study}/" if multi else "") + name
         run = runs(label)[0]
-        cells[label] = {k: config_value(run, *k.split(".", 1)) for k in keys}
+        cells[label] = {k: config_level(run, k) for k in keys}
         for k in keys:
             if cells[label][k] not in levels[k]:
                 levels[k].append(cells[label][k])

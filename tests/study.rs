@@ -395,11 +395,11 @@ fn a_crossing_that_cannot_be_read_is_refused_in_one_line() {
     let cases: [(Vec<&str>, String); 4] = [
         (
             vec!["model.activation", "model.pool"],
-            "Error: --cross model.pool: not a config key".into(),
+            "Error: --cross model.pool: not a config key or section".into(),
         ),
         (
-            vec!["model.pooling", "model.pooling"],
-            "Error: --cross model.pooling: given twice".into(),
+            vec!["data.augment", "data.augment.rotate"],
+            "Error: --cross data.augment.rotate: the same key as data.augment, or inside it".into(),
         ),
         (
             vec!["model.activation", "model.init"],

@@ -716,17 +716,20 @@ pub fn study_report(dirs: &[PathBuf], cross: &[String], out: &Path) -> Result<St
     })
 }
 
-/// `--cross` keys (clap asks for two or more): distinct config keys.
+/// `--cross` keys (clap asks for two or more): config keys or sections, none inside another.
 fn check_cross(cross: &[String]) -> Result<()> {
+    use lenet5_lab::config::within;
     let known = lenet5_lab::config::keys();
     for (i, key) in cross.iter().enumerate() {
-        if !known.contains(key) {
+        if !known.iter().any(|k| within(k, key)) {
             return Err(UsageError::error(format!(
-                "--cross {key}: not a config key"
+                "--cross {key}: not a config key or section"
             )));
         }
-        if cross[..i].contains(key) {
-            return Err(UsageError::error(format!("--cross {key}: given twice")));
+        if let Some(other) = cross[..i].iter().find(|c| within(key, c) || within(c, key)) {
+            return Err(UsageError::error(format!(
+                "--cross {key}: the same key as {other}, or inside it"
+            )));
         }
     }
     Ok(())

@@ -265,3 +265,31 @@ fn a_crossing_with_a_cell_missing_or_twice_is_refused_naming_it() {
          model.init do not vary it"
     );
 }
+
+#[test]
+fn a_crossed_key_may_be_a_section_named_by_its_values() {
+    let variants = "  - {name: base_cell}\n  - {name: relu_max, set: {model.pooling: max}}\n\
+        \x20 - {name: tanh_avg, set: {data.augment.rotate: 10.0}}\n\
+        \x20 - {name: tanh_max, set: {data.augment.rotate: 10.0, model.pooling: max}}\n";
+    let mut study = variants_study(variants, vec![]);
+    for g in study
+        .groups
+        .iter_mut()
+        .filter(|g| g.name.starts_with("tanh"))
+    {
+        for r in &mut g.runs {
+            (r.config.model.activation, r.config.data.augment.rotate) = (Activation::Relu, 10.0);
+        }
+    }
+    let keys = ["model.pooling".to_string(), "data.augment".to_string()];
+    let rows = contrasts::crossed(&study, &keys).unwrap();
+    let none = "{translate: 0.0, scale: 0.0, squeeze: 0.0, shear: 0.0, rotate: 0.0}";
+    let rotate = "{translate: 0.0, scale: 0.0, squeeze: 0.0, shear: 0.0, rotate: 10.0}";
+    assert_eq!(rows[1].group, format!("crossed: data.augment={rotate}"));
+    assert_eq!(rows[1].reference, format!("crossed: data.augment={none}"));
+    assert_eq!(
+        rows[2].group,
+        format!("crossed: model.pooling=max × data.augment={rotate}")
+    );
+    assert_eq!(rows[2].test, Test::PairedContrast);
+}

@@ -84,6 +84,12 @@ pub fn apply(config: &Config, overrides: &[Override], origin: &str) -> Result<Co
     from_tree(serde_yaml::to_value(config)?, overrides, origin)
 }
 
+/// Whether the dotted `key` is `section` or lies inside it (`data.augment.rotate` in `data.augment`).
+pub fn within(key: &str, section: &str) -> bool {
+    key.strip_prefix(section)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
+}
+
 /// Every config key as a dotted path (`optimizer.lr`), in the order of [`DEFAULTS_YAML`].
 pub fn keys() -> Vec<String> {
     fn walk(node: &Value, prefix: &str, out: &mut Vec<String>) {

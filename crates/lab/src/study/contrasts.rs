@@ -8,7 +8,7 @@
 //! [`crossed`] reads the same design out of variants (`report --cross KEY KEY…`), for a sweep that listed
 //! the crossing's cells one by one instead of as a `grid:`.
 
-use crate::config::scalar;
+use crate::config::{scalar, within};
 use crate::study::compare::{self, Comparison, Test};
 use crate::study::groups::{Group, Study};
 use crate::study::identity;
@@ -69,8 +69,9 @@ pub fn contrasts(study: &Study) -> Vec<Comparison> {
 
 /// The main effects and two-way interactions of `keys` over the variants that differ from the sweep's base
 /// only in them: a variant belongs when it has the sweep's base config and tuning and its `set:` names
-/// nothing but crossed keys. Each key's levels are its members' resolved values, the baseline's first (else
-/// the first member's); every combination must be exactly one variant. Rows are named `crossed: …`.
+/// nothing but crossed keys or keys inside them (a key may be a section: `data.augment`). Each key's levels
+/// are its members' resolved values, the baseline's first (else the first member's); every combination must
+/// be exactly one variant. Rows are named `crossed: …`.
 pub fn crossed(study: &Study, keys: &[String]) -> Result<Vec<Comparison>> {
     let spec = &study.sweep.spec;
     let dir = study.sweep.dir.display();
@@ -89,7 +90,7 @@ pub fn crossed(study: &Study, keys: &[String]) -> Result<Vec<Comparison>> {
             bail!("{dir}: --cross: variant {} has no finished runs", v.name);
         };
         let config = serde_yaml::to_value(&group.runs[0].config)?;
-        let values = keys.iter().map(|k| scalar(&value_at(&config, k))).collect();
+        let values = keys.iter().map(|k| level(&value_at(&config, k))).collect();
         points.push((values, group));
     }
     // The origin (every key at its first level) is the baseline's cell, where it is one.
@@ -112,10 +113,27 @@ pub fn crossed(study: &Study, keys: &[String]) -> Result<Vec<Comparison>> {
         .collect())
 }
 
-/// Whether `v` is a cell of the crossing of `keys`: the sweep's base and tuning, and only crossed keys set.
+/// Whether `v` is a cell of the crossing of `keys`: the sweep's base and tuning, and only crossed keys (or
+/// keys inside a crossed section) set.
 fn member(v: &VariantSpec, keys: &[String]) -> bool {
-    let crossed = |k: &Value| k.as_str().is_some_and(|k| keys.iter().any(|c| c == k));
+    let crossed = |k: &Value| {
+        k.as_str()
+            .is_some_and(|k| keys.iter().any(|c| within(k, c)))
+    };
     v.base.is_none() && v.tune.is_none() && v.set.keys().all(crossed)
+}
+
+/// A level as a row names it: a value as an override writes it, a section as `{key: value, …}`.
+fn level(v: &Value) -> String {
+    match v {
+        Value::Mapping(m) => {
+            let entries = m
+                .iter()
+                .map(|(k, v)| format!("{}: {}", scalar(k), level(v)));
+            format!("{{{}}}", entries.collect::<Vec<_>>().join(", "))
+        }
+        _ => scalar(v),
+    }
 }
 
 /// A resolved config's value at a dotted key (null where it has none).
