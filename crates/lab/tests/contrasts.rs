@@ -58,26 +58,16 @@ const D: [f64; 3] = [0.9860, 0.9870, 0.9855];
 
 #[test]
 fn an_interaction_over_cells_of_unequal_seeds_is_a_welch_contrast() {
-    let spec: sweep::SweepFile = serde_yaml::from_str(
-        "seeds: 1\ngrid:\n  model.pooling: [avg, max]\n  optimizer.lr: [0.001, 0.01]\n",
-    )
-    .unwrap();
-    let runs = sweep::expand(&spec).unwrap();
     let name = |pooling: &str, lr: &str| format!("base,model.pooling={pooling},optimizer.lr={lr}");
-    let study = Study {
-        name: String::new(),
-        sweep: sweep::Sweep {
-            dir: "unused".into(),
-            spec,
-            runs,
-        },
-        groups: vec![
+    let study = study_of(
+        "seeds: 1\ngrid:\n  model.pooling: [avg, max]\n  optimizer.lr: [0.001, 0.01]\n",
+        vec![
             group(&name("avg", "0.001"), &A),
             group(&name("avg", "0.01"), &B),
             group(&name("max", "0.001"), &C),
             group(&name("max", "0.01"), &D),
         ],
-    };
+    );
     let rows = contrasts::contrasts(&study);
     let names: Vec<&str> = rows.iter().map(|r| r.group.as_str()).collect();
     assert_eq!(
@@ -135,19 +125,10 @@ const P: [[f64; 5]; 4] = [
     [0.9873, 0.9866, 0.9871, 0.9874, 0.9860],
 ];
 
-fn variants_study(variants: &str, extra: Vec<Group>) -> Study {
-    let spec: sweep::SweepFile = serde_yaml::from_str(&format!(
-        "seeds: 5\nbaseline: base_cell\nequivalence_margin: 0.1\nvariants:\n{variants}"
-    ))
-    .unwrap();
+/// A study of the sweep file `yaml` (in directory `sweepdir`) whose groups are `groups`.
+fn study_of(yaml: &str, groups: Vec<Group>) -> Study {
+    let spec: sweep::SweepFile = serde_yaml::from_str(yaml).unwrap();
     let runs = sweep::expand(&spec).unwrap();
-    let mut groups = vec![
-        cell("base_cell", Activation::Relu, Pooling::Avg, &P[0]),
-        cell("relu_max", Activation::Relu, Pooling::Max, &P[1]),
-        cell("tanh_avg", Activation::Tanh, Pooling::Avg, &P[2]),
-        cell("tanh_max", Activation::Tanh, Pooling::Max, &P[3]),
-    ];
-    groups.extend(extra);
     let sweep = sweep::Sweep {
         dir: "sweepdir".into(),
         spec,
@@ -158,6 +139,20 @@ fn variants_study(variants: &str, extra: Vec<Group>) -> Study {
         sweep,
         groups,
     }
+}
+
+/// The four activation × pooling cells as `variants`, and the `extra` groups.
+fn variants_study(variants: &str, extra: Vec<Group>) -> Study {
+    let yaml =
+        format!("seeds: 5\nbaseline: base_cell\nequivalence_margin: 0.1\nvariants:\n{variants}");
+    let mut groups = vec![
+        cell("base_cell", Activation::Relu, Pooling::Avg, &P[0]),
+        cell("relu_max", Activation::Relu, Pooling::Max, &P[1]),
+        cell("tanh_avg", Activation::Tanh, Pooling::Avg, &P[2]),
+        cell("tanh_max", Activation::Tanh, Pooling::Max, &P[3]),
+    ];
+    groups.extend(extra);
+    study_of(&yaml, groups)
 }
 
 const CROSSED: &str = "  - {name: tanh_avg, set: {model.activation: tanh}}\n  - {name: base_cell}\n\
@@ -177,26 +172,16 @@ fn a_crossing_of_variants_is_the_grid_it_would_have_been() {
     let keys = ["model.activation".to_string(), "model.pooling".to_string()];
     let crossed = contrasts::crossed(&study, &keys).unwrap();
     // The same cells as a grid.
-    let spec: sweep::SweepFile = serde_yaml::from_str(
-        "seeds: 5\nequivalence_margin: 0.1\ngrid:\n  model.activation: [relu, tanh]\n  model.pooling: [avg, max]\n",
-    )
-    .unwrap();
-    let runs = sweep::expand(&spec).unwrap();
     let name = |a: &str, p: &str| format!("base,model.activation={a},model.pooling={p}");
-    let grid = Study {
-        name: String::new(),
-        sweep: sweep::Sweep {
-            dir: "grid".into(),
-            spec,
-            runs,
-        },
-        groups: vec![
+    let grid = study_of(
+        "seeds: 5\nequivalence_margin: 0.1\ngrid:\n  model.activation: [relu, tanh]\n  model.pooling: [avg, max]\n",
+        vec![
             group(&name("relu", "avg"), &P[0]),
             group(&name("relu", "max"), &P[1]),
             group(&name("tanh", "avg"), &P[2]),
             group(&name("tanh", "max"), &P[3]),
         ],
-    };
+    );
     let rows = contrasts::contrasts(&grid);
     let names: Vec<&str> = crossed.iter().map(|r| r.group.as_str()).collect();
     assert_eq!(
