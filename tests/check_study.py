@@ -22,7 +22,7 @@ within 20% of the normal approximation 2 · 1.96 · SE); NaN where a run kept no
 first mismatch. A crossed.csv (`report --cross`) is checked the same way as a family of its own: its cells are
 the variants of sweep.yaml with no base or tune of their own and only crossed keys set, levels from their runs'
 config.yaml, the baseline's first."""
-import csv, gzip, json, math, os, sys, warnings
+import csv, gzip, json, math, os, re, sys, warnings
 import numpy as np
 from scipy import optimize, stats
 from statsmodels.stats.multitest import multipletests
@@ -327,35 +327,35 @@ def grid_cells(variant_label):
 
 
 def sweep_variants(study):
-    """sweep.yaml's variants as (name, has base or tune, keys set), and its baseline (serde_yaml's layout)."""
-    variants, baseline, section, cur_key = [], None, None, None
+    """sweep.yaml's variants as [name, has base or tune of its own, keys set], and its baseline (the layout
+    serde_yaml writes: `- name:` items, two-space fields, `set:` keys at four spaces, lists as `- ` items)."""
+    unquote = lambda text: text.strip().strip("'\"")
+    variants, baseline, section, field = [], None, None, None
     for line in open(os.path.join(sweeps[study], "sweep.yaml")):
         line = line.rstrip("\n")
         if line.startswith("baseline: "):
-            baseline = line.split(": ", 1)[1]
+            baseline = unquote(line.split(": ", 1)[1])
         if not line.startswith(("- ", "  ")):
             section = line.split(":")[0]
             continue
         if section != "variants":
             continue
         if line.startswith("- name: "):
-            variants.append([line[len("- name: "):], False, []])
-        elif line.startswith(("  base: ", "  tune: ")) and line.split(": ", 1)[1] != "null":
-            variants[-1][1] = True
-        elif line in ("  base:", "  tune:"):
-            variants[-1][1] = True
-        elif line.startswith("    ") and not line.startswith("     ") and cur_key == "set":
-            variants[-1][2].append(line.strip().split(":")[0])
-        if line.startswith("  ") and not line.startswith("   "):
-            cur_key = line.strip().split(":")[0]
+            variants.append([unquote(line[len("- name: "):]), False, []])
+        elif re.match(r"  \S", line):
+            field, _, value = line.strip().partition(":")
+            if field in ("base", "tune") and value.strip() != "null":
+                variants[-1][1] = True
+        elif field == "set" and re.match(r"    [^\s-]", line):
+            variants[-1][2].append(unquote(line.strip().split(":")[0]))
     return variants, baseline
 
 
-def config_level(run, key):
-    """A dotted key's value in config.yaml as lenet5 names a level: the value, or a section as {k: v, ...}."""
+def config_entries(run):
+    """config.yaml as [(dotted key, value)], a section's own line with an empty value, without comments."""
     stack, entries = [], []  # stack: (indent, name) of the sections the line is in
     for line in open(os.path.join(run, "config.yaml")):
-        text = line.split("#")[0].rstrip()
+        text = re.split(r"\s#", line.rstrip("\n"))[0].rstrip()
         if not text.strip():
             continue
         indent = len(text) - len(text.lstrip())
@@ -366,33 +366,55 @@ def config_level(run, key):
         if not value.strip():
             stack.append((indent, name))
         entries.append((path, value.strip()))
-    values = dict(entries)
-    if values.get(key):
-        return values[key]
+    return entries
 
-    def section(prefix):
-        children = [p for p, _ in entries if p.startswith(prefix + ".") and "." not in p[len(prefix) + 1:]]
-        parts = [f"{p[len(prefix) + 1:]}: {values[p] if values[p] else section(p)}" for p in children]
-        return "{" + ", ".join(parts) + "}"
 
-    return section(key)
+def config_level(run, key, set_keys):
+    """A crossed key's level in a run's config.yaml: its value, or for a section {name: value, ...} over the
+    keys inside it that some cell sets, in the file's order."""
+    within = lambda k, c: k == c or k.startswith(c + ".")
+    entries = config_entries(run)
+    inside = [(p, v) for p, v in entries if p != key and within(p, key) and p in set_keys]
+    if key in set_keys or not inside:
+        return dict(entries)[key]
+    return "{" + ", ".join(f"{p[len(key) + 1:]}: {v}" for p, v in inside) + "}"
+
+
+def planned_run(label):
+    """A run directory of the group, finished or not (its config.yaml is the group's)."""
+    study, group = locate(label)
+    return os.path.join(sweeps[study], "runs", next(r["id"] for r in manifests[study] if r["group"] == group))
 
 
 def crossed_cells(study, keys):
-    """The crossing's cells, {group label: {key: value}}, and each key's levels (the baseline's first)."""
+    """The crossing's cells, {group label: {key: level}}, and each key's levels (the reference cell's first:
+    the baseline's where it is a cell, else the first cell listed)."""
     variants, baseline = sweep_variants(study)
     within = lambda k, c: k == c or k.startswith(c + ".")
     members = [n for n, own, set_keys in variants if not own and all(any(within(k, c) for c in keys) for k in set_keys)]
     members.sort(key=lambda n: n != baseline)
+    set_keys = {k for n, _, ks in variants if n in members for k in ks}
     cells, levels = {}, {k: [] for k in keys}
     for name in members:
         label = (f"{study}/" if multi else "") + name
-        run = runs(label)[0]
-        cells[label] = {k: config_level(run, k) for k in keys}
+        cells[label] = {k: config_level(planned_run(label), k, set_keys) for k in keys}
         for k in keys:
             if cells[label][k] not in levels[k]:
                 levels[k].append(cells[label][k])
     return cells, levels
+
+
+def sweep_margin(study, reference_accuracy):
+    """The sweep's equivalence margin in points for a reference of this mean accuracy (0.25 when unset)."""
+    for line in open(os.path.join(sweeps[study], "sweep.yaml")):
+        if line.startswith("equivalence_margin: "):
+            text = line.split(": ", 1)[1].strip().strip("'\"")
+            if text == "null":
+                break
+            if text.endswith("%"):
+                return float(text[:-1]) / 100 * (100 - reference_accuracy)
+            return float(text)
+    return 0.25
 
 
 def contrast_test(c):
@@ -413,7 +435,11 @@ def contrast_test(c):
             coefficients[label] = s / weight
     groups = {label: runs(label) for label in coefficients}
     seed_sets = [sorted(seeds(d) for d in rs) for rs in groups.values()]
-    margin = float(c["margin"])
+    origin = next(l for l, point in cells.items() if all(point[k] == levels[k][0] for k in levels))
+    margin = sweep_margin(study, np.mean([accuracy(d) for d in runs(origin)]))
+    close(f"{c['group']} margin", c["margin"], margin)
+    close(f"{c['group']} n", c["n"], sum(len(groups[l]) for l, k in coefficients.items() if k > 0))
+    close(f"{c['group']} n_ref", c["n_ref"], sum(len(groups[l]) for l, k in coefficients.items() if k < 0))
     if all(s == seed_sets[0] for s in seed_sets) and len(seed_sets[0]) >= 2:
         values = []
         for seed in seed_sets[0]:
@@ -423,6 +449,7 @@ def contrast_test(c):
         assert abs(t.p - r.pvalue) < 1e-9
         tost = ttost_paired(np.array(values), np.zeros(len(values)), -margin, margin)[0]
         expected = "paired_contrast"
+        close(f"{c['group']} n_pairs", c["n_pairs"], len(values))
     else:
         t = welch_test([(np.array([accuracy(d) for d in groups[l]]), k) for l, k in coefficients.items()])
         tost = max(stats.t.sf((t.estimate + margin) / t.se, t.df), stats.t.cdf((t.estimate - margin) / t.se, t.df))
@@ -506,6 +533,13 @@ def check_family(comparisons):
     return counted
 
 
+if crossed:
+    # Every main effect and two-way interaction of the crossing, in each sweep: none missing.
+    for study in sweeps:
+        _, lv = crossed_cells(study, crossed_keys)
+        sizes = [len(lv[k]) - 1 for k in crossed_keys]
+        want = sum(sizes) + sum(a * b for i, a in enumerate(sizes) for b in sizes[i + 1:])
+        close(f"{study or 'the sweep'}: crossed rows", sum(locate(c["group"].partition(": ")[0])[0] == study for c in crossed), want)
 checked += check_family(comparisons) + check_family(crossed)
 
 

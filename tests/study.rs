@@ -382,6 +382,19 @@ fn the_tuned_studies_hold_to_scipy_and_statsmodels() {
     );
     assert_eq!(verdicts.len(), 2 * (8 + 8), "{verdicts:?}");
     assert!(verdicts.iter().any(|v| v == "negligible"), "{verdicts:?}");
+    // Its missing cell, dropout × distortions on Fashion-MNIST: the new cell against each single removal,
+    // 4 checkpoint rows, and the crossing (two main effects, one interaction) as a family of its own.
+    let crossed = root.join("results/study-modern-ablation-crossed");
+    let out = scratch("modern_ablation_crossed");
+    let verdicts = reproduce_crossed(
+        &[crossed.join("fashion-mnist")],
+        &["model.dropout", "data.augment"],
+        &crossed.join("report"),
+        &out,
+        python.as_deref(),
+    );
+    assert_eq!(verdicts.len(), 2 + 4, "{verdicts:?}");
+    assert_eq!(read_csv(&out.join("crossed.csv")).len(), 1 + 3);
 }
 
 /// `report --cross` refuses, in one line and before writing anything, keys that are not config keys or are
@@ -430,6 +443,26 @@ fn a_crossing_that_cannot_be_read_is_refused_in_one_line() {
         assert_eq!(stderr(&refused).trim(), want);
         assert!(!out.exists(), "{keys:?} wrote {}", out.display());
     }
+}
+
+/// A report without `--cross` into a directory that held one's crossing removes its crossed.csv: what the
+/// directory holds is this report's.
+#[test]
+fn a_report_without_a_crossing_leaves_none_behind() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = scratch("crossing_stale").join("report");
+    let sweep = root.join("results/study-tuned/mnist");
+    let (sweep, out_arg) = (sweep.to_str().unwrap(), out.to_str().unwrap());
+    let cross = ["--cross", "model.activation", "model.pooling"];
+    ok(lenet5(
+        root,
+        &[&["report", sweep, "--out", out_arg][..], &cross].concat(),
+    ));
+    assert!(out.join("crossed.csv").exists());
+    ok(lenet5(root, &["report", sweep, "--out", out_arg]));
+    assert!(!out.join("crossed.csv").exists());
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(!report.contains("Crossed after the runs"));
 }
 
 /// Reads a report's CSV: the header, then the rows.

@@ -472,8 +472,10 @@ pub fn write(
         arms.extend(tuning_report::arms(&study.sweep)?);
     }
     let mut files = files;
-    if let Some(c) = crossing {
-        files.push(("crossed.csv", comparisons_csv(c.rows)?));
+    match crossing {
+        Some(c) => files.push(("crossed.csv", comparisons_csv(c.rows)?)),
+        // A crossing from an earlier report into the same directory is not this report's.
+        None => remove_stale(&out.join("crossed.csv"))?,
     }
     files.extend(tuning_report::files(&arms)?);
     files.extend(calibration_report::files(&groups)?);
@@ -503,18 +505,32 @@ pub fn write(
 /// The crossing's section of report.md: what it crossed, why it is a family of its own, its rows.
 fn crossed_section(c: &Crossing) -> String {
     let keys: Vec<String> = c.keys.iter().map(|k| format!("`{k}`")).collect();
+    let tested = c.rows.iter().filter(|r| r.estimate.is_some()).count();
     format!(
         "\n## Crossed after the runs: {}\n\n`--cross` read these keys' crossing out of the variants that differ \
-         from the sweep's base only in them (its base config and tuning, nothing else set): each key's levels are \
-         its variants' resolved values, the baseline's first, and every combination is one variant. Main effects \
-         average over the other keys' levels; an interaction is (μᵢⱼ − μᵢ₀) − (μ₀ⱼ − μ₀₀), tested like a grid's \
-         (paired by seed when every cell ran the same seeds). Declared after the runs, the {} rows below are a \
-         family of their own (Holm within it), so the comparisons above keep their verdicts; the margin is the \
-         sweep's, relative to the baseline's cell. Also in `crossed.csv`.\n\n{}",
+         from the sweep's base only in them (its base config and tuning, nothing else set; a section's level is \
+         the values its cells set inside it): the reference cell is the baseline's where the baseline is one, \
+         else the first such variant listed, and every combination is one variant. Main effects average over \
+         the other keys' levels; an interaction is (μᵢⱼ − μᵢ₀) − (μ₀ⱼ − μ₀₀), tested like a grid's (paired by \
+         seed when every cell ran the same seeds). The {tested} tested rows of the {} below are a family of \
+         their own (Holm within it), apart from the comparisons above, whose verdicts they leave as they were: \
+         a crossing declared after its runs were read is exploratory, and pooled with the comparisons above its \
+         rows would be corrected more. The margin is the sweep's, relative to the reference cell. Also in \
+         `crossed.csv`.\n\n{}",
         keys.join(" × "),
-        c.rows.iter().map(|r| r.family).max().unwrap_or(0),
+        c.rows.len(),
         render_comparisons(c.rows)
     )
+}
+
+/// Removes `path` where it exists.
+fn remove_stale(path: &Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            anyhow::bail!("cannot remove {}: {e}", path.display())
+        }
+        _ => Ok(()),
+    }
 }
 
 /// The margins of the report's studies, each with its reason.

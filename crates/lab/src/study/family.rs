@@ -5,7 +5,7 @@
 use crate::study::compare::{self, ALPHA, Comparison, POWER, Test, Verdict};
 use crate::study::groups::Study;
 use crate::study::stats;
-use crate::study::{contrasts, selection, test_set};
+use crate::study::{contrasts, crossing, selection, test_set};
 use anyhow::Result;
 
 /// Every comparison of every study, tested as one family.
@@ -37,7 +37,7 @@ pub fn comparisons(studies: &[Study]) -> Result<Vec<Comparison>> {
 pub fn crossings(studies: &[Study], keys: &[String]) -> Result<Vec<Comparison>> {
     let mut out = vec![];
     for study in studies {
-        out.extend(contrasts::crossed(study, keys)?);
+        out.extend(crossing::crossed(study, keys)?);
     }
     family(&mut out);
     Ok(out)

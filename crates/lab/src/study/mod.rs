@@ -1,7 +1,7 @@
 //! Studies: many runs, and what they say together. A sweep file expands into run directories ([`sweep`]),
 //! which run locally ([`exec`]) or as a Slurm job array ([`slurm`]); finished runs become tables and charts
 //! ([`runs`]); a sweep's runs become groups ([`groups`]), each compared with its reference ([`compare`]),
-//! a crossed grid's effects estimated ([`contrasts`]), all of a report's in one family ([`family`]), runs recognised across groups and sweeps
+//! a crossed grid's effects estimated ([`contrasts`]) or a crossing read out of variants ([`crossing`]), all of a report's in one family ([`family`]), runs recognised across groups and sweeps
 //! ([`identity`]) and trained once ([`reuse`]), and the study report renders them ([`analysis`]) with the statistics in [`stats`].
 //! A `tune:` block ([`space`]) runs trials before a variant's seeds ([`tune`]); the report shows them
 //! ([`tuning_report`]); runs that recorded calibration get its section ([`calibration_report`]); runs
@@ -12,6 +12,7 @@ pub mod analysis;
 pub mod calibration_report;
 pub mod compare;
 pub mod contrasts;
+pub mod crossing;
 pub mod exec;
 pub mod family;
 pub mod groups;
