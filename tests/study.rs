@@ -459,6 +459,14 @@ fn a_report_without_a_crossing_leaves_none_behind() {
         &[&["report", sweep, "--out", out_arg][..], &cross].concat(),
     ));
     assert!(out.join("crossed.csv").exists());
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    for part in [
+        "## Crossed after the runs: `model.activation` × `model.pooling`",
+        "The 5 tested rows of the 5 below are a family of their own",
+        "| crossed: model.activation=tanh × model.pooling=max | crossed: model.activation=relu × model.pooling=avg |",
+    ] {
+        assert!(report.contains(part), "{part}");
+    }
     ok(lenet5(root, &["report", sweep, "--out", out_arg]));
     assert!(!out.join("crossed.csv").exists());
     let report = std::fs::read_to_string(out.join("report.md")).unwrap();

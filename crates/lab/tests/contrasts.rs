@@ -278,3 +278,15 @@ fn a_crossed_key_may_be_a_section_named_by_its_values() {
     );
     assert_eq!(rows[2].test, Test::PairedContrast);
 }
+
+#[test]
+fn a_list_valued_level_is_named_as_a_list() {
+    let variants = "  - {name: base_cell}\n  - {name: relu_max, set: {model.pooling: max}}\n\
+        \x20 - {name: tanh_avg, set: {optimizer.betas: [0.8, 0.9]}}\n\
+        \x20 - {name: tanh_max, set: {optimizer.betas: [0.8, 0.9], model.pooling: max}}\n";
+    let study = variants_study(variants, vec![]);
+    let keys = ["optimizer.betas".to_string(), "model.pooling".to_string()];
+    let rows = crossing::crossed(&study, &keys).unwrap();
+    assert_eq!(rows[0].group, "crossed: optimizer.betas=[0.8, 0.9]");
+    assert_eq!(rows[0].reference, "crossed: optimizer.betas=[0.9, 0.999]");
+}

@@ -90,13 +90,10 @@ fn level(resolved: &Value, key: &str, set: &[&str]) -> String {
     format!("{{{}}}", entries.join(", "))
 }
 
-/// A value as a row names it: a scalar as an override writes it, `[a, b]`, `{name: value, …}`.
+/// A value as a row names it: a scalar as an override writes it, a list as `[a, b]` (a sweep sets keys, never
+/// a whole section, so a key's value is never a mapping).
 fn show(v: &Value) -> String {
     match v {
-        Value::Mapping(m) => {
-            let entries = m.iter().map(|(k, v)| format!("{}: {}", scalar(k), show(v)));
-            format!("{{{}}}", entries.collect::<Vec<_>>().join(", "))
-        }
         Value::Sequence(items) => {
             format!(
                 "[{}]",
