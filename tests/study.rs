@@ -454,23 +454,38 @@ fn a_report_without_a_crossing_leaves_none_behind() {
     let sweep = root.join("results/study-tuned/mnist");
     let (sweep, out_arg) = (sweep.to_str().unwrap(), out.to_str().unwrap());
     let cross = ["--cross", "model.activation", "model.pooling"];
-    ok(lenet5(
+    let table = ok(lenet5(
         root,
         &[&["report", sweep, "--out", out_arg][..], &cross].concat(),
+    ));
+    assert!(table.contains(
+        "crossed after the runs (model.activation × model.pooling), a family of its own:"
     ));
     assert!(out.join("crossed.csv").exists());
     let report = std::fs::read_to_string(out.join("report.md")).unwrap();
     for part in [
+        "--cross model.activation model.pooling --out",
         "## Crossed after the runs: `model.activation` × `model.pooling`",
         "The 5 tested rows of the 5 below are a family of their own",
         "| crossed: model.activation=tanh × model.pooling=max | crossed: model.activation=relu × model.pooling=avg |",
     ] {
         assert!(report.contains(part), "{part}");
     }
-    ok(lenet5(root, &["report", sweep, "--out", out_arg]));
+    let table = ok(lenet5(root, &["report", sweep, "--out", out_arg]));
+    assert!(!table.contains("crossed after the runs"));
     assert!(!out.join("crossed.csv").exists());
     let report = std::fs::read_to_string(out.join("report.md")).unwrap();
-    assert!(!report.contains("Crossed after the runs"));
+    assert!(!report.contains("Crossed after the runs") && !report.contains("--cross"));
+    // What cannot be removed is said, not passed over.
+    std::fs::create_dir(out.join("crossed.csv")).unwrap();
+    let refused = lenet5(root, &["report", sweep, "--out", out_arg]);
+    assert_ne!(refused.status.code(), Some(0));
+    let crossed = out.join("crossed.csv");
+    assert!(
+        stderr(&refused).starts_with(&format!("Error: cannot remove {}: ", crossed.display())),
+        "{}",
+        stderr(&refused)
+    );
 }
 
 /// Reads a report's CSV: the header, then the rows.
