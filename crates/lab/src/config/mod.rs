@@ -8,6 +8,7 @@
 
 pub mod device;
 mod render;
+pub use render::flow;
 mod resume;
 mod schema;
 mod seeds;

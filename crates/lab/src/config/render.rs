@@ -51,8 +51,9 @@ pub(super) fn commented(tree: &Value) -> Result<String> {
     Ok(out)
 }
 
-/// One value in YAML flow style (`[0.9, 0.999]`, `null`, a quoted string where YAML needs it).
-fn flow(v: &Value) -> String {
+/// One value in YAML flow style (`[0.9, 0.999]`, `null`, a quoted string where YAML needs it), as config.yaml
+/// writes it.
+pub fn flow(v: &Value) -> String {
     match v {
         Value::Sequence(items) => {
             format!(

@@ -8,7 +8,7 @@
 //! in the same section does not make every run its own level). The reference cell is the baseline's, where
 //! the baseline is a cell, else the first cell listed; every combination of levels must be one variant.
 
-use crate::config::{self, scalar, within};
+use crate::config::{self, flow, within};
 use crate::study::compare::Comparison;
 use crate::study::contrasts::{Cells, Factor, contrast_list, contrast_row};
 use crate::study::groups::{Group, Study};
@@ -80,28 +80,14 @@ fn member(v: &VariantSpec, keys: &[String]) -> bool {
 /// inside it that a cell sets (`set`), in the config's order.
 fn level(resolved: &Value, key: &str, set: &[&str]) -> String {
     if set.contains(&key) || !set.iter().any(|k| within(k, key)) {
-        return show(&value_at(resolved, key));
+        return flow(&value_at(resolved, key));
     }
     let inside = (config::keys().into_iter())
         .filter(|k| k != key && within(k, key) && set.contains(&k.as_str()));
     let entries: Vec<String> = inside
-        .map(|k| format!("{}: {}", &k[key.len() + 1..], show(&value_at(resolved, &k))))
+        .map(|k| format!("{}: {}", &k[key.len() + 1..], flow(&value_at(resolved, &k))))
         .collect();
     format!("{{{}}}", entries.join(", "))
-}
-
-/// A value as a row names it: a scalar as an override writes it, a list as `[a, b]` (a sweep sets keys, never
-/// a whole section, so a key's value is never a mapping).
-fn show(v: &Value) -> String {
-    match v {
-        Value::Sequence(items) => {
-            format!(
-                "[{}]",
-                items.iter().map(show).collect::<Vec<_>>().join(", ")
-            )
-        }
-        _ => scalar(v),
-    }
 }
 
 /// A resolved config's value at a dotted key (null where it has none).
