@@ -329,9 +329,7 @@ fn params(config: &Config) -> Result<Vec<(String, String)>> {
     Ok(config::keys()
         .into_iter()
         .filter_map(|key| {
-            let value = key
-                .split('.')
-                .try_fold(&tree, |node, part| node.get(part))?;
+            let value = config::value_at(&tree, &key)?;
             // A list (betas, a piecewise schedule) as JSON, on one line: `[0.9,0.999]`.
             let text = match value.is_sequence() {
                 true => serde_json::to_string(value).unwrap_or_default(),

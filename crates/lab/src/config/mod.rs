@@ -85,6 +85,11 @@ pub fn apply(config: &Config, overrides: &[Override], origin: &str) -> Result<Co
     from_tree(serde_yaml::to_value(config)?, overrides, origin)
 }
 
+/// The value at a dotted `key` of a config tree (`serde_yaml::to_value` of a [`Config`]), if it has one.
+pub fn value_at<'a>(tree: &'a Value, key: &str) -> Option<&'a Value> {
+    key.split('.').try_fold(tree, |node, part| node.get(part))
+}
+
 /// Whether the dotted `key` is `section` or lies inside it (`data.augment.rotate` in `data.augment`).
 pub fn within(key: &str, section: &str) -> bool {
     key.strip_prefix(section)

@@ -8,7 +8,7 @@
 //! in the same section does not make every run its own level). The reference cell is the baseline's, where
 //! the baseline is a cell, else the first cell listed; every combination of levels must be one variant.
 
-use crate::config::{self, flow, within};
+use crate::config::{self, flow, value_at, within};
 use crate::study::compare::Comparison;
 use crate::study::contrasts::{Cells, Factor, contrast_list, contrast_row};
 use crate::study::groups::{Group, Study};
@@ -80,22 +80,20 @@ fn member(v: &VariantSpec, keys: &[String]) -> bool {
 /// inside it that a cell sets (`set`), in the config's order.
 fn level(resolved: &Value, key: &str, set: &[&str]) -> String {
     if set.contains(&key) || !set.iter().any(|k| within(k, key)) {
-        return flow(&value_at(resolved, key));
+        return flow(value_at(resolved, key).unwrap_or(&Value::Null));
     }
     let inside = (config::keys().into_iter())
         .filter(|k| k != key && within(k, key) && set.contains(&k.as_str()));
     let entries: Vec<String> = inside
-        .map(|k| format!("{}: {}", &k[key.len() + 1..], flow(&value_at(resolved, &k))))
+        .map(|k| {
+            format!(
+                "{}: {}",
+                &k[key.len() + 1..],
+                flow(value_at(resolved, &k).unwrap_or(&Value::Null))
+            )
+        })
         .collect();
     format!("{{{}}}", entries.join(", "))
-}
-
-/// A resolved config's value at a dotted key (null where it has none).
-fn value_at(config: &Value, key: &str) -> Value {
-    key.split('.')
-        .try_fold(config, |node, part| node.get(part))
-        .cloned()
-        .unwrap_or(Value::Null)
 }
 
 /// Each key's levels in the cells' order (the reference cell's first); at least two each.
