@@ -691,27 +691,20 @@ pub fn study_report(dirs: &[PathBuf], cross: &[String], out: &Path) -> Result<St
         studies.push(Study::open(dir, &name)?);
     }
     let comparisons = family::comparisons(&studies)?;
-    let crossed = match cross.is_empty() {
-        true => vec![],
-        false => {
-            family::crossings(&studies, cross).map_err(|e| UsageError::error(e.to_string()))?
-        }
-    };
+    let crossed = (!cross.is_empty())
+        .then(|| family::crossings(&studies, cross).map_err(|e| UsageError::error(e.to_string())))
+        .transpose()?;
     let mut shown: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
-    if !cross.is_empty() {
+    if crossed.is_some() {
         shown.push(format!("--cross {}", cross.join(" ")));
     }
     let command = format!("lenet5 report {} --out {}", shown.join(" "), out.display());
-    let crossing = analysis::Crossing {
-        keys: cross,
-        rows: &crossed,
-    };
-    let crossing = (!cross.is_empty()).then_some(&crossing);
-    let written = analysis::write(&studies, &comparisons, crossing, out, &command)?;
+    let crossing = (crossed.as_ref()).map(|rows| analysis::Crossing { keys: cross, rows });
+    let written = analysis::write(&studies, &comparisons, crossing.as_ref(), out, &command)?;
     Ok(StudyReport {
         groups: analysis::labelled_groups(&studies),
         comparisons,
-        crossed,
+        crossed: crossed.unwrap_or_default(),
         written,
     })
 }
