@@ -417,12 +417,12 @@ def sweep_margin(study, reference_accuracy):
     return 0.25
 
 
-def contrast_test(c):
-    """A grid or crossed row: its coefficients from its name, then a paired (ttest_1samp) or
-    Welch–Satterthwaite test."""
+def contrast_test(c, crossing):
+    """A grid row (crossing false) or a crossed.csv row: its coefficients from its name, then a paired
+    (ttest_1samp) or Welch–Satterthwaite test."""
     variant, _, effect = c["group"].partition(": ")
-    study, name = locate(variant)
-    cells, levels = crossed_cells(study, crossed_keys) if name == "crossed" else grid_cells(variant)
+    study, _ = locate(variant)
+    cells, levels = crossed_cells(study, crossed_keys) if crossing else grid_cells(variant)
     terms = [t.split("=", 1) for t in effect.split(" × ")]
     n = len(cells)
     weight = n / math.prod(len(levels[k]) for k, _ in terms)
@@ -471,8 +471,9 @@ for c in comparisons:
 crossed = rows("crossed.csv") if os.path.exists(os.path.join(report_dir, "crossed.csv")) else []
 # The crossed keys, from its rows' names (`crossed: key=value × key=value`).
 crossed_keys = sorted({t.split("=", 1)[0] for c in crossed for t in c["group"].partition(": ")[2].split(" × ")})
-def check_family(comparisons):
-    """Every tested row of one family (comparisons.csv, or crossed.csv), its Holm columns and verdicts."""
+def check_family(comparisons, crossing=False):
+    """Every tested row of one family (comparisons.csv, or crossed.csv: crossing), its Holm columns and
+    verdicts."""
     counted = 0
     tested = [c for c in comparisons if c["verdict"] not in ("identical runs (not tested)", "too few runs")]
     family = len(tested)
@@ -483,7 +484,7 @@ def check_family(comparisons):
         if " @ " in c["group"]:
             t, tost, g = selection_test(c)
         else:
-            t, tost, g = contrast_test(c) if c["test"].endswith("contrast") else pair_test(c)
+            t, tost, g = contrast_test(c, crossing) if c["test"].endswith("contrast") else pair_test(c)
         name = c["group"]
         close(f"{name} delta", c["delta"], t.estimate)
         low, high = t.interval(0.95)
@@ -540,7 +541,7 @@ if crossed:
         sizes = [len(lv[k]) - 1 for k in crossed_keys]
         want = sum(sizes) + sum(a * b for i, a in enumerate(sizes) for b in sizes[i + 1:])
         close(f"{study or 'the sweep'}: crossed rows", sum(locate(c["group"].partition(": ")[0])[0] == study for c in crossed), want)
-checked += check_family(comparisons) + check_family(crossed)
+checked += check_family(comparisons) + check_family(crossed, crossing=True)
 
 
 def correct(run):
