@@ -20,8 +20,8 @@ each group's test_set_se and variance.csv exactly, each group-vs-reference row's
 binomtest per seed pair), and its bootstrap interval loosely (it holds Δ over the images, and its width is
 within 20% of the normal approximation 2 · 1.96 · SE); NaN where a run kept no predictions. Exits 1 naming the
 first mismatch. A crossed.csv (`report --cross`) is checked the same way as a family of its own: its cells are
-the variants of sweep.yaml with no base or tune of their own and only crossed keys set, levels from their runs'
-config.yaml, the baseline's first."""
+the variants of sweep.yaml with no base or tune of their own and only crossed keys set (or keys every variant
+sets, each cell's own setting), levels from their runs' config.yaml, the baseline's first."""
 import csv, gzip, json, math, os, re, sys, warnings
 import numpy as np
 from scipy import optimize, stats
@@ -391,7 +391,9 @@ def crossed_cells(study, keys):
     the baseline's where it is a cell, else the first cell listed)."""
     variants, baseline = sweep_variants(study)
     within = lambda k, c: k == c or k.startswith(c + ".")
-    members = [n for n, own, set_keys in variants if not own and all(any(within(k, c) for c in keys) for k in set_keys)]
+    everywhere = set.intersection(*(set(ks) for _, _, ks in variants)) if variants else set()
+    crossed = lambda k: k in everywhere or any(within(k, c) for c in keys)
+    members = [n for n, own, set_keys in variants if not own and all(crossed(k) for k in set_keys)]
     members.sort(key=lambda n: n != baseline)
     set_keys = {k for n, _, ks in variants if n in members for k in ks}
     cells, levels = {}, {k: [] for k in keys}

@@ -290,3 +290,31 @@ fn a_list_valued_level_is_named_as_a_list() {
     assert_eq!(rows[0].group, "crossed: optimizer.betas=[0.8, 0.9]");
     assert_eq!(rows[0].reference, "crossed: optimizer.betas=[0.9, 0.999]");
 }
+
+#[test]
+fn a_key_every_variant_sets_is_each_cells_own_setting() {
+    // Each arm at its own learning rate (a tuning written out): still the crossing; a variant that also
+    // sets something else is still no cell.
+    let variants = "  - {name: base_cell, set: {optimizer.lr: 0.004}}\n\
+        \x20 - {name: relu_max, set: {model.pooling: max, optimizer.lr: 0.006}}\n\
+        \x20 - {name: tanh_avg, set: {model.activation: tanh, optimizer.lr: 0.004}}\n\
+        \x20 - {name: tanh_max, set: {model.activation: tanh, model.pooling: max, optimizer.lr: 0.002}}\n\
+        \x20 - {name: adamw, set: {optimizer.type: adamw, optimizer.lr: 0.004}}\n";
+    let study = variants_study(
+        variants,
+        vec![cell("adamw", Activation::Relu, Pooling::Avg, &B)],
+    );
+    let keys = ["model.activation".to_string(), "model.pooling".to_string()];
+    let rows = crossing::crossed(&study, &keys).unwrap();
+    let values: Vec<f64> = (0..5)
+        .map(|s| 100.0 * (P[3][s] - P[2][s] - P[1][s] + P[0][s]))
+        .collect();
+    assert!((rows[2].delta - stats::mean(&values)).abs() < 1e-9);
+    // Where one variant leaves it unset, a cell that sets it is no cell.
+    let unset = variants.replace(
+        "{name: base_cell, set: {optimizer.lr: 0.004}}",
+        "{name: base_cell}",
+    );
+    let err = crossing::crossed(&variants_study(&unset, vec![]), &keys).unwrap_err();
+    assert!(err.to_string().contains("do not vary it"), "{err}");
+}

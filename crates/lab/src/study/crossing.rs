@@ -33,7 +33,10 @@ pub fn crossed(study: &Study, keys: &[String]) -> Result<Vec<Comparison>> {
         "{dir}: --cross reads a crossing out of variants alone; this sweep has a grid: (its groups are \
          variant × grid point)"
     );
-    let mut members: Vec<&VariantSpec> = spec.variants.iter().filter(|v| member(v, keys)).collect();
+    let own = set_by_all(&spec.variants);
+    let mut members: Vec<&VariantSpec> = (spec.variants.iter())
+        .filter(|v| member(v, keys, &own))
+        .collect();
     if let Some(i) =
         (members.iter()).position(|v| spec.baseline.as_deref() == Some(v.name.as_str()))
     {
@@ -66,12 +69,22 @@ pub fn crossed(study: &Study, keys: &[String]) -> Result<Vec<Comparison>> {
         .collect())
 }
 
+/// The keys every variant sets (none where some variant sets nothing).
+fn set_by_all(variants: &[VariantSpec]) -> Vec<&str> {
+    let Some((first, rest)) = variants.split_first() else {
+        return vec![];
+    };
+    (first.set.keys().filter_map(Value::as_str))
+        .filter(|k| rest.iter().all(|v| v.set.contains_key(*k)))
+        .collect()
+}
+
 /// Whether `v` is a cell of the crossing of `keys`: the sweep's base and tuning, and only crossed keys (or
-/// keys inside a crossed section) set.
-fn member(v: &VariantSpec, keys: &[String]) -> bool {
+/// keys inside a crossed section) or keys every variant sets (`own`) set.
+fn member(v: &VariantSpec, keys: &[String], own: &[&str]) -> bool {
     let crossed = |k: &Value| {
         k.as_str()
-            .is_some_and(|k| keys.iter().any(|c| within(k, c)))
+            .is_some_and(|k| own.contains(&k) || keys.iter().any(|c| within(k, c)))
     };
     v.base.is_none() && v.tune.is_none() && v.set.keys().all(crossed)
 }
