@@ -307,7 +307,8 @@ fn the_shipped_studies_hold_to_scipy_and_statsmodels() {
 
 /// The tuned studies the README and docs/results.md cite — MNIST (results/study-tuned, and its regularizer
 /// arms) and its Fashion-MNIST replication (results/study-tuned-fashion*: 15 epochs, the regularizer arms,
-/// 45 epochs) — their committed reports are what today's `lenet5 report`
+/// 45 epochs), and the confirmation of its activation × pooling crossing on new seeds
+/// (results/study-activation-pooling) — their committed reports are what today's `lenet5 report`
 /// makes of their run files (the tuning trials kept apart from the groups), and scipy/statsmodels agree
 /// with every number and verdict in them.
 #[test]
@@ -335,6 +336,7 @@ fn the_tuned_studies_hold_to_scipy_and_statsmodels() {
             3 + 4,
         ),
         ("results/study-tuned-regularizers", "mnist", &[], 3 + 4),
+        ("results/study-activation-pooling", "mnist", crossing, 5 + 6),
     ];
     for (name, sweep, cross, rows) in studies {
         let study = root.join(name);
