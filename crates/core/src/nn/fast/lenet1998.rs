@@ -4,49 +4,59 @@
 //! - C1 → S2: the squash sits between them, so they cannot fuse as the seed's conv → average pool does;
 //!   C1 runs as its four window positions ([`phase_conv`]), and S2's 2×2 sum is a sum over that
 //!   dimension, where LibTorch's avg_pool2d loop (forward and backward) cost about as much as C1.
-//! - The squash f(a) = A·tanh(S·a) keeps only its tanh: S goes into the weights and bias that make `a`,
-//!   A into the weights that read the squashed maps — scaling a few hundred weights instead of two
-//!   passes over every map.
+//! - The squash f(a) = A·tanh(S·a) runs as a sigmoid: tanh(S·a) = 2σ(2S·a) − 1, and LibTorch's CPU tanh
+//!   (MKL's high-accuracy vsTanh) costs six times its sigmoid per element. The constants 2S, 2A and −A go
+//!   into the weights and biases that make and read each map — a few hundred multiplies instead of passes
+//!   over every map.
 //! - C5 (a 5×5 kernel over 5×5 maps) is a fully connected layer, and runs as one.
 
 use crate::nn::LeNet1998;
-use crate::nn::fast::lenet5::phase_conv;
-use crate::nn::lenet1998::{SQUASH_BOUND, SQUASH_SLOPE as SLOPE, paper_input, squash};
+use crate::nn::fast::lenet5::{phase_conv, reading};
+use crate::nn::lenet1998::{SQUASH_BOUND as A, SQUASH_SLOPE, paper_input, squash};
 use tch::{Kind, Tensor};
+
+/// 2S: a layer's sigmoid reads twice the slope its tanh would.
+const K: f64 = 2.0 * SQUASH_SLOPE;
 
 /// `LeNet1998::forward_t`: the negated RBF penalties.
 pub fn forward(net: &LeNet1998, xs: &Tensor) -> Tensor {
     -net.rbf_penalties(&features(net, xs))
 }
 
-/// `LeNet1998::features` (F6's squashed output). Each `t` below is a layer's squashed output divided by A.
+/// `LeNet1998::features` (F6's squashed output). Each `sig` below is σ(2S·a) of a layer's input sums
+/// `a`; the layer's squashed output is A·(2σ − 1), which the next layer reads through its weights.
 pub fn features(net: &LeNet1998, xs: &Tensor) -> Tensor {
-    let (a, s) = (SQUASH_BOUND, SLOPE);
     let input = paper_input(xs, &net.normalization);
-    let c1_bias = net.c1.bs.as_ref().map(|b| b * s);
-    let c1_t = phase_conv(&input, &(&net.c1.ws * s), c1_bias.as_ref(), 0).tanh();
-    let window_sum = c1_t.sum_dim_intlist([1].as_slice(), false, Kind::Float);
-    let s2_t = subsample(&window_sum, &net.s2_coef, &net.s2_bias);
-    let c3_ws = &net.c3.ws * &net.c3_mask * (a * s);
-    let c3_bias = net.c3.bs.as_ref().map(|b| b * s);
-    let c3_t = s2_t
-        .conv2d(&c3_ws, c3_bias.as_ref(), [1, 1], [0, 0], [1, 1], 1)
-        .tanh();
-    // A 2×2 mean, with the 4 that makes it a sum folded into S4's coefficient below.
-    let window_mean = c3_t.avg_pool2d([2, 2], [2, 2], [0, 0], false, true, None::<i64>);
-    let s4_t = subsample(&window_mean, &(&net.s4_coef * 4.0), &net.s4_bias);
-    let c5_ws = net.c5.ws.flatten(1, -1) * (a * s);
-    let c5_bias = net.c5.bs.as_ref().map(|b| b * s);
-    let c5_t = s4_t.flatten(1, -1).linear(&c5_ws, c5_bias.as_ref()).tanh();
-    squash(&c5_t.linear(&(&net.f6.ws * a), net.f6.bs.as_ref()))
+    let c1_bias = net.c1.bs.as_ref().map(|b| b * K);
+    let c1_sig = phase_conv(&input, &(&net.c1.ws * K), c1_bias.as_ref(), 0).sigmoid();
+    let window_sum = c1_sig.sum_dim_intlist([1].as_slice(), false, Kind::Float);
+    let s2_sig = subsample(&window_sum, &net.s2_coef, &net.s2_bias);
+    let (c3_ws, c3_bias) = reading(
+        &(&net.c3.ws * &net.c3_mask),
+        net.c3.bs.as_ref(),
+        &[1, 2, 3],
+        A,
+    );
+    let c3_sig = s2_sig
+        .conv2d(&(c3_ws * K), Some(c3_bias * K), [1, 1], [0, 0], [1, 1], 1)
+        .sigmoid();
+    let window_sum = c3_sig.avg_pool2d([2, 2], [2, 2], [0, 0], false, true, 1);
+    let s4_sig = subsample(&window_sum, &net.s4_coef, &net.s4_bias);
+    let (c5_ws, c5_bias) = reading(&net.c5.ws.flatten(1, -1), net.c5.bs.as_ref(), &[1], A);
+    let c5_sig = s4_sig
+        .flatten(1, -1)
+        .linear(&(c5_ws * K), Some(c5_bias * K))
+        .sigmoid();
+    let (f6_ws, f6_bias) = reading(&net.f6.ws, net.f6.bs.as_ref(), &[1], A);
+    squash(&c5_sig.linear(&f6_ws, Some(f6_bias)))
 }
 
-/// S2/S4 divided by A, from the window sums of the previous layer's maps divided by A: tanh(S·(coef·A·sum
-/// + bias)), as one multiply-add.
+/// S2/S4's σ from the window sums of the previous layer's σ: the squashed maps' sum is 2A·sum − 4A, so
+/// a = coef·2A·sum + bias − 4A·coef, one multiply-add before the sigmoid.
 fn subsample(sum: &Tensor, coef: &Tensor, bias: &Tensor) -> Tensor {
     let per_map = |t: &Tensor| t.view([1, -1, 1, 1]);
-    let scaled_coef = coef * (SQUASH_BOUND * SLOPE);
-    per_map(&(bias * SLOPE))
-        .addcmul(sum, &per_map(&scaled_coef))
-        .tanh()
+    let shifted_bias = (bias - coef * (4.0 * A)) * K;
+    per_map(&shifted_bias)
+        .addcmul(sum, &per_map(&(coef * (2.0 * A * K))))
+        .sigmoid()
 }

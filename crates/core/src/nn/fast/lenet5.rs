@@ -2,17 +2,22 @@
 //! stride-2 convolution with a `(k+1)×(k+1)` kernel — the same function to float rounding with 2.8× fewer
 //! multiply-adds. Max pooling: no cheaper in multiply-adds, but max_pool2d's CPU loop (forward and
 //! backward) cost more than conv1 itself; the window's four positions as four tensors and their maximum
-//! as a + relu(b − a) cost a fraction (results/bench/pool_forms.py). tests/model.rs holds both, logits
-//! and gradients, to the plain chain. [`forward`] is `LeNet5::forward_t` with them; the 1998 and modern
+//! as a + relu(b − a) cost a fraction (results/bench/pool_forms.py). Tanh: as 2σ(2x) − 1, its constants
+//! in the weights ([`tanh_forward`]). tests/model.rs holds all of them, logits and gradients, to the plain
+//! chain. [`forward`] is `LeNet5::forward_t` with them; the 1998 and modern
 //! nets' speed forms (`fast::lenet1998`, `fast::modern`) reuse the pieces.
 
 use crate::nn::LeNet5;
-use lenet5_lab::config::Pooling;
-use tch::Tensor;
-use tch::nn;
+use lenet5_lab::config::{Activation, Pooling};
+use tch::{Kind, Tensor};
 
-/// `LeNet5::forward_t`, each conv → pool pair computed by [`c1_s2`] and [`c3_s4`].
+/// `LeNet5::forward_t`, each conv → pool pair computed by [`c1_s2`] and [`c3_s4`]; tanh without batch
+/// norm or dropout by [`tanh_forward`].
 pub fn forward(net: &LeNet5, xs: &Tensor, train: bool) -> Tensor {
+    let dropping = train && net.dropout > 0.0;
+    if net.activation == Activation::Tanh && net.norms.is_none() && !dropping {
+        return tanh_forward(net, xs);
+    }
     let xs = net.act(net.norm(0, c1_s2(net, xs), train));
     let xs = net.act(net.norm(1, c3_s4(net, &xs), train));
     let xs = net.drop(xs.flatten(1, -1), train).apply(&net.fc1);
@@ -21,30 +26,76 @@ pub fn forward(net: &LeNet5, xs: &Tensor, train: bool) -> Tensor {
     net.drop(xs, train).apply(&net.fc3)
 }
 
+/// The tanh net with each tanh as 2σ(2x) − 1: LibTorch's CPU tanh (MKL's high-accuracy vsTanh) costs six
+/// times its sigmoid per element. The 2 goes into the weights and bias that make each map (the pools
+/// commute with it), the 2σ − 1 into those that read it ([`reading`]): a few hundred multiplies instead of
+/// passes over every map.
+fn tanh_forward(net: &LeNet5, xs: &Tensor) -> Tensor {
+    let twice = |b: Option<&Tensor>| b.map(|b| b * 2.0);
+    let s1 = pair(
+        net,
+        0,
+        xs,
+        &(&net.conv1.ws * 2.0),
+        twice(net.conv1.bs.as_ref()).as_ref(),
+    );
+    let s1 = s1.sigmoid();
+    let (ws, bs) = reading(&net.conv2.ws, net.conv2.bs.as_ref(), &[1, 2, 3], 1.0);
+    let s2 = pair(net, 1, &s1, &(ws * 2.0), Some(&(bs * 2.0))).sigmoid();
+    let (ws, bs) = reading(&net.fc1.ws, net.fc1.bs.as_ref(), &[1], 1.0);
+    let s3 = s2
+        .flatten(1, -1)
+        .linear(&(ws * 2.0), Some(bs * 2.0))
+        .sigmoid();
+    let (ws, bs) = reading(&net.fc2.ws, net.fc2.bs.as_ref(), &[1], 1.0);
+    let s4 = s3.linear(&(ws * 2.0), Some(bs * 2.0)).sigmoid();
+    let (ws, bs) = reading(&net.fc3.ws, net.fc3.bs.as_ref(), &[1], 1.0);
+    s4.linear(&ws, Some(bs))
+}
+
+/// A layer's weights and bias as they read σ instead of the maps A·(2σ − 1) (A = `bound`; 1 for plain
+/// tanh): weights × 2A, and A times each output's weight sum (over `inputs`, the weights' input dimensions)
+/// taken from its bias. Exact where every output reads all its weights (no padding), as the layers after
+/// the first do in both nets.
+pub fn reading(ws: &Tensor, bias: Option<&Tensor>, inputs: &[i64], bound: f64) -> (Tensor, Tensor) {
+    let shift = ws.sum_dim_intlist(inputs, false, Kind::Float) * -bound;
+    let bias = bias.map_or(shift.shallow_clone(), |b| b + &shift);
+    (ws * (2.0 * bound), bias)
+}
+
 /// C1 → S2 before the activation, the seed's `pool(conv1(x))`. Max pooling through [`phase_conv`]: with one
 /// input channel, LibTorch's full-size convolution is several times slower than the four-phase one.
 pub fn c1_s2(net: &LeNet5, xs: &Tensor) -> Tensor {
-    match net.pooling {
-        Pooling::Avg => fused_conv_avg_pool(&net.conv1, xs, net.conv1_padding),
-        Pooling::Max => phased_conv_max_pool(&net.conv1, xs, net.conv1_padding),
-    }
+    pair(net, 0, xs, &net.conv1.ws, net.conv1.bs.as_ref())
 }
 
 /// C3 → S4 before the activation, the seed's `pool(conv2(x))`. Max pooling stays the plain chain: at six
 /// input channels the four-phase convolution costs more than it saves, and on S4's small maps max_pool2d
 /// beats splitting the windows (results/bench/pool_forms.py).
 pub fn c3_s4(net: &LeNet5, xs: &Tensor) -> Tensor {
-    match net.pooling {
-        Pooling::Avg => fused_conv_avg_pool(&net.conv2, xs, 0),
-        Pooling::Max => net.pool(xs.apply(&net.conv2)),
+    pair(net, 1, xs, &net.conv2.ws, net.conv2.bs.as_ref())
+}
+
+/// Conv → pool pair `i` (0: C1 → S2, 1: C3 → S4) with weights `ws` and `bias`.
+fn pair(net: &LeNet5, i: usize, xs: &Tensor, ws: &Tensor, bias: Option<&Tensor>) -> Tensor {
+    let padding = if i == 0 { net.conv1_padding } else { 0 };
+    match (net.pooling, i) {
+        (Pooling::Avg, _) => fused_conv_avg_pool(ws, bias, xs, padding),
+        (Pooling::Max, 0) => phased_conv_max_pool(ws, bias, xs, padding),
+        (Pooling::Max, _) => net.pool(xs.conv2d(ws, bias, [1, 1], [0, 0], [1, 1], 1)),
     }
 }
 
-/// `conv` then 2×2 max pooling with stride 2, through [`phase_conv`]: output pixel (i, j) of the
+/// A convolution with `ws` and `bias`, then 2×2 max pooling with stride 2, through [`phase_conv`]: output pixel (i, j) of the
 /// full-size convolution at window position (a, b) is output (i, j) of a stride-2 convolution with the
 /// `k×k` kernel placed at offset (a, b) of a `(k+1)×(k+1)` one. The values equal max_pool2d's to rounding.
-pub fn phased_conv_max_pool(conv: &nn::Conv2D, xs: &Tensor, padding: i64) -> Tensor {
-    let phases = phase_conv(xs, &conv.ws, conv.bs.as_ref(), padding);
+pub fn phased_conv_max_pool(
+    ws: &Tensor,
+    bias: Option<&Tensor>,
+    xs: &Tensor,
+    padding: i64,
+) -> Tensor {
+    let phases = phase_conv(xs, ws, bias, padding);
     max_of_four(&phases.unbind(1))
 }
 
@@ -89,11 +140,16 @@ pub fn phase_kernels(w: &Tensor) -> Tensor {
     Tensor::cat(&shifted, 0)
 }
 
-/// `conv` then 2×2 average pooling with stride 2, as one stride-2 convolution: both are linear, so the pair
+/// A convolution with `ws` and `bias`, then 2×2 average pooling with stride 2, as one stride-2 convolution: both are linear, so the pair
 /// is a convolution whose `(k+1)×(k+1)` kernel is the `k×k` one smeared by the 2×2 mean ([`pooled_kernel`]).
 /// The same function to float rounding with 2.8× fewer multiply-adds; the weights stay 5×5.
-pub fn fused_conv_avg_pool(conv: &nn::Conv2D, xs: &Tensor, padding: i64) -> Tensor {
-    stride2_conv(xs, &pooled_kernel(&conv.ws), conv.bs.as_ref(), padding)
+pub fn fused_conv_avg_pool(
+    ws: &Tensor,
+    bias: Option<&Tensor>,
+    xs: &Tensor,
+    padding: i64,
+) -> Tensor {
+    stride2_conv(xs, &pooled_kernel(ws), bias, padding)
 }
 
 /// A stride-2 convolution with an even `[O, I, 2m, 2m]` kernel. Where the input needs a gradient (conv2 in
