@@ -273,6 +273,27 @@ fn the_window_maximum_is_max_pool2d_s_values_and_gradient_ties_included() {
 }
 
 #[test]
+fn onednn_s_max_pooling_is_max_pool2d_s_values_and_gradient_ties_included() {
+    // Without oneDNN the form is max_pool2d itself, and this test would compare it with itself.
+    assert!(tch::utils::has_mkldnn(), "this LibTorch has no oneDNN");
+    tch::manual_seed(4);
+    let xs = Tensor::randn([3, 5, 10, 10], (Kind::Float, Device::Cpu));
+    // A constant band: every window in it is a four-way tie.
+    let _ = xs.narrow(2, 0, 4).fill_(0.3);
+    let xs = xs.set_requires_grad(true);
+    let (ours, theirs) = (
+        fast::max_pool(&xs),
+        xs.max_pool2d([2, 2], [2, 2], [0, 0], [1, 1], false),
+    );
+    assert!(ours.equal(&theirs));
+    let weights = Tensor::randn(ours.size(), (Kind::Float, Device::Cpu));
+    let grad = |out: &Tensor| {
+        Tensor::run_backward(&[(out * &weights).sum(Kind::Float)], &[&xs], false, false).remove(0)
+    };
+    assert!(grad(&ours).equal(&grad(&theirs)));
+}
+
+#[test]
 fn the_fast_form_that_trains_equals_the_seed_s_plain_chain() {
     let forms = [Activation::Relu, Activation::Sigmoid, Activation::Tanh]
         .into_iter()

@@ -2,14 +2,14 @@
 //! stride-2 convolution with a `(k+1)×(k+1)` kernel — the same function to float rounding with 2.8× fewer
 //! multiply-adds. Max pooling: no cheaper in multiply-adds, but max_pool2d's CPU loop (forward and
 //! backward) cost more than conv1 itself; the window's four positions as four tensors and their maximum
-//! as a + relu(b − a) cost a fraction (results/bench/pool_forms.py). Tanh: as 2σ(2x) − 1, its constants
-//! in the weights ([`tanh_forward`]). tests/model.rs holds all of them, logits and gradients, to the plain
-//! chain. [`forward`] is `LeNet5::forward_t` with them; the 1998 and modern
-//! nets' speed forms (`fast::lenet1998`, `fast::modern`) reuse the pieces.
+//! as a + relu(b − a) cost a fraction (results/bench/pool_forms.py); S4's small maps pool in oneDNN
+//! ([`max_pool`]). Tanh: as 2σ(2x) − 1, its constants in the weights ([`tanh_forward`]). tests/model.rs
+//! holds all of them, logits and gradients, to the plain chain. [`forward`] is `LeNet5::forward_t` with
+//! them; the 1998 and modern nets' speed forms (`fast::lenet1998`, `fast::modern`) reuse the pieces.
 
 use crate::nn::LeNet5;
 use lenet5_lab::config::{Activation, Pooling};
-use tch::{Kind, Tensor};
+use tch::{Device, Kind, Tensor};
 
 /// `LeNet5::forward_t`, each conv → pool pair computed by [`c1_s2`] and [`c3_s4`]; tanh without batch
 /// norm or dropout by [`tanh_forward`].
@@ -69,9 +69,9 @@ pub fn c1_s2(net: &LeNet5, xs: &Tensor) -> Tensor {
     pair(net, 0, xs, &net.conv1.ws, net.conv1.bs.as_ref())
 }
 
-/// C3 → S4 before the activation, the seed's `pool(conv2(x))`. Max pooling stays the plain chain: at six
-/// input channels the four-phase convolution costs more than it saves, and on S4's small maps max_pool2d
-/// beats splitting the windows (results/bench/pool_forms.py).
+/// C3 → S4 before the activation, the seed's `pool(conv2(x))`. Max pooling stays a full-size convolution
+/// (at six input channels the four-phase one costs more than it saves) and pools by [`max_pool`]: on S4's
+/// small maps splitting the windows costs more (results/bench/pool_forms.py).
 pub fn c3_s4(net: &LeNet5, xs: &Tensor) -> Tensor {
     pair(net, 1, xs, &net.conv2.ws, net.conv2.bs.as_ref())
 }
@@ -82,7 +82,21 @@ fn pair(net: &LeNet5, i: usize, xs: &Tensor, ws: &Tensor, bias: Option<&Tensor>)
     match (net.pooling, i) {
         (Pooling::Avg, _) => fused_conv_avg_pool(ws, bias, xs, padding),
         (Pooling::Max, 0) => phased_conv_max_pool(ws, bias, xs, padding),
-        (Pooling::Max, _) => net.pool(xs.conv2d(ws, bias, [1, 1], [0, 0], [1, 1], 1)),
+        (Pooling::Max, _) => max_pool(&xs.conv2d(ws, bias, [1, 1], [0, 0], [1, 1], 1)),
+    }
+}
+
+/// 2×2 max pooling with stride 2, on the CPU through oneDNN's pooling (the maps converted to its layout and
+/// back): LibTorch's own loop for plain NCHW maps cost about 6 ns an element here, several times the
+/// convolution before it; oneDNN's, conversions included, a quarter of that forward and backward, with
+/// max_pool2d's values and gradient, ties included (tests/model.rs). Elsewhere max_pool2d as it is.
+pub fn max_pool(xs: &Tensor) -> Tensor {
+    let on_onednn =
+        xs.device() == Device::Cpu && xs.kind() == Kind::Float && tch::utils::has_mkldnn();
+    let pool = |x: &Tensor| x.max_pool2d([2, 2], [2, 2], [0, 0], [1, 1], false);
+    match on_onednn {
+        true => pool(&xs.to_mkldnn()).to_dense(None, false),
+        false => pool(xs),
     }
 }
 

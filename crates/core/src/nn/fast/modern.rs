@@ -4,11 +4,11 @@
 //!
 //! - conv1 runs as its four window positions ([`phase_conv`]); batch norm sees them as four times the
 //!   batch, which holds the same values per channel, so its statistics are the full-size map's.
-//! - S2's pool is [`max_of_four`] over those phases instead of max_pool2d; ReLU comes after each pool (it
-//!   commutes with the maximum), on a quarter of the values.
+//! - S2's pool is [`max_of_four`] over those phases instead of max_pool2d, S4's is oneDNN's
+//!   ([`max_pool`]); ReLU comes after each pool (it commutes with the maximum), on a quarter of the values.
 
 use crate::nn::LeNet5Modern;
-use crate::nn::fast::lenet5::{max_of_four, phase_conv};
+use crate::nn::fast::lenet5::{max_of_four, max_pool, phase_conv};
 use tch::Tensor;
 
 /// `LeNet5Modern::forward_t`.
@@ -22,7 +22,7 @@ pub fn forward(net: &LeNet5Modern, xs: &Tensor, train: bool) -> Tensor {
         .view([n, 4, channels, h, w]);
     let s2 = max_of_four(&normed.unbind(1)).relu();
     let c3 = s2.apply(&net.conv2).apply_t(&net.bn2, train);
-    let s4 = c3.max_pool2d([2, 2], [2, 2], [0, 0], [1, 1], false).relu();
+    let s4 = max_pool(&c3).relu();
     let xs = s4.flatten(1, -1).dropout(net.dropout, train);
     let f5 = xs.apply(&net.fc1).apply_t(&net.bn3, train).relu();
     let f6 = f5
