@@ -31,15 +31,8 @@ pub fn forward(net: &LeNet5, xs: &Tensor, train: bool) -> Tensor {
 /// commute with it), the 2σ − 1 into those that read it ([`reading`]): a few hundred multiplies instead of
 /// passes over every map.
 fn tanh_forward(net: &LeNet5, xs: &Tensor) -> Tensor {
-    let twice = |b: Option<&Tensor>| b.map(|b| b * 2.0);
-    let s1 = pair(
-        net,
-        0,
-        xs,
-        &(&net.conv1.ws * 2.0),
-        twice(net.conv1.bs.as_ref()).as_ref(),
-    );
-    let s1 = s1.sigmoid();
+    let conv1_bias = net.conv1.bs.as_ref().map(|b| b * 2.0);
+    let s1 = pair(net, 0, xs, &(&net.conv1.ws * 2.0), conv1_bias.as_ref()).sigmoid();
     let (ws, bs) = reading(&net.conv2.ws, net.conv2.bs.as_ref(), &[1, 2, 3], 1.0);
     let s2 = pair(net, 1, &s1, &(ws * 2.0), Some(&(bs * 2.0))).sigmoid();
     let (ws, bs) = reading(&net.fc1.ws, net.fc1.bs.as_ref(), &[1], 1.0);
@@ -100,9 +93,10 @@ pub fn max_pool(xs: &Tensor) -> Tensor {
     }
 }
 
-/// A convolution with `ws` and `bias`, then 2×2 max pooling with stride 2, through [`phase_conv`]: output pixel (i, j) of the
-/// full-size convolution at window position (a, b) is output (i, j) of a stride-2 convolution with the
-/// `k×k` kernel placed at offset (a, b) of a `(k+1)×(k+1)` one. The values equal max_pool2d's to rounding.
+/// A convolution with `ws` and `bias`, then 2×2 max pooling with stride 2, through [`phase_conv`]: output
+/// pixel (i, j) of the full-size convolution at window position (a, b) is output (i, j) of a stride-2
+/// convolution with the `k×k` kernel placed at offset (a, b) of a `(k+1)×(k+1)` one. The values equal
+/// max_pool2d's to rounding.
 pub fn phased_conv_max_pool(
     ws: &Tensor,
     bias: Option<&Tensor>,
@@ -154,9 +148,10 @@ pub fn phase_kernels(w: &Tensor) -> Tensor {
     Tensor::cat(&shifted, 0)
 }
 
-/// A convolution with `ws` and `bias`, then 2×2 average pooling with stride 2, as one stride-2 convolution: both are linear, so the pair
-/// is a convolution whose `(k+1)×(k+1)` kernel is the `k×k` one smeared by the 2×2 mean ([`pooled_kernel`]).
-/// The same function to float rounding with 2.8× fewer multiply-adds; the weights stay 5×5.
+/// A convolution with `ws` and `bias`, then 2×2 average pooling with stride 2, as one stride-2 convolution:
+/// both are linear, so the pair is a convolution whose `(k+1)×(k+1)` kernel is the `k×k` one smeared by the
+/// 2×2 mean ([`pooled_kernel`]). The same function to float rounding with 2.8× fewer multiply-adds; the
+/// weights stay 5×5.
 pub fn fused_conv_avg_pool(
     ws: &Tensor,
     bias: Option<&Tensor>,
