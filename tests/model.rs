@@ -291,6 +291,10 @@ fn onednn_s_max_pooling_is_max_pool2d_s_values_and_gradient_ties_included() {
         Tensor::run_backward(&[(out * &weights).sum(Kind::Float)], &[&xs], false, false).remove(0)
     };
     assert!(grad(&ours).equal(&grad(&theirs)));
+    // oneDNN pools only float maps; double ones keep max_pool2d.
+    let doubles = xs.detach().to_kind(Kind::Double);
+    let plain = doubles.max_pool2d([2, 2], [2, 2], [0, 0], [1, 1], false);
+    assert!(fast::max_pool(&doubles).equal(&plain));
 }
 
 #[test]
