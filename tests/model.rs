@@ -331,6 +331,31 @@ fn the_fast_form_that_trains_equals_the_seed_s_plain_chain() {
     }
 }
 
+/// Tanh's speed form folds constants through the layers, which dropout and batch norm would break: with
+/// either, the fast form is the plain chain's.
+#[test]
+fn the_tanh_fast_form_leaves_dropout_and_batch_norm_to_the_plain_chain() {
+    let tanh = ModelConfig {
+        activation: Activation::Tanh,
+        ..Default::default()
+    };
+    tch::manual_seed(5);
+    let xs = Tensor::randn([4, 1, 28, 28], (Kind::Float, Device::Cpu));
+    let (_, dropped) = build(&ModelConfig {
+        dropout: 0.5,
+        ..tanh.clone()
+    });
+    assert!(!fast::forward(&dropped, &xs, true).equal(&fast::forward(&dropped, &xs, true)));
+    let diff = (fast::forward(&dropped, &xs, false) - dropped.forward_t(&xs, false)).abs();
+    assert!(f64::try_from(diff.max()).unwrap() < 1e-5);
+    let (_, normed) = build(&ModelConfig {
+        batch_norm: true,
+        ..tanh
+    });
+    let diff = (fast::forward(&normed, &xs, true) - normed.forward_t(&xs, true)).abs();
+    assert!(f64::try_from(diff.max()).unwrap() < 1e-5);
+}
+
 #[test]
 fn the_seed_net_takes_batch_norm_and_dropout_and_its_fast_form_holds() {
     let plain_cfg = ModelConfig {
