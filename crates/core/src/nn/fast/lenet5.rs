@@ -3,7 +3,7 @@
 //! multiply-adds. Max pooling: no cheaper in multiply-adds, but max_pool2d's CPU loop (forward and
 //! backward) cost more than conv1 itself; the window's four positions as four tensors and their maximum
 //! as a + relu(b − a) cost a fraction (results/bench/pool_forms.py); S4's small maps pool in oneDNN
-//! ([`max_pool`]). Tanh: as 2σ(2x) − 1, its constants in the weights ([`tanh_forward`]). tests/model.rs
+//! where its kernel for them is JIT-compiled, on AVX-512 ([`max_pool`]). Tanh: as 2σ(2x) − 1, its constants in the weights ([`tanh_forward`]). tests/model.rs
 //! holds all of them, logits and gradients, to the plain chain. [`forward`] is `LeNet5::forward_t` with
 //! them; the 1998 and modern nets' speed forms (`fast::lenet1998`, `fast::modern`) reuse the pieces.
 
@@ -79,18 +79,42 @@ fn pair(net: &LeNet5, i: usize, xs: &Tensor, ws: &Tensor, bias: Option<&Tensor>)
     }
 }
 
-/// 2×2 max pooling with stride 2, on the CPU through oneDNN's pooling (the maps converted to its layout and
-/// back): LibTorch's own loop for plain NCHW maps cost about 6 ns an element here, several times the
-/// convolution before it; oneDNN's, conversions included, a quarter of that forward and backward, with
-/// max_pool2d's values and gradient, ties included (tests/model.rs). Elsewhere max_pool2d as it is.
+/// 2×2 max pooling with stride 2, on an AVX-512 CPU through oneDNN's pooling (the maps converted to its
+/// layout and back): there LibTorch's own loop for plain NCHW maps cost about 6 ns an element, several
+/// times the convolution before it, and oneDNN's JIT kernel, conversions included, a third of that forward
+/// and backward, with max_pool2d's values and gradient, ties included (tests/model.rs). Without AVX-512
+/// oneDNN reads NCHW maps with its plain loop (`simple_nchw`), 2.5× slower than max_pool2d: elsewhere
+/// max_pool2d as it is.
 pub fn max_pool(xs: &Tensor) -> Tensor {
-    let on_onednn =
-        xs.device() == Device::Cpu && xs.kind() == Kind::Float && tch::utils::has_mkldnn();
-    let pool = |x: &Tensor| x.max_pool2d([2, 2], [2, 2], [0, 0], [1, 1], false);
+    let on_onednn = xs.device() == Device::Cpu
+        && xs.kind() == Kind::Float
+        && tch::utils::has_mkldnn()
+        && onednn_pools_nchw_by_jit();
     match on_onednn {
-        true => pool(&xs.to_mkldnn()).to_dense(None, false),
-        false => pool(xs),
+        true => onednn_max_pool(xs),
+        false => xs.max_pool2d([2, 2], [2, 2], [0, 0], [1, 1], false),
     }
+}
+
+/// 2×2 max pooling with stride 2 of float CPU maps by oneDNN: `to_mkldnn` → max_pool2d → `to_dense`.
+pub fn onednn_max_pool(xs: &Tensor) -> Tensor {
+    xs.to_mkldnn()
+        .max_pool2d([2, 2], [2, 2], [0, 0], [1, 1], false)
+        .to_dense(None, false)
+}
+
+/// Whether oneDNN pools plain NCHW maps with a JIT kernel: only from AVX-512 (its `avx512_core`: F, BW,
+/// VL and DQ); below that it picks its scalar `simple_nchw` loop (ONEDNN_VERBOSE=1 names it).
+fn onednn_pools_nchw_by_jit() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::is_x86_feature_detected!("avx512f")
+            && std::is_x86_feature_detected!("avx512bw")
+            && std::is_x86_feature_detected!("avx512vl")
+            && std::is_x86_feature_detected!("avx512dq")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
 }
 
 /// A convolution with `ws` and `bias`, then 2×2 max pooling with stride 2, through [`phase_conv`]: output
