@@ -32,9 +32,9 @@ pub fn forward(net: &LeNet5, xs: &Tensor, train: bool) -> Tensor {
 /// passes over every map.
 fn tanh_forward(net: &LeNet5, xs: &Tensor) -> Tensor {
     let conv1_bias = net.conv1.bs.as_ref().map(|b| b * 2.0);
-    let s1 = pair(net, 0, xs, &(&net.conv1.ws * 2.0), conv1_bias.as_ref()).sigmoid();
+    let s1 = c1_s2_with(net, xs, &(&net.conv1.ws * 2.0), conv1_bias.as_ref()).sigmoid();
     let (ws, bs) = reading(&net.conv2.ws, net.conv2.bs.as_ref(), &[1, 2, 3], 1.0);
-    let s2 = pair(net, 1, &s1, &(ws * 2.0), Some(&(bs * 2.0))).sigmoid();
+    let s2 = c3_s4_with(net, &s1, &(ws * 2.0), Some(&(bs * 2.0))).sigmoid();
     let (ws, bs) = reading(&net.fc1.ws, net.fc1.bs.as_ref(), &[1], 1.0);
     let s3 = s2
         .flatten(1, -1)
@@ -59,23 +59,29 @@ pub fn reading(ws: &Tensor, bias: Option<&Tensor>, inputs: &[i64], bound: f64) -
 /// C1 → S2 before the activation, the seed's `pool(conv1(x))`. Max pooling through [`phase_conv`]: with one
 /// input channel, LibTorch's full-size convolution is several times slower than the four-phase one.
 pub fn c1_s2(net: &LeNet5, xs: &Tensor) -> Tensor {
-    pair(net, 0, xs, &net.conv1.ws, net.conv1.bs.as_ref())
+    c1_s2_with(net, xs, &net.conv1.ws, net.conv1.bs.as_ref())
 }
 
 /// C3 → S4 before the activation, the seed's `pool(conv2(x))`. Max pooling stays a full-size convolution
 /// (at six input channels the four-phase one costs more than it saves) and pools by [`max_pool`]: on S4's
 /// small maps splitting the windows costs more (results/bench/pool_forms.py).
 pub fn c3_s4(net: &LeNet5, xs: &Tensor) -> Tensor {
-    pair(net, 1, xs, &net.conv2.ws, net.conv2.bs.as_ref())
+    c3_s4_with(net, xs, &net.conv2.ws, net.conv2.bs.as_ref())
 }
 
-/// Conv → pool pair `i` (0: C1 → S2, 1: C3 → S4) with weights `ws` and `bias`.
-fn pair(net: &LeNet5, i: usize, xs: &Tensor, ws: &Tensor, bias: Option<&Tensor>) -> Tensor {
-    let padding = if i == 0 { net.conv1_padding } else { 0 };
-    match (net.pooling, i) {
-        (Pooling::Avg, _) => fused_conv_avg_pool(ws, bias, xs, padding),
-        (Pooling::Max, 0) => phased_conv_max_pool(ws, bias, xs, padding),
-        (Pooling::Max, _) => max_pool(&xs.conv2d(ws, bias, [1, 1], [0, 0], [1, 1], 1)),
+/// [`c1_s2`] with weights `ws` and `bias` in place of conv1's.
+fn c1_s2_with(net: &LeNet5, xs: &Tensor, ws: &Tensor, bias: Option<&Tensor>) -> Tensor {
+    match net.pooling {
+        Pooling::Avg => fused_conv_avg_pool(ws, bias, xs, net.conv1_padding),
+        Pooling::Max => phased_conv_max_pool(ws, bias, xs, net.conv1_padding),
+    }
+}
+
+/// [`c3_s4`] with weights `ws` and `bias` in place of conv2's.
+fn c3_s4_with(net: &LeNet5, xs: &Tensor, ws: &Tensor, bias: Option<&Tensor>) -> Tensor {
+    match net.pooling {
+        Pooling::Avg => fused_conv_avg_pool(ws, bias, xs, 0),
+        Pooling::Max => max_pool(&xs.conv2d(ws, bias, [1, 1], [0, 0], [1, 1], 1)),
     }
 }
 
