@@ -3,9 +3,10 @@
 //! multiply-adds. Max pooling: no cheaper in multiply-adds, but max_pool2d's CPU loop (forward and
 //! backward) cost more than conv1 itself; the window's four positions as four tensors and their maximum
 //! as a + relu(b − a) cost a fraction (results/bench/pool_forms.py); S4's small maps pool in oneDNN
-//! where its kernel for them is JIT-compiled, on AVX-512 ([`max_pool`]). Tanh: as 2σ(2x) − 1, its constants in the weights ([`tanh_forward`]). tests/model.rs
-//! holds all of them, logits and gradients, to the plain chain. [`forward`] is `LeNet5::forward_t` with
-//! them; the 1998 and modern nets' speed forms (`fast::lenet1998`, `fast::modern`) reuse the pieces.
+//! where its kernel for them is JIT-compiled, on AVX-512 ([`max_pool`]). Tanh: as 2σ(2x) − 1, its
+//! constants in the weights ([`tanh_forward`]). tests/model.rs holds all of them, logits and gradients,
+//! to the plain chain. [`forward`] is `LeNet5::forward_t` with them; the 1998 and modern nets' speed forms
+//! (`fast::lenet1998`, `fast::modern`) reuse the pieces.
 
 use crate::nn::LeNet5;
 use lenet5_lab::config::{Activation, Pooling};

@@ -5,7 +5,8 @@
 //! - conv1 runs as its four window positions ([`phase_conv`]); batch norm sees them as four times the
 //!   batch, which holds the same values per channel, so its statistics are the full-size map's.
 //! - S2's pool is [`max_of_four`] over those phases instead of max_pool2d, S4's is [`max_pool`]
-//!   (oneDNN's on AVX-512); ReLU comes after each pool (it commutes with the maximum), on a quarter of the values.
+//!   (oneDNN's on AVX-512); ReLU comes after each pool (it commutes with the maximum), on a quarter of
+//!   the values.
 
 use crate::nn::LeNet5Modern;
 use crate::nn::fast::lenet5::{max_of_four, max_pool, phase_conv};
