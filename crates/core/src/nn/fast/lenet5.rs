@@ -90,8 +90,8 @@ fn c3_s4_with(net: &LeNet5, xs: &Tensor, ws: &Tensor, bias: Option<&Tensor>) -> 
 /// layout and back): there LibTorch's own loop for plain NCHW maps cost about 6 ns an element, several
 /// times the convolution before it, and oneDNN's JIT kernel, conversions included, a third of that forward
 /// and backward, with max_pool2d's values and gradient, ties included (tests/model.rs). Without AVX-512
-/// oneDNN reads NCHW maps with its plain loop (`simple_nchw`), 2.5× slower than max_pool2d: elsewhere
-/// max_pool2d as it is.
+/// oneDNN reads NCHW maps with its plain loop (`simple_nchw`), 2.4–3.6× slower than max_pool2d
+/// (results/bench/epyc-avx2-2026-12-06-kernel-forms.txt): elsewhere max_pool2d as it is.
 pub fn max_pool(xs: &Tensor) -> Tensor {
     let on_onednn = xs.device() == Device::Cpu
         && xs.kind() == Kind::Float
