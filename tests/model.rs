@@ -454,6 +454,42 @@ fn space_to_depth_stride2_conv_equals_the_strided_conv() {
 }
 
 #[test]
+fn the_matrix_product_stride2_conv_equals_the_strided_conv() {
+    tch::manual_seed(5);
+    let opts = (Kind::Float, Device::Cpu);
+    // conv1's phases on MNIST (one map, padding 2) and the 1998 net (32×32, no padding), three maps
+    // (CIFAR-10), odd sides, with and without a bias; the data itself, sliced from a larger tensor.
+    for (channels, side, padding, bias) in [(1, 28, 2, true), (1, 32, 0, false), (3, 31, 1, true)] {
+        let kernel = Tensor::randn([24, channels, 6, 6], opts).set_requires_grad(true);
+        let bias = bias.then(|| Tensor::randn([24], opts).set_requires_grad(true));
+        let xs = Tensor::randn([5, channels, side, side], opts).narrow(0, 1, 3);
+        let plain = xs.conv2d(
+            &kernel,
+            bias.as_ref(),
+            [2, 2],
+            [padding, padding],
+            [1, 1],
+            1,
+        );
+        let gemm = fast::stride2_conv_by_gemm(&xs, &kernel, bias.as_ref(), padding);
+        assert_eq!(gemm.size(), plain.size());
+        let max_diff = |a: &Tensor, b: &Tensor| f64::try_from((a - b).abs().max()).unwrap();
+        assert!(max_diff(&gemm, &plain) < 1e-4, "outputs, side {side}");
+        let leaves: Vec<&Tensor> = std::iter::once(&kernel).chain(bias.as_ref()).collect();
+        let grads = |out: &Tensor| {
+            let loss = (out * out.ones_like().cumsum(3, Kind::Float))
+                .square()
+                .sum(Kind::Float);
+            Tensor::run_backward(&[loss], &leaves, false, false)
+        };
+        for (a, b) in grads(&gemm).iter().zip(grads(&plain)) {
+            let scale = f64::try_from(b.abs().max()).unwrap();
+            assert!(max_diff(a, &b) / scale < 1e-5, "gradients, side {side}");
+        }
+    }
+}
+
+#[test]
 fn the_modern_speed_form_equals_its_definition_statistics_included() {
     use lenet5_lab::config::Variant;
     let config = lenet5_lab::config::Config {

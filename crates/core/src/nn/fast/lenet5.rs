@@ -2,7 +2,8 @@
 //! stride-2 convolution with a `(k+1)×(k+1)` kernel — the same function to float rounding with 2.8× fewer
 //! multiply-adds. Max pooling: no cheaper in multiply-adds, but max_pool2d's CPU loop (forward and
 //! backward) cost more than conv1 itself; the window's four positions as four tensors and their maximum
-//! as a + relu(b − a) cost a fraction (results/bench/pool_forms.py); S4's small maps pool in oneDNN
+//! as a + relu(b − a) cost a fraction (results/bench/pool_forms.py), and in training those four positions
+//! come from one matrix product ([`stride2_conv_by_gemm`]); S4's small maps pool in oneDNN
 //! where its kernel for them is JIT-compiled, on AVX-512 ([`max_pool`]). Tanh: as 2σ(2x) − 1, its
 //! constants in the weights ([`tanh_forward`]). tests/model.rs holds all of them, logits and gradients,
 //! to the plain chain. [`forward`] is `LeNet5::forward_t` with them; the 1998 and modern nets' speed forms
@@ -141,19 +142,64 @@ pub fn phased_conv_max_pool(
 /// The full-size convolution of `xs` with `ws` `[O, I, k, k]` (and `bias`), as `[N, 4, O, H/2, W/2]`:
 /// index 2a + b along dimension 1 holds the outputs at row 2i + a, column 2j + b — one stride-2
 /// convolution with 4·O output channels and the kernel shifted four ways ([`phase_kernels`]).
+/// In training on the CPU the convolution runs as [`stride2_conv_by_gemm`] and the result is a strided
+/// view (`reshape`, not `view`, to merge its first two dimensions).
 pub fn phase_conv(xs: &Tensor, ws: &Tensor, bias: Option<&Tensor>, padding: i64) -> Tensor {
     let out = ws.size()[0];
     let bias = bias.map(|b| b.repeat([4]));
-    let ys = xs.conv2d(
-        &phase_kernels(ws),
-        bias.as_ref(),
-        [2, 2],
-        [padding, padding],
-        [1, 1],
-        1,
-    );
+    let kernels = phase_kernels(ws);
+    // Only the kernels' gradient is wanted (conv1 reads the data) and the device is the CPU: there
+    // oneDNN's weight gradient for one input map is the slowest step of the max-pooling nets.
+    let ys = if kernels.requires_grad() && !xs.requires_grad() && xs.device() == Device::Cpu {
+        stride2_conv_by_gemm(xs, &kernels, bias.as_ref(), padding)
+    } else {
+        xs.conv2d(
+            &kernels,
+            bias.as_ref(),
+            [2, 2],
+            [padding, padding],
+            [1, 1],
+            1,
+        )
+    };
     let (n, h, w) = (ys.size()[0], ys.size()[2], ys.size()[3]);
     ys.view([n, 4, out, h, w])
+}
+
+/// `xs.conv2d(kernel, bias)` with stride 2 and `padding`, as one matrix product: the input's patches as
+/// the columns of a `[I·K·K, N·H'·W']` matrix (one strided copy), the kernel `[O, I, K, K]` as its rows.
+/// The result is `[N, O, H', W']`, a view of `[O, N, H', W']` memory. Its backward pass to the kernel is
+/// one more product, several times cheaper than oneDNN's weight gradient for a convolution with one input
+/// map (conv1 with its phases, forward and backward a batch of 128 on one thread: 7–14 ms by oneDNN,
+/// 3.1–4.3 ms by the product; results/bench/epyc-avx2-2026-12-07-conv1-forms.txt). No gradient reaches `xs`.
+pub fn stride2_conv_by_gemm(
+    xs: &Tensor,
+    kernel: &Tensor,
+    bias: Option<&Tensor>,
+    padding: i64,
+) -> Tensor {
+    let (ks, k) = (kernel.size(), kernel.size()[2]);
+    let padded = xs
+        .detach()
+        .constant_pad_nd([padding, padding, padding, padding])
+        .contiguous();
+    let size = padded.size();
+    let (n, c, h, w) = (size[0], size[1], size[2], size[3]);
+    let (oh, ow) = ((h - k) / 2 + 1, (w - k) / 2 + 1);
+    // Column (image, y, x) of row (channel, dy, dx) is pixel (2y + dy, 2x + dx) of that image's channel.
+    let columns = padded
+        .as_strided(
+            [c, k, k, n, oh, ow],
+            [h * w, w, 1, c * h * w, 2 * w, 2],
+            None::<i64>,
+        )
+        .reshape([c * k * k, n * oh * ow]);
+    let rows = kernel.reshape([ks[0], c * k * k]);
+    let ys = match bias {
+        Some(b) => b.view([-1, 1]).addmm(&rows, &columns),
+        None => rows.mm(&columns),
+    };
+    ys.view([ks[0], n, oh, ow]).permute([1, 0, 2, 3])
 }
 
 /// The elementwise maximum of a window's four positions, in max_pool2d's order (the first of equal values
