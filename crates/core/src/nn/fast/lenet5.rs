@@ -171,7 +171,8 @@ pub fn phase_conv(xs: &Tensor, ws: &Tensor, bias: Option<&Tensor>, padding: i64)
 /// The result is `[N, O, H', W']`, a view of `[O, N, H', W']` memory. Its backward pass to the kernel is
 /// one more product, several times cheaper than oneDNN's weight gradient for a convolution with one input
 /// map (conv1 with its phases, forward and backward a batch of 128 on one thread: 7–14 ms by oneDNN,
-/// 3.1–4.3 ms by the product; results/bench/epyc-avx2-2026-12-07-conv1-forms.txt). No gradient reaches `xs`.
+/// 3.1–4.3 ms by the product; results/bench/epyc-avx2-2026-12-07-conv1-forms.txt). No gradient reaches
+/// `xs`.
 pub fn stride2_conv_by_gemm(
     xs: &Tensor,
     kernel: &Tensor,
