@@ -490,6 +490,37 @@ fn the_matrix_product_stride2_conv_equals_the_strided_conv() {
 }
 
 #[test]
+fn the_phases_pass_a_gradient_to_the_input_where_one_is_asked_for() {
+    // Attributions ask for the input's gradient with the weights trainable: the matrix-product form
+    // gives none, so there the phases must come from the convolution.
+    tch::manual_seed(6);
+    let opts = (Kind::Float, Device::Cpu);
+    let ws = Tensor::randn([6, 1, 5, 5], opts).set_requires_grad(true);
+    let xs = Tensor::randn([3, 1, 28, 28], opts).set_requires_grad(true);
+    let phases = fast::phase_conv(&xs, &ws, None, 2);
+    let plain = xs.conv2d(
+        &fast::phase_kernels(&ws),
+        None::<&Tensor>,
+        [2, 2],
+        [2, 2],
+        [1, 1],
+        1,
+    );
+    let input_grad = |out: Tensor| {
+        let loss = out.square().sum(Kind::Float);
+        Tensor::run_backward(&[loss], &[&xs], false, false).remove(0)
+    };
+    let (ours, theirs) = (
+        input_grad(phases.reshape([3, 24, 14, 14])),
+        input_grad(plain),
+    );
+    let scale = f64::try_from(theirs.abs().max()).unwrap();
+    assert!(scale > 0.0);
+    let diff = f64::try_from((ours - theirs).abs().max()).unwrap();
+    assert!(diff / scale < 1e-5, "input gradient: {diff} of {scale}");
+}
+
+#[test]
 fn the_modern_speed_form_equals_its_definition_statistics_included() {
     use lenet5_lab::config::Variant;
     let config = lenet5_lab::config::Config {

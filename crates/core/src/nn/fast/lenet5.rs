@@ -100,15 +100,18 @@ pub fn max_pool(xs: &Tensor) -> Tensor {
         && onednn_pools_nchw_by_jit();
     match on_onednn {
         true => onednn_max_pool(xs),
-        false => xs.max_pool2d([2, 2], [2, 2], [0, 0], [1, 1], false),
+        false => max_pool2d(xs),
     }
+}
+
+/// LibTorch's 2×2 max pooling with stride 2, on whatever layout `xs` has.
+fn max_pool2d(xs: &Tensor) -> Tensor {
+    xs.max_pool2d([2, 2], [2, 2], [0, 0], [1, 1], false)
 }
 
 /// 2×2 max pooling with stride 2 of float CPU maps by oneDNN: `to_mkldnn` → max_pool2d → `to_dense`.
 pub fn onednn_max_pool(xs: &Tensor) -> Tensor {
-    xs.to_mkldnn()
-        .max_pool2d([2, 2], [2, 2], [0, 0], [1, 1], false)
-        .to_dense(None, false)
+    max_pool2d(&xs.to_mkldnn()).to_dense(None, false)
 }
 
 /// Whether oneDNN pools plain NCHW maps with a JIT kernel: only from AVX-512 (its `avx512_core`: F, BW,
