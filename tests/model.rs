@@ -458,9 +458,15 @@ fn the_matrix_product_stride2_conv_equals_the_strided_conv() {
     tch::manual_seed(5);
     let opts = (Kind::Float, Device::Cpu);
     // conv1's phases on MNIST (one map, padding 2) and the 1998 net (32×32, no padding), three maps
-    // (CIFAR-10), odd sides, with and without a bias; the data itself, sliced from a larger tensor.
-    for (channels, side, padding, bias) in [(1, 28, 2, true), (1, 32, 0, false), (3, 31, 1, true)] {
-        let kernel = Tensor::randn([24, channels, 6, 6], opts).set_requires_grad(true);
+    // (CIFAR-10), odd sides, an odd kernel, with and without a bias; the data sliced from a larger tensor.
+    for (channels, side, k, padding, bias) in [
+        (1, 28, 6, 2, true),
+        (1, 32, 6, 0, false),
+        (3, 31, 6, 1, true),
+        (2, 16, 5, 1, true),
+        (1, 13, 3, 0, false),
+    ] {
+        let kernel = Tensor::randn([24, channels, k, k], opts).set_requires_grad(true);
         let bias = bias.then(|| Tensor::randn([24], opts).set_requires_grad(true));
         let xs = Tensor::randn([5, channels, side, side], opts).narrow(0, 1, 3);
         let plain = xs.conv2d(

@@ -170,7 +170,7 @@ pub fn phase_conv(xs: &Tensor, ws: &Tensor, bias: Option<&Tensor>, padding: i64)
 }
 
 /// `xs.conv2d(kernel, bias)` with stride 2 and `padding`, as one matrix product: the input's patches as
-/// the columns of a `[I·K·K, N·H'·W']` matrix (one strided copy), the kernel `[O, I, K, K]` as its rows.
+/// the columns of a `[I·K·K, N·H'·W']` matrix ([`patch_columns`]), the kernel `[O, I, K, K]` as its rows.
 /// The result is `[N, O, H', W']`, a view of `[O, N, H', W']` memory. Its backward pass to the kernel is
 /// one more product, several times cheaper than oneDNN's weight gradient for a convolution with one input
 /// map (conv1 with its phases, forward and backward a batch of 128 on one thread: 7–14 ms by oneDNN,
@@ -182,28 +182,54 @@ pub fn stride2_conv_by_gemm(
     bias: Option<&Tensor>,
     padding: i64,
 ) -> Tensor {
-    let (ks, k) = (kernel.size(), kernel.size()[2]);
-    let padded = xs
-        .detach()
-        .constant_pad_nd([padding, padding, padding, padding])
-        .contiguous();
-    let size = padded.size();
-    let (n, c, h, w) = (size[0], size[1], size[2], size[3]);
-    let (oh, ow) = ((h - k) / 2 + 1, (w - k) / 2 + 1);
-    // Column (image, y, x) of row (channel, dy, dx) is pixel (2y + dy, 2x + dx) of that image's channel.
-    let columns = padded
-        .as_strided(
-            [c, k, k, n, oh, ow],
-            [h * w, w, 1, c * h * w, 2 * w, 2],
-            None::<i64>,
-        )
-        .reshape([c * k * k, n * oh * ow]);
-    let rows = kernel.reshape([ks[0], c * k * k]);
+    let (ks, xsize) = (kernel.size(), xs.size());
+    let (oh, ow) = (
+        (xsize[2] + 2 * padding - ks[2]) / 2 + 1,
+        (xsize[3] + 2 * padding - ks[3]) / 2 + 1,
+    );
+    // An odd kernel gains a zero row and column, so that its rows and columns pair up (see below).
+    let kernel = match ks[2] % 2 {
+        0 => kernel.shallow_clone(),
+        _ => kernel.constant_pad_nd([0, 1, 0, 1]),
+    };
+    let columns = patch_columns(&xs.detach(), kernel.size()[2], padding, (oh, ow));
+    let rows = kernel.reshape([ks[0], -1]);
     let ys = match bias {
         Some(b) => b.view([-1, 1]).addmm(&rows, &columns),
         None => rows.mm(&columns),
     };
-    ys.view([ks[0], n, oh, ow]).permute([1, 0, 2, 3])
+    ys.view([ks[0], xsize[0], oh, ow]).permute([1, 0, 2, 3])
+}
+
+/// The `[I·K·K, N·H'·W']` patch matrix of a stride-2 convolution with an even `K×K` kernel over `xs`
+/// padded by `padding`: column (image, y, x) of row (channel, dy, dx) is padded pixel (2y + dy, 2x + dx).
+/// Gathered in two copies: space to depth first (pixel (2Y + a, 2X + b) to plane (a, b), the padding
+/// extended to even sides), then row (2p + a, 2q + b) is plane (a, b) shifted by (p, q), read in
+/// contiguous runs; one gather with stride 2 in its innermost loop cost twice as much.
+fn patch_columns(xs: &Tensor, k: i64, padding: i64, (oh, ow): (i64, i64)) -> Tensor {
+    let size = xs.size();
+    let (n, c) = (size[0], size[1]);
+    // Sides that hold every patch and halve: at least 2(H' − 1) + K, and even.
+    let even = |side: i64, out: i64| {
+        let side = (side + 2 * padding).max(2 * (out - 1) + k);
+        side + side % 2
+    };
+    let (h, w) = (even(size[2], oh), even(size[3], ow));
+    let (bottom, right) = (h - size[2] - padding, w - size[3] - padding);
+    let planes = xs
+        .constant_pad_nd([padding, right, padding, bottom])
+        .reshape([n, c, h / 2, 2, w / 2, 2])
+        .permute([1, 3, 5, 0, 2, 4])
+        .contiguous();
+    let (h2, w2) = (h / 2, w / 2);
+    let plane = n * h2 * w2;
+    planes
+        .as_strided(
+            [c, k / 2, 2, k / 2, 2, n, oh, ow],
+            [4 * plane, w2, 2 * plane, 1, plane, h2 * w2, w2, 1],
+            None::<i64>,
+        )
+        .reshape([c * k * k, n * oh * ow])
 }
 
 /// The elementwise maximum of a window's four positions, in max_pool2d's order (the first of equal values
