@@ -3,8 +3,9 @@
 //! multiply-adds. Max pooling: no cheaper in multiply-adds, but max_pool2d's CPU loop (forward and
 //! backward) cost more than conv1 itself; the window's four positions as four tensors and their maximum
 //! as a + relu(b − a) cost a fraction (results/bench/pool_forms.py), and in training those four positions
-//! come from one matrix product ([`stride2_conv_by_gemm`]); S4's small maps pool in oneDNN
-//! where its kernel for them is JIT-compiled, on AVX-512 ([`max_pool`]). Tanh: as 2σ(2x) − 1, its
+//! come from one matrix product ([`stride2_conv_by_gemm`], also the average-pooling nets' fused conv1 in
+//! training); S4's small maps pool in oneDNN where its kernel for them is JIT-compiled, on AVX-512
+//! ([`max_pool`]). Tanh: as 2σ(2x) − 1, its
 //! constants in the weights ([`tanh_forward`]). tests/model.rs holds all of them, logits and gradients,
 //! to the plain chain. [`forward`] is `LeNet5::forward_t` with them; the 1998 and modern nets' speed forms
 //! (`fast::lenet1998`, `fast::modern`) reuse the pieces.
@@ -151,9 +152,7 @@ pub fn phase_conv(xs: &Tensor, ws: &Tensor, bias: Option<&Tensor>, padding: i64)
     let out = ws.size()[0];
     let bias = bias.map(|b| b.repeat([4]));
     let kernels = phase_kernels(ws);
-    // Only the kernels' gradient is wanted (conv1 reads the data) and the device is the CPU: there
-    // oneDNN's weight gradient for one input map is the slowest step of the max-pooling nets.
-    let ys = if kernels.requires_grad() && !xs.requires_grad() && xs.device() == Device::Cpu {
+    let ys = if by_gemm(xs, &kernels) {
         stride2_conv_by_gemm(xs, &kernels, bias.as_ref(), padding)
     } else {
         xs.conv2d(
@@ -167,6 +166,13 @@ pub fn phase_conv(xs: &Tensor, ws: &Tensor, bias: Option<&Tensor>, padding: i64)
     };
     let (n, h, w) = (ys.size()[0], ys.size()[2], ys.size()[3]);
     ys.view([n, 4, out, h, w])
+}
+
+/// Whether a stride-2 convolution of `xs` with `kernel` runs as [`stride2_conv_by_gemm`]: where only the
+/// kernel's gradient is wanted (conv1 reads the data) on the CPU, where oneDNN's weight gradient for one
+/// input map is slow.
+fn by_gemm(xs: &Tensor, kernel: &Tensor) -> bool {
+    kernel.requires_grad() && !xs.requires_grad() && xs.device() == Device::Cpu
 }
 
 /// `xs.conv2d(kernel, bias)` with stride 2 and `padding`, as one matrix product: the input's patches as
@@ -272,13 +278,17 @@ pub fn fused_conv_avg_pool(
 /// training) it is computed as a stride-1 m×m convolution over the space-to-depth input (each 2×2 block of
 /// pixels becomes 4 channels; the kernel is rearranged to match): the same sums in another order, but
 /// oneDNN's backward pass to a stride-1 convolution's input is much cheaper than to a strided one's (one
-/// training epoch: 1.33 s → 1.18 s median of 8). Where no input gradient is needed (conv1, evaluation) the
-/// extra copies cost more than they save, so the strided convolution stays; likewise for odd sides.
+/// training epoch: 1.33 s → 1.18 s median of 8). conv1 in training on the CPU (only the kernel's gradient
+/// wanted) runs as [`stride2_conv_by_gemm`]; in evaluation, and for odd sides, the strided convolution stays
+/// (there the extra copies cost more than they save).
 pub fn stride2_conv(xs: &Tensor, kernel: &Tensor, bias: Option<&Tensor>, padding: i64) -> Tensor {
     let (ks, xsize) = (kernel.size(), xs.size());
     let (o, i, k) = (ks[0], ks[1], ks[2]);
     let side = xsize[2] + 2 * padding;
     let odd = k % 2 != 0 || side % 2 != 0 || (xsize[3] + 2 * padding) % 2 != 0;
+    if by_gemm(xs, kernel) {
+        return stride2_conv_by_gemm(xs, kernel, bias, padding);
+    }
     if !xs.requires_grad() || odd {
         return xs.conv2d(kernel, bias, [2, 2], [padding, padding], [1, 1], 1);
     }
@@ -295,7 +305,7 @@ pub fn stride2_conv(xs: &Tensor, kernel: &Tensor, bias: Option<&Tensor>, padding
         xs.shallow_clone()
     };
     let (n, c, h, w) = (xsize[0], xsize[1], side / 2, (xsize[3] + 2 * padding) / 2);
-    xs.view([n, c, h, 2, w, 2])
+    xs.reshape([n, c, h, 2, w, 2])
         .permute([0, 1, 3, 5, 2, 4])
         .reshape([n, c * 4, h, w])
         .conv2d(&kernel, bias, [1, 1], [0, 0], [1, 1], 1)
