@@ -5,10 +5,9 @@
 //! as a + relu(b − a) cost a fraction (results/bench/pool_forms.py), and in training those four positions
 //! come from one matrix product ([`stride2_conv_by_gemm`], also the average-pooling nets' fused conv1 in
 //! training); S4's small maps pool in oneDNN where its kernel for them is JIT-compiled, on AVX-512
-//! ([`max_pool`]). Tanh: as 2σ(2x) − 1, its
-//! constants in the weights ([`tanh_forward`]). tests/model.rs holds all of them, logits and gradients,
-//! to the plain chain. [`forward`] is `LeNet5::forward_t` with them; the 1998 and modern nets' speed forms
-//! (`fast::lenet1998`, `fast::modern`) reuse the pieces.
+//! ([`max_pool`]). Tanh: as 2σ(2x) − 1, its constants in the weights ([`tanh_forward`]). tests/model.rs
+//! holds all of them, logits and gradients, to the plain chain. [`forward`] is `LeNet5::forward_t` with
+//! them; the 1998 and modern nets' speed forms (`fast::lenet1998`, `fast::modern`) reuse the pieces.
 
 use crate::nn::LeNet5;
 use lenet5_lab::config::{Activation, Pooling};
@@ -193,7 +192,7 @@ pub fn stride2_conv_by_gemm(
         (xsize[2] + 2 * padding - ks[2]) / 2 + 1,
         (xsize[3] + 2 * padding - ks[3]) / 2 + 1,
     );
-    // An odd kernel gains a zero row and column, so that its rows and columns pair up (see below).
+    // An odd kernel gains a zero row and column, so that they pair up (see `patch_columns`).
     let kernel = match ks[2] % 2 {
         0 => kernel.shallow_clone(),
         _ => kernel.constant_pad_nd([0, 1, 0, 1]),
@@ -279,8 +278,8 @@ pub fn fused_conv_avg_pool(
 /// pixels becomes 4 channels; the kernel is rearranged to match): the same sums in another order, but
 /// oneDNN's backward pass to a stride-1 convolution's input is much cheaper than to a strided one's (one
 /// training epoch: 1.33 s → 1.18 s median of 8). conv1 in training on the CPU (only the kernel's gradient
-/// wanted) runs as [`stride2_conv_by_gemm`]; in evaluation, and for odd sides, the strided convolution stays
-/// (there the extra copies cost more than they save).
+/// wanted) runs as [`stride2_conv_by_gemm`]. Elsewhere without an input gradient (evaluation), and for odd
+/// sides, the strided convolution stays (there the extra copies cost more than they save).
 pub fn stride2_conv(xs: &Tensor, kernel: &Tensor, bias: Option<&Tensor>, padding: i64) -> Tensor {
     let (ks, xsize) = (kernel.size(), xs.size());
     let (o, i, k) = (ks[0], ks[1], ks[2]);
