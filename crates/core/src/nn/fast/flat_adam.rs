@@ -8,7 +8,7 @@ use tch::nn;
 use tch::{Device, Kind, Tensor};
 
 /// Makes every trainable variable of `vs` a view into one flat buffer; returns the variables and the buffer.
-fn flatten_parameters(vs: &nn::VarStore) -> (Vec<Tensor>, Tensor) {
+pub(crate) fn flatten_parameters(vs: &nn::VarStore) -> (Vec<Tensor>, Tensor) {
     let mut params = vs.trainable_variables();
     let flat = Tensor::cat(
         &params
