@@ -105,7 +105,16 @@ impl Stateful {
         let grads = Tensor::run_backward(&[loss], &self.params, false, false);
         let grad = Tensor::cat(&grads.iter().map(|g| g.reshape(-1)).collect::<Vec<_>>(), 0);
         self.step += 1;
-        tch::no_grad(|| update(self.rule, self.lr, self.step, &mut self.flat, grad, &mut self.state));
+        tch::no_grad(|| {
+            update(
+                self.rule,
+                self.lr,
+                self.step,
+                &mut self.flat,
+                grad,
+                &mut self.state,
+            )
+        });
     }
 
     /// Parameter `i`'s stretch of the flat buffer `buffer`, shaped as the parameter.
@@ -161,7 +170,8 @@ impl Stateful {
     }
 }
 
-/// One update of the parameters `p`, here the flat buffer (LibTorch's `sgd.cpp`, `adamw.cpp`, `rmsprop.cpp`, op for op).
+/// One update of the parameters `p`, here the flat buffer (LibTorch's `sgd.cpp`, `adamw.cpp`,
+/// `rmsprop.cpp`, op for op).
 fn update(rule: Rule, lr: f64, step: i64, p: &mut Tensor, grad: Tensor, s: &mut [Tensor]) {
     match rule {
         Rule::Sgd {
