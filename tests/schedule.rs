@@ -553,3 +553,66 @@ fn the_plateau_scheduler_watches_its_own_monitor() {
         );
     }
 }
+
+#[test]
+fn a_stateful_optimizers_state_round_trips_and_a_bad_one_changes_nothing() {
+    // The state is kept in flat buffers and saved per parameter: what `state` writes, `load_state` must
+    // put back; a missing or mis-sized tensor is refused by name, before anything moves.
+    use lenet5_lab::config::ModelConfig;
+    use std::collections::HashMap;
+    use tch::nn::ModuleT;
+    const MNIST: lenet5_core::data::Shape = lenet5_core::data::Dataset::Mnist.shape();
+    let cfg = OptimizerConfig {
+        kind: OptimizerKind::Adamw,
+        lr: 0.01,
+        amsgrad: true,
+        ..Default::default()
+    };
+    let build = || {
+        let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+        let net = lenet5_core::nn::lenet5::lenet5(&vs.root(), &ModelConfig::default(), MNIST);
+        let opt = optim::build(&vs, &cfg).unwrap();
+        (vs, net, opt)
+    };
+    let states = |opt: &optim::Optimizer| -> HashMap<String, tch::Tensor> {
+        opt.state().unwrap().into_iter().collect()
+    };
+    let (_vs, net, mut opt) = build();
+    let xs = (tch::Tensor::arange(8 * 784, tch::kind::FLOAT_CPU) * 0.37)
+        .sin()
+        .view([8, 1, 28, 28]);
+    let ys = tch::Tensor::arange(8, (tch::Kind::Int64, tch::Device::Cpu)).remainder(10);
+    for _ in 0..2 {
+        opt.backward_step(&net.forward_t(&xs, true).cross_entropy_for_logits(&ys));
+    }
+    let saved = states(&opt);
+    let sum = |t: &tch::Tensor| f64::try_from(t.abs().sum(tch::Kind::Double)).unwrap();
+    assert!(saved.len() > 10 && saved.values().any(|t| sum(t) > 0.0));
+
+    let (_fresh_vs, _, mut fresh) = build();
+    let zeros = states(&fresh);
+    fresh.load_state(&saved).unwrap();
+    let restored = states(&fresh);
+    for (key, t) in &saved {
+        assert!(t.equal(&restored[key]), "{key} restored differently");
+    }
+
+    let key = "4.exp_avg_sq";
+    let without: HashMap<String, tch::Tensor> = (saved.iter())
+        .filter(|(k, _)| k.as_str() != key)
+        .map(|(k, t)| (k.clone(), t.shallow_clone()))
+        .collect();
+    let mut mis_sized: HashMap<String, tch::Tensor> = (without.iter())
+        .map(|(k, t)| (k.clone(), t.shallow_clone()))
+        .collect();
+    mis_sized.insert(key.to_string(), saved[key].flatten(0, -1).narrow(0, 0, 1));
+    for (bad, says) in [(without, "missing"), (mis_sized, "has shape")] {
+        let (_again_vs, _, mut again) = build();
+        let err = again.load_state(&bad).unwrap_err();
+        assert!(err.contains(key) && err.contains(says), "{err}");
+        let after = states(&again);
+        for (k, t) in &zeros {
+            assert!(t.equal(&after[k]), "{k} changed by a refused load");
+        }
+    }
+}
