@@ -8,7 +8,7 @@
 //! parameter tensor (ten in the seed's LeNet-5; AdamW's epoch at one thread 3.2–4.0 → 2.8–3.3 s). The
 //! state is saved per parameter, as before.
 
-use crate::nn::fast::flat_adam::flatten_parameters;
+use crate::nn::fast::flat_adam::{flat_gradient, flatten_parameters};
 use lenet5_lab::config::{OptimizerConfig, OptimizerKind};
 use std::collections::HashMap;
 use tch::{Tensor, nn};
@@ -103,7 +103,7 @@ impl Stateful {
     /// Backward pass from `loss`, then one update of every parameter.
     pub fn backward_step(&mut self, loss: &Tensor) {
         let grads = Tensor::run_backward(&[loss], &self.params, false, false);
-        let grad = Tensor::cat(&grads.iter().map(|g| g.reshape(-1)).collect::<Vec<_>>(), 0);
+        let grad = flat_gradient(&grads);
         self.step += 1;
         tch::no_grad(|| {
             update(

@@ -28,6 +28,11 @@ pub(crate) fn flatten_parameters(vs: &nn::VarStore) -> (Vec<Tensor>, Tensor) {
     (params, flat)
 }
 
+/// Per-parameter gradients, in [`flatten_parameters`]' order, as one flat tensor laid out as its buffer.
+pub(crate) fn flat_gradient(grads: &[Tensor]) -> Tensor {
+    Tensor::cat(&grads.iter().map(|g| g.reshape(-1)).collect::<Vec<_>>(), 0)
+}
+
 /// `t`'s elements, read-only. Panics unless `t` is a contiguous CPU tensor of `T`'s kind.
 ///
 /// # Safety
@@ -232,10 +237,7 @@ impl FlatAdam {
             self.step_cpu(&slices);
         } else {
             self.step += 1;
-            self.update(Tensor::cat(
-                &grads.iter().map(|g| g.view(-1)).collect::<Vec<_>>(),
-                0,
-            ));
+            self.update(flat_gradient(&grads));
         }
     }
 
